@@ -1,0 +1,1 @@
+"""A Binance-compatible market-stream exchange on loopback (WS + REST)."""

@@ -1,0 +1,1 @@
+"""pytest plugin: the `binance_simulator` fixture (filled in by the simulator issue)."""
