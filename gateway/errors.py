@@ -1,0 +1,46 @@
+"""The gateway's error hierarchy: one root, each error says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Root of every error the gateway raises on purpose."""
+
+
+class DecodeError(GatewayError, ValueError):
+    """A frame could not be decoded; ``excerpt`` holds its first characters."""
+
+    def __init__(self, reason: str, frame: str | bytes | object) -> None:
+        self.reason = reason
+        self.excerpt = _excerpt(frame)
+        super().__init__(f"{reason}: {self.excerpt!r}")
+
+
+class InvalidStreamName(GatewayError, ValueError):
+    """A stream name or one of its parts (symbol, interval, depth level) is not valid."""
+
+
+class ConfigError(GatewayError, ValueError):
+    """The configuration names a bad key or value; the message says which and what is allowed."""
+
+
+class SubscriptionError(GatewayError):
+    """The exchange refused a SUBSCRIBE / UNSUBSCRIBE / LIST request (code and message attached)."""
+
+    def __init__(self, code: int | None, message: str, request_id: int | str | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        super().__init__(f"exchange refused request {request_id!r}: code {code}: {message}")
+
+
+class ConnectionFailed(GatewayError):
+    """The gateway could not (re)connect after its maximum number of attempts."""
+
+
+def _excerpt(frame: object, limit: int = 120) -> str:
+    if isinstance(frame, bytes | bytearray | memoryview):
+        text = bytes(frame[: limit * 4]).decode("utf-8", "replace")
+    else:
+        text = frame if isinstance(frame, str) else repr(frame)
+    return text if len(text) <= limit else text[:limit] + "…"
