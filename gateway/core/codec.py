@@ -226,6 +226,13 @@ def decode_frame(frame: str | bytes, receive_ns: int = 0) -> Event:
         raise DecodeError("frame is not text", frame) from None
     try:
         if type(obj) is dict:
+            # Fast path: a combined frame of a known event kind (nearly every frame).
+            data = obj.get("data")
+            if type(data) is dict:
+                builder = _BY_EVENT.get(data.get("e"))  # type: ignore[arg-type]
+                stream = obj.get("stream")
+                if builder is not None and type(stream) is str:
+                    return builder(data, receive_ns, stream)
             stream = obj.get("stream")
             if stream is not None and "data" in obj:
                 if type(stream) is not str:
