@@ -1,0 +1,380 @@
+"""The public API for trio code: `open_gateway` and the `Gateway` handle it yields."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from actors import ChildSpec, Mailbox, Overflow, Restart, Supervisor
+from gateway.config import GatewayConfig, PositionConfig
+from gateway.core.backoff import ReconnectPolicy
+from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Ticker, Trade
+from gateway.core.ratelimit import RollingWindowLimiter
+from gateway.core.stop_loss import Position, PositionStatus, Side
+from gateway.core.streams import parse_stream, shard_streams
+from gateway.errors import ConfigError, GatewayError
+from gateway.runtime.connection import Connection
+from gateway.runtime.groups import collapse
+from gateway.runtime.publish import (
+    Callback,
+    CandleClosed,
+    GatewayErrorEvent,
+    Publisher,
+    StopTriggered,
+    Subscription,
+)
+from gateway.runtime.router import Router
+from gateway.runtime.symbol import CloseRequest, CloseResult, SymbolState, symbol_actor
+
+log = logging.getLogger(__name__)
+
+CloseHook = Callable[[StopTriggered], Awaitable[None] | None]
+
+
+class Gateway:
+    """A running gateway: subscriptions, callbacks, positions and snapshots.
+
+    Obtain one from `open_gateway`; it is valid inside that ``async with`` block.
+    """
+
+    def __init__(self, config: GatewayConfig, close_hook: CloseHook | None) -> None:
+        self.config = config
+        self.router = Router()
+        self.publisher = Publisher(config.callback_buffer)
+        self.supervisor = Supervisor(
+            "symbols", max_restarts=config.max_restarts, period=config.restart_period
+        )
+        self.connections: list[Connection] = []
+        self.close_hook = close_hook
+        self._close_requests: Mailbox[CloseRequest] = Mailbox(10_000, Overflow.DROP_NEWEST)
+        self._states: dict[str, SymbolState] = {}
+        self._ids = itertools.count(1)
+        self._unit_ns = 1000 if config.time_unit.upper() == "MICROSECOND" else 1_000_000
+        self._connect_limiter = RollingWindowLimiter(300, 300.0)
+        self._rng = random.Random()
+        self._nursery: trio.Nursery | None = None
+
+    # Subscriptions and callbacks ---------------------------------------------------
+
+    def subscribe(
+        self,
+        symbols: Iterable[str] | str | None = None,
+        kinds: Iterable[type] | type | None = None,
+        buffer: int | None = None,
+    ) -> Subscription:
+        """A bounded receive channel of events for ``symbols`` and ``kinds`` (None: all).
+
+        A slow subscriber loses its own oldest events (latest-value kinds conflate per
+        symbol); it never slows a symbol actor. Close it (or use ``with``) when done.
+        """
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        if isinstance(kinds, type):
+            kinds = [kinds]
+        return self.publisher.subscribe(symbols, kinds, buffer or self.config.subscriber_buffer)
+
+    def on(self, kind: type, callback: Callback) -> None:
+        """Call ``callback(event)`` (sync or async) for every event of ``kind``."""
+        self.publisher.add_callback(kind, callback)
+
+    def on_trade(self, callback: Callback) -> None:
+        """Callback for every trade and aggregate trade."""
+        self.on(Trade, callback)
+        self.on(AggTrade, callback)
+
+    def on_kline(self, callback: Callback) -> None:
+        """Callback for every kline update (check ``is_closed`` for final candles)."""
+        self.on(Kline, callback)
+
+    def on_candle_closed(self, callback: Callback) -> None:
+        """Callback once per closed candle (a `CandleClosed` with ``.candle``)."""
+        self.on(CandleClosed, callback)
+
+    def on_ticker(self, callback: Callback) -> None:
+        """Callback for every 24h, rolling-window and mini ticker."""
+        for kind in (Ticker, RollingTicker, MiniTicker):
+            self.on(kind, callback)
+
+    def on_stop_loss(self, callback: Callback) -> None:
+        """Callback once per fired stop-loss (`StopTriggered`)."""
+        self.on(StopTriggered, callback)
+
+    def on_error(self, callback: Callback) -> None:
+        """Callback with each error the gateway survives, and the final one if it does not."""
+        self.publisher.error_callbacks.append(callback)
+
+    # Positions ---------------------------------------------------------------------------
+
+    def open_position(
+        self,
+        symbol: str,
+        side: Side | str,
+        entry_price: float,
+        *,
+        quantity: float = 0.0,
+        stop_pct: float | None = None,
+        stop_price: float | None = None,
+        id: str | None = None,
+    ) -> str:
+        """Arm a stop-loss for a position; returns its id. Checked on every trade from now."""
+        state = self._state(symbol)
+        pid = id or f"{state.symbol}-{next(self._ids)}"
+        side = side if isinstance(side, Side) else Side(str(side).upper())
+        state.open_position(
+            Position(pid, state.symbol, side, entry_price, quantity, stop_pct, stop_price)
+        )
+        return pid
+
+    def adjust_stop(
+        self,
+        symbol: str,
+        position_id: str,
+        *,
+        stop_pct: float | None = None,
+        stop_price: float | None = None,
+    ) -> None:
+        """Move an armed position's stop."""
+        self._state(symbol).stops.adjust_stop(position_id, stop_pct=stop_pct, stop_price=stop_price)
+
+    def close_position(self, symbol: str, position_id: str) -> bool:
+        """Cancel an armed position's stop (the user closed it); False if it already fired."""
+        return self._state(symbol).stops.cancel(position_id)
+
+    def positions(self, symbol: str | None = None) -> list[PositionStatus]:
+        """Snapshots of positions (all symbols, or one)."""
+        states = [self._state(symbol)] if symbol else list(self._states.values())
+        return [p for s in states for p in s.stops.positions]
+
+    # Snapshots ---------------------------------------------------------------------------
+
+    def candles(self, symbol: str, interval: str, n: int | None = None) -> list[Kline]:
+        """Closed candles of ``symbol`` at ``interval``, oldest first (the last ``n``)."""
+        buf = self._state(symbol).candles.buffer(interval)
+        return list(buf.closed) if n is None else buf.last(n)
+
+    def last_prices(self) -> dict[str, float | None]:
+        """The last trade price per symbol."""
+        return {s: st.last_price for s, st in self._states.items()}
+
+    def stats(self) -> dict[str, Any]:
+        """Per-symbol counters and latency, per-connection state, router counters."""
+        report = self.supervisor.report()
+        symbols = {}
+        for sym, state in self._states.items():
+            snap = state.snapshot()
+            child = report.get(f"symbol:{sym}")
+            if child is not None:
+                snap["restarts"] = child.restarts
+                snap["status"] = child.status.value
+                snap["dead_letters"] = len(child.dead_letters)
+            symbols[sym] = snap
+        return {
+            "symbols": symbols,
+            "connections": [c.snapshot() for c in self.connections],
+            "router": {
+                "frames": self.router.frames,
+                "malformed": self.router.malformed,
+                "unknown": self.router.unknown,
+                "unrouted": self.router.unrouted,
+            },
+            "callbacks": {
+                "calls": self.publisher.callback_calls,
+                "errors": self.publisher.callback_errors,
+                "dropped": self.publisher.callback_queue.dropped,
+            },
+        }
+
+    def state(self, symbol: str) -> SymbolState:
+        """The live state of one symbol (for inspection and tests)."""
+        return self._state(symbol)
+
+    def _state(self, symbol: str) -> SymbolState:
+        try:
+            return self._states[symbol.upper()]
+        except KeyError:
+            raise GatewayError(
+                f"symbol {symbol!r} is not in this gateway; it has: {', '.join(self._states)}"
+            ) from None
+
+    # Dynamic symbols --------------------------------------------------------------------
+
+    async def add_symbols(self, symbols: Iterable[str], streams: Iterable[str] | None = None) -> None:
+        """Start actors for new symbols and subscribe their streams live."""
+        suffixes = list(streams) if streams is not None else list(self.config.streams)
+        names: list[str] = []
+        for sym in symbols:
+            for suffix in suffixes:
+                names.append(parse_stream(f"{sym.lower()}@{suffix}").name)
+            await self._start_symbol(sym.upper())
+        await self._subscribe(names)
+
+    async def remove_symbols(self, symbols: Iterable[str]) -> None:
+        """Unsubscribe symbols' streams and stop their actors."""
+        for sym in symbols:
+            sym = sym.upper()
+            for conn in self.connections:
+                mine = [n for n in conn.streams if parse_stream(n).symbol == sym]
+                if mine:
+                    await conn.unsubscribe(mine)
+            self.router.detach(sym)
+            await self.supervisor.stop_child(f"symbol:{sym}")
+            self._states.pop(sym, None)
+
+    async def _subscribe(self, names: list[str]) -> None:
+        limit = self.config.max_streams_per_connection
+        for conn in self.connections:
+            room = limit - len(conn.streams)
+            if room > 0 and names:
+                await conn.subscribe(names[:room])
+                names = names[room:]
+        for group in shard_streams(names, limit) if names else []:
+            assert self._nursery is not None
+            conn = self._new_connection(group)
+            await self._nursery.start(conn.run)
+
+    # Lifecycle --------------------------------------------------------------------------
+
+    async def _start_symbol(self, symbol: str) -> None:
+        if symbol in self._states:
+            return
+        state = SymbolState(
+            symbol, self.publisher, candle_buffer=self.config.candle_buffer,
+            event_time_unit_ns=self._unit_ns, request_close=self._request_close,
+        )  # fmt: skip
+        self._states[symbol] = state
+        spec = ChildSpec(
+            name=f"symbol:{symbol}", actor=symbol_actor, state_factory=lambda: state,
+            mailbox_bound=self.config.mailbox_size, overflow=Overflow.DROP_NEWEST,
+            restart=Restart.PERMANENT,
+        )  # fmt: skip
+        state.mailbox = await self.supervisor.start_child(spec)
+        self.router.attach(state)
+
+    def _request_close(self, request: CloseRequest) -> None:
+        if not self._close_requests.put_nowait(request):
+            log.warning("close request queue full; %s will be retried", request.trigger.position.id)
+
+    def _new_connection(self, streams: list[str]) -> Connection:
+        c = self.config
+        conn = Connection(
+            f"conn-{len(self.connections) + 1}", c.url, streams, self.router,
+            policy=ReconnectPolicy(
+                c.reconnect.initial, c.reconnect.factor, c.reconnect.cap, c.reconnect.max_attempts
+            ),
+            connect_limiter=self._connect_limiter, control_rate=c.control_rate,
+            silence_timeout=c.silence_timeout, connect_timeout=c.connect_timeout,
+            max_age=c.max_connection_age, time_unit=c.time_unit, rng=self._rng,
+            on_error=lambda exc: self.publisher.report_error("connection", exc),
+        )  # fmt: skip
+        self.connections.append(conn)
+        return conn
+
+    async def _run_close_hooks(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The hook runner: user close hooks run here, never inside a symbol actor."""
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            async for request in self._close_requests:
+                nursery.start_soon(self._close_one, request)
+
+    async def _close_one(self, request: CloseRequest) -> None:
+        trig = request.trigger
+        pos = trig.position
+        event = StopTriggered(
+            request.symbol, pos.id, pos.side.value, pos.stop_level, trig.price,
+            trig.trade_time, 0, 0,
+        )  # fmt: skip
+        error: str | None = None
+        try:
+            if self.close_hook is not None:
+                with trio.fail_after(self.config.silence_timeout):
+                    result = self.close_hook(event)
+                    if inspect.isawaitable(result):
+                        await result
+        except Exception as exc:
+            error = repr(exc)
+            self.publisher.report_error("close_hook", exc, request.symbol)
+        state = self._states.get(request.symbol)
+        if state is not None and state.mailbox is not None and not state.mailbox.closed:
+            state.mailbox.put_nowait(CloseResult(pos.id, error))
+
+
+@asynccontextmanager
+async def open_gateway(
+    config: GatewayConfig | None = None,
+    *,
+    close_hook: CloseHook | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Gateway]:
+    """Open a gateway: start symbol actors, connect, subscribe; yield the `Gateway`.
+
+    Waits until every connection is live and subscribed. Leaving the block stops
+    everything. A connection that exhausts its reconnect attempts raises
+    `ConnectionFailed` here (after the error callbacks saw it); a symbol actor that
+    exceeds its restart intensity raises `RestartIntensityExceeded`.
+    ``overrides`` replace config fields (e.g. ``symbols=["BTCUSDT"]``).
+    """
+    if config is None:
+        config = GatewayConfig()
+    if overrides:
+        try:
+            config = attrs.evolve(config, **overrides)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+    if not config.symbols:
+        raise ConfigError("symbols: at least one symbol is required")
+    gw = Gateway(config, close_hook)
+    try:
+        async with trio.open_nursery() as nursery:
+            gw._nursery = nursery
+            await nursery.start(gw.publisher.run_callbacks)
+            await nursery.start(gw._run_close_hooks)
+            await nursery.start(gw.supervisor.run)
+            for pos in config.positions:
+                if pos.symbol.upper() not in config.symbols and pos.symbol not in config.symbols:
+                    raise ConfigError(f"positions: symbol {pos.symbol!r} is not in symbols")
+            for sym in config.symbols:
+                await gw._start_symbol(sym.upper())
+            for pos in config.positions:
+                _open_configured(gw, pos)
+            for group in shard_streams(config.stream_names(), config.max_streams_per_connection):
+                conn = gw._new_connection(group)
+                await nursery.start(conn.run)
+            try:
+                yield gw
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        error = collapse(group)
+        if isinstance(error, GatewayError):
+            await _final_error(gw, error)
+        raise error from None
+
+
+async def _final_error(gw: Gateway, error: GatewayError) -> None:
+    """Give the error callbacks the error that ends the gateway, before it reaches the caller."""
+    for cb in gw.publisher.error_callbacks:
+        try:
+            with trio.move_on_after(5):
+                result = cb(error)
+                if inspect.isawaitable(result):
+                    await result
+        except Exception:
+            log.exception("error callback raised while reporting %r", error)
+
+
+def _open_configured(gw: Gateway, pos: PositionConfig) -> None:
+    gw.open_position(
+        pos.symbol, pos.side.value, pos.entry_price, quantity=pos.quantity,
+        stop_pct=pos.stop_pct, stop_price=pos.stop_price, id=pos.id,
+    )  # fmt: skip
+
+
+__all__ = ["CloseHook", "Gateway", "GatewayErrorEvent", "open_gateway"]

@@ -1,0 +1,233 @@
+"""Gateway configuration: attrs classes, loaded from TOML or dicts through cattrs.
+
+Validation happens at the edge; every error names the bad key, its value and what is
+allowed (`ConfigError`). Defaults follow the exchange's documented limits.
+"""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
+from gateway.core.streams import parse_stream
+from gateway.errors import ConfigError, InvalidStreamName
+
+#: Production, market-data-only and test-network stream hosts.
+BINANCE_URL = "wss://stream.binance.com:9443"
+BINANCE_DATA_URL = "wss://data-stream.binance.vision"
+TESTNET_URL = "wss://stream.testnet.binance.vision"
+BINANCE_REST_URL = "https://api.binance.com"
+TESTNET_REST_URL = "https://testnet.binance.vision"
+
+
+class Side(enum.Enum):
+    """Position side: a LONG stops at or below its stop, a SHORT at or above."""
+
+    LONG = "LONG"
+    SHORT = "SHORT"
+
+
+def _positive(inst: object, attr: attrs.Attribute[Any], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attr.name} must be > 0, got {value!r}")
+
+
+def _non_negative(inst: object, attr: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attr.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen
+class ReconnectConfig:
+    """Reconnect policy: exponential backoff with full jitter, then give up."""
+
+    initial: float = attrs.field(default=0.5, validator=_positive)
+    factor: float = attrs.field(default=2.0, validator=_positive)
+    cap: float = attrs.field(default=30.0, validator=_positive)
+    max_attempts: int = attrs.field(default=10, validator=_positive)
+
+
+@attrs.frozen
+class PositionConfig:
+    """An open position protected by a stop-loss (percent from entry or absolute price)."""
+
+    symbol: str
+    side: Side
+    entry_price: float = attrs.field(validator=_positive)
+    quantity: float = attrs.field(default=0.0, validator=_non_negative)
+    stop_pct: float | None = None
+    stop_price: float | None = None
+    id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.stop_pct is None) == (self.stop_price is None):
+            raise ValueError("give exactly one of stop_pct and stop_price")
+        if self.stop_pct is not None and not 0 < self.stop_pct < 1:
+            raise ValueError(f"stop_pct must be between 0 and 1, got {self.stop_pct!r}")
+
+
+@attrs.frozen
+class GatewayConfig:
+    """Everything a gateway needs; every field has a sensible default but ``symbols``."""
+
+    symbols: tuple[str, ...] = ()
+    #: Stream suffixes opened for every symbol, e.g. ``trade``, ``kline_1m``, ``ticker``.
+    streams: tuple[str, ...] = ("trade",)
+    url: str = BINANCE_URL
+    rest_url: str = BINANCE_REST_URL
+    testnet: bool = False
+    time_unit: str = "MILLISECOND"
+    candle_buffer: int = attrs.field(default=1000, validator=_positive)
+    mailbox_size: int = attrs.field(default=10_000, validator=_positive)
+    subscriber_buffer: int = attrs.field(default=1000, validator=_positive)
+    callback_buffer: int = attrs.field(default=10_000, validator=_positive)
+    max_streams_per_connection: int = attrs.field(default=1024, validator=_positive)
+    #: Control frames per second per connection (the exchange closes at more than 5).
+    control_rate: int = attrs.field(default=4, validator=_positive)
+    #: No frame for this long: ping; no frame or pong for twice this long: reconnect.
+    silence_timeout: float = attrs.field(default=30.0, validator=_positive)
+    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: Rotate (make-before-break) before the exchange's 24 h limit.
+    max_connection_age: float = attrs.field(default=23 * 3600.0, validator=_positive)
+    reconnect: ReconnectConfig = ReconnectConfig()
+    positions: tuple[PositionConfig, ...] = ()
+    max_restarts: int = attrs.field(default=5, validator=_non_negative)
+    restart_period: float = attrs.field(default=10.0, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.time_unit.upper() not in ("MILLISECOND", "MICROSECOND"):
+            raise ValueError(
+                f"time_unit must be MILLISECOND or MICROSECOND, got {self.time_unit!r}"
+            )
+        self.stream_names()  # validates symbols and stream suffixes
+
+    def stream_names(self) -> list[str]:
+        """Wire names of every stream, validated (raises `ConfigError` on a bad one)."""
+        names: list[str] = []
+        for symbol in self.symbols:
+            for suffix in self.streams:
+                try:
+                    names.append(parse_stream(f"{symbol.lower()}@{suffix}").name)
+                except InvalidStreamName as exc:
+                    raise ConfigError(f"streams: {suffix!r} for {symbol!r}: {exc}") from None
+        return list(dict.fromkeys(names))
+
+    def with_testnet(self) -> GatewayConfig:
+        """The same configuration pointed at the exchange's test network."""
+        return attrs.evolve(self, url=TESTNET_URL, rest_url=TESTNET_REST_URL, testnet=True)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+
+    def _tuple_of_str(value: Any, _: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"expected a list of strings, got {value!r}")
+        for v in value:
+            if not isinstance(v, str):
+                raise TypeError(f"expected a string, got {v!r}")
+        return tuple(value)
+
+    def _strict_float(value: Any, _: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"expected a number, got {value!r}")
+        return float(value)
+
+    def _strict_int(value: Any, _: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        return value
+
+    def _strict_bool(value: Any, _: Any) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {value!r}")
+        return value
+
+    def _strict_str(value: Any, _: Any) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {value!r}")
+        return value
+
+    def _side(value: Any, _: Any) -> Side:
+        try:
+            return Side(str(value).upper())
+        except ValueError:
+            raise ValueError(f"side must be LONG or SHORT, got {value!r}") from None
+
+    conv.register_structure_hook_func(lambda t: t == tuple[str, ...], _tuple_of_str)
+    conv.register_structure_hook(float, _strict_float)
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook(bool, _strict_bool)
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(Side, _side)
+    conv.register_unstructure_hook(Side, lambda s: s.value)
+    return conv
+
+
+converter = _make_converter()
+
+
+def config_from_dict(data: dict[str, Any]) -> GatewayConfig:
+    """Build a `GatewayConfig` from plain data; raises `ConfigError` naming each bad key."""
+    try:
+        return converter.structure(data, GatewayConfig)
+    except (ClassValidationError, IterableValidationError) as exc:
+        raise ConfigError("; ".join(_explain(exc, []))) from None
+    except ForbiddenExtraKeysError as exc:  # pragma: no cover - wrapped by detailed validation
+        raise ConfigError(_extra_keys_message(exc, [])) from None
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read a TOML file into a `GatewayConfig`; a ``[gateway]`` table is used if present."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    table = data.get("gateway", data)
+    if not isinstance(table, dict):
+        raise ConfigError("[gateway] must be a table")
+    return config_from_dict(table)
+
+
+_ALLOWED_KEYS = {
+    "GatewayConfig": [f.name for f in attrs.fields(GatewayConfig)],
+    "ReconnectConfig": [f.name for f in attrs.fields(ReconnectConfig)],
+    "PositionConfig": [f.name for f in attrs.fields(PositionConfig)],
+}
+
+
+def _extra_keys_message(exc: ForbiddenExtraKeysError, path: list[str]) -> str:
+    allowed = _ALLOWED_KEYS.get(exc.cl.__name__, [])
+    keys = ", ".join(sorted(exc.extra_fields))
+    where = ".".join(path) + "." if path else ""
+    return f"unknown key {where}{keys}; allowed: {', '.join(allowed)}"
+
+
+def _explain(exc: BaseException, path: list[str]) -> list[str]:
+    """Flatten cattrs' nested validation errors into 'key.path: problem' lines."""
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return [_extra_keys_message(exc, path)]
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        out: list[str] = []
+        for sub in exc.exceptions:
+            note = next(iter(getattr(sub, "__notes__", []) or []), None)
+            seg = path
+            if note is not None and hasattr(note, "name"):
+                seg = [*path, str(note.name)]
+            elif note is not None and hasattr(note, "index"):
+                seg = [*path, f"[{note.index}]"]
+            out.extend(_explain(sub, seg))
+        return out
+    key = ".".join(path).replace(".[", "[") or "config"
+    return [f"{key}: {exc}"]

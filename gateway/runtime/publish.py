@@ -1,0 +1,222 @@
+"""Fan-out to user code: per-subscriber bounded channels and callback dispatch.
+
+Symbol actors publish synchronously (`Publisher.publish`); nothing here ever
+blocks them. Each subscriber has its own bounded mailbox: latest-value events
+(tickers, book tickers, partial depth) conflate per symbol, the oldest of the rest is
+dropped and counted when a subscriber falls behind. Callbacks run in one dispatcher
+task outside the symbol actors; a raising callback is logged and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import attrs
+import trio
+
+from actors import Mailbox, Overflow
+from gateway.core.events import (
+    AvgPrice,
+    BookTicker,
+    MiniTicker,
+    PartialDepth,
+    ReferencePrice,
+    RollingTicker,
+    Ticker,
+)
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[Any], Awaitable[None] | None]
+
+_LATEST_VALUE: frozenset[type] = frozenset(
+    {Ticker, MiniTicker, RollingTicker, BookTicker, AvgPrice, ReferencePrice, PartialDepth}
+)
+
+
+@attrs.frozen(slots=True)
+class StopTriggered:
+    """A position's stop-loss fired (exactly once per position)."""
+
+    symbol: str
+    position_id: str
+    side: str
+    stop_price: float
+    trigger_price: float
+    trade_time: int | None
+    receive_ns: int
+    handled_ns: int
+
+
+@attrs.frozen(slots=True)
+class CandleClosed:
+    """A candle closed and entered its buffer (published once per candle)."""
+
+    symbol: str
+    candle: Any  # gateway.core.events.Kline
+    receive_ns: int
+
+
+@attrs.frozen(slots=True)
+class GatewayErrorEvent:
+    """Something went wrong that the gateway survived (or a final error), for error callbacks."""
+
+    source: str
+    error: BaseException
+    symbol: str | None = None
+
+
+class Subscription(Mailbox[Any]):
+    """A subscriber's own bounded channel of events (a trio receive channel).
+
+    Use as a context manager, or call `close`, to stop receiving; `dropped` counts
+    events this subscriber lost by falling behind.
+    """
+
+    __slots__ = ("_publisher", "kinds", "symbols")
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        symbols: frozenset[str] | None,
+        kinds: frozenset[type] | None,
+        bound: int,
+    ) -> None:
+        seq = itertools.count()
+
+        def key(ev: Any) -> object:
+            if type(ev) in _LATEST_VALUE:
+                return (type(ev), ev.symbol)
+            return next(seq)
+
+        super().__init__(bound, Overflow.CONFLATE, key=key)
+        self._publisher = publisher
+        self.symbols = symbols
+        self.kinds = kinds
+
+    def close(self) -> None:
+        """Stop this subscription; events already queued can still be received."""
+        self._publisher.unsubscribe(self)
+        super().close()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Publisher:
+    """Routes published events to matching subscriptions and to the callback queue."""
+
+    def __init__(self, callback_buffer: int = 10_000) -> None:
+        self._subs: list[Subscription] = []
+        self._by_type: dict[type, list[Subscription]] = {}
+        self._catch_all: list[Subscription] = []
+        self._callbacks: dict[type, list[Callback]] = {}
+        self.callback_queue: Mailbox[tuple[Callback, Any]] = Mailbox(
+            callback_buffer, Overflow.DROP_NEWEST
+        )
+        self.callback_errors = 0
+        self.callback_calls = 0
+        self.error_callbacks: list[Callback] = []
+
+    # Subscriptions -------------------------------------------------------
+
+    def subscribe(
+        self,
+        symbols: Iterable[str] | None = None,
+        kinds: Iterable[type] | None = None,
+        bound: int = 1000,
+    ) -> Subscription:
+        """A new subscription for ``symbols`` (None: all) and event ``kinds`` (None: all)."""
+        sub = Subscription(
+            self,
+            frozenset(s.upper() for s in symbols) if symbols is not None else None,
+            frozenset(kinds) if kinds is not None else None,
+            bound,
+        )
+        self._subs.append(sub)
+        self._reindex()
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Remove ``sub``; idempotent."""
+        if sub in self._subs:
+            self._subs.remove(sub)
+            self._reindex()
+
+    def _reindex(self) -> None:
+        self._by_type = {}
+        self._catch_all = [s for s in self._subs if s.kinds is None]
+        for sub in self._subs:
+            for kind in sub.kinds or ():
+                self._by_type.setdefault(kind, []).append(sub)
+
+    # Callbacks -----------------------------------------------------------
+
+    def add_callback(self, kind: type, callback: Callback) -> None:
+        """Call ``callback(event)`` (sync or async) for every published event of ``kind``."""
+        self._callbacks.setdefault(kind, []).append(callback)
+
+    def remove_callback(self, kind: type, callback: Callback) -> None:
+        """Stop calling ``callback`` for ``kind``; idempotent."""
+        cbs = self._callbacks.get(kind, [])
+        if callback in cbs:
+            cbs.remove(callback)
+
+    # Hot path ------------------------------------------------------------
+
+    def publish(self, event: Any) -> None:
+        """Offer ``event`` to every matching subscriber and callback; never blocks."""
+        kind = type(event)
+        subs = self._by_type.get(kind)
+        if subs:
+            self._offer(subs, event)
+        if self._catch_all:
+            self._offer(self._catch_all, event)
+        cbs = self._callbacks.get(kind)
+        if cbs:
+            queue = self.callback_queue
+            for cb in cbs:
+                queue.put_nowait((cb, event))
+
+    @staticmethod
+    def _offer(subs: list[Subscription], event: Any) -> None:
+        symbol = event.symbol
+        for sub in subs:
+            if sub.symbols is None or symbol in sub.symbols:
+                sub.put_nowait(event)
+
+    def report_error(self, source: str, error: BaseException, symbol: str | None = None) -> None:
+        """Queue an error event for the error callbacks (and error subscribers)."""
+        event = GatewayErrorEvent(source, error, symbol)
+        self.publish(event)
+        for cb in self.error_callbacks:
+            self.callback_queue.put_nowait((cb, error))
+
+    # The dispatcher task -------------------------------------------------
+
+    async def run_callbacks(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run queued callbacks one by one until cancelled; a raising callback is counted."""
+        task_status.started()
+        async for cb, event in self.callback_queue:
+            self.callback_calls += 1
+            try:
+                result = cb(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                self.callback_errors += 1
+                log.warning(
+                    "callback %s raised %r on %s (counted: %d)",
+                    getattr(cb, "__qualname__", cb), exc, type(event).__name__,
+                    self.callback_errors,
+                )  # fmt: skip
+                if cb not in self.error_callbacks:
+                    for err_cb in self.error_callbacks:
+                        self.callback_queue.put_nowait((err_cb, exc))

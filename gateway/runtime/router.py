@@ -1,0 +1,110 @@
+"""The router: decodes each frame once and hands the event to its symbol's actor.
+
+The router runs synchronously inside each connection's receive loop (see
+docs/architecture.md for why: a per-frame task switch alone would cost a third of
+the budget). It never blocks: a live symbol actor's hot-path handler is called
+directly; a symbol whose actor is restarting gets the event queued in its bounded
+mailbox. Malformed frames and unknown events are counted, logged once per kind, and
+skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gateway.core.codec import decode_frame
+from gateway.core.events import (
+    ControlError,
+    ControlReply,
+    EventArray,
+    ServerShutdown,
+    UnknownEvent,
+)
+from gateway.errors import DecodeError
+
+if TYPE_CHECKING:
+    from gateway.runtime.symbol import SymbolState
+
+log = logging.getLogger(__name__)
+
+
+class ControlSink:
+    """What a connection offers the router for non-market frames."""
+
+    def on_control(self, reply: ControlReply | ControlError) -> None:  # pragma: no cover
+        """A reply to one of this connection's control requests arrived."""
+        raise NotImplementedError
+
+    def on_server_shutdown(self, event: ServerShutdown) -> None:  # pragma: no cover
+        """The exchange announced it will close this connection."""
+        raise NotImplementedError
+
+
+class Router:
+    """Routes decoded events to symbol states; owns the malformed/unknown counters."""
+
+    def __init__(self, on_unrouted: Callable[[Any], None] | None = None) -> None:
+        self._symbols: dict[str, SymbolState] = {}
+        self.frames = 0
+        self.malformed = 0
+        self.unknown = 0
+        self.unrouted = 0
+        self.unknown_kinds: Counter[str] = Counter()
+        self._logged: set[str] = set()
+        self._on_unrouted = on_unrouted
+
+    def attach(self, state: SymbolState) -> None:
+        """Start routing ``state.symbol``'s events to ``state``."""
+        self._symbols[state.symbol] = state
+
+    def detach(self, symbol: str) -> None:
+        """Stop routing ``symbol`` (its events are then counted as unrouted)."""
+        self._symbols.pop(symbol, None)
+
+    @property
+    def symbols(self) -> dict[str, SymbolState]:
+        """The routing table (read-only view by convention)."""
+        return self._symbols
+
+    def route(self, frame: str | bytes, receive_ns: int, sink: ControlSink) -> None:
+        """Decode one frame and deliver it; never raises for bad input, never blocks."""
+        self.frames += 1
+        try:
+            event = decode_frame(frame, receive_ns)
+        except DecodeError as exc:
+            self.malformed += 1
+            self._log_once("malformed", "dropping malformed frame (counted): %s", exc)
+            return
+        state = self._symbols.get(event.symbol) if event.symbol else None  # type: ignore[union-attr]
+        if state is not None and type(event) is not UnknownEvent:
+            state.deliver(event)
+            return
+        self._route_slow(event, sink)
+
+    def _route_slow(self, event: Any, sink: ControlSink) -> None:
+        if type(event) is ControlReply or type(event) is ControlError:
+            sink.on_control(event)
+        elif type(event) is ServerShutdown:
+            sink.on_server_shutdown(event)
+        elif type(event) is EventArray:
+            for inner in event.events:
+                state = self._symbols.get(inner.symbol)
+                if state is not None:
+                    state.deliver(inner)
+        elif type(event) is UnknownEvent:
+            self.unknown += 1
+            kind = str(event.raw.get("e")) if isinstance(event.raw, dict) else "array"
+            self.unknown_kinds[kind] += 1
+            self._log_once(f"unknown:{kind}", "skipping unknown event kind %r (counted)", kind)
+        else:
+            self.unrouted += 1
+            if self._on_unrouted is not None:
+                self._on_unrouted(event)
+
+    def _log_once(self, key: str, msg: str, *args: object) -> None:
+        if key not in self._logged and len(self._logged) < 1000:
+            self._logged.add(key)
+            log.warning(msg, *args)

@@ -1,0 +1,288 @@
+"""The symbol actor: one per symbol, owning its candles, stop-loss book and statistics.
+
+`SymbolState` is the state the supervisor keeps across restarts. Its `handle` method
+is the hot path (candle update, last price, stop-loss check, latency record, publish)
+and is called synchronously by the router while the actor is live. If it raises, the
+router hands the crash to the actor task, which raises it: the supervisor records the
+poison event as a dead letter and restarts the actor with the same state and mailbox.
+While the actor is down, events queue in its bounded mailbox; dropped trades still
+feed the stop-loss book through their lowest and highest price.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from actors import ActorContext, Mailbox
+from gateway.core.candles import CandleBook
+from gateway.core.events import AggTrade, Kline, Trade
+from gateway.core.latency import LatencyRecorder
+from gateway.core.stop_loss import Position, StopLossBook, StopTrigger
+from gateway.errors import GatewayError
+from gateway.runtime.publish import CandleClosed, Publisher, StopTriggered
+
+log = logging.getLogger(__name__)
+
+_TRADES = (Trade, AggTrade)
+
+
+class SymbolHandlerError(GatewayError):
+    """A symbol actor's handler raised on an event (the event becomes a dead letter)."""
+
+
+@attrs.frozen(slots=True)
+class Crash:
+    """Router to actor: the hot-path handler raised on ``event``."""
+
+    event: Any
+    error: Exception
+
+
+@attrs.frozen(slots=True)
+class CloseRequest:
+    """Symbol actor to hook runner: run the user's close hook for ``trigger``."""
+
+    symbol: str
+    trigger: StopTrigger
+    attempt: int
+
+
+@attrs.frozen(slots=True)
+class CloseResult:
+    """Hook runner to symbol actor: the close hook succeeded, or failed with ``error``."""
+
+    position_id: str
+    error: str | None
+
+
+class SymbolState:
+    """Everything one symbol owns; it outlives any restart of its actor."""
+
+    def __init__(
+        self,
+        symbol: str,
+        publisher: Publisher,
+        *,
+        candle_buffer: int = 1000,
+        event_time_unit_ns: int = 1_000_000,
+        request_close: Callable[[CloseRequest], None] | None = None,
+    ) -> None:
+        self.symbol = symbol
+        self.publisher = publisher
+        self.candles = CandleBook(symbol, candle_buffer)
+        self.stops = StopLossBook(symbol)
+        self.mailbox: Mailbox[Any] | None = None
+        self.live = False
+        self.last_price: float | None = None
+        self.last_trade_time: int | None = None
+        self.counts: dict[str, int] = {}
+        self.handled = 0
+        self.dropped = 0
+        self.crashes = 0
+        self.restarts = 0
+        self.overflow_low = math.inf
+        self.overflow_high = -math.inf
+        self.exchange_latency = LatencyRecorder()  # exchange event time -> receive
+        self.handle_latency = LatencyRecorder()  # receive -> handled
+        self.stop_latency = LatencyRecorder()  # receive -> stop-loss decision
+        self._unit_ns = event_time_unit_ns
+        self._request_close = request_close
+        #: Test hook: called with a point name ("after_trigger"); may raise to simulate a bug.
+        self.fault: Callable[[str, Any], None] | None = None
+
+    # The hot path -------------------------------------------------------------
+
+    def deliver(self, event: Any) -> None:
+        """Router entry point: handle now if the actor is live, else queue; never raises."""
+        if self.live:
+            try:
+                self.handle(event)
+            except Exception as exc:
+                self.live = False
+                self.crashes += 1
+                self._queue(Crash(event, exc))
+            return
+        self._queue(event)
+
+    def _queue(self, item: Any) -> None:
+        mailbox = self.mailbox
+        if mailbox is None or mailbox.closed:
+            self.dropped += 1
+            return
+        if not mailbox.put_nowait(item):
+            self.dropped += 1
+            if type(item) in _TRADES:
+                price = item.price
+                if price < self.overflow_low:
+                    self.overflow_low = price
+                if price > self.overflow_high:
+                    self.overflow_high = price
+
+    def handle(self, event: Any) -> None:
+        """Apply one event to this symbol's state and publish what happened."""
+        kind = type(event)
+        name = kind.__name__
+        self.counts[name] = self.counts.get(name, 0) + 1
+        if kind is Trade or kind is AggTrade:
+            price = event.price
+            self.last_price = price
+            self.last_trade_time = event.trade_time
+            if self.stops.crosses(price):
+                now = trio.current_time()
+                self._fire(self.stops.check(price, now, event.trade_time), event)
+        elif kind is Kline:
+            closed = self.candles.apply(event)
+            if closed is not None:
+                self.publisher.publish(CandleClosed(self.symbol, closed, event.receive_ns))
+        self.publisher.publish(event)
+        now_ns = time.time_ns()
+        rns = event.receive_ns
+        if rns:
+            self.handle_latency.record(now_ns - rns)
+            et = getattr(event, "event_time", None)
+            if et:
+                lag = rns - et * self._unit_ns
+                self.exchange_latency.record(lag if lag > 0 else 0)
+        self.handled += 1
+
+    def _fire(self, triggers: list[StopTrigger], event: Any) -> None:
+        if not triggers:
+            return
+        now_ns = time.time_ns()
+        for trig in triggers:
+            if event.receive_ns:
+                self.stop_latency.record(now_ns - event.receive_ns)
+            pos = trig.position
+            self.publisher.publish(
+                StopTriggered(
+                    self.symbol, pos.id, pos.side.value, pos.stop_level, trig.price,
+                    trig.trade_time, event.receive_ns, now_ns,
+                )
+            )  # fmt: skip
+            log.warning(
+                "stop-loss fired: %s %s position %s at %s (stop %s)",
+                self.symbol, pos.side.value, pos.id, trig.price, pos.stop_level,
+            )  # fmt: skip
+        if self.fault is not None:
+            self.fault("after_trigger", event)
+        self.request_due_closes()
+
+    # Slow path (actor task and owner API) --------------------------------------
+
+    def request_due_closes(self) -> None:
+        """Ask the hook runner to close every triggered position whose turn has come."""
+        now = trio.current_time()
+        for trig in self.stops.pending_closes(now):
+            pid = trig.position.id
+            attempt = self.stops.mark_closing(pid, now)
+            if self._request_close is not None:
+                self._request_close(CloseRequest(self.symbol, trig, attempt))
+            else:  # no hook: closing is immediate
+                self.stops.close_succeeded(pid, now)
+
+    def on_close_result(self, result: CloseResult) -> None:
+        """Record a close hook's outcome; a failure schedules a retry."""
+        now = trio.current_time()
+        if result.error is None:
+            self.stops.close_succeeded(result.position_id, now)
+        else:
+            retry_at = self.stops.close_failed(result.position_id, result.error, now)
+            log.warning(
+                "close hook failed for %s position %s (%s); retry in %.3fs",
+                self.symbol, result.position_id, result.error, retry_at - now,
+            )  # fmt: skip
+
+    def catch_up_overflow(self) -> None:
+        """Check stops against the extremes of trades dropped while the actor was down."""
+        if self.overflow_low <= self.overflow_high:
+            low, high = self.overflow_low, self.overflow_high
+            self.overflow_low, self.overflow_high = math.inf, -math.inf
+            now = trio.current_time()
+            triggers = self.stops.check_range(low, high, now)
+            if triggers:
+                self._fire(triggers, Trade(self.symbol, -1, low, 0.0, 0, False, 0, 0))
+
+    def open_position(self, position: Position) -> None:
+        """Arm a stop-loss for ``position``; it is checked against the very next trade."""
+        self.stops.open(position)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters and latency percentiles, for stats and summaries."""
+        return {
+            "symbol": self.symbol,
+            "last_price": self.last_price,
+            "events": dict(self.counts),
+            "handled": self.handled,
+            "dropped": self.dropped + (self.mailbox.dropped if self.mailbox else 0),
+            "crashes": self.crashes,
+            "restarts": self.restarts,
+            "candles_closed": {i: len(self.candles.buffer(i)) for i in self.candles.intervals},
+            "stops_fired": self.stops.fired,
+            "latency_us": {
+                "exchange_to_receive": _pcts(self.exchange_latency),
+                "receive_to_handled": _pcts(self.handle_latency),
+                "receive_to_stop_decision": _pcts(self.stop_latency),
+            },
+        }
+
+
+def _pcts(rec: LatencyRecorder) -> dict[str, float]:
+    if not rec.count:
+        return {}
+    p = rec.percentiles((50, 90, 99, 99.9))
+    return {
+        "p50": p[50] / 1000, "p90": p[90] / 1000, "p99": p[99] / 1000,
+        "p99.9": p[99.9] / 1000, "max": rec.max / 1000, "count": float(rec.count),
+    }  # fmt: skip
+
+
+async def symbol_actor(mailbox: Mailbox[Any], state: SymbolState, ctx: ActorContext) -> None:
+    """Run one symbol: catch up on what queued while down, then go live.
+
+    Raises `SymbolHandlerError` when the router reports that the hot-path handler
+    crashed, so that the supervisor restarts this actor with its state intact.
+    """
+    state.restarts = ctx.restarts
+    state.mailbox = mailbox
+    state.stops.recover(trio.current_time())
+    state.catch_up_overflow()
+    state.request_due_closes()
+    while True:  # events queued during the restart, through the same handler
+        try:
+            item = mailbox.receive_nowait()
+        except trio.WouldBlock:
+            break
+        _handle_item(state, item)
+    state.live = True
+    ctx.started()
+    try:
+        while True:
+            retry_at = state.stops.next_due()
+            item = None
+            with trio.move_on_at(retry_at if retry_at is not None else math.inf):
+                item = await mailbox.receive()
+            if item is None:
+                state.request_due_closes()
+                continue
+            _handle_item(state, item)
+    finally:
+        state.live = False
+
+
+def _handle_item(state: SymbolState, item: Any) -> None:
+    kind = type(item)
+    if kind is Crash:
+        raise SymbolHandlerError(
+            f"{state.symbol}: handler raised {item.error!r} on {type(item.event).__name__}"
+        ) from item.error
+    if kind is CloseResult:
+        state.on_close_result(item)
+    else:
+        state.handle(item)
