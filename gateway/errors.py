@@ -38,6 +38,27 @@ class ConnectionFailed(GatewayError):
     """The gateway could not (re)connect after its maximum number of attempts."""
 
 
+class RateLimitExceeded(GatewayError):
+    """An action was recorded although its rate limiter had no free slot; wait ``retry_after``."""
+
+    def __init__(self, limit: int, window: float, retry_after: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.retry_after = retry_after
+        super().__init__(
+            f"more than {limit} actions within {window} s; the next slot frees in "
+            f"{retry_after:.6f} s (call delay_until_free() or try_acquire() first)"
+        )
+
+
+class PositionError(GatewayError, ValueError):
+    """A stop-loss book call names an unknown position, bad stop values, or a wrong state."""
+
+
+class CandleError(GatewayError, ValueError):
+    """A kline was given to a candle buffer of another symbol or interval."""
+
+
 def _excerpt(frame: object, limit: int = 120) -> str:
     if isinstance(frame, bytes | bytearray | memoryview):
         text = bytes(frame[: limit * 4]).decode("utf-8", "replace")

@@ -1,0 +1,85 @@
+"""Helpers for the real Binance recordings (see binance-recorded/README.md).
+
+The recordings live in ``shared/data/binance-recorded`` beside the repository
+(``../shared`` in CI, found from this file's location); a copy in
+``tests/data/binance-recorded`` is the fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import orjson
+
+from gateway.core.codec import decode_frame
+from gateway.core.events import Event
+
+_HERE = Path(__file__).resolve()
+_CANDIDATES = (
+    _HERE.parents[2] / "shared" / "data" / "binance-recorded",
+    _HERE.parent / "data" / "binance-recorded",
+)
+RECORDINGS = ("2021-04-17", "2021-08-14", "2021-10-12")
+
+
+def recorded_dir() -> Path:
+    """The first folder that holds all three recordings."""
+    for base in _CANDIDATES:
+        if all((base / name / "stream.txt").is_file() for name in RECORDINGS):
+            return base
+    raise FileNotFoundError(f"no Binance recordings in {[str(c) for c in _CANDIDATES]}")
+
+
+@attrs.frozen
+class StreamFrame:
+    receive_time: float
+    stream: str
+    event: Event
+
+
+@attrs.frozen
+class Snapshot:
+    symbol: str
+    receive_time: float
+    last_update_id: int
+    bids: tuple[tuple[float, float], ...]
+    asks: tuple[tuple[float, float], ...]
+
+
+def stream_frames(recording: str) -> Iterator[StreamFrame]:
+    """Every frame of ``recording``'s stream.txt, decoded, in file order."""
+    with open(recorded_dir() / recording / "stream.txt", encoding="utf-8") as f:
+        next(f)  # the URL line
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            stamp, _, frame = line.partition(": ")
+            stream = orjson.loads(frame)["stream"]
+            yield StreamFrame(float(stamp), stream, decode_frame(frame))
+
+
+def snapshots(recording: str) -> list[Snapshot]:
+    """The REST depth snapshots of ``recording``'s rest.txt."""
+    out = []
+    with open(recorded_dir() / recording / "rest.txt", encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            head, _, body = line.partition(": ")
+            url, _, stamp = head.partition(" -> ")
+            symbol = url.split("symbol=")[1].split("&")[0]
+            data = orjson.loads(body)
+            out.append(
+                Snapshot(
+                    symbol,
+                    float(stamp),
+                    data["lastUpdateId"],
+                    tuple((float(p), float(q)) for p, q in data["bids"]),
+                    tuple((float(p), float(q)) for p, q in data["asks"]),
+                )
+            )
+    return out
