@@ -127,7 +127,7 @@ class Gateway:
         """Arm a stop-loss for a position; returns its id. Checked on every trade from now."""
         state = self._state(symbol)
         pid = id or f"{state.symbol}-{next(self._ids)}"
-        side = side if isinstance(side, Side) else Side(str(side).upper())
+        side = side if isinstance(side, Side) else Side[str(side).upper()]
         state.open_position(
             Position(pid, state.symbol, side, entry_price, quantity, stop_pct, stop_price)
         )
@@ -206,7 +206,9 @@ class Gateway:
 
     # Dynamic symbols --------------------------------------------------------------------
 
-    async def add_symbols(self, symbols: Iterable[str], streams: Iterable[str] | None = None) -> None:
+    async def add_symbols(
+        self, symbols: Iterable[str], streams: Iterable[str] | None = None
+    ) -> None:
         """Start actors for new symbols and subscribe their streams live."""
         suffixes = list(streams) if streams is not None else list(self.config.streams)
         names: list[str] = []
@@ -277,7 +279,9 @@ class Gateway:
         self.connections.append(conn)
         return conn
 
-    async def _run_close_hooks(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _run_close_hooks(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """The hook runner: user close hooks run here, never inside a symbol actor."""
         task_status.started()
         async with trio.open_nursery() as nursery:
@@ -288,7 +292,7 @@ class Gateway:
         trig = request.trigger
         pos = trig.position
         event = StopTriggered(
-            request.symbol, pos.id, pos.side.value, pos.stop_level, trig.price,
+            request.symbol, pos.id, pos.side.name, pos.stop_level, trig.price,
             trig.trade_time, 0, 0,
         )  # fmt: skip
         error: str | None = None
@@ -298,7 +302,7 @@ class Gateway:
                     result = self.close_hook(event)
                     if inspect.isawaitable(result):
                         await result
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - user hook: isolate, count, retry
             error = repr(exc)
             self.publisher.report_error("close_hook", exc, request.symbol)
         state = self._states.get(request.symbol)
@@ -372,7 +376,7 @@ async def _final_error(gw: Gateway, error: GatewayError) -> None:
 
 def _open_configured(gw: Gateway, pos: PositionConfig) -> None:
     gw.open_position(
-        pos.symbol, pos.side.value, pos.entry_price, quantity=pos.quantity,
+        pos.symbol, pos.side.name, pos.entry_price, quantity=pos.quantity,
         stop_pct=pos.stop_pct, stop_price=pos.stop_price, id=pos.id,
     )  # fmt: skip
 

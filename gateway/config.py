@@ -6,7 +6,6 @@ allowed (`ConfigError`). Defaults follow the exchange's documented limits.
 
 from __future__ import annotations
 
-import enum
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
+from gateway.core.stop_loss import Side
 from gateway.core.streams import parse_stream
 from gateway.errors import ConfigError, InvalidStreamName
 
@@ -24,13 +24,6 @@ BINANCE_DATA_URL = "wss://data-stream.binance.vision"
 TESTNET_URL = "wss://stream.testnet.binance.vision"
 BINANCE_REST_URL = "https://api.binance.com"
 TESTNET_REST_URL = "https://testnet.binance.vision"
-
-
-class Side(enum.Enum):
-    """Position side: a LONG stops at or below its stop, a SHORT at or above."""
-
-    LONG = "LONG"
-    SHORT = "SHORT"
 
 
 def _positive(inst: object, attr: attrs.Attribute[Any], value: float) -> None:
@@ -158,8 +151,8 @@ def _make_converter() -> cattrs.Converter:
 
     def _side(value: Any, _: Any) -> Side:
         try:
-            return Side(str(value).upper())
-        except ValueError:
+            return Side[str(value).upper()]
+        except KeyError:
             raise ValueError(f"side must be LONG or SHORT, got {value!r}") from None
 
     conv.register_structure_hook_func(lambda t: t == tuple[str, ...], _tuple_of_str)
@@ -168,7 +161,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(Side, _side)
-    conv.register_unstructure_hook(Side, lambda s: s.value)
+    conv.register_unstructure_hook(Side, lambda s: s.name)
     return conv
 
 

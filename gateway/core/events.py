@@ -311,6 +311,7 @@ class ControlReply:
     id: int | str | None
     result: Any
     receive_ns: int = 0
+    symbol: None = None
 
 
 @attrs.frozen(slots=True)
@@ -321,6 +322,7 @@ class ControlError:
     code: int | None
     message: str
     receive_ns: int = 0
+    symbol: None = None
 
 
 MarketEvent = (

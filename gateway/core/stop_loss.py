@@ -207,6 +207,10 @@ class StopLossBook:
 
     # -- the hot path -------------------------------------------------------------------
 
+    def crosses(self, price: float) -> bool:
+        """True if ``price`` would fire at least one armed stop (two comparisons)."""
+        return not self._long_max < price < self._short_min
+
     def check(self, price: float, now: float, trade_time: int | None = None) -> list[StopTrigger]:
         """Fire every ARMED stop that ``price`` crosses; return their triggers.
 

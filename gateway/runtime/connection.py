@@ -120,6 +120,8 @@ class Connection(ControlSink):
                 reply = await recv.receive()
         except trio.TooSlowError:
             raise SubscriptionError(None, "no reply from exchange", rid) from None
+        except trio.EndOfChannel:
+            raise SubscriptionError(None, "connection closed before the reply", rid) from None
         finally:
             self._pending.pop(rid, None)
         if isinstance(reply, ControlError):
@@ -251,10 +253,10 @@ class Connection(ControlSink):
             finally:
                 self._ws = None
                 self._session_scope = None
+                nursery.cancel_scope.cancel()
                 for chan in self._pending.values():
                     chan.close()
                 self._pending.clear()
-                nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True), trio.move_on_after(1):
                     await ws.aclose()
                 await trio.aclose_forcefully(stream)

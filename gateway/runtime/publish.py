@@ -201,7 +201,9 @@ class Publisher:
 
     # The dispatcher task -------------------------------------------------
 
-    async def run_callbacks(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run_callbacks(
+        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run queued callbacks one by one until cancelled; a raising callback is counted."""
         task_status.started()
         async for cb, event in self.callback_queue:
@@ -210,7 +212,7 @@ class Publisher:
                 result = cb(event)
                 if inspect.isawaitable(result):
                     await result
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - user callback: never fatal
                 self.callback_errors += 1
                 log.warning(
                     "callback %s raised %r on %s (counted: %d)",

@@ -104,7 +104,7 @@ class SymbolState:
         if self.live:
             try:
                 self.handle(event)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - isolate this symbol; actor restarts
                 self.live = False
                 self.crashes += 1
                 self._queue(Crash(event, exc))
@@ -162,13 +162,13 @@ class SymbolState:
             pos = trig.position
             self.publisher.publish(
                 StopTriggered(
-                    self.symbol, pos.id, pos.side.value, pos.stop_level, trig.price,
+                    self.symbol, pos.id, pos.side.name, pos.stop_level, trig.price,
                     trig.trade_time, event.receive_ns, now_ns,
                 )
             )  # fmt: skip
             log.warning(
                 "stop-loss fired: %s %s position %s at %s (stop %s)",
-                self.symbol, pos.side.value, pos.id, trig.price, pos.stop_level,
+                self.symbol, pos.side.name, pos.id, trig.price, pos.stop_level,
             )  # fmt: skip
         if self.fault is not None:
             self.fault("after_trigger", event)
