@@ -2,6 +2,9 @@
 
 from gateway import core
 from gateway._version import __version__
+from gateway.api import Gateway, open_gateway
+from gateway.compat import WebSocketLayer
+from gateway.config import GatewayConfig, PositionConfig, ReconnectConfig, load_config
 from gateway.core import streams
 from gateway.core.codec import ControlEncoder, decode_frame
 from gateway.core.events import (
@@ -25,6 +28,7 @@ from gateway.core.events import (
     Trade,
     UnknownEvent,
 )
+from gateway.core.stop_loss import PositionStatus, Side, StopState
 from gateway.core.streams import Stream, StreamKind, parse_stream
 from gateway.errors import (
     ConfigError,
@@ -32,14 +36,17 @@ from gateway.errors import (
     DecodeError,
     GatewayError,
     InvalidStreamName,
+    PositionError,
     SubscriptionError,
 )
+from gateway.runtime.publish import CandleClosed, GatewayErrorEvent, StopTriggered, Subscription
 
 __all__ = [
     "AggTrade",
     "AvgPrice",
     "BlockTrade",
     "BookTicker",
+    "CandleClosed",
     "ConfigError",
     "ConnectionFailed",
     "ControlEncoder",
@@ -49,24 +56,38 @@ __all__ = [
     "DepthUpdate",
     "Event",
     "EventArray",
+    "Gateway",
+    "GatewayConfig",
     "GatewayError",
+    "GatewayErrorEvent",
     "InvalidStreamName",
     "Kline",
     "MarketEvent",
     "MiniTicker",
     "PartialDepth",
+    "PositionConfig",
+    "PositionError",
+    "PositionStatus",
+    "ReconnectConfig",
     "ReferencePrice",
     "RollingTicker",
     "ServerShutdown",
+    "Side",
+    "StopState",
+    "StopTriggered",
     "Stream",
     "StreamKind",
+    "Subscription",
     "SubscriptionError",
     "Ticker",
     "Trade",
     "UnknownEvent",
+    "WebSocketLayer",
     "__version__",
     "core",
     "decode_frame",
+    "load_config",
+    "open_gateway",
     "parse_stream",
     "streams",
 ]

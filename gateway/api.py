@@ -209,14 +209,17 @@ class Gateway:
     async def add_symbols(
         self, symbols: Iterable[str], streams: Iterable[str] | None = None
     ) -> None:
-        """Start actors for new symbols and subscribe their streams live."""
+        """Start actors for new symbols and subscribe their streams (suffixes) live."""
         suffixes = list(streams) if streams is not None else list(self.config.streams)
-        names: list[str] = []
-        for sym in symbols:
-            for suffix in suffixes:
-                names.append(parse_stream(f"{sym.lower()}@{suffix}").name)
-            await self._start_symbol(sym.upper())
-        await self._subscribe(names)
+        await self.add_streams(f"{sym.lower()}@{suffix}" for sym in symbols for suffix in suffixes)
+
+    async def add_streams(self, names: Iterable[str]) -> None:
+        """Subscribe full stream names live, starting actors for symbols not seen before."""
+        parsed = [parse_stream(n) for n in names]
+        for stream in parsed:
+            if stream.symbol is not None:
+                await self._start_symbol(stream.symbol)
+        await self._subscribe([s.name for s in parsed])
 
     async def remove_symbols(self, symbols: Iterable[str]) -> None:
         """Unsubscribe symbols' streams and stop their actors."""
@@ -332,7 +335,7 @@ async def open_gateway(
             config = attrs.evolve(config, **overrides)
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
-    if not config.symbols:
+    if not config.all_symbols():
         raise ConfigError("symbols: at least one symbol is required")
     gw = Gateway(config, close_hook)
     try:
@@ -341,11 +344,12 @@ async def open_gateway(
             await nursery.start(gw.publisher.run_callbacks)
             await nursery.start(gw._run_close_hooks)
             await nursery.start(gw.supervisor.run)
+            symbols = config.all_symbols()
             for pos in config.positions:
-                if pos.symbol.upper() not in config.symbols and pos.symbol not in config.symbols:
+                if pos.symbol.upper() not in symbols:
                     raise ConfigError(f"positions: symbol {pos.symbol!r} is not in symbols")
-            for sym in config.symbols:
-                await gw._start_symbol(sym.upper())
+            for sym in symbols:
+                await gw._start_symbol(sym)
             for pos in config.positions:
                 _open_configured(gw, pos)
             for group in shard_streams(config.stream_names(), config.max_streams_per_connection):

@@ -72,6 +72,8 @@ class GatewayConfig:
     symbols: tuple[str, ...] = ()
     #: Stream suffixes opened for every symbol, e.g. ``trade``, ``kline_1m``, ``ticker``.
     streams: tuple[str, ...] = ("trade",)
+    #: Full stream names opened in addition (their symbols join ``symbols``).
+    extra_streams: tuple[str, ...] = ()
     url: str = BINANCE_URL
     rest_url: str = BINANCE_REST_URL
     testnet: bool = False
@@ -103,6 +105,11 @@ class GatewayConfig:
     def stream_names(self) -> list[str]:
         """Wire names of every stream, validated (raises `ConfigError` on a bad one)."""
         names: list[str] = []
+        for name in self.extra_streams:
+            try:
+                names.append(parse_stream(name).name)
+            except InvalidStreamName as exc:
+                raise ConfigError(f"extra_streams: {exc}") from None
         for symbol in self.symbols:
             for suffix in self.streams:
                 try:
@@ -110,6 +117,15 @@ class GatewayConfig:
                 except InvalidStreamName as exc:
                     raise ConfigError(f"streams: {suffix!r} for {symbol!r}: {exc}") from None
         return list(dict.fromkeys(names))
+
+    def all_symbols(self) -> tuple[str, ...]:
+        """``symbols`` plus the symbols of ``extra_streams``, uppercase, without repeats."""
+        found = [s.upper() for s in self.symbols]
+        for name in self.extra_streams:
+            sym = parse_stream(name).symbol
+            if sym is not None:
+                found.append(sym)
+        return tuple(dict.fromkeys(found))
 
     def with_testnet(self) -> GatewayConfig:
         """The same configuration pointed at the exchange's test network."""
