@@ -1,0 +1,76 @@
+"""Fan-out to user code: filtered, bounded subscriptions and callbacks that cannot hurt."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from gateway import BookTicker, Trade
+from gateway.runtime.publish import Publisher
+
+
+def trade(symbol: str, i: int) -> Trade:
+    return Trade(symbol, i, 100.0 + i, 1.0, i, False, i, 0)
+
+
+def book(symbol: str, i: int) -> BookTicker:
+    return BookTicker(symbol, i, 99.0 + i, 1.0, 100.0 + i, 1.0)
+
+
+async def test_subscriptions_filter_by_symbol_and_kind() -> None:
+    pub = Publisher()
+    btc_trades = pub.subscribe(["btcusdt"], [Trade])
+    everything = pub.subscribe()
+    for i in range(3):
+        pub.publish(trade("BTCUSDT", i))
+        pub.publish(trade("ETHUSDT", i))
+        pub.publish(book("BTCUSDT", i))
+    assert [e.trade_id for e in btc_trades.drain_nowait(100)] == [0, 1, 2]
+    got = everything.drain_nowait(100)
+    assert len(got) == 7  # 6 trades + the book tickers conflated into the newest one
+    assert [e.update_id for e in got if isinstance(e, BookTicker)] == [2]
+
+
+async def test_slow_subscriber_drops_its_own_oldest_and_counts() -> None:
+    pub = Publisher()
+    slow = pub.subscribe(kinds=[Trade], bound=5)
+    fast = pub.subscribe(kinds=[Trade], bound=100)
+    for i in range(20):
+        pub.publish(trade("BTCUSDT", i))
+    assert [e.trade_id for e in slow.drain_nowait(100)] == [15, 16, 17, 18, 19]
+    assert slow.dropped == 15
+    assert len(fast.drain_nowait(100)) == 20 and fast.dropped == 0
+
+
+async def test_closed_subscription_stops_receiving() -> None:
+    pub = Publisher()
+    with pub.subscribe() as sub:
+        pub.publish(trade("BTCUSDT", 1))
+    pub.publish(trade("BTCUSDT", 2))  # no error: it is gone from the publisher
+    assert [e.trade_id for e in sub.drain_nowait(10)] == [1]
+
+
+async def test_raising_callback_is_counted_and_reported_never_fatal() -> None:
+    pub = Publisher()
+    seen: list[int] = []
+    errors: list[BaseException] = []
+
+    def bad(ev: Trade) -> None:
+        raise RuntimeError(f"boom {ev.trade_id}")
+
+    async def good(ev: Trade) -> None:
+        await trio.lowlevel.checkpoint()
+        seen.append(ev.trade_id)
+
+    pub.add_callback(Trade, bad)
+    pub.add_callback(Trade, good)
+    pub.error_callbacks.append(errors.append)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(pub.run_callbacks)
+        for i in range(3):
+            pub.publish(trade("BTCUSDT", i))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert seen == [0, 1, 2]
+    assert pub.callback_errors == 3
+    assert [str(e) for e in errors] == ["boom 0", "boom 1", "boom 2"]
