@@ -11,7 +11,9 @@ import gateway.core
 
 CORE = Path(gateway.core.__file__).parent
 FORBIDDEN = {"trio", "trio_websocket", "socket", "ssl", "asyncio", "httpx", "wsproto", "anyio"}
-NEW_MODULES = ["backoff", "candles", "latency", "orderbook", "ratelimit", "sequence", "stop_loss"]
+NEW_MODULES = [
+    "backoff", "candles", "latency", "orderbook", "positions", "ratelimit", "sequence", "stop_loss",
+]
 
 
 @pytest.mark.parametrize("path", sorted(CORE.glob("*.py")), ids=lambda p: p.name)
