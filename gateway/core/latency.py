@@ -4,8 +4,11 @@
 per message. A `LatencyRecorder` counts values in log-linear buckets instead:
 values below 64 ns exactly, above that 32 sub-buckets per power of two, so each
 bucket is at most 1/32 (3.1%) of its values wide. `record` is one
-``int.bit_length``, a shift and a list increment. Percentiles, merging and
-`to_hdr` (for reporting and HDR's encoders) run off the hot path.
+``int.bit_length``, a shift and a list increment: about 70 ns net of the call
+itself, against about 740 ns for HDR (``python -m benchmarks.latency_recorder``);
+most of ours is CPython allocating the incremented count once it passes 256.
+Percentiles, merging and `to_hdr` (for reporting and HDR's encoders) run off
+the hot path.
 
 Values are integers in nanoseconds, below 2**64. Negative values (clock skew
 between the exchange's event time and ours) are not bucketed: they are counted
@@ -60,7 +63,7 @@ class LatencyRecorder:
         self.negative = 0
 
     def record(self, value_ns: int) -> None:
-        """Count one value. A few tens of ns: keep this body inline and branch-light."""
+        """Count one value (tens of ns; keep this body inline and branch-light)."""
         if value_ns >= 64:
             shift = value_ns.bit_length() - 6
             self._counts[(shift << 5) + (value_ns >> shift)] += 1
