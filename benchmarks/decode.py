@@ -17,7 +17,7 @@ import orjson
 
 from gateway.core.codec import decode_frame
 from tests import test_codec as examples
-from tests.recorded import stream_frames
+from tests.recorded_data import raw_frames
 
 
 def _wrap(stream: str, payload: str) -> str:
@@ -32,7 +32,7 @@ def _frames() -> dict[str, str]:
         + ",".join(f'["{94241 + i / 100:.8f}","{1 + i / 10:.8f}"]' for i in range(20))
         + "]}"
     )
-    recorded_depth = next(f for _, f in stream_frames("2021-08-14") if "@depth" in f)
+    recorded_depth = next(f for _, f in raw_frames("2021-08-14") if "@depth" in f)
     return {
         "trade": _wrap("btcusdt@trade", examples.TRADE),
         "aggTrade": _wrap("btcusdt@aggTrade", examples.AGG_TRADE),

@@ -83,3 +83,21 @@ def snapshots(recording: str) -> list[Snapshot]:
                 )
             )
     return out
+
+
+def raw_frames(recording: str) -> Iterator[tuple[float, str]]:
+    """``(receive_time_s, frame_text)`` for each frame of ``recording``'s stream.txt."""
+    with open(recorded_dir() / recording / "stream.txt", encoding="utf-8") as f:
+        next(f)  # the URL line
+        for line in f:
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            stamp, _, frame = line.partition(": ")
+            yield float(stamp), frame
+
+
+def stream_url(recording: str) -> str:
+    """The combined-stream URL the recording was opened with."""
+    with open(recorded_dir() / recording / "stream.txt", encoding="utf-8") as f:
+        return f.readline().split(" <-> ")[0]

@@ -6,11 +6,11 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from recorded_data import stream_frames
 
 from gateway.core.candles import CandleBook, CandleBuffer, CandleGap, kline_from_rest
 from gateway.core.events import Kline
 from gateway.errors import CandleError, GatewayError
+from tests.recorded_data import stream_frames
 
 MIN = 60_000
 T0 = 1_767_225_600_000

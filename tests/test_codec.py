@@ -35,7 +35,7 @@ from gateway import (
 )
 from gateway.core.codec import stream_symbol
 from gateway.core.events import MARKET_EVENT_TYPES
-from tests.recorded import RECORDINGS, stream_frames
+from tests.recorded_data import RECORDINGS, raw_frames
 
 # The example payloads of binance-market-streams.md, section by section.
 AGG_TRADE = (
@@ -268,7 +268,7 @@ RECORDED_COUNTS = {
 @pytest.mark.parametrize("recording", RECORDINGS)
 def test_every_recorded_frame_decodes(recording: str) -> None:
     counts: collections.Counter[type] = collections.Counter()
-    for ts, frame in stream_frames(recording):
+    for ts, frame in raw_frames(recording):
         ev = decode_frame(frame, receive_ns=int(ts * 1e9))
         wrapper = json.loads(frame)
         assert ev.symbol == wrapper["data"]["s"]
@@ -278,7 +278,7 @@ def test_every_recorded_frame_decodes(recording: str) -> None:
 
 
 def test_recorded_values_survive_decoding() -> None:
-    ts, frame = next(stream_frames("2021-10-12"))
+    ts, frame = next(raw_frames("2021-10-12"))
     ev = decode_frame(frame, receive_ns=int(ts * 1e9))
     assert isinstance(ev, DepthUpdate)
     assert (ev.symbol, ev.first_update_id, ev.final_update_id) == ("NKNUSDT", 499869750, 499869752)

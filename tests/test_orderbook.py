@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from recorded_data import RECORDINGS, snapshots, stream_frames
 
 from gateway.core.events import BookTicker, DepthUpdate, Level
 from gateway.core.orderbook import OrderBookSync, SyncState
+from tests.recorded_data import RECORDINGS, snapshots, stream_frames
 
 BUFFERING, SYNCED, NEEDS = SyncState.BUFFERING, SyncState.SYNCED, SyncState.NEEDS_SNAPSHOT
 

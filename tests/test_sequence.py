@@ -6,10 +6,10 @@ from collections import defaultdict
 
 from hypothesis import given
 from hypothesis import strategies as st
-from recorded_data import RECORDINGS, stream_frames
 
 from gateway.core.events import AggTrade
 from gateway.core.sequence import DUPLICATE, NEW, ObservationKind, SequenceTracker
+from tests.recorded_data import RECORDINGS, stream_frames
 
 
 def test_first_id_is_new_without_history() -> None:
