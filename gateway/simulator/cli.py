@@ -1,0 +1,188 @@
+"""``gateway simulate``: serve the embedded exchange until Ctrl-C.
+
+Faults can be scheduled (``--fault 30:close 1001``) or typed on stdin while it runs
+(``--commands``); both use the command words of `run_command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from functools import partial
+
+import trio
+
+from gateway.errors import ConfigError
+from gateway.simulator.config import SimulatorConfig
+from gateway.simulator.control import SimulatorControl
+from gateway.simulator.server import Simulator, open_simulator
+
+__all__ = ["COMMANDS", "add_simulate_arguments", "run_command", "run_simulate"]
+
+logger = logging.getLogger(__name__)
+
+COMMANDS = """\
+close [CODE [REASON]]   close every connection with CODE (default 1000)
+abort                   drop every TCP connection without a close frame
+malformed               send a frame that is not valid JSON
+unknown                 send a well-formed event of an unknown kind
+stall SECONDS           stop sending market frames (sockets stay open)
+resume                  end a stall or delay
+delay SECONDS           hold all outgoing frames, then send them at once
+dup COUNT               send the next COUNT frames twice
+gap SYMBOL COUNT        drop the next COUNT trades of SYMBOL
+refuse SECONDS          reject new connections (HTTP 503)
+trade SYMBOL PRICE QTY  one trade at an exact price
+raw TEXT                send TEXT as a frame to every connection
+generate [COUNT]        make COUNT random trades now (manual pacing)
+stats                   print the counters"""
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``simulate`` options to ``parser``."""
+    d = SimulatorConfig()
+    add = parser.add_argument
+    add("--host", default=d.host, help="interface to bind (default %(default)s)")
+    add("--port", type=int, default=d.port, help="WebSocket port (0: pick a free one)")
+    add("--rest-port", type=int, default=d.rest_port, help="REST port (0: pick a free one)")
+    add("--no-rest", action="store_true", help="do not serve the REST side")
+    add("--symbols", default=",".join(d.symbols), help="comma-separated listed symbols")
+    add("--seed", type=int, default=d.seed, help="market seed (default %(default)s)")
+    add("--rate", type=float, default=d.rate, help="trades per second, all symbols")
+    add("--pacing", choices=["rate", "max", "manual", "replay"], default=None,
+        help="rate (default), max (as fast as clients take), manual, replay")  # fmt: skip
+    add("--replay", metavar="FILE", help="serve the frames of a stream.txt recording")
+    add("--speed", type=float, default=1.0, help="replay speed factor (0: as fast as possible)")
+    add("--loop", action="store_true", help="replay the recording again and again")
+    add("--time-unit", choices=["MILLISECOND", "MICROSECOND"], default=d.time_unit.value,
+        help="REST default time unit (streams choose with ?timeUnit=)")  # fmt: skip
+    add("--clock", choices=["wall", "virtual"], default=d.clock.value, help="event time source")
+    add("--start-price", type=float, default=d.start_price)
+    add("--tick-size", type=float, default=d.tick_size)
+    add("--volatility", type=float, default=d.volatility, help="price std-dev per trade")
+    add("--ping-interval", type=float, default=d.ping_interval)
+    add("--pong-timeout", type=float, default=d.pong_timeout)
+    add("--lifetime", type=float, default=d.connection_lifetime, help="connection lifetime, s")
+    add("--shutdown-notice", type=float, metavar="LEAD", default=None,
+        help="send serverShutdown LEAD seconds before the lifetime close")  # fmt: skip
+    add("--fault", action="append", default=[], metavar="AT:COMMAND",
+        help="run COMMAND (see --commands) AT seconds after start; repeatable")  # fmt: skip
+    add("--commands", action="store_true", help="read commands from stdin:\n" + COMMANDS)
+    add("--log-level", default="INFO", help="logging level (default %(default)s)")
+
+
+def _config(args: argparse.Namespace) -> SimulatorConfig:
+    pacing = args.pacing or ("replay" if args.replay else "rate")
+    return SimulatorConfig(
+        host=args.host, port=args.port, rest_port=args.rest_port, rest=not args.no_rest,
+        symbols=args.symbols, seed=args.seed, rate=args.rate, pacing=pacing,
+        replay_file=args.replay, replay_speed=args.speed, replay_loop=args.loop,
+        time_unit=args.time_unit, clock=args.clock, start_price=args.start_price,
+        tick_size=args.tick_size, volatility=args.volatility, ping_interval=args.ping_interval,
+        pong_timeout=args.pong_timeout, connection_lifetime=args.lifetime,
+        shutdown_notice=args.shutdown_notice is not None,
+        shutdown_lead=args.shutdown_notice or 0.0,
+    )  # fmt: skip
+
+
+def run_command(control: SimulatorControl, line: str) -> str:
+    """Run one command line (see `COMMANDS`); returns a one-line answer."""
+    words = shlex.split(line)
+    if not words:
+        return ""
+    cmd, rest = words[0], words[1:]
+    try:
+        if cmd == "close":
+            code = int(rest[0]) if rest else 1000
+            return f"closed {control.close_connections(code, ' '.join(rest[1:]))}"
+        if cmd == "abort":
+            return f"aborted {control.close_connections(abrupt=True)}"
+        if cmd == "malformed":
+            return f"sent to {control.send_malformed()}"
+        if cmd == "unknown":
+            return f"sent to {control.send_unknown_event()}"
+        if cmd == "stall":
+            control.stall(float(rest[0]))
+        elif cmd == "resume":
+            control.resume()
+        elif cmd == "delay":
+            control.delay_frames(float(rest[0]))
+        elif cmd == "dup":
+            control.duplicate_frames(int(rest[0]))
+        elif cmd == "gap":
+            ids = control.drop_trades(rest[0], int(rest[1]))
+            return f"dropping trade ids {ids.start}..{ids.stop - 1}"
+        elif cmd == "refuse":
+            control.refuse_connections(float(rest[0]))
+        elif cmd == "trade":
+            return f"trade id {control.inject_trade(rest[0], float(rest[1]), float(rest[2]))}"
+        elif cmd == "raw":
+            return f"sent to {control.send_raw(line.split(None, 1)[1])}"
+        elif cmd == "generate":
+            return f"generated {control.generate(int(rest[0]) if rest else 1)}"
+        elif cmd == "stats":
+            return str(control.stats())
+        else:
+            return f"unknown command {cmd!r}; commands:\n{COMMANDS}"
+    except (IndexError, ValueError, ConfigError) as exc:
+        return f"bad arguments for {cmd!r}: {exc}"
+    return "ok"
+
+
+async def _scheduled(control: SimulatorControl, at: float, command: str) -> None:
+    await trio.sleep(at)
+    print(f"fault at {at}s: {command}: {run_command(control, command)}", flush=True)
+
+
+async def _stdin_commands(control: SimulatorControl) -> None:
+    while True:
+        line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+        if not line:
+            return
+        answer = run_command(control, line.strip())
+        if answer:
+            print(answer, flush=True)
+
+
+async def _serve(config: SimulatorConfig, args: argparse.Namespace) -> None:
+    faults = []
+    for spec in args.fault:
+        at, sep, command = spec.partition(":")
+        if not sep:
+            raise ConfigError(f"--fault {spec!r} must look like AT:COMMAND, e.g. '30:close 1001'")
+        try:
+            faults.append((float(at), command))
+        except ValueError:
+            raise ConfigError(f"--fault {spec!r}: {at!r} is not a number of seconds") from None
+    async with open_simulator(config) as sim, trio.open_nursery() as nursery:
+        _announce(sim)
+        for at, command in faults:
+            nursery.start_soon(_scheduled, sim.control, at, command)
+        if args.commands:
+            nursery.start_soon(_stdin_commands, sim.control)
+        await trio.sleep_forever()
+
+
+def _announce(sim: Simulator) -> None:
+    print(f"ws_url={sim.ws_url} rest_url={sim.rest_url or '-'}", flush=True)
+    print(f"  combined: {sim.ws_url}/stream?streams=btcusdt@trade/btcusdt@kline_1m", flush=True)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Serve until interrupted; returns the exit status (2 for a bad option)."""
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        config = _config(args)
+        trio.run(partial(_serve, config, args))
+    except ConfigError as exc:
+        print(f"gateway simulate: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except BaseExceptionGroup as group:
+        _, rest = group.split(KeyboardInterrupt)  # Ctrl-C arrives wrapped by the nurseries
+        if rest is not None:
+            raise
+    return 0

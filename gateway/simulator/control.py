@@ -1,0 +1,142 @@
+"""`SimulatorControl`: what tests and the command line can do to a running exchange.
+
+Market flow on request (manual pacing), exact trades, arbitrary frames, fault injection
+and counters. Every method is synchronous and takes effect at once (frames are queued in
+order with the market's own), except the ``wait_*`` helpers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import orjson
+import trio
+
+from gateway.simulator.clock import EventClock
+from gateway.simulator.config import SimulatorConfig
+from gateway.simulator.connection import WebSocketSide
+from gateway.simulator.encode import Frame
+from gateway.simulator.hub import Hub, SimulatorStats
+from gateway.simulator.market import Market
+
+__all__ = ["MALFORMED_FRAME", "SimulatorControl"]
+
+#: The frame `send_malformed` sends: a combined trade frame cut off mid-way.
+MALFORMED_FRAME = '{"stream":"btcusdt@trade","data":{"e":"trade","E":17672256'
+
+
+class SimulatorControl:
+    """Faults, injections and stats of one running simulator (see module docstring)."""
+
+    def __init__(
+        self, config: SimulatorConfig, market: Market, hub: Hub, ws: WebSocketSide,
+        clock: EventClock, replay_done: trio.Event,
+    ) -> None:  # fmt: skip
+        self._config, self._market, self._hub, self._ws = config, market, hub, ws
+        self._clock = clock
+        self._replay_done = replay_done
+
+    # --- market flow -------------------------------------------------------------------
+    def generate(self, trades: int = 1, symbol: str | None = None) -> int:
+        """Make at least ``trades`` random trades now (round-robin, or on ``symbol``);
+        returns how many were made (a taker order fills one to three trades)."""
+        before = self._market.trades_total
+        out = self._market.generate(self._clock.now_us(), trades, self._hub.subscribers, symbol)
+        self._hub.publish(out, trio.current_time())
+        return self._market.trades_total - before
+
+    def tick(self) -> None:
+        """Run the time-driven work due now: candle closes, depth, tickers, open klines."""
+        self._hub.publish(self._market.tick(self._clock.now_us(), self._hub.subscribers),
+                          trio.current_time())  # fmt: skip
+
+    def inject_trade(
+        self, symbol: str, price: float, quantity: float, *, is_buy: bool | None = None
+    ) -> int:
+        """One trade at exactly ``price`` x ``quantity`` through the normal flow (the book
+        moves there, klines and tickers include it); returns its trade id.
+
+        Raises ValueError if the price is off the tick grid or the quantity not positive.
+        """
+        tid, out = self._market.inject_trade(symbol, price, quantity, self._clock.now_us(),
+                                             self._hub.subscribers, is_buy)  # fmt: skip
+        self._hub.publish(out, trio.current_time())
+        return tid
+
+    # --- frames ------------------------------------------------------------------------
+    def send_raw(self, text: str | bytes, *, connection: int | None = None) -> int:
+        """Send ``text`` as one text frame to every connection (or one); returns how many."""
+        return self._hub.send_text(text, connection)
+
+    def send_malformed(self, *, connection: int | None = None) -> int:
+        """Send `MALFORMED_FRAME` (invalid JSON) to every connection (or one)."""
+        return self._hub.send_text(MALFORMED_FRAME, connection)
+
+    def send_unknown_event(self, symbol: str = "BTCUSDT", *, connection: int | None = None) -> int:
+        """Send a well-formed event of a kind no client knows (``e: "futureEvent"``), raw or
+        combined per connection, on stream ``<symbol>@futureStream``."""
+        data = orjson.dumps({"e": "futureEvent", "E": self._clock.now_us() // 1000,
+                             "s": symbol.upper(), "z": 1})  # fmt: skip
+        frame = Frame(f"{symbol.lower()}@futureStream", "raw", (data, None))
+        return self._hub.send_frame(frame, connection)
+
+    # --- faults ------------------------------------------------------------------------
+    def close_connections(
+        self, code: int = 1000, reason: str = "", *, abrupt: bool = False,
+        connection: int | None = None,
+    ) -> int:  # fmt: skip
+        """Close every connection (or one) with ``code``/``reason``, or drop the TCP
+        connection without a close frame when ``abrupt``; returns how many."""
+        targets = self._hub._targets(connection)
+        for s in targets:
+            s.request_close(code, reason, abrupt)
+        return len(targets)
+
+    def stall(self, seconds: float = math.inf) -> None:
+        """Stop sending market frames for ``seconds`` (frames of the stall are lost);
+        sockets stay open and pings continue."""
+        self._hub.stall_until = trio.current_time() + seconds
+
+    def resume(self) -> None:
+        """End a stall or a delay now."""
+        self._hub.stall_until = self._hub.delay_until = -1.0
+
+    def delay_frames(self, seconds: float) -> None:
+        """Hold every outgoing frame for ``seconds``, then send them all (a latency spike)."""
+        self._hub.delay_until = trio.current_time() + seconds
+
+    def duplicate_frames(self, count: int) -> None:
+        """Send each of the next ``count`` market frames twice."""
+        self._hub.duplicate_left += count
+
+    def drop_trades(self, symbol: str, count: int) -> range:
+        """Do not send the next ``count`` trades of ``symbol`` (and aggTrades holding them):
+        a gap in the ids. REST aggTrades still has them, for backfill. Returns the ids."""
+        sym = self._market.symbol(symbol)
+        ids = range(sym.next_trade_id, sym.next_trade_id + count)
+        self._hub.drops.setdefault(sym.name, []).append(ids)
+        return ids
+
+    def refuse_connections(self, seconds: float, status: int = 503) -> None:
+        """Reject new handshakes with HTTP ``status`` for ``seconds``."""
+        self._ws.refuse_until = trio.current_time() + seconds
+        self._ws.refuse_status = status
+
+    # --- observing ---------------------------------------------------------------------
+    def stats(self) -> SimulatorStats:
+        """A snapshot of the counters."""
+        return self._hub.stats()
+
+    async def wait_for(self, predicate: Callable[[SimulatorStats], bool]) -> SimulatorStats:
+        """Wait until ``predicate(stats)`` holds (checked on every connection or
+        subscription change); bound it with ``trio.fail_after``."""
+        while True:
+            stats = self._hub.stats()
+            if predicate(stats):
+                return stats
+            await self._hub.changed.wait()
+
+    async def wait_replay_done(self) -> None:
+        """Wait until the replay has published its last frame."""
+        await self._replay_done.wait()

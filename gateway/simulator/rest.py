@@ -1,0 +1,256 @@
+"""The REST side: the public ``/api/v3`` market endpoints a gateway needs, on hypercorn.
+
+Served from the same `Market` as the streams, so ``depth``'s ``lastUpdateId`` fits the
+diff stream's update ids and ``aggTrades`` fills trade gaps. Errors use the exchange's
+bodies (``{"code": -1121, "msg": "Invalid symbol."}``) with HTTP 400.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.core.streams import INTERVALS
+from gateway.simulator.candles import OT as OPEN_T
+from gateway.simulator.clock import EventClock
+from gateway.simulator.config import SimulatorConfig, TimeUnit
+from gateway.simulator.encode import fmt8, kline_body, ticker_dict
+from gateway.simulator.market import Market, SymbolMarket
+from gateway.simulator.tickers import average_price
+
+__all__ = ["build_app", "serve_rest"]
+
+logger = logging.getLogger(__name__)
+_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL")
+
+
+class _ApiError(Exception):
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.status = code, msg, status
+
+
+def _json(obj: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(obj), status_code=status, media_type="application/json")
+
+
+def _int(request: Request, name: str, default: int | None = None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.lstrip("-").isdigit() or len(raw) > 20:
+        raise _ApiError(-1100, f"Illegal characters found in parameter '{name}'; "
+                               "legal range is '^[0-9]{1,20}$'.")  # fmt: skip
+    return int(raw)
+
+
+def _time_us(value: int | None) -> int | None:
+    """REST time parameters may be ms or µs."""
+    if value is None:
+        return None
+    return value if value >= 10**14 else value * 1000
+
+
+def _split(symbol: str) -> tuple[str, str]:
+    for quote in _QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    return symbol[:-3] or symbol, symbol[-3:]
+
+
+def build_app(config: SimulatorConfig, market: Market, clock: EventClock) -> Starlette:
+    """The Starlette application over ``market``."""
+
+    def div_of(request: Request) -> int:
+        unit = request.headers.get("X-MBX-TIME-UNIT", config.time_unit.value).upper()
+        return 1 if unit == TimeUnit.MICROSECOND.value else 1000
+
+    def symbol_of(request: Request) -> SymbolMarket:
+        name = request.query_params.get("symbol")
+        if not name:
+            raise _ApiError(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, "
+                                   "or malformed.")  # fmt: skip
+        sym = market.get(name) if name.isalnum() and name.isupper() else None
+        if sym is None:
+            raise _ApiError(-1121, "Invalid symbol.")
+        return sym
+
+    def limit_of(request: Request, default: int, most: int, clamp: bool = False) -> int:
+        limit = _int(request, "limit", default)
+        assert limit is not None
+        if limit > most and clamp:
+            return most
+        if not 1 <= limit <= most:
+            raise _ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        return limit
+
+    async def ping(request: Request) -> dict[str, Any]:
+        return {}
+
+    async def server_time(request: Request) -> dict[str, Any]:
+        return {"serverTime": clock.now_us() // div_of(request)}
+
+    async def exchange_info(request: Request) -> dict[str, Any]:
+        names: list[str] = list(market.listed)
+        one = request.query_params.get("symbol")
+        many = request.query_params.get("symbols")
+        if one or many:
+            try:
+                wanted = [one] if one else list(orjson.loads(many or "[]"))
+            except orjson.JSONDecodeError:
+                raise _ApiError(-1100, "Illegal characters found in parameter 'symbols'.") from None
+            if any(w not in names for w in wanted):
+                raise _ApiError(-1121, "Invalid symbol.")
+            names = wanted
+        tick = fmt8(market.tick_e8)
+        symbols = []
+        for name in names:
+            base, quote = _split(name)
+            symbols.append({
+                "symbol": name, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
+                "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
+                "orderTypes": ["LIMIT", "MARKET"], "isSpotTradingAllowed": True,
+                "permissions": [], "permissionSets": [["SPOT"]],
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "minPrice": tick,
+                     "maxPrice": "1000000.00000000", "tickSize": tick},
+                    {"filterType": "LOT_SIZE", "minQty": "0.00100000",
+                     "maxQty": "9000.00000000", "stepSize": "0.00100000"},
+                ],
+            })  # fmt: skip
+        return {
+            "timezone": "UTC", "serverTime": clock.now_us() // div_of(request),
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                 "limit": 6000},
+                {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5,
+                 "limit": 300000},
+            ],
+            "exchangeFilters": [], "symbols": symbols,
+        }  # fmt: skip
+
+    async def depth(request: Request) -> dict[str, Any]:
+        sym = symbol_of(request)
+        last, bids, asks = sym.depth(limit_of(request, 100, 5000, clamp=True))
+        return {"lastUpdateId": last, "bids": [[fmt8(p), fmt8(q)] for p, q in bids],
+                "asks": [[fmt8(p), fmt8(q)] for p, q in asks]}  # fmt: skip
+
+    async def klines(request: Request) -> list[list[Any]]:
+        sym = symbol_of(request)
+        interval = request.query_params.get("interval", "")
+        if interval not in INTERVALS:
+            raise _ApiError(-1120, "Invalid interval.")
+        limit = limit_of(request, 500, 1000)
+        start = _time_us(_int(request, "startTime"))
+        end = _time_us(_int(request, "endTime"))
+        div = div_of(request)
+        key = (interval, "")
+        rows = [*sym.candles.history(key), tuple(sym.candles.current(key))]
+        rows = [r for r in rows if (start is None or r[OPEN_T] >= start)
+                and (end is None or r[OPEN_T] <= end)]  # fmt: skip
+        rows = rows[:limit] if start is not None else rows[-limit:]
+        out = []
+        for r in rows:
+            k = kline_body(sym.name, interval, r, False, div)
+            out.append([k["t"], k["o"], k["h"], k["l"], k["c"], k["v"], k["T"], k["q"], k["n"],
+                        k["V"], k["Q"], "0"])  # fmt: skip
+        return out
+
+    async def agg_trades(request: Request) -> list[dict[str, Any]]:
+        sym = symbol_of(request)
+        limit = limit_of(request, 500, 1000)
+        from_id = _int(request, "fromId")
+        start = _time_us(_int(request, "startTime"))
+        end = _time_us(_int(request, "endTime"))
+        if from_id is not None and (start is not None or end is not None):
+            raise _ApiError(-1128, "Combination of optional parameters invalid.")
+        rows = list(sym.aggs)
+        if from_id is not None:
+            first = rows[0][0] if rows else from_id
+            rows = rows[max(0, from_id - first) :][:limit]
+        elif start is not None or end is not None:
+            rows = [r for r in rows if (start is None or r[5] >= start)
+                    and (end is None or r[5] <= end)]  # fmt: skip
+            rows = rows[:limit] if start is not None else rows[-limit:]
+        else:
+            rows = rows[-limit:]
+        div = div_of(request)
+        return [{"a": a, "p": fmt8(p), "q": fmt8(q), "f": f, "l": last, "T": t // div, "m": m,
+                 "M": True} for a, p, q, f, last, t, m in rows]  # fmt: skip
+
+    async def ticker_24hr(request: Request) -> dict[str, Any]:
+        sym = symbol_of(request)
+        t = ticker_dict(sym.ticker(clock.now_us()), div_of(request))
+        keys = {"s": "symbol", "p": "priceChange", "P": "priceChangePercent",
+                "w": "weightedAvgPrice", "x": "prevClosePrice", "c": "lastPrice",
+                "Q": "lastQty", "b": "bidPrice", "B": "bidQty", "a": "askPrice", "A": "askQty",
+                "o": "openPrice", "h": "highPrice", "l": "lowPrice", "v": "volume",
+                "q": "quoteVolume", "O": "openTime", "C": "closeTime", "F": "firstId",
+                "L": "lastId", "n": "count"}  # fmt: skip
+        return {long: t[short] for short, long in keys.items()}
+
+    async def avg_price(request: Request) -> dict[str, Any]:
+        sym = symbol_of(request)
+        now = clock.now_us()
+        return {"mins": 5, "price": fmt8(average_price(sym.candles, now)),
+                "closeTime": sym.last_trade_time // div_of(request)}  # fmt: skip
+
+    async def book_ticker(request: Request) -> dict[str, Any]:
+        s, _, b, bq, a, aq = symbol_of(request).book_ticker()
+        return {"symbol": s, "bidPrice": fmt8(b), "bidQty": fmt8(bq), "askPrice": fmt8(a),
+                "askQty": fmt8(aq)}  # fmt: skip
+
+    async def price(request: Request) -> dict[str, Any]:
+        sym = symbol_of(request)
+        return {"symbol": sym.name, "price": fmt8(sym.candles.last_price)}
+
+    def endpoint(
+        fn: Callable[[Request], Awaitable[Any]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def handle(request: Request) -> Response:
+            try:
+                return _json(await fn(request))
+            except _ApiError as exc:
+                return _json({"code": exc.code, "msg": exc.msg}, exc.status)
+
+        return handle
+
+    routes = {
+        "ping": ping, "time": server_time, "exchangeInfo": exchange_info, "depth": depth,
+        "klines": klines, "uiKlines": klines, "aggTrades": agg_trades,
+        "ticker/24hr": ticker_24hr, "avgPrice": avg_price, "ticker/bookTicker": book_ticker,
+        "ticker/price": price,
+    }  # fmt: skip
+    return Starlette(routes=[Route(f"/api/v3/{p}", endpoint(fn)) for p, fn in routes.items()])
+
+
+async def serve_rest(
+    config: SimulatorConfig, market: Market, clock: EventClock, shutdown: trio.Event,
+    *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:  # fmt: skip
+    """Serve the REST side until ``shutdown`` is set; reports the bound port when ready."""
+    hc = HypercornConfig()
+    hc.bind = [f"{config.host}:{config.rest_port}"]
+    hc.accesslog = None
+    hc.errorlog = None
+    hc.graceful_timeout = 0.5
+    app = build_app(config, market, clock)
+
+    async def started(*, task_status: trio.TaskStatus[list[str]]) -> None:
+        await serve(app, hc, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]
+
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(started)
+        port = int(binds[0].rsplit(":", 1)[1])
+        logger.info("REST side on %s", binds[0])
+        task_status.started(port)
