@@ -13,7 +13,17 @@ from typing import Any
 import attrs
 import trio
 
-from actors import ChildSpec, Mailbox, Overflow, Restart, Supervisor
+from actors import (
+    ChildReport,
+    ChildSpec,
+    ChildStatus,
+    Mailbox,
+    Overflow,
+    Restart,
+    Subtree,
+    Supervisor,
+    supervisor_spec,
+)
 from gateway.config import GatewayConfig, PositionConfig
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Ticker, Trade
@@ -166,11 +176,10 @@ class Gateway:
 
     def stats(self) -> dict[str, Any]:
         """Per-symbol counters and latency, per-connection state, router counters."""
-        report = self.supervisor.report()
         symbols = {}
         for sym, state in self._states.items():
             snap = state.snapshot()
-            child = report.get(f"symbol:{sym}")
+            child = self.actor_report(sym)
             if child is not None:
                 snap["restarts"] = child.restarts
                 snap["status"] = child.status.value
@@ -191,6 +200,26 @@ class Gateway:
                 "dropped": self.publisher.callback_queue.dropped,
             },
         }
+
+    def actor_report(self, symbol: str) -> ChildReport | None:
+        """The supervisor's report on ``symbol``'s actor (status, restarts, dead letters).
+
+        A quarantined symbol (it exceeded its restart intensity) reports ``failed``.
+        """
+        name = f"symbol:{symbol.upper()}"
+        outer = self.supervisor.report().get(name)
+        try:
+            subtree = self.supervisor.child_state(name)
+        except KeyError:
+            return outer
+        inner: ChildReport | None = None
+        if isinstance(subtree, Subtree) and subtree.supervisor is not None:
+            inner = subtree.supervisor.report().get(name)
+        if inner is None:
+            return outer
+        if outer is not None and outer.status is ChildStatus.FAILED:
+            return attrs.evolve(inner, status=ChildStatus.FAILED)
+        return inner
 
     def state(self, symbol: str) -> SymbolState:
         """The live state of one symbol (for inspection and tests)."""
@@ -255,12 +284,18 @@ class Gateway:
             event_time_unit_ns=self._unit_ns, request_close=self._request_close,
         )  # fmt: skip
         self._states[symbol] = state
-        spec = ChildSpec(
+        actor = ChildSpec(
             name=f"symbol:{symbol}", actor=symbol_actor, state_factory=lambda: state,
             mailbox_bound=self.config.mailbox_size, overflow=Overflow.DROP_NEWEST,
             restart=Restart.PERMANENT,
         )  # fmt: skip
-        state.mailbox = await self.supervisor.start_child(spec)
+        # One supervisor per symbol, temporary under "symbols": a symbol that exceeds its
+        # restart intensity is quarantined alone instead of taking the gateway down.
+        subtree = supervisor_spec(
+            f"symbol:{symbol}", [actor], max_restarts=self.config.max_restarts,
+            period=self.config.restart_period, restart=Restart.TEMPORARY,
+        )  # fmt: skip
+        await self.supervisor.start_child(subtree)
         self.router.attach(state)
 
     def _request_close(self, request: CloseRequest) -> None:
