@@ -353,6 +353,7 @@ async def open_gateway(
     config: GatewayConfig | None = None,
     *,
     close_hook: CloseHook | None = None,
+    on_error: Callback | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Gateway]:
     """Open a gateway: start symbol actors, connect, subscribe; yield the `Gateway`.
@@ -361,7 +362,9 @@ async def open_gateway(
     everything. A connection that exhausts its reconnect attempts raises
     `ConnectionFailed` here (after the error callbacks saw it); a symbol actor that
     exceeds its restart intensity raises `RestartIntensityExceeded`.
-    ``overrides`` replace config fields (e.g. ``symbols=["BTCUSDT"]``).
+    ``close_hook(StopTriggered)`` closes a position whose stop fired (sync or async,
+    retried until it succeeds: make it idempotent); ``on_error`` is registered before
+    anything connects. ``overrides`` replace config fields (e.g. ``symbols=["BTCUSDT"]``).
     """
     if config is None:
         config = GatewayConfig()
@@ -373,6 +376,8 @@ async def open_gateway(
     if not config.all_symbols():
         raise ConfigError("symbols: at least one symbol is required")
     gw = Gateway(config, close_hook)
+    if on_error is not None:
+        gw.on_error(on_error)
     try:
         async with trio.open_nursery() as nursery:
             gw._nursery = nursery

@@ -12,7 +12,14 @@ import gateway.core
 CORE = Path(gateway.core.__file__).parent
 FORBIDDEN = {"trio", "trio_websocket", "socket", "ssl", "asyncio", "httpx", "wsproto", "anyio"}
 NEW_MODULES = [
-    "backoff", "candles", "latency", "orderbook", "positions", "ratelimit", "sequence", "stop_loss",
+    "backoff",
+    "candles",
+    "latency",
+    "orderbook",
+    "positions",
+    "ratelimit",
+    "sequence",
+    "stop_loss",
 ]
 
 

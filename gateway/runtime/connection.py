@@ -78,6 +78,7 @@ class Connection(ControlSink):
         self._pending: dict[int | str | None, trio.MemorySendChannel[Any]] = {}
         self._session_scope: trio.CancelScope | None = None
         self._connected = trio.Event()
+        self._live = trio.Event()
         # Statistics
         self.state = "idle"
         self.connects = 0
@@ -164,9 +165,9 @@ class Connection(ControlSink):
 
     # The actor ----------------------------------------------------------------
 
-    async def wait_connected(self) -> None:
-        """Wait until the first session is up and subscribed."""
-        await self._connected.wait()
+    async def wait_live(self) -> None:
+        """Wait until a session is up and subscribed (returns at once if one is)."""
+        await self._live.wait()
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep this connection alive until cancelled; raises `ConnectionFailed` at the end."""
@@ -177,6 +178,7 @@ class Connection(ControlSink):
             except (*_NETWORK_ERRORS, _Reconnect, SubscriptionError, trio.TooSlowError) as exc:
                 self.last_error = repr(exc)
                 self._ws = None
+                self._live = trio.Event()
                 if self.state == "live":
                     attempt = 0
                 self.state = "reconnecting"
@@ -253,13 +255,16 @@ class Connection(ControlSink):
             finally:
                 self._ws = None
                 self._session_scope = None
-                nursery.cancel_scope.cancel()
                 for chan in self._pending.values():
                     chan.close()
                 self._pending.clear()
-                with trio.CancelScope(shield=True), trio.move_on_after(1):
-                    await ws.aclose()
-                await trio.aclose_forcefully(stream)
+                with trio.CancelScope(shield=True):
+                    with trio.move_on_after(1):
+                        await ws.aclose()
+                    await trio.aclose_forcefully(stream)
+                # Last, with no checkpoint after it: a Cancelled raised here would be
+                # absorbed by the nursery's own scope and hide the session's error.
+                nursery.cancel_scope.cancel()
 
     async def _subscribe_all(
         self, names: list[str], task_status: trio.TaskStatus[None] | None
@@ -269,6 +274,7 @@ class Connection(ControlSink):
 
     def _mark_live(self, task_status: trio.TaskStatus[None] | None) -> None:
         self.state = "live"
+        self._live.set()
         log.info("[%s] live with %d streams", self.conn_id, len(self.streams))
         if not self._connected.is_set():
             self._connected.set()

@@ -1,0 +1,325 @@
+"""The gateway end to end, against the embedded exchange on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from trio.testing import MockClock
+
+from gateway import (
+    ConnectionFailed,
+    Gateway,
+    Kline,
+    StopState,
+    StopTriggered,
+    Ticker,
+    Trade,
+    open_gateway,
+)
+from gateway.simulator import Simulator, open_simulator
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+
+
+@asynccontextmanager
+async def exchange_and_gateway(
+    sim_options: dict[str, Any] | None = None, **gateway_options: Any
+) -> AsyncIterator[tuple[Simulator, Gateway]]:
+    options = {"symbols": SYMBOLS, "seed": 7, "clock": "virtual", "pacing": "manual"}
+    options.update(sim_options or {})
+    async with open_simulator(**options) as sim:
+        gateway_options.setdefault("symbols", options["symbols"])
+        gateway_options.setdefault("reconnect", None)
+        if gateway_options["reconnect"] is None:
+            del gateway_options["reconnect"]
+        async with open_gateway(url=sim.ws_url, rest_url=sim.rest_url, **gateway_options) as gw:
+            yield sim, gw
+
+
+async def drain(sub: Any, count: int) -> list[Any]:
+    """Receive exactly ``count`` events (bounded in time)."""
+    out = []
+    with trio.fail_after(60):
+        while len(out) < count:
+            out.append(await sub.receive())
+    return out
+
+
+async def test_three_symbols_three_streams_every_event_to_its_symbol_in_order(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(streams=("trade", "kline_1m", "ticker")) as (sim, gw):
+        assert len(gw.connections) == 1  # one connection carries all nine streams
+        subs = {s: gw.subscribe(s, Trade, buffer=10_000) for s in SYMBOLS}
+        firsts = {s: sim.market.symbol(s).next_trade_id for s in SYMBOLS}
+        for _ in range(20):
+            sim.control.generate(trades=30)
+            await trio.sleep(0.5)
+            sim.control.tick()
+        made = {s: sim.market.symbol(s).next_trade_id - firsts[s] for s in SYMBOLS}
+        for symbol, sub in subs.items():
+            trades = await drain(sub, made[symbol])
+            assert {t.symbol for t in trades} == {symbol}
+            ids = [t.trade_id for t in trades]
+            assert ids == list(range(firsts[symbol], firsts[symbol] + made[symbol]))
+        stats = gw.stats()
+        for symbol in SYMBOLS:
+            events = stats["symbols"][symbol]["events"]
+            assert events["Trade"] == made[symbol]
+            assert events.get("Kline", 0) > 0 and events.get("Ticker", 0) > 0
+        assert stats["router"]["malformed"] == 0 and stats["router"]["unrouted"] == 0
+
+
+async def test_candle_buffer_holds_exactly_the_closed_candles_bounded(
+    autojump_clock: MockClock,
+) -> None:
+    closed_seen: list[Kline] = []
+    async with exchange_and_gateway(
+        {"symbols": ("BTCUSDT",), "pacing": "rate", "rate": 20.0},
+        streams=("kline_1s",),
+        candle_buffer=5,
+    ) as (_, gw):
+        gw.on_candle_closed(lambda ev: closed_seen.append(ev.candle))
+        with gw.subscribe("BTCUSDT", Kline, buffer=10_000) as sub:
+            finals: list[Kline] = []
+            with trio.fail_after(60):
+                while len(finals) < 12:
+                    ev = await sub.receive()
+                    if ev.is_closed:
+                        finals.append(ev)
+        await trio.testing.wait_all_tasks_blocked()
+        buffered = gw.candles("BTCUSDT", "1s")
+        assert len(buffered) == 5
+        assert buffered[: len(finals[-5:])] == finals[-5:][: len(buffered)] or buffered[0] in finals
+        opens = [k.open_time for k in buffered]
+        assert opens == sorted(opens) and len(set(opens)) == 5
+        assert [k.open_time for k in closed_seen[:12]] == [k.open_time for k in finals]
+        assert len({k.open_time for k in closed_seen}) == len(closed_seen)  # once per candle
+
+
+async def test_long_and_short_stops_fire_exactly_once_at_the_right_trade(
+    autojump_clock: MockClock,
+) -> None:
+    hooked: list[StopTriggered] = []
+    fired: list[StopTriggered] = []
+    async with exchange_and_gateway(
+        {"symbols": ("BTCUSDT", "ETHUSDT")}, close_hook=hooked.append
+    ) as (sim, gw):
+        gw.on_stop_loss(fired.append)
+        long_id = gw.open_position("BTCUSDT", "LONG", 100.0, stop_pct=0.05)  # stop 95
+        short_id = gw.open_position("ETHUSDT", "SHORT", 100.0, stop_price=104.0)
+        for price in (97.0, 96.0, 95.01, 95.0, 94.0, 93.0):
+            sim.control.inject_trade("BTCUSDT", price, 1.0)
+        for price in (101.0, 103.99, 104.0, 105.0):
+            sim.control.inject_trade("ETHUSDT", price, 1.0)
+        await trio.sleep(1)
+        assert sorted((f.position_id, f.trigger_price) for f in fired) == sorted(
+            [(long_id, 95.0), (short_id, 104.0)]
+        )
+        assert sorted(h.position_id for h in hooked) == sorted([long_id, short_id])
+        states = {p.position.id: p.state for p in gw.positions()}
+        assert states == {long_id: StopState.CLOSED, short_id: StopState.CLOSED}
+
+
+async def test_stop_fires_once_when_the_actor_crashes_between_trigger_and_hook(
+    autojump_clock: MockClock,
+) -> None:
+    hooked: list[StopTriggered] = []
+    fired: list[StopTriggered] = []
+    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, close_hook=hooked.append) as (
+        sim,
+        gw,
+    ):
+        gw.on_stop_loss(fired.append)
+        state = gw.state("BTCUSDT")
+        crashes = []
+
+        def crash_once(point: str, event: object) -> None:
+            if point == "after_trigger" and not crashes:
+                crashes.append(event)
+                raise RuntimeError("injected crash between trigger and close hook")
+
+        state.fault = crash_once
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=90.0)
+        for price in (95.0, 90.0, 89.0, 88.0):
+            sim.control.inject_trade("BTCUSDT", price, 1.0)
+        await trio.sleep(2)
+        report = gw.actor_report("BTCUSDT")
+        assert report is not None and report.restarts == 1
+        assert len(report.dead_letters) == 1  # the trade it was handling
+        assert [f.position_id for f in fired] == [pid]
+        assert [h.position_id for h in hooked] == [pid]
+        assert gw.positions("BTCUSDT")[0].state is StopState.CLOSED
+        assert state.last_price == 88.0  # the trades after the crash were not lost
+
+
+async def test_close_hook_that_fails_twice_is_retried_until_it_succeeds(
+    autojump_clock: MockClock,
+) -> None:
+    calls: list[float] = []
+    third_call = trio.Event()
+
+    async def flaky_close(ev: StopTriggered) -> None:
+        calls.append(trio.current_time())
+        if len(calls) <= 2:
+            raise ConnectionError("exchange busy")
+        third_call.set()
+
+    errors: list[BaseException] = []
+    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, close_hook=flaky_close) as (
+        sim,
+        gw,
+    ):
+        gw.on_error(errors.append)
+        pid = gw.open_position("BTCUSDT", "SHORT", 100.0, stop_pct=0.01)
+        sim.control.inject_trade("BTCUSDT", 101.0, 1.0)
+        with trio.fail_after(30):
+            await third_call.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        status = gw.positions("BTCUSDT")[0]
+        assert status.position.id == pid
+        assert (status.attempts, status.failures) == (3, 2)
+        assert len(calls) == 3 and calls[1] - calls[0] >= 0.05 and calls[2] - calls[1] >= 0.1
+        assert sum(isinstance(e, ConnectionError) for e in errors) == 2
+
+
+async def test_a_symbol_that_always_crashes_leaves_the_others_complete(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(
+        {"symbols": ("BTCUSDT", "ETHUSDT")}, max_restarts=1000, restart_period=1.0
+    ) as (sim, gw):
+        bad = gw.state("ETHUSDT")
+
+        def always_fail(event: Any) -> None:
+            raise ValueError(f"broken handler for {event.symbol}")
+
+        bad.handle = always_fail  # type: ignore[method-assign]
+        raising: list[int] = []
+
+        def raising_callback(ev: Trade) -> None:
+            raising.append(ev.trade_id)
+            raise RuntimeError("user callback bug")
+
+        gw.on(Trade, raising_callback)
+        first = sim.market.symbol("BTCUSDT").next_trade_id
+        with gw.subscribe("BTCUSDT", Trade, buffer=10_000) as sub:
+            for _ in range(10):
+                sim.control.generate(trades=20)
+                await trio.sleep(0.2)
+            made = sim.market.symbol("BTCUSDT").next_trade_id - first
+            trades = await drain(sub, made)
+        assert [t.trade_id for t in trades] == list(range(first, first + made))
+        report = gw.actor_report("ETHUSDT")
+        assert report is not None and report.restarts >= 2 and report.dead_letters
+        assert gw.stats()["symbols"]["BTCUSDT"]["crashes"] == 0
+        assert gw.stats()["callbacks"]["errors"] == len(raising) > 0
+
+
+async def test_reconnects_and_resubscribes_after_an_abrupt_close(autojump_clock: MockClock) -> None:
+    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}) as (sim, gw):
+        with gw.subscribe("BTCUSDT", Trade, buffer=1000) as sub:
+            sim.control.inject_trade("BTCUSDT", 100.0, 1.0)
+            assert (await drain(sub, 1))[0].price == 100.0
+            sim.control.close_connections(abrupt=True)
+            with trio.fail_after(30):
+                await sim.control.wait_for(
+                    lambda st: st.connections_total >= 2 and st.connections_open == 1
+                )
+                await gw.connections[0].wait_live()
+            sim.control.inject_trade("BTCUSDT", 101.0, 1.0)
+            assert (await drain(sub, 1))[0].price == 101.0
+        assert gw.connections[0].reconnects >= 1
+
+
+async def test_dead_port_exhausts_attempts_then_error_reaches_callback_and_caller(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now
+    from gateway.config import GatewayConfig, ReconnectConfig
+
+    config = GatewayConfig(
+        symbols=("BTCUSDT",), url=f"ws://127.0.0.1:{port}",
+        reconnect=ReconnectConfig(initial=0.1, cap=1.0, max_attempts=3),
+    )  # fmt: skip
+    with pytest.raises(ConnectionFailed, match="gave up after 3 attempts"):
+        async with open_gateway(config, on_error=errors.append):
+            pytest.fail("the gateway must not open against a dead port")  # pragma: no cover
+    assert sum(isinstance(e, OSError) for e in errors) == 3  # each failed attempt
+    assert isinstance(errors[-1], ConnectionFailed)  # and the final error
+
+
+async def test_sharding_opens_a_second_connection_and_every_stream_flows(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(
+        {"max_streams_per_connection": 4}, streams=("trade", "ticker"),
+        max_streams_per_connection=4,
+    ) as (sim, gw):  # fmt: skip
+        assert len(gw.connections) == 2
+        assert sorted(len(c.streams) for c in gw.connections) == [2, 4]
+        subs = {s: gw.subscribe(s, Trade) for s in SYMBOLS}
+        for s in SYMBOLS:
+            sim.control.inject_trade(s, 100.0, 1.0)
+        for s, sub in subs.items():
+            assert (await drain(sub, 1))[0].symbol == s
+        await trio.sleep(2.5)
+        sim.control.tick()
+        await trio.sleep(0.1)
+        for s in SYMBOLS:
+            assert gw.stats()["symbols"][s]["events"].get("Ticker", 0) >= 1, s
+
+
+async def test_malformed_and_unknown_frames_are_counted_and_skipped(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}) as (sim, gw):
+        with gw.subscribe("BTCUSDT", Trade) as sub:
+            sim.control.send_malformed()
+            sim.control.send_unknown_event("BTCUSDT")
+            sim.control.send_unknown_event("BTCUSDT")
+            sim.control.inject_trade("BTCUSDT", 100.0, 1.0)
+            assert (await drain(sub, 1))[0].price == 100.0
+        router = gw.stats()["router"]
+        assert (router["malformed"], router["unknown"]) == (1, 2)
+
+
+async def test_ticker_subscription_conflates_for_a_slow_subscriber(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, streams=("ticker",)) as (sim, gw):
+        with gw.subscribe("BTCUSDT", Ticker, buffer=10) as sub:
+            for _ in range(5):
+                sim.control.generate(trades=5)
+                await trio.sleep(1.0)
+                sim.control.tick()
+            await trio.sleep(0.1)
+            got = sub.drain_nowait(100)
+        assert len(got) == 1  # latest value only
+        assert got[0].event_time == max(e.event_time for e in got)
+
+
+async def test_live_add_and_remove_symbols(autojump_clock: MockClock) -> None:
+    async with exchange_and_gateway({"symbols": ("BTCUSDT", "ETHUSDT")}, symbols=("BTCUSDT",)) as (
+        sim,
+        gw,
+    ):
+        await gw.add_symbols(["ETHUSDT"])
+        with gw.subscribe("ETHUSDT", Trade) as sub:
+            sim.control.inject_trade("ETHUSDT", 100.0, 1.0)
+            assert (await drain(sub, 1))[0].symbol == "ETHUSDT"
+        assert sorted(await gw.connections[0].list_subscriptions()) == [
+            "btcusdt@trade", "ethusdt@trade",
+        ]  # fmt: skip
+        await gw.remove_symbols(["ETHUSDT"])
+        assert await gw.connections[0].list_subscriptions() == ["btcusdt@trade"]
+        assert "ETHUSDT" not in gw.last_prices()
