@@ -53,6 +53,7 @@ class WebSocketLayer:
         self._error_callbacks: list[Callback] = []
         self._gateway: Gateway | None = None
         self._stop = trio.Event()
+        self._ready = trio.Event()
         self._running = False
 
     @property
@@ -124,10 +125,16 @@ class WebSocketLayer:
                     gw.on(kind, cb)
                 for cb in self._error_callbacks:
                     gw.on_error(cb)
+                self._ready.set()
                 await self._stop.wait()
         finally:
             self._gateway = None
             self._running = False
+            self._ready = trio.Event()
+
+    async def wait_ready(self) -> None:
+        """Wait until `run` has connected and subscribed everything."""
+        await self._ready.wait()
 
     async def close(self) -> None:
         """Stop `run` (idempotent)."""

@@ -323,3 +323,46 @@ async def test_live_add_and_remove_symbols(autojump_clock: MockClock) -> None:
         await gw.remove_symbols(["ETHUSDT"])
         assert await gw.connections[0].list_subscriptions() == ["btcusdt@trade"]
         assert "ETHUSDT" not in gw.last_prices()
+
+
+async def test_cold_start_with_1000_streams_never_earns_a_too_many_requests_close(
+    autojump_clock: MockClock,
+) -> None:
+    symbols = tuple(f"S{i:03d}USDT" for i in range(250))
+    streams = ("trade", "aggTrade", "ticker", "bookTicker")
+    async with exchange_and_gateway({"symbols": symbols[:2]}, symbols=symbols, streams=streams) as (
+        sim,
+        gw,
+    ):
+        stats = sim.control.stats()
+        assert sum(len(s) for s in stats.subscriptions.values()) == 1000
+        assert 1008 not in stats.closes_by_code and stats.connections_total == 1
+        conn = gw.connections[0]
+        sent = list(conn.control_sent_at)
+        assert len(sent) == conn.control_frames >= 7  # chunked under the 4 KB frame limit
+        # The limiter: never more than 4 control frames in any 1-second window...
+        for i, t in enumerate(sent):
+            assert sum(1 for u in sent[i:] if u - t < 1.0) <= 4
+        # ...and no slower than it has to be: the 5th frame goes exactly 1 s after the 1st.
+        assert sent[4] - sent[0] == pytest.approx(1.0, abs=1e-6)
+
+
+async def test_a_flooded_symbol_does_not_delay_the_quiet_ones(autojump_clock: MockClock) -> None:
+    async with exchange_and_gateway() as (sim, gw):
+        order: list[tuple[str, int]] = []
+        with gw.subscribe(kinds=[Trade], buffer=100_000) as sub:
+            for _ in range(10):
+                sim.control.generate(trades=200, symbol="BTCUSDT")  # 20x the others
+                sim.control.generate(trades=10, symbol="ETHUSDT")
+                sim.control.generate(trades=10, symbol="BNBUSDT")
+                await trio.sleep(0.1)
+            await trio.testing.wait_all_tasks_blocked()
+            events = sub.drain_nowait(100_000)
+        order = [(e.symbol, e.receive_ns) for e in events]
+        # Handled in arrival order: no quiet event waits behind later flood events.
+        assert [r for _, r in order] == sorted(r for _, r in order)
+        quiet = [gw.state(s).handle_latency for s in ("ETHUSDT", "BNBUSDT")]
+        assert all(rec.count >= 100 for rec in quiet)
+        # A generous sanity bound (peers deliver quiet symbols seconds late); the real
+        # figures are in benchmarks/, not asserted here.
+        assert all(rec.percentile(99) < 50_000_000 for rec in quiet)

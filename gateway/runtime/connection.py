@@ -14,6 +14,7 @@ import random
 import ssl
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -86,6 +87,8 @@ class Connection(ControlSink):
         self.rotations = 0
         self.frames = 0
         self.control_frames = 0
+        #: When each recent control frame was sent (trio time), for diagnostics and tests.
+        self.control_sent_at: deque[float] = deque(maxlen=1000)
         self.last_error: str | None = None
 
     # ControlSink --------------------------------------------------------------
@@ -117,6 +120,7 @@ class Connection(ControlSink):
             await self._pace()
             await ws.send_message(text)
             self.control_frames += 1
+            self.control_sent_at.append(trio.current_time())
             with trio.fail_after(self.reply_timeout):
                 reply = await recv.receive()
         except trio.TooSlowError:
