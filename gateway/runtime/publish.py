@@ -62,6 +62,21 @@ class CandleClosed:
 
 
 @attrs.frozen(slots=True)
+class GapDetected:
+    """Ids or candles of a stream were skipped (usually around a reconnect).
+
+    ``first``/``last`` are ids (trade, aggTrade) or open times (``kline_<i>``),
+    inclusive; ``backfilling`` says whether REST backfill was requested.
+    """
+
+    symbol: str
+    stream: str
+    first: int
+    last: int
+    backfilling: bool
+
+
+@attrs.frozen(slots=True)
 class GatewayErrorEvent:
     """Something went wrong that the gateway survived (or a final error), for error callbacks."""
 

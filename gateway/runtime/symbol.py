@@ -21,12 +21,14 @@ import attrs
 import trio
 
 from actors import ActorContext, Mailbox
-from gateway.core.candles import CandleBook
+from gateway.core.candles import CandleBook, CandleGap
 from gateway.core.events import AggTrade, Kline, Trade
 from gateway.core.latency import LatencyRecorder
+from gateway.core.sequence import DUPLICATE, NEW, Observation, SequenceTracker
 from gateway.core.stop_loss import Position, StopLossBook, StopTrigger
 from gateway.errors import GatewayError
-from gateway.runtime.publish import CandleClosed, Publisher, StopTriggered
+from gateway.runtime.backfill import BackfillRequest, BackfillResult
+from gateway.runtime.publish import CandleClosed, GapDetected, Publisher, StopTriggered
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class SymbolState:
         candle_buffer: int = 1000,
         event_time_unit_ns: int = 1_000_000,
         request_close: Callable[[CloseRequest], None] | None = None,
+        request_backfill: Callable[[BackfillRequest], bool] | None = None,
     ) -> None:
         self.symbol = symbol
         self.publisher = publisher
@@ -94,6 +97,12 @@ class SymbolState:
         self.stop_latency = LatencyRecorder()  # receive -> stop-loss decision
         self._unit_ns = event_time_unit_ns
         self._request_close = request_close
+        self._request_backfill = request_backfill
+        self.trade_ids = SequenceTracker()
+        self.agg_trade_ids = SequenceTracker()
+        self.gaps = 0
+        self.duplicates = 0
+        self.backfilled = 0
         #: Test hook: called with a point name ("after_trigger"); may raise to simulate a bug.
         self.fault: Callable[[str, Any], None] | None = None
 
@@ -128,6 +137,14 @@ class SymbolState:
     def handle(self, event: Any) -> None:
         """Apply one event to this symbol's state and publish what happened."""
         kind = type(event)
+        if kind is AggTrade or kind is Trade:
+            seen = (self.agg_trade_ids.observe(event.agg_trade_id) if kind is AggTrade
+                    else self.trade_ids.observe(event.trade_id))  # fmt: skip
+            if seen is not NEW:
+                if seen is DUPLICATE:  # e.g. the overlap of a reconnect: drop it
+                    self.duplicates += 1
+                    return
+                self._trade_gap(kind, seen)
         name = kind.__name__
         self.counts[name] = self.counts.get(name, 0) + 1
         if kind is Trade or kind is AggTrade:
@@ -141,6 +158,8 @@ class SymbolState:
             closed = self.candles.apply(event)
             if closed is not None:
                 self.publisher.publish(CandleClosed(self.symbol, closed, event.receive_ns))
+                for gap in self.candles.take_gaps():
+                    self._candle_gap(gap)
         self.publisher.publish(event)
         now_ns = time.time_ns()
         rns = event.receive_ns
@@ -173,6 +192,51 @@ class SymbolState:
         if self.fault is not None:
             self.fault("after_trigger", event)
         self.request_due_closes()
+
+    def _trade_gap(self, kind: type, seen: Observation) -> None:
+        assert seen.first_missing is not None and seen.last_missing is not None
+        self.gaps += 1
+        stream = "aggTrade" if kind is AggTrade else "trade"
+        # REST serves aggregate trades by id without a key; plain trades are only reported.
+        filling = stream == "aggTrade" and self._backfill(
+            BackfillRequest(self.symbol, stream, seen.first_missing, seen.last_missing)
+        )
+        log.warning("%s: %s ids %d..%d missing%s", self.symbol, stream, seen.first_missing,
+                    seen.last_missing, "; backfilling" if filling else "")  # fmt: skip
+        self.publisher.publish(
+            GapDetected(self.symbol, stream, seen.first_missing, seen.last_missing, filling)
+        )
+
+    def _candle_gap(self, gap: CandleGap) -> None:
+        self.gaps += 1
+        first, last = gap.from_open_time, gap.to_open_time - 1
+        filling = self._unit_ns == 1_000_000 and self._backfill(
+            BackfillRequest(self.symbol, "kline", first, last, gap.interval)
+        )
+        log.warning("%s: kline_%s candles %d..%d missing%s", self.symbol, gap.interval,
+                    first, last, "; backfilling" if filling else "")  # fmt: skip
+        self.publisher.publish(
+            GapDetected(self.symbol, f"kline_{gap.interval}", first, last, filling)
+        )
+
+    def _backfill(self, request: BackfillRequest) -> bool:
+        return self._request_backfill is not None and self._request_backfill(request)
+
+    def on_backfill(self, result: BackfillResult) -> None:
+        """Apply rows fetched over REST: publish them, and let them fire crossed stops."""
+        if result.error is not None or not result.events:
+            return
+        self.backfilled += len(result.events)
+        if result.request.kind == "aggTrade":
+            prices = [ev.price for ev in result.events]
+            now = trio.current_time()
+            self._fire(self.stops.check_range(min(prices), max(prices), now), result.events[0])
+            for ev in result.events:
+                self.publisher.publish(ev)
+        elif result.request.interval is not None:
+            buf = self.candles.buffer(result.request.interval)
+            for candle in buf.backfill(k for k in result.events if isinstance(k, Kline)):
+                self.publisher.publish(CandleClosed(self.symbol, candle, 0))
 
     # Slow path (actor task and owner API) --------------------------------------
 
@@ -222,6 +286,9 @@ class SymbolState:
             "handled": self.handled,
             "dropped": self.dropped + (self.mailbox.dropped if self.mailbox else 0),
             "crashes": self.crashes,
+            "gaps": self.gaps,
+            "duplicates": self.duplicates,
+            "backfilled": self.backfilled,
             "restarts": self.restarts,
             "candles_closed": {i: len(self.candles.buffer(i)) for i in self.candles.intervals},
             "stops_fired": self.stops.fired,
@@ -284,5 +351,7 @@ def _handle_item(state: SymbolState, item: Any) -> None:
         ) from item.error
     if kind is CloseResult:
         state.on_close_result(item)
+    elif kind is BackfillResult:
+        state.on_backfill(item)
     else:
         state.handle(item)
