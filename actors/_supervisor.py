@@ -188,6 +188,7 @@ class Supervisor:
     async def stop(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Stop every child gracefully, newest first, then end `run`.
 
+        The children stay listed (`report` shows their final state).
         Each child's mailbox is closed so its ``async for`` ends once the
         queued messages are handled; a child still running after its
         ``shutdown_timeout`` (or when the overall ``timeout`` runs out) is
@@ -203,12 +204,9 @@ class Supervisor:
         self._phase = _Phase.STOPPING
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         try:
-            for name in reversed(list(self._children)):
-                child = self._children.get(name)
-                if child is None:
-                    continue
+            for child in reversed(list(self._children.values())):
                 remaining = max(0.0, deadline - trio.current_time())
-                await self.stop_child(name, min(child.spec.shutdown_timeout, remaining))
+                await self._stop_one(child, min(child.spec.shutdown_timeout, remaining))
         finally:
             self._stop_requested.set()
             if self._nursery is not None:
@@ -281,6 +279,17 @@ class Supervisor:
         cancelled, the child is cancelled too. Raises `NoSuchChild`.
         """
         child = self._get(name)
+        try:
+            await self._stop_one(child, timeout)
+        finally:
+            if self._children.get(name) is child:
+                del self._children[name]
+            if self._kept is not None:
+                self._kept.specs.pop(name, None)
+                self._kept.slots.pop(name, None)
+        return child.report()
+
+    async def _stop_one(self, child: _Child, timeout: float | None) -> None:
         child.stopping = True
         child.stop_requested.set()
         child.mailbox.close()
@@ -293,18 +302,12 @@ class Supervisor:
                     "supervisor %r: child %r still running %.3f s after its mailbox "
                     "closed; cancelling it",
                     self.name,
-                    name,
+                    child.spec.name,
                     grace,
                 )
         finally:
             child.scope.cancel()
-            if self._children.get(name) is child:
-                del self._children[name]
-            if self._kept is not None:
-                self._kept.specs.pop(name, None)
-                self._kept.slots.pop(name, None)
         await child.done.wait()
-        return child.report()
 
     def _get(self, name: str) -> _Child:
         try:
