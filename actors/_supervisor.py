@@ -289,11 +289,12 @@ class Supervisor:
                 self._kept.slots.pop(name, None)
         return child.report()
 
-    async def _stop_one(self, child: _Child, timeout: float | None) -> None:
+    async def _stop_one(self, child: _Child, grace: float | None) -> None:
         child.stopping = True
         child.stop_requested.set()
         child.mailbox.close()
-        grace = child.spec.shutdown_timeout if timeout is None else timeout
+        if grace is None:
+            grace = child.spec.shutdown_timeout
         try:
             with trio.move_on_after(grace):
                 await child.done.wait()

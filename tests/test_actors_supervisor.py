@@ -471,7 +471,7 @@ async def test_an_error_raised_while_a_child_is_being_cancelled_does_not_hide_th
             try:
                 await trio.sleep_forever()
             finally:
-                raise OSError("cleanup failed")  # noqa: B012 (the point of the test)
+                raise OSError("cleanup failed")
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(helper)
