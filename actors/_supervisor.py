@@ -348,6 +348,9 @@ class Supervisor:
         # here, inside the child's own cancel scope (so stop_child can
         # cancel it alone, backoff sleeps included).
         spec = child.spec
+        # A kept mailbox (nested supervisor restarted) may still name the
+        # message its previous actor was cancelled in: that is no crash.
+        child.mailbox.mark_handled()
         try:
             with child.scope:
                 while True:

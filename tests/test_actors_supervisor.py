@@ -23,6 +23,7 @@ from actors import (
     DuplicateChild,
     Mailbox,
     NoSuchChild,
+    NotRunning,
     Overflow,
     Restart,
     RestartIntensityExceeded,
@@ -67,7 +68,9 @@ def count_tasks() -> int:
     def walk(task: trio.lowlevel.Task) -> int:
         return 1 + sum(walk(t) for n in task.child_nurseries for t in n.child_tasks)
 
-    return walk(trio.lowlevel.current_root_task())
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    return walk(root)
 
 
 # --------------------------------------------------------- one-for-one restarts
@@ -531,3 +534,43 @@ def test_specs_are_validated_at_the_edge() -> None:
         spec("x", mailbox_bound=0)
     with pytest.raises(DuplicateChild):
         Supervisor("root", children=[spec("x"), spec("x")])
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+async def test_an_error_in_the_open_supervisor_block_comes_out_bare_after_a_graceful_stop(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with pytest.raises(LookupError, match="from the body"):
+        async with open_supervisor("root", [spec("a")]) as sup:
+            for i in range(3):
+                sup.mailbox("a").put_nowait(i)
+            raise LookupError("from the body")
+    assert sup.child_state("a").handled == [0, 1, 2]
+    assert sup.report()["a"].status is ChildStatus.STOPPED
+
+
+async def test_a_supervisor_runs_once_and_refuses_children_when_not_running(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sup = Supervisor("root")
+    with pytest.raises(NotRunning):
+        await sup.start_child(spec("early"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        await sup.stop()
+    with pytest.raises(NotRunning):
+        await sup.run()
+    with pytest.raises(NotRunning):
+        await sup.start_child(spec("late"))
+
+
+async def test_a_child_that_fails_before_reporting_started_fails_start_child(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    child = spec("c", crasher, restart=Restart.TEMPORARY, waits_for_started=True)
+    async with open_supervisor("root") as sup:
+        with pytest.raises(NotRunning, match="ended before it started"):
+            await sup.start_child(child)
+        assert sup.report()["c"].status is ChildStatus.FAILED
