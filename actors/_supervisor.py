@@ -8,13 +8,12 @@ import math
 import random
 import traceback
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
 import trio
 
+from ._child import _Child, _Kept
 from ._context import ActorContext
 from ._errors import DuplicateChild, NoSuchChild, NotRunning, RestartIntensityExceeded
 from ._groups import raise_single, reraise
@@ -30,55 +29,6 @@ class _Phase(enum.Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     DONE = "done"
-
-
-@attrs.define(eq=False)
-class _Kept:
-    """Children's specs, mailboxes and states kept across runs of a supervisor
-    (a nested supervisor restarted by its parent gets its children back)."""
-
-    specs: dict[str, ChildSpec] = attrs.Factory(dict)
-    slots: dict[str, tuple[Mailbox[Any], Any]] = attrs.Factory(dict)
-
-
-@attrs.define(eq=False)
-class _Child:
-    """Everything the supervisor holds for one child, across its restarts."""
-
-    spec: ChildSpec
-    mailbox: Mailbox[Any]
-    state: Any
-    window: deque[tuple[float, str]]
-    dead_letters: deque[DeadLetter]
-    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
-    status: ChildStatus = ChildStatus.STARTING
-    restarts: int = 0
-    last_error: str | None = None
-    stopping: bool = False
-    ever_started: bool = False
-    started_event: trio.Event = attrs.Factory(trio.Event)
-    stop_requested: trio.Event = attrs.Factory(trio.Event)
-    done: trio.Event = attrs.Factory(trio.Event)
-
-    def mark_started(self) -> None:
-        if self.status is ChildStatus.STARTING:
-            self.status = ChildStatus.RUNNING
-        self.ever_started = True
-        self.started_event.set()
-
-    def report(self) -> ChildReport:
-        mailbox = self.mailbox
-        return ChildReport(
-            name=self.spec.name,
-            status=self.status,
-            restarts=self.restarts,
-            last_error=self.last_error,
-            depth=len(mailbox),
-            high_water=mailbox.high_water,
-            dropped=mailbox.dropped,
-            received_total=mailbox.received_total,
-            dead_letters=tuple(self.dead_letters),
-        )
 
 
 class Supervisor:
@@ -489,42 +439,3 @@ class Supervisor:
             self._failure = error
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
-
-
-@asynccontextmanager
-async def open_supervisor(
-    name: str,
-    children: Iterable[ChildSpec] = (),
-    *,
-    stop_timeout: float | None = None,
-    max_restarts: int = 3,
-    period: float = 5.0,
-    rng: random.Random | None = None,
-    dead_letter_limit: int = 1000,
-) -> AsyncIterator[Supervisor]:
-    """Run a `Supervisor` for the duration of an ``async with`` block.
-
-    Enters once ``children`` have started; on exit (normal, error or
-    cancellation), stops it with `Supervisor.stop` (``stop_timeout``).
-    If the supervisor gives up, the block is cancelled and
-    `RestartIntensityExceeded` is raised from the ``async with``, bare.
-    An exception from the block is re-raised bare as well; several at
-    once come out as an exception group.
-    """
-    sup = Supervisor(
-        name,
-        children=children,
-        max_restarts=max_restarts,
-        period=period,
-        rng=rng,
-        dead_letter_limit=dead_letter_limit,
-    )
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(sup.run)
-            try:
-                yield sup
-            finally:
-                await sup.stop(stop_timeout)
-    except BaseExceptionGroup as group:
-        raise_single(group)
