@@ -16,10 +16,11 @@ from ._errors import (
     SupervisorError,
 )
 from ._mailbox import Mailbox, MailboxStats, Overflow
+from ._open import open_supervisor
 from ._report import ChildReport, ChildStatus, DeadLetter
 from ._spec import Actor, ChildSpec, Restart
 from ._subtree import Subtree, supervisor_spec
-from ._supervisor import Supervisor, open_supervisor
+from ._supervisor import Supervisor
 
 __all__ = [
     "Actor",

@@ -78,4 +78,5 @@ class DuplicateChild(SupervisorError, ValueError):
 
 
 class NotRunning(SupervisorError):
-    """The supervisor is not running (not started yet, stopping, or finished)."""
+    """The supervisor is not running (not started yet, stopping, or finished),
+    or a child being started ended (or was cancelled) before it started."""

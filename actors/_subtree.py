@@ -9,12 +9,13 @@ from typing import Any
 import trio
 
 from ._backoff import DEFAULT_BACKOFF, Backoff
+from ._child import _Kept
 from ._context import ActorContext
 from ._errors import DuplicateChild
 from ._groups import raise_single
 from ._mailbox import Mailbox
 from ._spec import ChildSpec, Restart
-from ._supervisor import Supervisor, _Kept
+from ._supervisor import Supervisor
 
 
 class Subtree:

@@ -8,13 +8,12 @@ import math
 import random
 import traceback
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import attrs
 import trio
 
+from ._child import _Child, _Kept
 from ._context import ActorContext
 from ._errors import DuplicateChild, NoSuchChild, NotRunning, RestartIntensityExceeded
 from ._groups import raise_single, reraise
@@ -30,55 +29,6 @@ class _Phase(enum.Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     DONE = "done"
-
-
-@attrs.define(eq=False)
-class _Kept:
-    """Children's specs, mailboxes and states kept across runs of a supervisor
-    (a nested supervisor restarted by its parent gets its children back)."""
-
-    specs: dict[str, ChildSpec] = attrs.Factory(dict)
-    slots: dict[str, tuple[Mailbox[Any], Any]] = attrs.Factory(dict)
-
-
-@attrs.define(eq=False)
-class _Child:
-    """Everything the supervisor holds for one child, across its restarts."""
-
-    spec: ChildSpec
-    mailbox: Mailbox[Any]
-    state: Any
-    window: deque[tuple[float, str]]
-    dead_letters: deque[DeadLetter]
-    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
-    status: ChildStatus = ChildStatus.STARTING
-    restarts: int = 0
-    last_error: str | None = None
-    stopping: bool = False
-    ever_started: bool = False
-    started_event: trio.Event = attrs.Factory(trio.Event)
-    stop_requested: trio.Event = attrs.Factory(trio.Event)
-    done: trio.Event = attrs.Factory(trio.Event)
-
-    def mark_started(self) -> None:
-        if self.status is ChildStatus.STARTING:
-            self.status = ChildStatus.RUNNING
-        self.ever_started = True
-        self.started_event.set()
-
-    def report(self) -> ChildReport:
-        mailbox = self.mailbox
-        return ChildReport(
-            name=self.spec.name,
-            status=self.status,
-            restarts=self.restarts,
-            last_error=self.last_error,
-            depth=len(mailbox),
-            high_water=mailbox.high_water,
-            dropped=mailbox.dropped,
-            received_total=mailbox.received_total,
-            dead_letters=tuple(self.dead_letters),
-        )
 
 
 class Supervisor:
@@ -188,6 +138,7 @@ class Supervisor:
     async def stop(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Stop every child gracefully, newest first, then end `run`.
 
+        The children stay listed (`report` shows their final state).
         Each child's mailbox is closed so its ``async for`` ends once the
         queued messages are handled; a child still running after its
         ``shutdown_timeout`` (or when the overall ``timeout`` runs out) is
@@ -203,12 +154,9 @@ class Supervisor:
         self._phase = _Phase.STOPPING
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         try:
-            for name in reversed(list(self._children)):
-                child = self._children.get(name)
-                if child is None:
-                    continue
+            for child in reversed(list(self._children.values())):
                 remaining = max(0.0, deadline - trio.current_time())
-                await self.stop_child(name, min(child.spec.shutdown_timeout, remaining))
+                await self._stop_one(child, min(child.spec.shutdown_timeout, remaining))
         finally:
             self._stop_requested.set()
             if self._nursery is not None:
@@ -281,10 +229,22 @@ class Supervisor:
         cancelled, the child is cancelled too. Raises `NoSuchChild`.
         """
         child = self._get(name)
+        try:
+            await self._stop_one(child, timeout)
+        finally:
+            if self._children.get(name) is child:
+                del self._children[name]
+            if self._kept is not None:
+                self._kept.specs.pop(name, None)
+                self._kept.slots.pop(name, None)
+        return child.report()
+
+    async def _stop_one(self, child: _Child, grace: float | None) -> None:
         child.stopping = True
         child.stop_requested.set()
         child.mailbox.close()
-        grace = child.spec.shutdown_timeout if timeout is None else timeout
+        if grace is None:
+            grace = child.spec.shutdown_timeout
         try:
             with trio.move_on_after(grace):
                 await child.done.wait()
@@ -293,18 +253,12 @@ class Supervisor:
                     "supervisor %r: child %r still running %.3f s after its mailbox "
                     "closed; cancelling it",
                     self.name,
-                    name,
+                    child.spec.name,
                     grace,
                 )
         finally:
             child.scope.cancel()
-            if self._children.get(name) is child:
-                del self._children[name]
-            if self._kept is not None:
-                self._kept.specs.pop(name, None)
-                self._kept.slots.pop(name, None)
         await child.done.wait()
-        return child.report()
 
     def _get(self, name: str) -> _Child:
         try:
@@ -344,6 +298,9 @@ class Supervisor:
         # here, inside the child's own cancel scope (so stop_child can
         # cancel it alone, backoff sleeps included).
         spec = child.spec
+        # A kept mailbox (nested supervisor restarted) may still name the
+        # message its previous actor was cancelled in: that is no crash.
+        child.mailbox.mark_handled()
         try:
             with child.scope:
                 while True:
@@ -482,42 +439,3 @@ class Supervisor:
             self._failure = error
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
-
-
-@asynccontextmanager
-async def open_supervisor(
-    name: str,
-    children: Iterable[ChildSpec] = (),
-    *,
-    stop_timeout: float | None = None,
-    max_restarts: int = 3,
-    period: float = 5.0,
-    rng: random.Random | None = None,
-    dead_letter_limit: int = 1000,
-) -> AsyncIterator[Supervisor]:
-    """Run a `Supervisor` for the duration of an ``async with`` block.
-
-    Enters once ``children`` have started; on exit (normal, error or
-    cancellation), stops it with `Supervisor.stop` (``stop_timeout``).
-    If the supervisor gives up, the block is cancelled and
-    `RestartIntensityExceeded` is raised from the ``async with``, bare.
-    An exception from the block is re-raised bare as well; several at
-    once come out as an exception group.
-    """
-    sup = Supervisor(
-        name,
-        children=children,
-        max_restarts=max_restarts,
-        period=period,
-        rng=rng,
-        dead_letter_limit=dead_letter_limit,
-    )
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(sup.run)
-            try:
-                yield sup
-            finally:
-                await sup.stop(stop_timeout)
-    except BaseExceptionGroup as group:
-        raise_single(group)
