@@ -31,6 +31,7 @@ from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.stop_loss import Position, PositionStatus, Side
 from gateway.core.streams import parse_stream, shard_streams
 from gateway.errors import ConfigError, GatewayError
+from gateway.runtime.backfill import Backfiller, BackfillResult
 from gateway.runtime.connection import Connection
 from gateway.runtime.groups import collapse
 from gateway.runtime.publish import (
@@ -71,6 +72,9 @@ class Gateway:
         self._connect_limiter = RollingWindowLimiter(300, 300.0)
         self._rng = random.Random()
         self._nursery: trio.Nursery | None = None
+        self.backfiller = (
+            Backfiller(config.rest_url, self._deliver_backfill) if config.rest_url else None
+        )
 
     # Subscriptions and callbacks ---------------------------------------------------
 
@@ -282,6 +286,7 @@ class Gateway:
         state = SymbolState(
             symbol, self.publisher, candle_buffer=self.config.candle_buffer,
             event_time_unit_ns=self._unit_ns, request_close=self._request_close,
+            request_backfill=self.backfiller.request if self.backfiller else None,
         )  # fmt: skip
         self._states[symbol] = state
         actor = ChildSpec(
@@ -297,6 +302,11 @@ class Gateway:
         )  # fmt: skip
         await self.supervisor.start_child(subtree)
         self.router.attach(state)
+
+    def _deliver_backfill(self, symbol: str, result: BackfillResult) -> None:
+        state = self._states.get(symbol)
+        if state is not None and state.mailbox is not None and not state.mailbox.closed:
+            state.mailbox.put_nowait(result)
 
     def _request_close(self, request: CloseRequest) -> None:
         if not self._close_requests.put_nowait(request):
@@ -383,6 +393,8 @@ async def open_gateway(
             gw._nursery = nursery
             await nursery.start(gw.publisher.run_callbacks)
             await nursery.start(gw._run_close_hooks)
+            if gw.backfiller is not None:
+                await nursery.start(gw.backfiller.run)
             await nursery.start(gw.supervisor.run)
             symbols = config.all_symbols()
             for pos in config.positions:

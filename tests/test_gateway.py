@@ -366,3 +366,47 @@ async def test_a_flooded_symbol_does_not_delay_the_quiet_ones(autojump_clock: Mo
         # A generous sanity bound (peers deliver quiet symbols seconds late); the real
         # figures are in benchmarks/, not asserted here.
         assert all(rec.percentile(99) < 50_000_000 for rec in quiet)
+
+
+async def test_a_trade_gap_is_reported_backfilled_over_rest_and_fires_a_hidden_stop(
+    autojump_clock: MockClock,
+) -> None:
+    from gateway import AggTrade
+    from gateway.runtime.publish import GapDetected
+
+    fired: list[StopTriggered] = []
+    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, streams=("aggTrade",)) as (
+        sim,
+        gw,
+    ):
+        gw.on_stop_loss(fired.append)
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        with gw.subscribe("BTCUSDT", [AggTrade, GapDetected], buffer=1000) as sub:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(sub, 1))[0]
+            sim.control.drop_trades("BTCUSDT", 3)  # the next three never reach us...
+            for price in (97.0, 94.0, 96.0):  # ...and one of them crossed the stop
+                sim.control.inject_trade("BTCUSDT", price, 1.0)
+            sim.control.inject_trade("BTCUSDT", 98.0, 1.0)
+            events = await drain(sub, 1 + 1 + 3)  # live 98, the gap, then the backfill
+        gap = next(e for e in events if isinstance(e, GapDetected))
+        assert (gap.stream, gap.first, gap.last, gap.backfilling) == (
+            "aggTrade", first.agg_trade_id + 1, first.agg_trade_id + 3, True,
+        )  # fmt: skip
+        backfilled = [e.price for e in events if isinstance(e, AggTrade)][1:]
+        assert sorted(backfilled) == [94.0, 96.0, 97.0]
+        assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
+        assert gw.stats()["symbols"]["BTCUSDT"]["backfilled"] == 3
+
+
+async def test_duplicated_frames_are_dropped_by_trade_id(autojump_clock: MockClock) -> None:
+    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}) as (sim, gw):
+        with gw.subscribe("BTCUSDT", Trade, buffer=1000) as sub:
+            sim.control.duplicate_frames(5)
+            for price in (100.0, 100.1, 100.2):
+                sim.control.inject_trade("BTCUSDT", price, 1.0)
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(0.5)
+            trades = sub.drain_nowait(100)
+        assert [t.price for t in trades] == [100.0, 100.1, 100.2]
+        assert gw.stats()["symbols"]["BTCUSDT"]["duplicates"] == 3

@@ -228,7 +228,7 @@ class SymbolState:
             return
         self.backfilled += len(result.events)
         if result.request.kind == "aggTrade":
-            prices = [ev.price for ev in result.events]
+            prices = [ev.price for ev in result.events if isinstance(ev, AggTrade)]
             now = trio.current_time()
             self._fire(self.stops.check_range(min(prices), max(prices), now), result.events[0])
             for ev in result.events:
