@@ -312,10 +312,10 @@ class Gateway:
         if not self._close_requests.put_nowait(request):
             log.warning("close request queue full; %s will be retried", request.trigger.position.id)
 
-    def _new_connection(self, streams: list[str]) -> Connection:
+    def _new_connection(self, streams: list[str], conn_id: str | None = None) -> Connection:
         c = self.config
         conn = Connection(
-            f"conn-{len(self.connections) + 1}", c.url, streams, self.router,
+            conn_id or f"conn-{len(self.connections) + 1}", c.url, streams, self.router,
             policy=ReconnectPolicy(
                 c.reconnect.initial, c.reconnect.factor, c.reconnect.cap, c.reconnect.max_attempts
             ),
@@ -323,9 +323,25 @@ class Gateway:
             silence_timeout=c.silence_timeout, connect_timeout=c.connect_timeout,
             max_age=c.max_connection_age, time_unit=c.time_unit, rng=self._rng,
             on_error=lambda exc: self.publisher.report_error("connection", exc),
+            on_rotate=self._rotate,
         )  # fmt: skip
         self.connections.append(conn)
         return conn
+
+    def _rotate(self, old: Connection) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._rotate_to_new, old)
+
+    async def _rotate_to_new(self, old: Connection) -> None:
+        """Make-before-break: a new connection is live and subscribed before the old one
+        closes; the overlap's duplicate trades are dropped by id in the symbol actors."""
+        assert self._nursery is not None
+        new = self._new_connection(list(old.streams), old.conn_id)
+        new.connects, new.reconnects, new.rotations = old.connects, old.reconnects, old.rotations
+        await self._nursery.start(new.run)
+        old.stop()
+        self.connections.remove(old)
+        log.info("[%s] rotated: new connection live, old one closed", new.conn_id)
 
     async def _run_close_hooks(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

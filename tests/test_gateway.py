@@ -410,3 +410,33 @@ async def test_duplicated_frames_are_dropped_by_trade_id(autojump_clock: MockClo
             trades = sub.drain_nowait(100)
         assert [t.price for t in trades] == [100.0, 100.1, 100.2]
         assert gw.stats()["symbols"]["BTCUSDT"]["duplicates"] == 3
+
+
+@pytest.mark.parametrize(
+    ("sim_options", "gateway_options"),
+    [
+        ({}, {"max_connection_age": 4.0, "silence_timeout": 2.0}),  # our own 24 h rule
+        ({"connection_lifetime": 5.0, "shutdown_notice": True, "shutdown_lead": 1.0}, {}),
+    ],
+    ids=["max-age", "server-shutdown"],
+)
+async def test_rotation_is_make_before_break_and_loses_no_trade(
+    autojump_clock: MockClock, sim_options: dict[str, Any], gateway_options: dict[str, Any]
+) -> None:
+    options = {"symbols": ("BTCUSDT",), "pacing": "rate", "rate": 50.0, **sim_options}
+    async with exchange_and_gateway(options, **gateway_options) as (sim, gw):
+        with gw.subscribe("BTCUSDT", Trade, buffer=100_000) as sub:
+            await trio.sleep(0.5)
+            first = (await drain(sub, 1))[0].trade_id
+            await trio.sleep(14)
+            trades = sub.drain_nowait(100_000)
+        ids = [first] + [t.trade_id for t in trades]
+        assert ids == list(range(first, first + len(ids)))  # in order, none lost, no repeat
+        assert len(ids) > 500
+        (conn,) = gw.connections
+        assert conn.rotations >= 2 and conn.reconnects == 0
+        stats = sim.control.stats()
+        assert stats.connections_total >= 3 and stats.connections_open == 1
+        assert 1006 not in stats.closes_by_code  # every old connection closed cleanly
+        symbol = gw.stats()["symbols"]["BTCUSDT"]
+        assert symbol["gaps"] == 0

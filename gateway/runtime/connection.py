@@ -58,6 +58,7 @@ class Connection(ControlSink):
         time_unit: str = "MILLISECOND",
         rng: random.Random | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        on_rotate: Callable[[Connection], None] | None = None,
         reply_timeout: float = 10.0,
     ) -> None:
         self.conn_id = conn_id
@@ -73,6 +74,9 @@ class Connection(ControlSink):
         self.time_unit = time_unit.upper()
         self.rng = rng or random.Random()
         self.on_error = on_error
+        self.on_rotate = on_rotate
+        self.rotating = False
+        self._run_scope = trio.CancelScope()
         self.reply_timeout = reply_timeout
         self.encoder = ControlEncoder()
         self._ws: WebSocketConnection | None = None
@@ -102,11 +106,24 @@ class Connection(ControlSink):
             log.warning("[%s] unsolicited error from exchange: %s", self.conn_id, reply)
 
     def on_server_shutdown(self, event: ServerShutdown) -> None:
-        """The exchange will close us: reconnect at once."""
-        log.info("[%s] serverShutdown received: reconnecting", self.conn_id)
+        """The exchange will close us: rotate (or reconnect) at once."""
+        log.info("[%s] serverShutdown received", self.conn_id)
+        self._rotate()
+
+    def _rotate(self) -> None:
+        """Hand over to a fresh connection (make-before-break) or, without one, reconnect."""
+        if self.rotating:
+            return
         self.rotations += 1
-        if self._session_scope is not None:
+        if self.on_rotate is not None:
+            self.rotating = True
+            self.on_rotate(self)
+        elif self._session_scope is not None:
             self._session_scope.cancel()
+
+    def stop(self) -> None:
+        """End `run` (it returns normally); used after a rotation handed over."""
+        self._run_scope.cancel()
 
     # Control requests ---------------------------------------------------------
 
@@ -174,7 +191,13 @@ class Connection(ControlSink):
         await self._live.wait()
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Keep this connection alive until cancelled; raises `ConnectionFailed` at the end."""
+        """Keep this connection alive until cancelled or `stop`; raises `ConnectionFailed`
+        when the reconnect attempts run out."""
+        with self._run_scope:
+            await self._run(task_status)
+        self.state = "stopped"
+
+    async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         attempt = 0
         while True:
             try:
@@ -310,8 +333,7 @@ class Connection(ControlSink):
             await trio.sleep(half)
             if trio.current_time() - opened >= self.max_age:
                 log.info("[%s] rotating before the exchange's lifetime limit", self.conn_id)
-                self.rotations += 1
-                scope.cancel()
+                self._rotate()
                 return
             if self.frames != seen:
                 continue
