@@ -27,6 +27,7 @@ from actors import (
 from gateway.config import GatewayConfig, PositionConfig
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Ticker, Trade
+from gateway.core.orderbook import OrderBookSync
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.stop_loss import Position, PositionStatus, Side
 from gateway.core.streams import parse_stream, shard_streams
@@ -173,6 +174,13 @@ class Gateway:
         """Closed candles of ``symbol`` at ``interval``, oldest first (the last ``n``)."""
         buf = self._state(symbol).candles.buffer(interval)
         return list(buf.closed) if n is None else buf.last(n)
+
+    def order_book(self, symbol: str) -> OrderBookSync | None:
+        """``symbol``'s local order book (kept when a diff-depth stream is subscribed).
+
+        Read it (``state``, ``best_bid()``, ``best_ask()``, ``top(n)``); do not feed it.
+        """
+        return self._state(symbol).book
 
     def last_prices(self) -> dict[str, float | None]:
         """The last trade price per symbol."""

@@ -440,3 +440,30 @@ async def test_rotation_is_make_before_break_and_loses_no_trade(
         assert 1006 not in stats.closes_by_code  # every old connection closed cleanly
         symbol = gw.stats()["symbols"]["BTCUSDT"]
         assert symbol["gaps"] == 0
+
+
+async def test_order_book_syncs_from_snapshot_and_diffs_and_matches_the_exchange(
+    autojump_clock: MockClock,
+) -> None:
+    import httpx
+
+    from gateway.core.orderbook import SyncState
+
+    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, streams=("depth@100ms",)) as (
+        sim,
+        gw,
+    ):
+        for _ in range(30):  # trades move the book; each tick sends the depth diff
+            sim.control.generate(trades=20)
+            await trio.sleep(0.1)
+            sim.control.tick()
+        await trio.sleep(1)
+        book = gw.order_book("BTCUSDT")
+        assert book is not None and book.state is SyncState.SYNCED
+        assert gw.stats()["symbols"]["BTCUSDT"]["order_book"] == "synced"
+        async with httpx.AsyncClient(base_url=sim.rest_url) as client:
+            resp = await client.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 10})
+        snap = resp.json()
+        bids, asks = book.top(10)
+        assert bids == [(float(p), float(q)) for p, q in snap["bids"]]
+        assert asks == [(float(p), float(q)) for p, q in snap["asks"]]

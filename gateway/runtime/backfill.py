@@ -1,4 +1,4 @@
-"""Gap backfill over REST: aggregate trades by id, closed candles by open time.
+"""Gap backfill over REST: aggregate trades by id, closed candles, depth snapshots.
 
 Symbol actors detect gaps (ids or candle open times that were skipped, typically
 around a reconnect) and queue a `BackfillRequest`; this actor fetches the missing
@@ -28,11 +28,22 @@ _MAX_PAGES = 20  # a bigger gap is reported, not fetched
 
 
 @attrs.frozen(slots=True)
-class BackfillRequest:
-    """Fetch ``first..last`` (ids for aggTrade; open times in ms for a kline interval)."""
+class DepthSnapshot:
+    """``GET /api/v3/depth``: the order book at ``last_update_id``."""
 
     symbol: str
-    kind: str  # "aggTrade" or "kline"
+    last_update_id: int
+    bids: tuple[tuple[float, float], ...]
+    asks: tuple[tuple[float, float], ...]
+
+
+@attrs.frozen(slots=True)
+class BackfillRequest:
+    """Fetch ``first..last`` (ids for aggTrade; open times in ms for a kline interval;
+    ignored for a ``depth`` snapshot)."""
+
+    symbol: str
+    kind: str  # "aggTrade", "kline" or "depth"
     first: int
     last: int
     interval: str | None = None
@@ -43,7 +54,7 @@ class BackfillResult:
     """What REST returned for a request (``events`` oldest first), or the error."""
 
     request: BackfillRequest
-    events: tuple[AggTrade | Kline, ...]
+    events: tuple[AggTrade | Kline | DepthSnapshot, ...]
     error: str | None = None
 
 
@@ -64,6 +75,8 @@ class Backfiller:
         self._limit = trio.CapacityLimiter(concurrency)
         self._timeout = timeout
         self.requests: Mailbox[BackfillRequest] = Mailbox(queue_size, Overflow.DROP_NEWEST)
+        #: Levels per side of a depth snapshot (weight 50 at 1000; see the protocol notes).
+        self.depth_limit = 1000
         self.fetched = 0
         self.failed = 0
 
@@ -111,6 +124,17 @@ class Backfiller:
             return await self._agg_trades(client, req)
         if req.kind == "kline" and req.interval is not None:
             return await self._klines(client, req)
+        if req.kind == "depth":
+            body = await self._get(
+                client, "/api/v3/depth", {"symbol": req.symbol, "limit": self.depth_limit}
+            )
+            return [
+                DepthSnapshot(
+                    req.symbol, int(body["lastUpdateId"]),
+                    tuple((float(p), float(q)) for p, q in body["bids"]),
+                    tuple((float(p), float(q)) for p, q in body["asks"]),
+                )
+            ]  # fmt: skip
         raise ValueError(f"cannot backfill {req.kind!r}")
 
     async def _agg_trades(self, client: httpx.AsyncClient, req: BackfillRequest) -> list[AggTrade]:

@@ -22,12 +22,13 @@ import trio
 
 from actors import ActorContext, Mailbox
 from gateway.core.candles import CandleBook, CandleGap
-from gateway.core.events import AggTrade, Kline, Trade
+from gateway.core.events import AggTrade, DepthUpdate, Kline, Trade
 from gateway.core.latency import LatencyRecorder
+from gateway.core.orderbook import OrderBookSync, SyncState
 from gateway.core.sequence import DUPLICATE, NEW, Observation, SequenceTracker
 from gateway.core.stop_loss import Position, StopLossBook, StopTrigger
 from gateway.errors import GatewayError
-from gateway.runtime.backfill import BackfillRequest, BackfillResult
+from gateway.runtime.backfill import BackfillRequest, BackfillResult, DepthSnapshot
 from gateway.runtime.publish import CandleClosed, GapDetected, Publisher, StopTriggered
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,9 @@ class SymbolState:
         self.gaps = 0
         self.duplicates = 0
         self.backfilled = 0
+        #: The local order book, kept from diff depth and REST snapshots (None until a diff).
+        self.book: OrderBookSync | None = None
+        self._snapshot_pending = False
         #: Test hook: called with a point name ("after_trigger"); may raise to simulate a bug.
         self.fault: Callable[[str, Any], None] | None = None
 
@@ -160,6 +164,8 @@ class SymbolState:
                 self.publisher.publish(CandleClosed(self.symbol, closed, event.receive_ns))
                 for gap in self.candles.take_gaps():
                     self._candle_gap(gap)
+        elif kind is DepthUpdate:
+            self._on_depth(event)
         self.publisher.publish(event)
         now_ns = time.time_ns()
         rns = event.receive_ns
@@ -219,11 +225,32 @@ class SymbolState:
             GapDetected(self.symbol, f"kline_{gap.interval}", first, last, filling)
         )
 
+    def _on_depth(self, event: DepthUpdate) -> None:
+        book = self.book
+        if book is None:
+            book = self.book = OrderBookSync(self.symbol)
+        if book.on_diff(event) is not SyncState.SYNCED:
+            self._want_snapshot()
+
+    def _want_snapshot(self) -> None:
+        if not self._snapshot_pending and self.book is not None:
+            self._snapshot_pending = self._backfill(BackfillRequest(self.symbol, "depth", 0, 0))
+            if self._snapshot_pending:
+                self.book.snapshot_requested()
+
     def _backfill(self, request: BackfillRequest) -> bool:
         return self._request_backfill is not None and self._request_backfill(request)
 
     def on_backfill(self, result: BackfillResult) -> None:
         """Apply rows fetched over REST: publish them, and let them fire crossed stops."""
+        if result.request.kind == "depth":
+            self._snapshot_pending = False
+            snap = result.events[0] if result.events else None
+            if isinstance(snap, DepthSnapshot) and self.book is not None:
+                state = self.book.on_snapshot(snap.last_update_id, snap.bids, snap.asks)
+                if state is SyncState.SYNCED:
+                    log.info("%s: order book synced at %d", self.symbol, snap.last_update_id)
+            return
         if result.error is not None or not result.events:
             return
         self.backfilled += len(result.events)
@@ -289,6 +316,7 @@ class SymbolState:
             "gaps": self.gaps,
             "duplicates": self.duplicates,
             "backfilled": self.backfilled,
+            "order_book": self.book.state.value if self.book is not None else None,
             "restarts": self.restarts,
             "candles_closed": {i: len(self.candles.buffer(i)) for i in self.candles.intervals},
             "stops_fired": self.stops.fired,
