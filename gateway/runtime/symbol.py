@@ -95,7 +95,7 @@ class SymbolState:
         self.overflow_high = -math.inf
         self.exchange_latency = LatencyRecorder()  # exchange event time -> receive
         self.handle_latency = LatencyRecorder()  # receive -> handled
-        self.stop_latency = LatencyRecorder()  # receive -> stop-loss decision
+        self.stop_latency = LatencyRecorder()  # receive -> stop-loss decision, every trade
         self._unit_ns = event_time_unit_ns
         self._request_close = request_close
         self._request_backfill = request_backfill
@@ -158,6 +158,8 @@ class SymbolState:
             if self.stops.crosses(price):
                 now = trio.current_time()
                 self._fire(self.stops.check(price, now, event.trade_time), event)
+            if event.receive_ns:  # the stop-loss decision for this trade is made
+                self.stop_latency.record(time.time_ns() - event.receive_ns)
         elif kind is Kline:
             closed = self.candles.apply(event)
             if closed is not None:
@@ -173,8 +175,8 @@ class SymbolState:
             self.handle_latency.record(now_ns - rns)
             et = getattr(event, "event_time", None)
             if et:
-                lag = rns - et * self._unit_ns
-                self.exchange_latency.record(lag if lag > 0 else 0)
+                # Negative (clock skew between hosts) is counted apart by the recorder.
+                self.exchange_latency.record(rns - et * self._unit_ns)
         self.handled += 1
 
     def _fire(self, triggers: list[StopTrigger], event: Any) -> None:
@@ -182,8 +184,6 @@ class SymbolState:
             return
         now_ns = time.time_ns()
         for trig in triggers:
-            if event.receive_ns:
-                self.stop_latency.record(now_ns - event.receive_ns)
             pos = trig.position
             self.publisher.publish(
                 StopTriggered(
