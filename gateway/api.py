@@ -6,7 +6,7 @@ import inspect
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,6 @@ from actors import (
     ChildReport,
     ChildSpec,
     ChildStatus,
-    Mailbox,
     Overflow,
     Restart,
     Subtree,
@@ -35,6 +34,7 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.runtime.backfill import Backfiller, BackfillResult
 from gateway.runtime.connection import Connection
 from gateway.runtime.groups import collapse
+from gateway.runtime.hooks import CloseHook, HookRunner
 from gateway.runtime.publish import (
     Callback,
     CandleClosed,
@@ -44,11 +44,9 @@ from gateway.runtime.publish import (
     Subscription,
 )
 from gateway.runtime.router import Router
-from gateway.runtime.symbol import CloseRequest, CloseResult, SymbolState, symbol_actor
+from gateway.runtime.symbol import CloseResult, SymbolState, symbol_actor
 
 log = logging.getLogger(__name__)
-
-CloseHook = Callable[[StopTriggered], Awaitable[None] | None]
 
 
 class Gateway:
@@ -65,17 +63,16 @@ class Gateway:
             "symbols", max_restarts=config.max_restarts, period=config.restart_period
         )
         self.connections: list[Connection] = []
-        self.close_hook = close_hook
-        self._close_requests: Mailbox[CloseRequest] = Mailbox(10_000, Overflow.DROP_NEWEST)
+        self.hooks = HookRunner(
+            close_hook, self.publisher, self._deliver, timeout=config.close_hook_timeout
+        )
         self._states: dict[str, SymbolState] = {}
         self._ids = itertools.count(1)
         self._unit_ns = 1000 if config.time_unit.upper() == "MICROSECOND" else 1_000_000
         self._connect_limiter = RollingWindowLimiter(300, 300.0)
         self._rng = random.Random()
         self._nursery: trio.Nursery | None = None
-        self.backfiller = (
-            Backfiller(config.rest_url, self._deliver_backfill) if config.rest_url else None
-        )
+        self.backfiller = Backfiller(config.rest_url, self._deliver) if config.rest_url else None
 
     # Subscriptions and callbacks ---------------------------------------------------
 
@@ -293,7 +290,7 @@ class Gateway:
             return
         state = SymbolState(
             symbol, self.publisher, candle_buffer=self.config.candle_buffer,
-            event_time_unit_ns=self._unit_ns, request_close=self._request_close,
+            event_time_unit_ns=self._unit_ns, request_close=self.hooks.request,
             request_backfill=self.backfiller.request if self.backfiller else None,
         )  # fmt: skip
         self._states[symbol] = state
@@ -311,14 +308,11 @@ class Gateway:
         await self.supervisor.start_child(subtree)
         self.router.attach(state)
 
-    def _deliver_backfill(self, symbol: str, result: BackfillResult) -> None:
+    def _deliver(self, symbol: str, item: BackfillResult | CloseResult) -> None:
+        """Post a result to ``symbol``'s mailbox (dropped if the symbol is gone)."""
         state = self._states.get(symbol)
         if state is not None and state.mailbox is not None and not state.mailbox.closed:
-            state.mailbox.put_nowait(result)
-
-    def _request_close(self, request: CloseRequest) -> None:
-        if not self._close_requests.put_nowait(request):
-            log.warning("close request queue full; %s will be retried", request.trigger.position.id)
+            state.mailbox.put_nowait(item)
 
     def _new_connection(self, streams: list[str], conn_id: str | None = None) -> Connection:
         c = self.config
@@ -350,36 +344,6 @@ class Gateway:
         old.stop()
         self.connections.remove(old)
         log.info("[%s] rotated: new connection live, old one closed", new.conn_id)
-
-    async def _run_close_hooks(
-        self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """The hook runner: user close hooks run here, never inside a symbol actor."""
-        task_status.started()
-        async with trio.open_nursery() as nursery:
-            async for request in self._close_requests:
-                nursery.start_soon(self._close_one, request)
-
-    async def _close_one(self, request: CloseRequest) -> None:
-        trig = request.trigger
-        pos = trig.position
-        event = StopTriggered(
-            request.symbol, pos.id, pos.side.name, pos.stop_level, trig.price,
-            trig.trade_time, 0, 0,
-        )  # fmt: skip
-        error: str | None = None
-        try:
-            if self.close_hook is not None:
-                with trio.fail_after(self.config.silence_timeout):
-                    result = self.close_hook(event)
-                    if inspect.isawaitable(result):
-                        await result
-        except Exception as exc:  # noqa: BLE001 - user hook: isolate, count, retry
-            error = repr(exc)
-            self.publisher.report_error("close_hook", exc, request.symbol)
-        state = self._states.get(request.symbol)
-        if state is not None and state.mailbox is not None and not state.mailbox.closed:
-            state.mailbox.put_nowait(CloseResult(pos.id, error))
 
 
 @asynccontextmanager
@@ -416,7 +380,7 @@ async def open_gateway(
         async with trio.open_nursery() as nursery:
             gw._nursery = nursery
             await nursery.start(gw.publisher.run_callbacks)
-            await nursery.start(gw._run_close_hooks)
+            await nursery.start(gw.hooks.run)
             if gw.backfiller is not None:
                 await nursery.start(gw.backfiller.run)
             await nursery.start(gw.supervisor.run)

@@ -88,6 +88,8 @@ class GatewayConfig:
     #: No frame for this long: ping; no frame or pong for twice this long: reconnect.
     silence_timeout: float = attrs.field(default=30.0, validator=_positive)
     connect_timeout: float = attrs.field(default=10.0, validator=_positive)
+    #: A close hook that runs longer than this has failed (and is retried).
+    close_hook_timeout: float = attrs.field(default=10.0, validator=_positive)
     #: Rotate (make-before-break) before the exchange's 24 h limit.
     max_connection_age: float = attrs.field(default=23 * 3600.0, validator=_positive)
     reconnect: ReconnectConfig = ReconnectConfig()
