@@ -3,14 +3,18 @@ wsproto client that can misbehave (never answer pings, send garbage, flood)."""
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 import trio
 import wsproto
 from trio_websocket import WebSocketConnection, wrap_client_stream
 from wsproto.events import AcceptConnection, Event, RejectConnection, Request
+
+_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
 
 
 def _split(url: str) -> tuple[str, int, str]:
@@ -80,3 +84,18 @@ async def raw_client(url: str) -> AsyncIterator[RawClient]:
         assert not isinstance(events[0], RejectConnection)
         client.pending = events[1:]
         yield client
+
+
+def bounded(seconds: float = 30.0) -> Callable[[_F], _F]:
+    """Fail an async test that takes longer than ``seconds`` (virtual seconds under
+    ``autojump_clock``), so no test can loop forever."""
+
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with trio.fail_after(seconds):
+                return await fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 import trio
@@ -123,6 +123,8 @@ class Hub:
         self.changed = trio.Event()
         self.subscribed = trio.Event()
         self._room: trio.Event | None = None
+        #: called with each stream name nobody was subscribed to before (creates symbols)
+        self.on_new_stream: Callable[[str], None] | None = None
 
     # --- sessions ------------------------------------------------------------------------
     def open_session(self, combined: bool, micros: bool) -> Session:
@@ -144,6 +146,8 @@ class Hub:
         """Add streams to a session."""
         for name in names:
             session.streams[name] = None
+            if name not in self.subscribers and self.on_new_stream is not None:
+                self.on_new_stream(name)
             self.subscribers.setdefault(name, {})[session] = None
         if self.subscribers:
             self.subscribed.set()
