@@ -85,7 +85,7 @@ def test_klines_close_exactly_at_boundaries_even_without_trades() -> None:
     closed = [e[2] for e in out if e[2][3]]
     assert len(closed) == 1 and closed[0][2][0] == EPOCH_US
     empty = market.tick(EPOCH_US + 120_000_000, wanted)
-    k = orjson.loads(Frame(*[e for e in empty if e[2][3]][0]).payload(False))["k"]
+    k = orjson.loads(Frame(*next(e for e in empty if e[2][3])).payload(False))["k"]
     assert (k["n"], k["f"], k["L"], k["v"]) == (0, -1, -1, "0.00000000")
 
 

@@ -186,9 +186,10 @@ class Hub:
             if self.duplicate_left:
                 self.duplicate_left -= 1
                 copies = 2
-            for session in list(subs):
+            for session in subs:  # push never changes the subscriptions
                 data = frame.wire(session.combined, session.micros)
-                for _ in range(copies):
+                session.push(data)
+                if copies == 2:
                     session.push(data)
 
     def _dropped(self, kind: str, record: tuple[object, ...]) -> bool:
