@@ -207,19 +207,20 @@ class Hub:
     def send_text(self, text: str | bytes, session_id: int | None = None) -> int:
         """Queue a text frame as is to every session (or one); returns how many."""
         data = ws_frame(text.encode() if isinstance(text, str) else text)
-        targets = self._targets(session_id)
+        targets = self.targets(session_id)
         for s in targets:
             s.push(data)
         return len(targets)
 
     def send_frame(self, frame: Frame, session_id: int | None = None) -> int:
         """Queue a `Frame` to every session (or one), whatever their subscriptions."""
-        targets = self._targets(session_id)
+        targets = self.targets(session_id)
         for s in targets:
             s.push(frame.wire(s.combined, s.micros))
         return len(targets)
 
-    def _targets(self, session_id: int | None) -> list[Session]:
+    def targets(self, session_id: int | None) -> list[Session]:
+        """Every open session, or the one with ``session_id`` (empty if it is gone)."""
         if session_id is None:
             return list(self.sessions.values())
         s = self.sessions.get(session_id)
