@@ -29,7 +29,8 @@ class _Pending:
 class Book:
     """Bids and asks as ``{ticks: qty_e8}`` with update ids and pending diffs per speed."""
 
-    __slots__ = ("_lot", "_pending", "_rng", "asks", "best_bid", "bids", "levels", "update_id")
+    __slots__ = ("_fast", "_lot", "_rng", "_slow", "asks", "best_bid", "bids", "levels",
+                 "update_id")  # fmt: skip
 
     def __init__(self, rng: random.Random, best_bid: int, levels: int, lot_e8: int) -> None:
         self._rng = rng
@@ -37,7 +38,8 @@ class Book:
         self.levels = levels
         self.best_bid = best_bid
         self.update_id = 1_000_000 + rng.randrange(1_000_000)
-        self._pending = {100: _Pending(), 1000: _Pending()}
+        self._fast = _Pending()  # changes for the 100 ms diff stream
+        self._slow = _Pending()  # changes for the 1000 ms diff stream
         self.bids = {best_bid - i: self.new_qty() for i in range(levels)}
         self.asks = {best_bid + 1 + i: self.new_qty() for i in range(levels)}
 
@@ -48,23 +50,26 @@ class Book:
 
     def new_qty(self) -> int:
         """A random resting quantity (1e-8 units)."""
-        return self._rng.randrange(1, 5000) * self._lot
+        return (int(self._rng.random() * 4999) + 1) * self._lot
 
     def begin(self) -> int:
         """Start one book event: the next update id, shared by all changes until the next."""
-        self.update_id += 1
-        for pend in self._pending.values():
-            if not pend.first:
-                pend.first = self.update_id
-        return self.update_id
+        uid = self.update_id = self.update_id + 1
+        if not self._fast.first:
+            self._fast.first = uid
+        if not self._slow.first:
+            self._slow.first = uid
+        return uid
 
     def _set(self, side: dict[int, int], is_bid: bool, price: int, qty: int) -> None:
         if qty:
             side[price] = qty
         else:
             side.pop(price, None)
-        for pend in self._pending.values():
-            (pend.bids if is_bid else pend.asks)[price] = qty
+        if is_bid:
+            self._fast.bids[price] = self._slow.bids[price] = qty
+        else:
+            self._fast.asks[price] = self._slow.asks[price] = qty
 
     def set_bid(self, price: int, qty: int) -> None:
         """Set (qty > 0) or remove (qty == 0) a bid level, recording the change."""
@@ -119,21 +124,24 @@ class Book:
 
     def jitter(self) -> None:
         """A maker somewhere in the book changes its quantity."""
-        rng = self._rng
-        offset = rng.randrange(self.levels)
-        if rng.random() < 0.5:
+        r = self._rng.random() * 2
+        offset = int((r % 1.0) * self.levels)
+        if r < 1.0:
             self.set_bid(self.best_bid - offset, self.new_qty())
         else:
             self.set_ask(self.best_ask + offset, self.new_qty())
 
     def flush(self, speed_ms: int) -> DepthDiff | None:
         """Take the changes pending for one diff speed (None when nothing changed)."""
-        pend = self._pending[speed_ms]
+        pend = self._fast if speed_ms == 100 else self._slow
         if not pend.first:
             return None
         diff = (pend.first, self.update_id, sorted(pend.bids.items(), reverse=True),
                 sorted(pend.asks.items()))  # fmt: skip
-        self._pending[speed_ms] = _Pending()
+        if speed_ms == 100:
+            self._fast = _Pending()
+        else:
+            self._slow = _Pending()
         return diff
 
     def top(self, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:

@@ -31,7 +31,7 @@ __all__ = ["ConnectionLimiter", "WebSocketSide"]
 logger = logging.getLogger(__name__)
 
 _HANDSHAKE_TIMEOUT = 10.0
-_BATCH_FRAMES = 256
+_BATCH_FRAMES = 1024
 
 
 class _MeteredWS(wsproto.WSConnection):

@@ -88,7 +88,7 @@ class SimulatorControl:
     ) -> int:  # fmt: skip
         """Close every connection (or one) with ``code``/``reason``, or drop the TCP
         connection without a close frame when ``abrupt``; returns how many."""
-        targets = self._hub._targets(connection)
+        targets = self._hub.targets(connection)
         for s in targets:
             s.request_close(code, reason, abrupt)
         return len(targets)

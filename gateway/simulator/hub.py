@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 import trio
@@ -123,6 +123,8 @@ class Hub:
         self.changed = trio.Event()
         self.subscribed = trio.Event()
         self._room: trio.Event | None = None
+        #: called with each stream name nobody was subscribed to before (creates symbols)
+        self.on_new_stream: Callable[[str], None] | None = None
 
     # --- sessions ------------------------------------------------------------------------
     def open_session(self, combined: bool, micros: bool) -> Session:
@@ -144,6 +146,8 @@ class Hub:
         """Add streams to a session."""
         for name in names:
             session.streams[name] = None
+            if name not in self.subscribers and self.on_new_stream is not None:
+                self.on_new_stream(name)
             self.subscribers.setdefault(name, {})[session] = None
         if self.subscribers:
             self.subscribed.set()
@@ -182,9 +186,10 @@ class Hub:
             if self.duplicate_left:
                 self.duplicate_left -= 1
                 copies = 2
-            for session in list(subs):
+            for session in subs:  # push never changes the subscriptions
                 data = frame.wire(session.combined, session.micros)
-                for _ in range(copies):
+                session.push(data)
+                if copies == 2:
                     session.push(data)
 
     def _dropped(self, kind: str, record: tuple[object, ...]) -> bool:
@@ -202,19 +207,20 @@ class Hub:
     def send_text(self, text: str | bytes, session_id: int | None = None) -> int:
         """Queue a text frame as is to every session (or one); returns how many."""
         data = ws_frame(text.encode() if isinstance(text, str) else text)
-        targets = self._targets(session_id)
+        targets = self.targets(session_id)
         for s in targets:
             s.push(data)
         return len(targets)
 
     def send_frame(self, frame: Frame, session_id: int | None = None) -> int:
         """Queue a `Frame` to every session (or one), whatever their subscriptions."""
-        targets = self._targets(session_id)
+        targets = self.targets(session_id)
         for s in targets:
             s.push(frame.wire(s.combined, s.micros))
         return len(targets)
 
-    def _targets(self, session_id: int | None) -> list[Session]:
+    def targets(self, session_id: int | None) -> list[Session]:
+        """Every open session, or the one with ``session_id`` (empty if it is gone)."""
         if session_id is None:
             return list(self.sessions.values())
         s = self.sessions.get(session_id)

@@ -97,27 +97,34 @@ class SymbolMarket:
             sigma = self.volatility * book.best_bid
             step = round(rng.gauss(0.0, sigma)) if sigma > 0 else 0
             book.move_to(max(book.levels + 1, book.best_bid + step))
-            is_buy = rng.random() < 0.5
-            k = 1 + (rng.random() < 0.3) + (rng.random() < 0.1)
-            qtys = [rng.randrange(1, 200) * _LOT for _ in range(k)]
+            r = rng.random()
+            is_buy = r < 0.5
+            qtys = [(int(rng.random() * 199) + 1) * _LOT]
+            if r % 0.5 < 0.2:  # a larger taker order fills several makers
+                qtys.append((int(rng.random() * 199) + 1) * _LOT)
+                if r % 0.5 < 0.05:
+                    qtys.append((int(rng.random() * 199) + 1) * _LOT)
         else:
             ticks, qty, is_buy = exact
+            r = 0.5  # no jitter for an exact trade
             book.move_to(max(book.levels + 1, ticks - 1 if is_buy else ticks))
             qtys = [qty]
         price = self.price_e8(book.best_ask if is_buy else book.best_bid)
         book.take(is_buy, sum(qtys))
-        book.jitter()
+        if r < 0.25 or r >= 0.75:  # now and then a maker elsewhere moves
+            book.jitter()
         maker = not is_buy
-        first = self.next_trade_id
-        name = self.name
+        first = tid = self.next_trade_id
+        name, s_trade, add = self.name, self.s_trade, self.candles.add_trade
+        send = s_trade in wanted
         for qty in qtys:
-            tid = self.next_trade_id
-            self.next_trade_id = tid + 1
-            closed = self.candles.add_trade(now_us, price, qty, tid, maker)
+            closed = add(now_us, price, qty, tid, maker)
             if closed:
                 self._klines(closed, now_us, wanted, out)
-            if self.s_trade in wanted:
-                out.append((self.s_trade, "trade", (name, tid, price, qty, now_us, maker, now_us)))
+            if send:
+                out.append((s_trade, "trade", (name, tid, price, qty, now_us, maker, now_us)))
+            tid += 1
+        self.next_trade_id = tid
         total = sum(qtys)
         agg = (self.next_agg_id, price, total, first, self.next_trade_id - 1, now_us, maker)
         self.next_agg_id += 1

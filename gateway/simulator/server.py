@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 import trio
 
-from gateway.core.streams import Stream, combined_url
+from gateway.core.streams import Stream, combined_url, parse_stream
 from gateway.simulator.clock import make_clock
 from gateway.simulator.config import Pacing, SimulatorConfig
 from gateway.simulator.connection import WebSocketSide
@@ -57,6 +57,12 @@ def _build_config(config: SimulatorConfig | None, options: dict[str, Any]) -> Si
     return config
 
 
+def _create_symbol(market: Market, stream: str) -> None:
+    symbol = parse_stream(stream).symbol
+    if symbol is not None:
+        market.symbol(symbol)
+
+
 @asynccontextmanager
 async def open_simulator(
     config: SimulatorConfig | None = None, **options: Any
@@ -76,6 +82,7 @@ async def open_simulator(
         agg_history=cfg.agg_history, kline_history=cfg.kline_history, now_us=clock.now_us(),
     )  # fmt: skip
     hub = Hub(cfg.client_buffer_frames)
+    hub.on_new_stream = partial(_create_symbol, market)
     ws = WebSocketSide(cfg, hub, clock.now_us)
     shutdown = trio.Event()
     replay_done = trio.Event()
