@@ -34,7 +34,8 @@ class FrameRecorder:
     ``skipped``, not written. Writing is synchronous and buffered. The tap never
     raises: a write error is kept in ``error``, and later frames are counted in
     ``lost`` instead of written. ``max_bytes`` (None: no limit) bounds each file's size
-    on disk; a file always gets its header and at least one frame.
+    (for a gzip file: its uncompressed size); a file always gets its header and at
+    least one frame.
     """
 
     def __init__(
@@ -65,9 +66,8 @@ class FrameRecorder:
         out.write(self.header)
 
     def _size(self) -> int:
-        assert self._raw is not None and self._out is not None
-        if self.gzip:  # compressed bytes so far (the compressor holds a little more back)
-            return self._raw.tell()
+        assert self._out is not None
+        # gzip: the uncompressed size (the compressor holds back an unknown amount)
         return self._out.tell()
 
     def __call__(self, frame: str | bytes, receive_ns: int) -> None:

@@ -13,7 +13,7 @@ import attrs
 
 from gateway.api import Gateway
 from gateway.app.tracker import RunTracker
-from gateway.core.positions import PositionStatus, StopState
+from gateway.core.positions import PositionStatus
 from gateway.core.streams import INTERVAL_MS
 
 __all__ = ["CandleView", "ConnectionRow", "Snapshot", "SnapshotTaker", "SymbolRow"]
@@ -46,7 +46,7 @@ class SymbolRow:
     status: str  #: the supervisor's word for the actor: running, restarting, failed ...
     p50_us: float | None  #: receive -> handled
     p99_us: float | None
-    position: str  #: "" or e.g. "LONG armed stop 99.80", "LONG FIRED 99.79"
+    position: str  #: "" or e.g. "LONG armed stop 99.80", "LONG STOP FIRED 99.79"
 
 
 @attrs.frozen
@@ -85,8 +85,7 @@ def describe_position(statuses: list[PositionStatus]) -> str:
     s = fired[-1] if fired else statuses[-1]
     side = s.position.side.name
     if s.trigger is not None:
-        word = "FIRED" if s.state is not StopState.CLOSED else "closed"
-        return f"{side} {word} {s.trigger.price:.2f}"
+        return f"{side} STOP FIRED {s.trigger.price:.2f}"
     return f"{side} {s.state.value} stop {s.position.stop_level:.2f}"
 
 

@@ -52,33 +52,45 @@ def _position(text: str) -> Text:
     return Text(text or "-", style=style)
 
 
-def _symbol_table(snap: Snapshot, wide: bool) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, expand=False, pad_edge=False, padding=(0, 1))
-    table.add_column("symbol", no_wrap=True, style="bold")
-    table.add_column("last", justify="right", no_wrap=True)
-    table.add_column("chg", justify="right", no_wrap=True)
-    table.add_column("candle", no_wrap=True)
-    table.add_column("msg/s", justify="right", no_wrap=True)
-    table.add_column("drop", justify="right", no_wrap=True)
-    table.add_column("rst", justify="right", no_wrap=True)
+def _symbol_cells(row: SymbolRow, wide: bool) -> list[Text]:
+    name = row.symbol
+    if row.status != "running":
+        name = f"{row.symbol} ({row.status})" if wide else f"{row.symbol}!"
+    cells = [
+        Text(name, style="bold" if row.status == "running" else "bold red"),
+        Text(_price(row.last_price)), _change(row.change_pct), _candle(row.candle, wide),
+        Text(f"{row.msgs_per_s:,.0f}"),
+    ]  # fmt: skip
     if wide:
-        table.add_column("closed", justify="right", no_wrap=True)
-        table.add_column("p50 µs", justify="right", no_wrap=True)
-        table.add_column("p99 µs", justify="right", no_wrap=True)
+        cells += [Text(str(row.dropped)), Text(str(row.restarts)), Text(str(row.candles_closed)),
+                  Text(_us(row.p50_us)), Text(_us(row.p99_us))]  # fmt: skip
     else:
-        table.add_column("p50/p99µs", justify="right", no_wrap=True)
-    table.add_column("position", no_wrap=True, overflow="ellipsis")
-    for row in snap.symbols:
-        cells: list[RenderableType] = [
-            row.symbol if row.status == "running" else f"{row.symbol} ({row.status})",
-            _price(row.last_price), _change(row.change_pct), _candle(row.candle, wide),
-            f"{row.msgs_per_s:,.0f}", str(row.dropped), str(row.restarts),
-        ]  # fmt: skip
-        if wide:
-            cells += [str(row.candles_closed), _us(row.p50_us), _us(row.p99_us)]
-        else:
-            cells.append(f"{_us(row.p50_us)}/{_us(row.p99_us)}")
-        cells.append(_position(row.position))
+        cells += [Text(f"{row.dropped}/{row.restarts}"),
+                  Text(f"{_us(row.p50_us)}/{_us(row.p99_us)}")]  # fmt: skip
+    # narrow: "FIRED 99.76" / "armed 99.77" (the side and the word "stop" go)
+    position = row.position if wide else " ".join(row.position.split()[1:]).replace("STOP ", "")
+    position = position.replace("armed stop", "armed")
+    cells.append(_position(position))
+    return cells
+
+
+_WIDE_HEADERS = ("symbol", "last", "chg", "candle", "msg/s", "drop", "rst", "closed",
+                 "p50 µs", "p99 µs", "position")  # fmt: skip
+_NARROW_HEADERS = ("symbol", "last", "chg", "candle", "msg/s", "d/r", "p50/99", "position")
+
+
+def _symbol_table(snap: Snapshot, wide: bool) -> Table:
+    rows = [_symbol_cells(row, wide) for row in snap.symbols]
+    headers = _WIDE_HEADERS if wide else _NARROW_HEADERS
+    table = Table(box=box.SIMPLE_HEAD, expand=False, pad_edge=False, padding=(0, 1))
+    for i, header in enumerate(headers):
+        last = i == len(headers) - 1
+        # every column keeps its widest cell; only the position column gives way
+        width = max([len(header)] + [r[i].cell_len for r in rows]) if not last else None
+        justify = "left" if header in ("symbol", "candle", "position") else "right"
+        table.add_column(header, justify=justify, no_wrap=True, min_width=width,
+                         overflow="ellipsis")  # fmt: skip
+    for cells in rows:
         table.add_row(*cells)
     return table
 
@@ -97,7 +109,7 @@ def render(snap: Snapshot, width: int = WIDE) -> RenderableType:
     head = Text.assemble(
         (snap.title, "bold cyan"), f"  {snap.elapsed:.1f}s  ",
         (f"stops fired {snap.stops_fired}", "bold red" if snap.stops_fired else ""),
-        f"  errors {snap.errors}",
+        f"  errors {snap.errors}", "" if wide else "  (d/r: drops/restarts, p50/99 µs)",
     )  # fmt: skip
     parts: list[RenderableType] = [head, _symbol_table(snap, wide)]
     for c in snap.connections:
