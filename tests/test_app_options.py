@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app.demo import DEMO_STREAMS, DEMO_SYMBOLS
-from gateway.app.options import resolve_plan
+from gateway.app.options import RunPlan, resolve_plan
 from gateway.cli import build_parser
 from gateway.config import BINANCE_URL, TESTNET_URL
 from gateway.errors import ConfigError
@@ -15,7 +15,7 @@ from gateway.errors import ConfigError
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gateway.toml"
 
 
-def plan_of(*argv: str):  # type: ignore[no-untyped-def]
+def plan_of(*argv: str) -> RunPlan:
     return resolve_plan(build_parser().parse_args(["run", *argv]))
 
 

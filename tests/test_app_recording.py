@@ -44,7 +44,7 @@ def test_recorder_rotates_by_size_into_numbered_files(tmp_path: Path, name: str)
     path = tmp_path / name
     rec = FrameRecorder(path, "ws://x/stream", 1.0, max_bytes=2000)
     frames = [
-        '{"stream":"btcusdt@trade","data":{"t":%d,"pad":"%s"}}' % (i, "x" * (i % 97))
+        '{"stream":"btcusdt@trade","data":{"t":' + str(i) + ',"pad":"' + "x" * (i % 97) + '"}}'
         for i in range(400)
     ]
     for i, frame in enumerate(frames):
@@ -113,7 +113,7 @@ async def test_recorded_frames_replay_identically_and_in_order(
 
 @pytest.mark.parametrize("recording", RECORDINGS)
 async def test_each_real_recording_replays_through_the_gateway_with_its_event_counts(
-    recording: str,
+    recording: str, autojump_clock: MockClock
 ) -> None:
     expected: collections.Counter[tuple[str, str]] = collections.Counter(
         (f.event.symbol, type(f.event).__name__) for f in stream_frames(recording)
@@ -127,7 +127,7 @@ async def test_each_real_recording_replays_through_the_gateway_with_its_event_co
     ):
         with trio.fail_after(20):
             await sim.control.wait_replay_done()
-            while gw.router.frames < len(rec.frames) + 1:
+            while gw.router.frames < len(rec.frames) + 1:  # noqa: ASYNC110 - no event for it
                 await trio.sleep(0.01)
         counts = {
             (sym, kind): n

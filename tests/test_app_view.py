@@ -34,7 +34,7 @@ def _snapshot() -> Snapshot:
             p50_us=12.0 + i,
             p99_us=80.0 + i,
             position="LONG STOP FIRED 99.76" if i == 0 else "",
-        )  # fmt: skip
+        )
         for i, sym in enumerate(SYMBOLS)
     )
     return Snapshot(
