@@ -8,7 +8,7 @@ and CI. Neither reads the clock or the gateway.
 from __future__ import annotations
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -87,7 +87,7 @@ def _symbol_table(snap: Snapshot, wide: bool) -> Table:
         last = i == len(headers) - 1
         # every column keeps its widest cell; only the position column gives way
         width = max([len(header)] + [r[i].cell_len for r in rows]) if not last else None
-        justify = "left" if header in ("symbol", "candle", "position") else "right"
+        justify: JustifyMethod = "left" if header in ("symbol", "candle", "position") else "right"
         table.add_column(header, justify=justify, no_wrap=True, min_width=width,
                          overflow="ellipsis")  # fmt: skip
     for cells in rows:
