@@ -167,7 +167,7 @@ def test_run_against_a_replay_of_each_real_recording_counts_every_event(tmp_path
             symbols = ",".join(dict.fromkeys(s.split("@")[0].upper() for s in streams))
             runs[rec] = subprocess.Popen(
                 [*GATEWAY, "run", "--url", url, "--symbols", symbols, "--streams",
-                 RECORDED_STREAMS, "--duration", "2", "--plain", "--status-every", "0",
+                 RECORDED_STREAMS, "--duration", "3", "--plain", "--status-every", "0",
                  "--summary", str(tmp_path / f"{rec}.json")],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
             )  # fmt: skip
