@@ -43,7 +43,7 @@ from gateway.runtime.publish import (
     StopTriggered,
     Subscription,
 )
-from gateway.runtime.router import Router
+from gateway.runtime.router import FrameTap, Router
 from gateway.runtime.symbol import CloseResult, SymbolState, symbol_actor
 
 log = logging.getLogger(__name__)
@@ -352,6 +352,7 @@ async def open_gateway(
     *,
     close_hook: CloseHook | None = None,
     on_error: Callback | None = None,
+    frame_tap: FrameTap | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Gateway]:
     """Open a gateway: start symbol actors, connect, subscribe; yield the `Gateway`.
@@ -362,7 +363,9 @@ async def open_gateway(
     exceeds its restart intensity raises `RestartIntensityExceeded`.
     ``close_hook(StopTriggered)`` closes a position whose stop fired (sync or async,
     retried until it succeeds: make it idempotent); ``on_error`` is registered before
-    anything connects. ``overrides`` replace config fields (e.g. ``symbols=["BTCUSDT"]``).
+    anything connects. ``frame_tap(frame, receive_ns)`` sees every raw frame before it
+    is decoded (for recording; see `Router`). ``overrides`` replace config fields
+    (e.g. ``symbols=["BTCUSDT"]``).
     """
     if config is None:
         config = GatewayConfig()
@@ -374,6 +377,7 @@ async def open_gateway(
     if not config.all_symbols():
         raise ConfigError("symbols: at least one symbol is required")
     gw = Gateway(config, close_hook)
+    gw.router.frame_tap = frame_tap
     if on_error is not None:
         gw.on_error(on_error)
     try:

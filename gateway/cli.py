@@ -1,4 +1,9 @@
-"""Command line entry point: `gateway` (simulate; run / record / replay to come)."""
+"""Command line entry point: ``gateway run | record | replay | simulate``.
+
+A small dispatcher: each command's options and behaviour live in its own module
+(`gateway.app.run`, `gateway.app.record`, `gateway.app.replay`,
+`gateway.simulator.cli`), imported only when that command runs.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,61 @@ import sys
 from gateway._version import __version__
 
 
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, unless its help already says it, or it is a flag
+    or an unset (None) value whose meaning the help explains."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.nargs == 0 or action.default is None:
+            return text
+        return super()._get_help_string(action)
+
+
+class _RawDefaults(_Defaults, argparse.RawTextHelpFormatter):
+    """Defaults shown, line breaks kept (the simulate command lists its commands)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``gateway`` parser with one subparser per command."""
+    from gateway.app.record import add_record_arguments
+    from gateway.app.replay import add_replay_arguments
+    from gateway.app.run import add_run_arguments
     from gateway.simulator.cli import add_simulate_arguments
 
-    parser = argparse.ArgumentParser(prog="gateway", description="Binance market gateway")
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Binance market gateway: many symbols, candles, stop-losses, on trio.",
+        epilog="'gateway COMMAND --help' shows a command's options. "
+        "New here? Try 'gateway run': the whole job on the embedded exchange.",
+    )
     parser.add_argument("-V", "--version", action="version", version=f"gateway {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser(
+        "run", formatter_class=_Defaults,
+        help="stream symbols through the gateway with a live view (embedded exchange by default)",
+        description="Run the gateway: the embedded exchange on loopback by default, a real "
+        "endpoint with --url/--exchange/--testnet. Ctrl-C or --duration ends it with a summary.",
+    )  # fmt: skip
+    add_run_arguments(run)
+    record = commands.add_parser(
+        "record", formatter_class=_Defaults,
+        help="run the gateway and write every received frame to a recording file",
+        description="Record every frame received (binance-recorded line format; gzip when "
+        "FILE ends in .gz; rotated by size into FILE, FILE.1, ...). Takes every 'run' option.",
+    )  # fmt: skip
+    add_record_arguments(record)
+    replay = commands.add_parser(
+        "replay", formatter_class=_Defaults,
+        help="serve a recording through the embedded exchange as if it were live",
+        description="Serve recorded frames on loopback (combined /stream endpoint, SUBSCRIBE "
+        "works) at the original pace or scaled; connect with 'gateway run --url ...'.",
+    )  # fmt: skip
+    add_replay_arguments(replay)
     simulate = commands.add_parser(
-        "simulate",
+        "simulate", formatter_class=_RawDefaults,
         help="serve the embedded Binance-compatible exchange on loopback",
-        formatter_class=argparse.RawTextHelpFormatter,
-    )
+    )  # fmt: skip
     add_simulate_arguments(simulate)
     return parser
 
@@ -28,9 +76,29 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(parser, args)
+    except KeyboardInterrupt:  # Ctrl-C outside a run's own signal handling (start-up)
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command == "run":
+        from gateway.app.run import main_run
+
+        return main_run(args)
+    if args.command == "record":
+        from gateway.app.record import main_record
+
+        return main_record(args)
+    if args.command == "replay":
+        from gateway.app.replay import main_replay
+
+        return main_replay(args)
     if args.command == "simulate":
         from gateway.simulator.cli import run_simulate
 
         return run_simulate(args)
-    print(f"gateway {__version__}")
+    parser.print_help()
     return 0

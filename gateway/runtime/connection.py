@@ -319,10 +319,19 @@ class Connection(ControlSink):
         route = self.router.route
         clock = time.time_ns
         get = ws.get_message
-        while True:
-            frame = await get()
-            self.frames += 1
-            route(frame, clock(), self)
+        tap = self.router.frame_tap
+        if tap is None:
+            while True:
+                frame = await get()
+                self.frames += 1
+                route(frame, clock(), self)
+        else:  # a separate loop, so that an unused tap costs nothing per frame
+            while True:
+                frame = await get()
+                self.frames += 1
+                now = clock()
+                tap(frame, now)
+                route(frame, now, self)
 
     async def _watchdog(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:
         """Ping after half the silence timeout without frames; reconnect after the whole."""

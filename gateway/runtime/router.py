@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from gateway.core.codec import decode_frame
 from gateway.core.events import (
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: ``tap(frame, receive_ns)``: sees every raw frame before it is decoded (see `Router`).
+FrameTap: TypeAlias = Callable[[str | bytes, int], None]
+
 
 class ControlSink:
     """What a connection offers the router for non-market frames."""
@@ -44,9 +47,21 @@ class ControlSink:
 
 
 class Router:
-    """Routes decoded events to symbol states; owns the malformed/unknown counters."""
+    """Routes decoded events to symbol states; owns the malformed/unknown counters.
 
-    def __init__(self, on_unrouted: Callable[[Any], None] | None = None) -> None:
+    ``frame_tap``, if set, is called by each connection with every raw frame (control
+    replies included) and its receive time, before the frame is routed: recording uses
+    it. It must be cheap and must not raise (an exception ends the connection's
+    session). Connections read it when a session starts, so set it before connecting;
+    when it is None the receive loop has no per-frame cost for it.
+    """
+
+    def __init__(
+        self,
+        on_unrouted: Callable[[Any], None] | None = None,
+        frame_tap: FrameTap | None = None,
+    ) -> None:
+        self.frame_tap = frame_tap
         self._symbols: dict[str, SymbolState] = {}
         self.frames = 0
         self.malformed = 0

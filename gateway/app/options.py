@@ -1,0 +1,134 @@
+"""What a run connects to and subscribes: command-line flags over a TOML file over defaults.
+
+Resolution order for each setting: the flag if given, else the config file's key if
+present, else the application's default (the demo symbols and streams). The target
+is the embedded exchange unless ``--url``, ``--exchange``/``--testnet`` or the config
+file's ``url``/``testnet`` name a real endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from typing import Any
+
+import attrs
+
+from gateway.app.demo import DEMO_RATE, DEMO_SEED, DEMO_STREAMS, DEMO_SYMBOLS
+from gateway.config import (
+    BINANCE_DATA_URL,
+    BINANCE_URL,
+    TESTNET_REST_URL,
+    TESTNET_URL,
+    GatewayConfig,
+    load_config,
+)
+from gateway.errors import ConfigError
+
+__all__ = ["EXCHANGES", "RunPlan", "add_target_arguments", "resolve_plan"]
+
+#: ``--exchange`` names: where each one connects.
+EXCHANGES: dict[str, str | None] = {
+    "embedded": None,
+    "binance": BINANCE_URL,
+    "binance-data": BINANCE_DATA_URL,
+    "testnet": TESTNET_URL,
+}
+
+
+@attrs.frozen
+class RunPlan:
+    """A resolved run: the gateway's configuration and whether to embed the exchange."""
+
+    config: GatewayConfig
+    embedded: bool  #: start the embedded exchange and point ``config.url`` at it
+    duration: float | None  #: seconds, or None to run until interrupted
+    seed: int
+    rate: float
+    demo_position: bool  #: open the demonstration position (embedded exchange only)
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v for v in (p.strip() for p in value.replace(" ", ",").split(",")) if v)
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``run`` and ``record``: target, config, symbols, streams, duration."""
+    add = parser.add_argument
+    add("--config", metavar="FILE", default=None,
+        help="TOML configuration ([gateway] table; see examples/gateway.toml)")  # fmt: skip
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--url", default=None,
+                       help="stream endpoint, e.g. wss://stream.binance.com:9443 "
+                       "(default: the embedded exchange)")  # fmt: skip
+    where.add_argument("--exchange", choices=list(EXCHANGES), default=None,
+                       help="a known endpoint instead of --url (default: embedded)")  # fmt: skip
+    where.add_argument("--testnet", action="store_true", help="same as --exchange testnet")
+    add("--symbols", type=_csv, default=None,
+        help=f"comma-separated symbols (default: {','.join(DEMO_SYMBOLS)})")  # fmt: skip
+    add(
+        "--streams",
+        type=_csv,
+        default=None,
+        help=f"comma-separated stream suffixes per symbol (default: {','.join(DEMO_STREAMS)})",
+    )
+    add("--duration", type=float, default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)")  # fmt: skip
+    add("--seed", type=int, default=DEMO_SEED, help="embedded exchange: market seed")
+    add("--rate", type=float, default=DEMO_RATE,
+        help="embedded exchange: trades per second, all symbols")  # fmt: skip
+    add("--no-demo-position", dest="demo_position", action="store_false",
+        help="embedded exchange: do not open the demonstration position")  # fmt: skip
+
+
+def _file_keys(path: str) -> set[str]:
+    """The keys the config file sets explicitly (``load_config`` already validated it)."""
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    table: Any = data.get("gateway", data)
+    return set(table) if isinstance(table, dict) else set()
+
+
+def resolve_plan(args: argparse.Namespace) -> RunPlan:
+    """Build the run's plan from parsed flags; raises `ConfigError` naming what is wrong."""
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError(f"--duration must be > 0 seconds, got {args.duration}")
+    if args.rate <= 0:
+        raise ConfigError(f"--rate must be > 0 trades per second, got {args.rate}")
+    config, keys = GatewayConfig(), set()
+    if args.config is not None:
+        config = load_config(args.config)
+        keys = _file_keys(args.config)
+    changes: dict[str, Any] = {}
+    exchange = "testnet" if args.testnet else args.exchange
+    if args.url is not None:
+        changes["url"] = args.url
+        embedded = False
+    elif exchange is not None:
+        embedded = exchange == "embedded"
+        if exchange == "testnet":
+            config = config.with_testnet()
+        elif not embedded:
+            changes["url"] = EXCHANGES[exchange]
+    else:
+        embedded = not ({"url", "testnet"} & keys)
+        if config.testnet and config.url == BINANCE_URL:
+            changes.update(url=TESTNET_URL, rest_url=TESTNET_REST_URL)
+    if args.symbols is not None:
+        changes["symbols"] = args.symbols
+    elif "symbols" not in keys and not config.extra_streams:
+        changes["symbols"] = DEMO_SYMBOLS
+    if args.streams is not None:
+        changes["streams"] = args.streams
+    elif "streams" not in keys:
+        changes["streams"] = DEMO_STREAMS
+    try:
+        config = attrs.evolve(config, **changes)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    if not config.all_symbols():
+        raise ConfigError("symbols: at least one symbol is required, e.g. --symbols BTCUSDT")
+    return RunPlan(
+        config, embedded, args.duration, args.seed, args.rate,
+        demo_position=embedded and args.demo_position,
+    )  # fmt: skip

@@ -1,0 +1,161 @@
+"""The end-of-run summary: a stable JSON document (docs/cli.md) and its printed forms.
+
+`build_summary` is the single source: the plain lines (`summary_lines`), the table
+(`summary_table`) and the JSON file (`write_summary`) all come from its result, so
+what is printed always agrees with what is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.table import Table
+
+from gateway.app.tracker import RunTracker
+from gateway.core.streams import parse_stream
+from gateway.runtime.publish import StopTriggered
+
+__all__ = ["SUMMARY_FORMAT", "build_summary", "summary_lines", "summary_table", "write_summary"]
+
+#: Bumped when a key changes meaning or disappears (new keys may be added freely).
+SUMMARY_FORMAT = 1
+
+_LATENCIES = ("exchange_to_receive", "receive_to_handled", "receive_to_stop_decision")
+
+
+def _kline_intervals(stream_names: list[str]) -> dict[str, list[str]]:
+    """Per symbol, the kline intervals it subscribed, in subscription order."""
+    out: dict[str, list[str]] = {}
+    for name in stream_names:
+        stream = parse_stream(name)
+        if stream.symbol is not None and stream.interval is not None:
+            out.setdefault(stream.symbol, []).append(stream.interval)
+    return out
+
+
+def build_summary(
+    stats: dict[str, Any],
+    tracker: RunTracker,
+    *,
+    url: str,
+    embedded: bool,
+    stream_names: list[str],
+    started_at: str,
+    duration_s: float,
+    ended_by: str,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The summary document of one run (see docs/cli.md for each key)."""
+    intervals = _kline_intervals(stream_names)
+    symbols: dict[str, Any] = {}
+    for sym, snap in stats["symbols"].items():
+        closed = {i: tracker.closed(sym, i) for i in intervals.get(sym, [])}
+        for (s, i), n in tracker.candles_closed.items():
+            if s == sym:
+                closed.setdefault(i, n)
+        symbols[sym] = {
+            "events": dict(sorted(snap["events"].items())),
+            "events_total": sum(snap["events"].values()),
+            "candles_closed": closed,
+            "stops_fired": snap["stops_fired"],
+            "dropped": snap["dropped"],
+            "crashes": snap["crashes"],
+            "restarts": snap.get("restarts", 0),
+            "status": snap.get("status", "running"),
+            "last_price": snap["last_price"],
+            "latency_us": {k: snap["latency_us"].get(k, {}) for k in _LATENCIES},
+        }
+    return {
+        "format": SUMMARY_FORMAT,
+        "url": url,
+        "embedded": embedded,
+        "started_at": started_at,
+        "duration_s": round(duration_s, 3),
+        "ended_by": ended_by,
+        "error": error,
+        "symbols": symbols,
+        "stop_losses": [_stop(e) for e in tracker.stops],
+        "connections": [
+            {k: c[k] for k in ("id", "state", "streams", "reconnects", "rotations", "frames")}
+            for c in stats["connections"]
+        ],
+        "router": {k: stats["router"][k] for k in ("frames", "malformed", "unknown", "unrouted")},
+        "errors": list(tracker.errors),
+    }
+
+
+def _stop(e: StopTriggered) -> dict[str, Any]:
+    return {
+        "symbol": e.symbol,
+        "position_id": e.position_id,
+        "side": e.side,
+        "stop_price": e.stop_price,
+        "trigger_price": e.trigger_price,
+        "trade_time": e.trade_time,
+    }
+
+
+def _kv(mapping: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in mapping.items())
+
+
+def _lat(lat: dict[str, float], key: str) -> str:
+    return f"{lat[key]:.1f}us" if key in lat else "-"
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The summary as ``summary ...`` lines of ``key=value`` words (the plain output)."""
+    lines = [
+        f"summary run url={summary['url']} duration_s={summary['duration_s']} "
+        f"ended_by={summary['ended_by']}"
+    ]
+    for sym, s in summary["symbols"].items():
+        lat = s["latency_us"]["receive_to_handled"]
+        lines.append(
+            f"summary {sym} events {_kv(s['events']) or '-'} "
+            f"candles {_kv(s['candles_closed']) or '-'} stops={s['stops_fired']} "
+            f"drops={s['dropped']} restarts={s['restarts']} "
+            f"p50={_lat(lat, 'p50')} p99={_lat(lat, 'p99')}"
+        )
+    for c in summary["connections"]:
+        lines.append(
+            f"summary {c['id']} state={c['state']} reconnects={c['reconnects']} "
+            f"rotations={c['rotations']} frames={c['frames']}"
+        )
+    lines.append(f"summary router {_kv(summary['router'])}")
+    for stop in summary["stop_losses"]:
+        lines.append(
+            f"summary stop-loss {stop['symbol']} {stop['position_id']} {stop['side']} "
+            f"stop={stop['stop_price']:.2f} at={stop['trigger_price']:.2f}"
+        )
+    if summary["error"]:
+        lines.append(f"summary error {summary['error']}")
+    return lines
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """The per-symbol part of the summary as a rich table (the terminal output)."""
+    table = Table(title=f"summary: {summary['duration_s']}s, ended by {summary['ended_by']}",
+                  box=box.SIMPLE_HEAD)  # fmt: skip
+    for name in ("symbol", "events", "candles closed", "stops", "drops", "restarts",
+                 "p50 µs", "p99 µs"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("symbol", "events") else "right")
+    for sym, s in summary["symbols"].items():
+        lat = s["latency_us"]["receive_to_handled"]
+        table.add_row(
+            sym, _kv(s["events"]), _kv(s["candles_closed"]), str(s["stops_fired"]),
+            str(s["dropped"]), str(s["restarts"]), _lat(lat, "p50"), _lat(lat, "p99"),
+        )  # fmt: skip
+    return table
+
+
+def write_summary(summary: dict[str, Any], path: str | Path) -> None:
+    """Write the summary as indented JSON, atomically (a temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,72 @@
+"""Resolving what a run connects to: flags over the config file over the demo defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.app.demo import DEMO_STREAMS, DEMO_SYMBOLS
+from gateway.app.options import RunPlan, resolve_plan
+from gateway.cli import build_parser
+from gateway.config import BINANCE_URL, TESTNET_URL
+from gateway.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "gateway.toml"
+
+
+def plan_of(*argv: str) -> RunPlan:
+    return resolve_plan(build_parser().parse_args(["run", *argv]))
+
+
+def test_no_arguments_is_the_demo_on_the_embedded_exchange() -> None:
+    plan = plan_of()
+    assert plan.embedded and plan.demo_position and plan.duration is None
+    assert plan.config.symbols == DEMO_SYMBOLS and plan.config.streams == DEMO_STREAMS
+
+
+def test_url_exchange_and_testnet_point_at_a_real_endpoint() -> None:
+    plan = plan_of("--url", "ws://127.0.0.1:9", "--symbols", "btcusdt,ETHUSDT")
+    assert not plan.embedded and not plan.demo_position
+    assert plan.config.url == "ws://127.0.0.1:9"
+    assert plan.config.symbols == ("btcusdt", "ETHUSDT")
+    assert plan.config.all_symbols() == ("BTCUSDT", "ETHUSDT")
+    assert plan_of("--exchange", "binance").config.url == BINANCE_URL
+    testnet = plan_of("--testnet").config
+    assert testnet.url == TESTNET_URL and testnet.testnet
+    assert plan_of("--exchange", "embedded").embedded
+
+
+def test_the_example_config_is_read_and_flags_override_it() -> None:
+    plan = plan_of("--config", str(EXAMPLE))
+    assert plan.embedded  # the example sets no url
+    assert plan.config.symbols == ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+    assert [p.id for p in plan.config.positions] == ["eth-long-1"]
+    plan = plan_of("--config", str(EXAMPLE), "--streams", "aggTrade", "--duration", "2")
+    assert plan.config.streams == ("aggTrade",) and plan.duration == 2.0
+    assert plan.config.reconnect.max_attempts == 10
+
+
+def test_a_config_file_with_a_url_is_not_embedded(tmp_path: Path) -> None:
+    path = tmp_path / "g.toml"
+    path.write_text('[gateway]\nurl = "ws://127.0.0.1:9"\nsymbols = ["BTCUSDT"]\n')
+    plan = plan_of("--config", str(path))
+    assert not plan.embedded and plan.config.streams == DEMO_STREAMS
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (("--streams", "kline_7m"), ["kline_7m", "allowed", "1s, 1m"]),
+        (("--streams", "trades"), ["trades", "allowed", "aggTrade"]),
+        (("--duration", "0"), ["--duration"]),
+        (("--symbols", ","), ["symbols"]),
+    ],
+)
+def test_bad_flags_raise_config_errors_that_say_what_is_allowed(
+    argv: tuple[str, ...], words: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        plan_of(*argv)
+    for word in words:
+        assert word in str(info.value)

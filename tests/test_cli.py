@@ -1,0 +1,204 @@
+"""The ``gateway`` command in subprocesses: run, bad configs, help, replay, record."""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.app.demo import DEMO_SYMBOLS
+from gateway.app.replay import merge_recordings
+from gateway.simulator.replay import load_recording
+from tests.recorded_data import RECORDINGS, recorded_dir, stream_frames
+
+ROOT = Path(__file__).resolve().parents[1]
+GATEWAY = [sys.executable, "-m", "gateway"]
+RECORDED_STREAMS = "aggTrade,kline_1m,depth@100ms,bookTicker"
+
+
+def gateway(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GATEWAY, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def printed_summary(stdout: str) -> dict[str, dict[str, Any]]:
+    """The ``summary SYMBOL events k=v ... candles k=v ... stops=N ...`` lines, parsed."""
+    out: dict[str, dict[str, Any]] = {}
+    for line in stdout.splitlines():
+        m = re.match(r"summary (\S+) events (.*) candles (.*) (stops=.*)$", line)
+        if m is None:
+            continue
+        sym, events, candles, rest = m.groups()
+        fields = dict(w.split("=") for w in rest.split())
+        out[sym] = {
+            "events": {k: int(v) for k, v in (w.split("=") for w in events.split() if w != "-")},
+            "candles_closed": {
+                k: int(v) for k, v in (w.split("=") for w in candles.split() if w != "-")
+            },
+            "stops_fired": int(fields["stops"]),
+            "dropped": int(fields["drops"]),
+            "restarts": int(fields["restarts"]),
+        }
+    return out
+
+
+def test_run_demo_streams_every_symbol_closes_candles_fires_the_stop_and_agrees_with_json(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.json"
+    proc = gateway("run", "--duration", "5", "--plain", "--summary", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stdout.splitlines()
+    for sym in DEMO_SYMBOLS:
+        assert any(line.startswith("status ") and f" {sym} last " in line for line in lines)
+    assert any(line.startswith("candle ") and " closed O " in line for line in lines)
+    stops = [line for line in lines if line.startswith("stop-loss BTCUSDT demo-1 LONG")]
+    assert len(stops) == 1
+
+    summary = json.loads(out.read_text())
+    assert summary["format"] == 1 and summary["embedded"] and summary["ended_by"] == "duration"
+    assert list(summary["symbols"]) == list(DEMO_SYMBOLS)
+    printed = printed_summary(proc.stdout)
+    assert list(printed) == list(DEMO_SYMBOLS)
+    for sym, row in printed.items():
+        written = summary["symbols"][sym]
+        assert {k: written[k] for k in row} == row
+        assert written["events"]["Trade"] > 0 and written["latency_us"]["receive_to_handled"]
+    assert sum(s["candles_closed"]["1s"] for s in summary["symbols"].values()) >= 1
+    assert summary["symbols"]["BTCUSDT"]["stops_fired"] == 1
+    assert [s["position_id"] for s in summary["stop_losses"]] == ["demo-1"]
+    assert summary["connections"][0]["reconnects"] == 0
+    assert summary["router"]["malformed"] == 0 and summary["router"]["unknown"] == 0
+
+
+def test_ctrl_c_ends_the_run_cleanly_with_its_summary(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    with subprocess.Popen(
+        [*GATEWAY, "run", "--plain", "--summary", str(out), "--symbols", "BTCUSDT"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("status "):
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "summary run" in rest and "ended_by=signal" in rest
+    assert json.loads(out.read_text())["ended_by"] == "signal"
+
+
+@pytest.mark.parametrize(
+    ("toml", "words"),
+    [
+        ("[gateway]\nsymbols = ['BTCUSDT']\nreconect = 1\n",
+         ["unknown key reconect", "allowed:", "reconnect", "symbols"]),
+        ("[gateway]\nsymbols = ['BTCUSDT']\ncandle_buffer = 'big'\n",
+         ["candle_buffer", "expected an integer"]),
+        ("[gateway]\nsymbols = ['BTCUSDT']\nstreams = ['kline_7m']\n",
+         ["streams", "kline_7m", "allowed: 1s, 1m, 3m"]),
+    ],
+)  # fmt: skip
+def test_a_bad_config_file_exits_2_naming_the_key_without_a_traceback(
+    tmp_path: Path, toml: str, words: list[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    proc = gateway("run", "--config", str(path), "--plain", "--duration", "1")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("gateway run: ") and len(proc.stderr.splitlines()) == 1
+    for word in words:
+        assert word in proc.stderr
+
+
+def test_the_example_config_is_accepted(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    proc = gateway("run", "--config", "examples/gateway.toml", "--duration", "1", "--plain",
+                   "--summary", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(out.read_text())
+    assert list(summary["symbols"]) == ["BTCUSDT", "ETHUSDT", "BNBUSDT"]
+
+
+def test_help_lists_every_command_and_each_shows_its_defaults() -> None:
+    top = gateway("--help")
+    assert top.returncode == 0
+    for command in ("run", "record", "replay", "simulate"):
+        assert re.search(rf"^\s+{command}\s+\S", top.stdout, re.M), command
+        sub = gateway(command, "--help")
+        assert sub.returncode == 0 and "(default:" in sub.stdout, command
+
+
+def _recorded_counts(recording: str) -> dict[str, dict[str, int]]:
+    counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for frame in stream_frames(recording):
+        counts[frame.event.symbol][type(frame.event).__name__] += 1
+    return {sym: dict(c) for sym, c in counts.items()}
+
+
+def test_run_against_a_replay_of_each_real_recording_counts_every_event(tmp_path: Path) -> None:
+    servers = {
+        rec: subprocess.Popen(
+            [*GATEWAY, "replay", str(recorded_dir() / rec / "stream.txt"), "--speed", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for rec in RECORDINGS
+    }
+    try:
+        runs = {}
+        for rec, server in servers.items():
+            assert server.stdout is not None
+            url = next(line for line in server.stdout if line.startswith("ws_url="))[7:].strip()
+            streams = load_recording(recorded_dir() / rec / "stream.txt").streams
+            symbols = ",".join(dict.fromkeys(s.split("@")[0].upper() for s in streams))
+            runs[rec] = subprocess.Popen(
+                [*GATEWAY, "run", "--url", url, "--symbols", symbols, "--streams",
+                 RECORDED_STREAMS, "--duration", "3", "--plain", "--status-every", "0",
+                 "--summary", str(tmp_path / f"{rec}.json")],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            )  # fmt: skip
+        for rec, run in runs.items():
+            _, err = run.communicate(timeout=30)
+            assert run.returncode == 0, err
+            summary = json.loads((tmp_path / f"{rec}.json").read_text())
+            got = {s: v["events"] for s, v in summary["symbols"].items() if v["events"]}
+            assert got == _recorded_counts(rec), rec
+            assert summary["router"]["malformed"] == 0 and summary["router"]["unknown"] == 0
+    finally:
+        for server in servers.values():
+            server.send_signal(signal.SIGINT)
+            out, err = server.communicate(timeout=15)
+            assert server.returncode == 0, err
+            assert "replay: finished" in out
+
+
+def test_record_writes_rotated_gzip_files_that_replay_as_a_recording(tmp_path: Path) -> None:
+    out = tmp_path / "rec.txt.gz"
+    proc = gateway("record", "--out", str(out), "--max-bytes", "20k", "--duration", "1.5",
+                   "--plain", "--status-every", "0", "--symbols", "BTCUSDT,ETHUSDT",
+                   "--summary", str(tmp_path / "s.json"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    m = re.search(r"^recorded (\d+) frames to (.*)$", proc.stdout, re.M)
+    assert m is not None
+    files = m.group(2).split(", ")
+    assert files[0] == str(out) and len(files) >= 2 and files[1] == f"{out}.1"
+    merged = load_recording(merge_recordings(files, tmp_path / "merged.txt"))
+    assert len(merged.frames) == int(m.group(1))
+    assert merged.url.startswith("ws://127.0.0.1:") and "btcusdt@trade" in merged.url
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert len(merged.frames) >= summary["router"]["frames"] - 1  # all but the SUBSCRIBE reply
+    assert {f.stream.split("@")[0] for f in merged.frames} == {"btcusdt", "ethusdt"}
