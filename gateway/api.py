@@ -341,7 +341,7 @@ class Gateway:
         new = self._new_connection(list(old.streams), old.conn_id)
         new.connects, new.reconnects, new.rotations = old.connects, old.reconnects, old.rotations
         await self._nursery.start(new.run)
-        old.stop()
+        await old.stop()
         self.connections.remove(old)
         log.info("[%s] rotated: new connection live, old one closed", new.conn_id)
 
@@ -402,6 +402,11 @@ async def open_gateway(
             try:
                 yield gw
             finally:
+                # Close every socket gracefully while the readers still run, then stop.
+                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                    async with trio.open_nursery() as closing:
+                        for conn in gw.connections:
+                            closing.start_soon(conn.stop)
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         error = collapse(group)

@@ -10,6 +10,7 @@ everything, until its attempts are exhausted (`ConnectionFailed`).
 from __future__ import annotations
 
 import logging
+import math
 import random
 import ssl
 import time
@@ -76,6 +77,8 @@ class Connection(ControlSink):
         self.on_error = on_error
         self.on_rotate = on_rotate
         self.rotating = False
+        self._stopping = False
+        self._stopped = trio.Event()
         self._run_scope = trio.CancelScope()
         self.reply_timeout = reply_timeout
         self.encoder = ControlEncoder()
@@ -121,8 +124,15 @@ class Connection(ControlSink):
         elif self._session_scope is not None:
             self._session_scope.cancel()
 
-    def stop(self) -> None:
-        """End `run` (it returns normally); used after a rotation handed over."""
+    async def stop(self) -> None:
+        """Close the socket gracefully (bounded by a second) and end `run`, which returns."""
+        self._stopping = True
+        ws = self._ws
+        if ws is not None:
+            # The reader still runs: it reads the close reply, and the session ends.
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await ws.aclose()
+                await self._stopped.wait()
         self._run_scope.cancel()
 
     # Control requests ---------------------------------------------------------
@@ -193,9 +203,12 @@ class Connection(ControlSink):
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep this connection alive until cancelled or `stop`; raises `ConnectionFailed`
         when the reconnect attempts run out."""
-        with self._run_scope:
-            await self._run(task_status)
-        self.state = "stopped"
+        try:
+            with self._run_scope:
+                await self._run(task_status)
+            self.state = "stopped"
+        finally:
+            self._stopped.set()
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         attempt = 0
@@ -203,9 +216,11 @@ class Connection(ControlSink):
             try:
                 await self._session(None if self._connected.is_set() else task_status)
             except (*_NETWORK_ERRORS, _Reconnect, SubscriptionError, trio.TooSlowError) as exc:
-                self.last_error = repr(exc)
                 self._ws = None
                 self._live = trio.Event()
+                if self._stopping:
+                    return
+                self.last_error = repr(exc)
                 if self.state == "live":
                     attempt = 0
                 self.state = "reconnecting"
@@ -285,9 +300,13 @@ class Connection(ControlSink):
                 for chan in self._pending.values():
                     chan.close()
                 self._pending.clear()
+                # Being cancelled, the reader task is gone and no close reply would be
+                # read: close the stream at once rather than wait for the handshake.
+                cancelled = trio.current_effective_deadline() == -math.inf
                 with trio.CancelScope(shield=True):
-                    with trio.move_on_after(1):
-                        await ws.aclose()
+                    if not cancelled:
+                        with trio.move_on_after(1):
+                            await ws.aclose()
                     await trio.aclose_forcefully(stream)
                 # Last, with no checkpoint after it: a Cancelled raised here would be
                 # absorbed by the nursery's own scope and hide the session's error.
