@@ -17,6 +17,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from gateway.core.stop_loss import Side
 from gateway.core.streams import parse_stream
 from gateway.errors import ConfigError, InvalidStreamName
+from gateway.validators import non_negative, positive, positive_int
 
 #: Production, market-data-only and test-network stream hosts.
 BINANCE_URL = "wss://stream.binance.com:9443"
@@ -26,24 +27,14 @@ BINANCE_REST_URL = "https://api.binance.com"
 TESTNET_REST_URL = "https://testnet.binance.vision"
 
 
-def _positive(inst: object, attr: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attr.name} must be > 0, got {value!r}")
-
-
-def _non_negative(inst: object, attr: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attr.name} must be >= 0, got {value!r}")
-
-
 @attrs.frozen
 class ReconnectConfig:
     """Reconnect policy: exponential backoff with full jitter, then give up."""
 
-    initial: float = attrs.field(default=0.5, validator=_positive)
-    factor: float = attrs.field(default=2.0, validator=_positive)
-    cap: float = attrs.field(default=30.0, validator=_positive)
-    max_attempts: int = attrs.field(default=10, validator=_positive)
+    initial: float = attrs.field(default=0.5, validator=positive)
+    factor: float = attrs.field(default=2.0, validator=positive)
+    cap: float = attrs.field(default=30.0, validator=positive)
+    max_attempts: int = attrs.field(default=10, validator=positive_int)
 
 
 @attrs.frozen
@@ -52,8 +43,8 @@ class PositionConfig:
 
     symbol: str
     side: Side
-    entry_price: float = attrs.field(validator=_positive)
-    quantity: float = attrs.field(default=0.0, validator=_non_negative)
+    entry_price: float = attrs.field(validator=positive)
+    quantity: float = attrs.field(default=0.0, validator=non_negative)
     stop_pct: float | None = None
     stop_price: float | None = None
     id: str | None = None
@@ -78,24 +69,24 @@ class GatewayConfig:
     rest_url: str = BINANCE_REST_URL
     testnet: bool = False
     time_unit: str = "MILLISECOND"
-    candle_buffer: int = attrs.field(default=1000, validator=_positive)
-    mailbox_size: int = attrs.field(default=10_000, validator=_positive)
-    subscriber_buffer: int = attrs.field(default=1000, validator=_positive)
-    callback_buffer: int = attrs.field(default=10_000, validator=_positive)
-    max_streams_per_connection: int = attrs.field(default=1024, validator=_positive)
+    candle_buffer: int = attrs.field(default=1000, validator=positive_int)
+    mailbox_size: int = attrs.field(default=10_000, validator=positive_int)
+    subscriber_buffer: int = attrs.field(default=1000, validator=positive_int)
+    callback_buffer: int = attrs.field(default=10_000, validator=positive_int)
+    max_streams_per_connection: int = attrs.field(default=1024, validator=positive_int)
     #: Control frames per second per connection (the exchange closes at more than 5).
-    control_rate: int = attrs.field(default=4, validator=_positive)
+    control_rate: int = attrs.field(default=4, validator=positive_int)
     #: No frame for this long: ping; no frame or pong for twice this long: reconnect.
-    silence_timeout: float = attrs.field(default=30.0, validator=_positive)
-    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
+    silence_timeout: float = attrs.field(default=30.0, validator=positive)
+    connect_timeout: float = attrs.field(default=10.0, validator=positive)
     #: A close hook that runs longer than this has failed (and is retried).
-    close_hook_timeout: float = attrs.field(default=10.0, validator=_positive)
+    close_hook_timeout: float = attrs.field(default=10.0, validator=positive)
     #: Rotate (make-before-break) before the exchange's 24 h limit.
-    max_connection_age: float = attrs.field(default=23 * 3600.0, validator=_positive)
+    max_connection_age: float = attrs.field(default=23 * 3600.0, validator=positive)
     reconnect: ReconnectConfig = ReconnectConfig()
     positions: tuple[PositionConfig, ...] = ()
-    max_restarts: int = attrs.field(default=5, validator=_non_negative)
-    restart_period: float = attrs.field(default=10.0, validator=_positive)
+    max_restarts: int = attrs.field(default=5, validator=non_negative)
+    restart_period: float = attrs.field(default=10.0, validator=positive)
 
     def __attrs_post_init__(self) -> None:
         if self.time_unit.upper() not in ("MILLISECOND", "MICROSECOND"):

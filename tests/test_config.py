@@ -53,7 +53,7 @@ stop_pct = 0.02
     [
         ({"symbols": ["BTCUSDT"], "bogus": 1}, r"unknown key bogus; allowed: symbols, streams"),
         ({"candle_buffer": "x"}, r"candle_buffer: expected an integer, got 'x'"),
-        ({"candle_buffer": 0}, r"candle_buffer must be > 0, got 0"),
+        ({"candle_buffer": 0}, r"candle_buffer must be an integer >= 1, got 0"),
         ({"reconnect": {"foo": 1}}, r"unknown key reconnect.foo; allowed: initial, factor"),
         (
             {"symbols": ["BTCUSDT"], "streams": ["kline_2m"]},

@@ -8,13 +8,13 @@ number of seconds so tests can compress 24 hours into a second.
 from __future__ import annotations
 
 import enum
-import math
 from typing import Any
 
 import attrs
 
 from gateway.core.streams import normalize_symbol
 from gateway.errors import ConfigError, InvalidStreamName
+from gateway.validators import non_negative, positive, positive_int
 
 __all__ = ["ClockKind", "Pacing", "SimulatorConfig", "TimeUnit"]
 
@@ -40,21 +40,6 @@ class TimeUnit(enum.Enum):
 
     MILLISECOND = "MILLISECOND"
     MICROSECOND = "MICROSECOND"
-
-
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ConfigError(f"{attribute.name} must be a positive number, got {value!r}")
-
-
-def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-        raise ConfigError(f"{attribute.name} must be a number >= 0, got {value!r}")
-
-
-def _positive_int(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
-    if type(value) is not int or value < 1:
-        raise ConfigError(f"{attribute.name} must be an integer >= 1, got {value!r}")
 
 
 def _symbols(value: Any) -> tuple[str, ...]:
@@ -111,43 +96,43 @@ class SimulatorConfig:
     rest: bool = True  #: serve the REST side at all
 
     # --- connection rules ------------------------------------------------------------
-    ping_interval: float = attrs.field(default=20.0, validator=_positive)
-    pong_timeout: float = attrs.field(default=60.0, validator=_positive)
-    max_incoming_per_second: int = attrs.field(default=5, validator=_positive_int)
-    max_streams_per_connection: int = attrs.field(default=1024, validator=_positive_int)
-    max_connection_attempts: int = attrs.field(default=300, validator=_positive_int)
-    connection_attempt_window: float = attrs.field(default=300.0, validator=_positive)
-    connection_lifetime: float = attrs.field(default=86400.0, validator=_positive)
+    ping_interval: float = attrs.field(default=20.0, validator=positive)
+    pong_timeout: float = attrs.field(default=60.0, validator=positive)
+    max_incoming_per_second: int = attrs.field(default=5, validator=positive_int)
+    max_streams_per_connection: int = attrs.field(default=1024, validator=positive_int)
+    max_connection_attempts: int = attrs.field(default=300, validator=positive_int)
+    connection_attempt_window: float = attrs.field(default=300.0, validator=positive)
+    connection_lifetime: float = attrs.field(default=86400.0, validator=positive)
     shutdown_notice: bool = False  #: send ``serverShutdown`` before the lifetime close
-    shutdown_lead: float = attrs.field(default=1.0, validator=_non_negative)
-    max_control_frame_bytes: int = attrs.field(default=4096, validator=_positive_int)
-    max_message_size: int = attrs.field(default=2**20, validator=_positive_int)
-    close_timeout: float = attrs.field(default=2.0, validator=_positive)
+    shutdown_lead: float = attrs.field(default=1.0, validator=non_negative)
+    max_control_frame_bytes: int = attrs.field(default=4096, validator=positive_int)
+    max_message_size: int = attrs.field(default=2**20, validator=positive_int)
+    close_timeout: float = attrs.field(default=2.0, validator=positive)
     #: outgoing frames buffered per client; a client that lets it fill is disconnected
-    client_buffer_frames: int = attrs.field(default=50_000, validator=_positive_int)
+    client_buffer_frames: int = attrs.field(default=50_000, validator=positive_int)
 
     # --- market ----------------------------------------------------------------------
     symbols: tuple[str, ...] = attrs.field(default=("BTCUSDT", "ETHUSDT"), converter=_symbols)
     seed: int = 0
-    start_price: float = attrs.field(default=100.0, validator=_positive)
-    tick_size: float = attrs.field(default=0.01, validator=_positive)
+    start_price: float = attrs.field(default=100.0, validator=positive)
+    tick_size: float = attrs.field(default=0.01, validator=positive)
     #: standard deviation of the price move per trade, as a fraction of the price
-    volatility: float = attrs.field(default=0.0002, validator=_non_negative)
-    book_levels: int = attrs.field(default=100, validator=_positive_int)
-    agg_history: int = attrs.field(default=10_000, validator=_positive_int)
-    kline_history: int = attrs.field(default=1000, validator=_positive_int)
+    volatility: float = attrs.field(default=0.0002, validator=non_negative)
+    book_levels: int = attrs.field(default=100, validator=positive_int)
+    agg_history: int = attrs.field(default=10_000, validator=positive_int)
+    kline_history: int = attrs.field(default=1000, validator=positive_int)
     clock: ClockKind = attrs.field(default=ClockKind.WALL, converter=_clock)
     #: epoch (Unix seconds) of virtual time 0 (2026-01-01T00:00:00Z)
-    virtual_epoch: float = attrs.field(default=1767225600.0, validator=_non_negative)
+    virtual_epoch: float = attrs.field(default=1767225600.0, validator=non_negative)
     time_unit: TimeUnit = attrs.field(default=TimeUnit.MILLISECOND, converter=_time_unit)
 
     # --- pacing ----------------------------------------------------------------------
     pacing: Pacing = attrs.field(default=Pacing.RATE, converter=_pacing)
-    rate: float = attrs.field(default=100.0, validator=_positive)  #: trades/s, all symbols
-    tick_interval: float = attrs.field(default=0.005, validator=_positive)
-    max_burst: int = attrs.field(default=500, validator=_positive_int)  #: trades per burst (max)
+    rate: float = attrs.field(default=100.0, validator=positive)  #: trades/s, all symbols
+    tick_interval: float = attrs.field(default=0.005, validator=positive)
+    max_burst: int = attrs.field(default=500, validator=positive_int)  #: trades per burst (max)
     replay_file: str | None = None
-    replay_speed: float = attrs.field(default=1.0, validator=_non_negative)  #: 0 = max
+    replay_speed: float = attrs.field(default=1.0, validator=non_negative)  #: 0 = max
     replay_wait_for_subscriber: bool = True
     replay_loop: bool = False
 
