@@ -305,7 +305,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for n, row in enumerate(cells):
-        parts = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        rest = [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        parts = [row[0].ljust(widths[0]), *rest]
         lines.append("  ".join(parts))
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))

@@ -164,7 +164,7 @@ async def measure(url: str, names: list[str], args: argparse.Namespace,
         },
         "counters": delta,
         "drops": {k: delta[k] for k in ("symbol_dropped", "subscriber_dropped", "malformed",
-                                         "unknown", "reconnects")},  # fmt: skip
+                                         "unknown", "reconnects")},
         "cpu": {"gateway_process": cpu_used, "exchange_process_share_of_one_core": source_share},
         "latency_us": {
             "overall": {m: harness.hdr_summary(h) for m, h in overall.items()},
@@ -214,7 +214,7 @@ def report(data: dict[str, Any]) -> str:
         f"latency, µs: {p['symbols']} symbols, {p['rate']:,.0f} msgs/s target, "
         f"{p['duration']} s measured after {p['warmup']} s warm-up, source {p['source']}",
         harness.table(["metric (all symbols)", "p50", "p90", "p99", "p99.9", "max",
-                       "worst p99 (symbol)", "count"], rows),  # fmt: skip
+                       "worst p99 (symbol)", "count"], rows),
         f"achieved: {a['frames_per_s']:,.0f} frames/s, {a['handled_per_s']:,.0f} handled/s, "
         f"{a['subscriber_per_s']:,.0f} to the subscriber/s",
         "drops: " + ", ".join(f"{k} {v}" for k, v in d.items()),
@@ -234,7 +234,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     syms = list(per)
     panels = [m for m in METRICS if m != "receive_to_stop_decision"]
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3 * len(panels)), sharex=True)
-    for ax, metric in zip(axes, panels):
+    for ax, metric in zip(axes, panels, strict=False):
         for q, style in (("p50", "-"), ("p99", "--"), ("p99.9", ":"), ("max", "")):
             ys = [per[s][metric].get(q, float("nan")) for s in syms]
             if style:

@@ -186,7 +186,7 @@ def _slope(xs: list[float], ys: list[float]) -> float:
         return 0.0
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     den = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=False)) / den if den else 0.0
 
 
 def summarize(samples: list[dict[str, Any]], warmup: float) -> dict[str, Any]:
@@ -240,7 +240,8 @@ def report(data: dict[str, Any]) -> str:
     """The terminal summary."""
     s, p = data["summary"], data["params"]
     rows = [
-        ["RSS at warm-up end / end (MB)", f"{s['rss_mb_at_warmup_end']:.1f} / {s['rss_mb_end']:.1f}"],
+        ["RSS at warm-up end / end (MB)",
+         f"{s['rss_mb_at_warmup_end']:.1f} / {s['rss_mb_end']:.1f}"],
         ["RSS growth after warm-up", f"{s['rss_growth_pct_after_warmup']:+.2f}%"],
         ["RSS slope after warm-up", f"{s['rss_slope_mb_per_min']:+.3f} MB/min"],
         ["RSS growth projected to 30 min", f"{s['rss_projected_growth_pct_30min']:+.2f}%"],

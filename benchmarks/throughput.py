@@ -31,6 +31,7 @@ import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         source_cpu: list[float] = []
         with harness.ServerProcess(argv) as server:
             cases: list[tuple[str, Callable[[], Awaitable[float]]]] = [
-                ("bare", lambda: bare_round(server.url, streams, args.warmup, args.duration)),
-                ("gateway", lambda: gateway_round(
-                    server.url, names, args.warmup, args.duration, args.subscriber)),
+                ("bare", partial(bare_round, server.url, streams, args.warmup, args.duration)),
+                ("gateway", partial(gateway_round, server.url, names, args.warmup,
+                                    args.duration, args.subscriber)),
             ]  # fmt: skip
             for round_no in range(args.rounds):
                 for name, fn in cases if round_no % 2 == 0 else cases[::-1]:
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     print(f"  {n:>5} symbols  round {round_no + 1}  {name:<8}"
                           f" {rates[name][-1]:>10,.0f} frames/s", flush=True)  # fmt: skip
         bare, gw = harness.spread(rates["bare"]), harness.spread(rates["gateway"])
-        ratios = [g / b for g, b in zip(rates["gateway"], rates["bare"]) if b]
+        ratios = [g / b for g, b in zip(rates["gateway"], rates["bare"], strict=False) if b]
         results.append({
             "symbols": n, "bare": {**bare, "values": rates["bare"]},
             "gateway": {**gw, "values": rates["gateway"]},
@@ -208,8 +209,8 @@ def plot(data: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, label in (("bare", "bare trio-websocket + orjson"), ("gateway", "gateway")):
         med = [r[key]["median"] for r in res]
-        lo = [m - r[key]["min"] for m, r in zip(med, res)]
-        hi = [r[key]["max"] - m for m, r in zip(med, res)]
+        lo = [m - r[key]["min"] for m, r in zip(med, res, strict=False)]
+        hi = [r[key]["max"] - m for m, r in zip(med, res, strict=False)]
         ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=4, label=label)
     for r in res:
         ax.annotate(f"{r['ratio_of_medians']:.0%}", (r["symbols"], r["gateway"]["median"]),
