@@ -1,0 +1,172 @@
+"""A pre-rendered trade feed: the simulator's market, encoded once, served at almost no
+cost per frame, so that the receiving side is what a benchmark measures.
+
+Run: ``python -m benchmarks.feed_server --symbols 100 --pacing max`` (prints
+``ws_url=ws://127.0.0.1:PORT``; Ctrl-C / SIGINT stops it).
+
+Why: the embedded simulator generates each trade when it sends it (order book, candles,
+encoding: about 30 µs of Python per trade), so on a 2-core machine it cannot send much
+faster than 15-20k trades/s, below what a trio-websocket client can take (~57k/s).
+This server renders ``--frames`` trade frames with the simulator's own `Market` and
+encoders before it listens, then loops over them: in ``max`` pacing it writes batches
+of 256 frames back to back, in ``rate`` pacing it writes the frames due every
+``--tick`` seconds. The event and trade times of each batch are patched to the send
+time (a fixed-width placeholder replaced with one ``bytes.replace``), in the
+connection's time unit (``?timeUnit=MICROSECOND`` or milliseconds), so exchange-to-
+receive latency stays meaningful. SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS get
+their normal replies; every client gets every frame, whatever it subscribed to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import signal
+import sys
+import time
+from functools import partial
+
+import orjson
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+
+from benchmarks.harness import symbol_names
+from gateway.simulator.connection import _send_bytes
+from gateway.simulator.encode import Frame
+from gateway.simulator.market import Market
+
+#: Placeholder event time in µs: 16 digits, like a real µs timestamp (so lengths hold).
+_TOKEN_US = 1_111_111_111_111_111
+_BATCH = 256
+
+
+def render(symbols: int, frames: int, seed: int, micros: bool) -> list[bytes]:
+    """``frames`` complete WebSocket frames of combined trade events, round-robin over
+    ``symbols`` symbols, with the placeholder time in them."""
+    names = symbol_names(symbols)
+    market = Market(
+        symbols=tuple(names), seed=seed, start_price=100.0, tick_size=0.01, volatility=0.0002,
+        book_levels=100, agg_history=16, kline_history=4, now_us=_TOKEN_US,
+    )  # fmt: skip
+    wanted = {f"{s.lower()}@trade" for s in names}
+    out: list[bytes] = []
+    for _ in range(frames):  # bounded: each round adds at least one frame
+        if len(out) >= frames:
+            break
+        for stream, kind, record in market.generate(_TOKEN_US, 100, wanted):
+            out.append(Frame(stream, kind, record).wire(True, micros))
+    return out[:frames]
+
+
+class Feed:
+    """The rendered frames (per time unit) and how to pace them."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._frames: dict[bool, list[bytes]] = {}
+        self.sent = 0
+
+    def frames(self, micros: bool) -> list[bytes]:
+        """The rendered frames for a time unit (rendered on first use)."""
+        if micros not in self._frames:
+            a = self.args
+            self._frames[micros] = render(a.symbols, a.frames, a.seed, micros)
+        return self._frames[micros]
+
+    async def handler(self, request: WebSocketRequest) -> None:
+        """Serve one client until it goes away."""
+        micros = "timeunit=microsecond" in request.path.lower()
+        ws = await request.accept()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._replies, ws)
+                await self._write(ws, self.frames(micros), micros)
+        except* (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away: this connection is done, the server goes on
+
+    async def _replies(self, ws: WebSocketConnection) -> None:
+        while True:
+            message = await ws.get_message()
+            try:
+                request = orjson.loads(message)
+                rid, method = request["id"], request["method"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+            result = [] if method == "LIST_SUBSCRIPTIONS" else None
+            await ws.send_message(orjson.dumps({"result": result, "id": rid}).decode())
+
+    async def _write(self, ws: WebSocketConnection, frames: list[bytes], micros: bool) -> None:
+        token = str(_TOKEN_US if micros else _TOKEN_US // 1000).encode()
+        div = 1000 if micros else 1_000_000
+        n = len(frames)
+        cursor = 0
+        if self.args.pacing == "max":
+            batches = [b"".join(frames[i : i + _BATCH]) for i in range(0, n, _BATCH)]
+            for batch in itertools.cycle(batches):
+                now = str(time.time_ns() // div).encode()
+                await _send_bytes(ws, batch.replace(token, now))
+                self.sent += _BATCH
+            return
+        tick, rate = self.args.tick, self.args.rate
+        due = 0.0
+        last = next_at = trio.current_time()
+        while True:
+            now_t = trio.current_time()
+            due = min(due + rate * (now_t - last), rate * 0.25 + 1)  # no catch-up storm
+            last = now_t
+            k = int(due)
+            if k:
+                due -= k
+                end = cursor + k
+                chunk = frames[cursor:end] if end <= n else frames[cursor:] + frames[: end - n]
+                cursor = end % n
+                now = str(time.time_ns() // div).encode()
+                await _send_bytes(ws, b"".join(chunk).replace(token, now))
+                self.sent += k
+            next_at += tick
+            if next_at < now_t:
+                next_at = now_t + tick
+            await trio.sleep_until(next_at)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Render, listen on 127.0.0.1 (port 0: a free one), announce the URL, serve forever."""
+    feed = Feed(args)
+    feed.frames(args.micros_first)
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(
+            partial(serve_websocket, feed.handler, "127.0.0.1", args.port, None,
+                    message_queue_size=64)
+        )  # fmt: skip
+        print(f"ws_url=ws://127.0.0.1:{server.port}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--pacing", choices=["max", "rate"], default="max")
+    parser.add_argument("--rate", type=float, default=20_000.0, help="frames/s (rate pacing)")
+    parser.add_argument("--tick", type=float, default=0.005, help="seconds between bursts")
+    parser.add_argument("--frames", type=int, default=50_000, help="distinct frames rendered")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--millis-first", dest="micros_first", action="store_false",
+        help="render the millisecond frames before listening (default: microsecond)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        trio.run(serve, args)
+    except KeyboardInterrupt:
+        return 0
+    except BaseExceptionGroup as group:
+        _, rest = group.split(KeyboardInterrupt)
+        if rest is not None:
+            raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

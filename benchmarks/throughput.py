@@ -1,0 +1,259 @@
+"""Throughput: frames per second through the whole gateway against a bare trio-websocket
+receive-and-parse loop, on the same loopback feed, for 1, 10, 100 and 1000 symbols.
+
+Run: ``python -m benchmarks throughput [--symbols 1,10,100,1000] [--rounds 5]
+[--source feed|simulator] [--quick]``.
+
+The feed runs in its own process (`benchmarks.feed_server`, the simulator's market
+pre-rendered, so the sender is not the bottleneck; ``--source simulator`` uses
+``gateway simulate --pacing max`` itself, which on a 2-core machine is sender-bound and
+shown for reference). For each symbol count the rounds are interleaved (bare, gateway,
+gateway, bare, ...), each on a fresh connection: a warm-up, then frames counted over a
+fixed window. Medians are reported with their spread, and the gateway as a ratio of
+the bare loop measured in the same run.
+
+The bare loop is our ceiling: ``await ws.get_message()`` + ``orjson.loads``, nothing
+else, with the gateway's own trio-websocket options. The gateway is ``open_gateway``
+with one ``@trade`` stream per symbol: decode to a typed event, route, symbol state
+(last price, stop-loss check, latency record), publish (no subscriber by default;
+``--subscriber`` adds one draining catch-all subscriber).
+
+Peer libraries (cryptofeed, python-binance) are not measured: their Binance endpoints
+are hard-coded class constants and they call the exchange's REST API at start, so they
+cannot be pointed at a loopback feed without monkeypatching (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import logging
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import orjson
+import trio
+from trio_websocket import open_websocket_url
+
+from benchmarks import harness
+from gateway.api import open_gateway
+from gateway.core.streams import chunk_for_control
+
+_WS_OPTIONS: dict[str, Any] = {
+    "message_queue_size": 256, "max_message_size": 8 * 2**20, "receive_buffer_size": 65536,
+}  # fmt: skip  # the gateway's own Connection options
+_SUBSCRIBE_PAUSE = 0.25  # the exchange allows 5 incoming messages a second
+
+
+class _Counter:
+    __slots__ = ("frames",)
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+
+async def _window(read: Callable[[], int], warmup: float, duration: float) -> float:
+    """Frames per second counted by ``read`` over ``duration`` s after ``warmup`` s."""
+    await trio.sleep(warmup)
+    f0, t0 = read(), time.perf_counter()
+    await trio.sleep(duration)
+    return (read() - f0) / (time.perf_counter() - t0)
+
+
+async def bare_round(url: str, streams: list[str], warmup: float, duration: float) -> float:
+    """The ceiling: trio-websocket ``get_message`` + ``orjson.loads``, nothing else."""
+    counter = _Counter()
+    rate = 0.0
+    with trio.fail_after(warmup + duration + 60):
+        async with open_websocket_url(f"{url}/stream?timeUnit=MICROSECOND", **_WS_OPTIONS) as ws:
+            for rid, chunk in enumerate(chunk_for_control(streams), start=1):
+                req = {"method": "SUBSCRIBE", "params": chunk, "id": rid}
+                await ws.send_message(orjson.dumps(req).decode())
+                await trio.sleep(_SUBSCRIBE_PAUSE)
+
+            async with trio.open_nursery() as nursery:
+
+                async def receive() -> None:
+                    get, loads = ws.get_message, orjson.loads
+                    while True:
+                        loads(await get())
+                        counter.frames += 1
+
+                nursery.start_soon(receive)
+                rate = await _window(lambda: counter.frames, warmup, duration)
+                nursery.cancel_scope.cancel()
+    return rate
+
+
+async def gateway_round(
+    url: str, symbols: list[str], warmup: float, duration: float, subscriber: bool
+) -> float:
+    """Frames per second through ``open_gateway`` (counted at the router)."""
+    rate = 0.0
+    with trio.fail_after(warmup + duration + 120):
+        async with open_gateway(
+            symbols=tuple(symbols), url=url, time_unit="MICROSECOND", streams=("trade",)
+        ) as gw, trio.open_nursery() as nursery:  # fmt: skip
+            if subscriber:
+                sub = gw.subscribe()
+
+                async def drain() -> None:
+                    async for _ in sub:
+                        pass
+
+                nursery.start_soon(drain)
+            router = gw.router
+            rate = await _window(lambda: router.frames, warmup, duration)
+            nursery.cancel_scope.cancel()
+    return rate
+
+
+def _peers() -> list[dict[str, Any]]:
+    reason = (
+        "not measured: its Binance websocket and REST endpoints are hard-coded class "
+        "constants and it fetches exchange information from the real REST API at start; "
+        "pointing it at the loopback feed needs monkeypatching"
+    )
+    out = []
+    for name in ("cryptofeed", "python-binance"):
+        try:
+            version: str | None = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        out.append({"name": name, "installed_version": version, "status": "skipped",
+                    "reason": reason})  # fmt: skip
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure every symbol count; returns the JSON-ready results."""
+    machine = harness.machine_info()
+    results: list[dict[str, Any]] = []
+    for n in args.symbols:
+        names = harness.symbol_names(n)
+        streams = [f"{s.lower()}@trade" for s in names]
+        if args.source == "simulator":
+            argv = harness.simulator_argv(names, rate=1000, seed=args.seed, pacing="max")
+        else:
+            argv = harness.feed_argv(n, pacing="max", rate=0, seed=args.seed, frames=args.frames)
+        rates: dict[str, list[float]] = {"bare": [], "gateway": []}
+        source_cpu: list[float] = []
+        with harness.ServerProcess(argv) as server:
+            cases: list[tuple[str, Callable[[], Awaitable[float]]]] = [
+                ("bare", partial(bare_round, server.url, streams, args.warmup, args.duration)),
+                ("gateway", partial(gateway_round, server.url, names, args.warmup,
+                                    args.duration, args.subscriber)),
+            ]  # fmt: skip
+            for round_no in range(args.rounds):
+                for name, fn in cases if round_no % 2 == 0 else cases[::-1]:
+                    c0, t0 = server.cpu_seconds(), time.perf_counter()
+                    rates[name].append(trio.run(fn))
+                    source_cpu.append((server.cpu_seconds() - c0) / (time.perf_counter() - t0))
+                    print(f"  {n:>5} symbols  round {round_no + 1}  {name:<8}"
+                          f" {rates[name][-1]:>10,.0f} frames/s", flush=True)  # fmt: skip
+        bare, gw = harness.spread(rates["bare"]), harness.spread(rates["gateway"])
+        ratios = [g / b for g, b in zip(rates["gateway"], rates["bare"], strict=False) if b]
+        results.append({
+            "symbols": n, "bare": {**bare, "values": rates["bare"]},
+            "gateway": {**gw, "values": rates["gateway"]},
+            "ratio_of_medians": gw["median"] / bare["median"] if bare["median"] else 0.0,
+            "ratio_per_round": ratios,
+            "source_cpu_share_median": statistics.median(source_cpu),
+        })  # fmt: skip
+    return {
+        "benchmark": "throughput",
+        "params": {k: v for k, v in vars(args).items() if k != "func"},
+        "machine": harness.finish_machine_info(machine),
+        "results": results,
+        "peers": _peers(),
+    }
+
+
+def report(data: dict[str, Any]) -> str:
+    """The terminal table."""
+    rows = []
+    for r in data["results"]:
+        rows.append([
+            r["symbols"], r["bare"]["median"], r["gateway"]["median"],
+            f"{r['ratio_of_medians']:.2f}",
+            f"{r['bare']['spread_pct']:.0f}% / {r['gateway']['spread_pct']:.0f}%",
+            f"{100 * r['source_cpu_share_median']:.0f}%",
+        ])  # fmt: skip
+    out = [
+        f"throughput, frames/s (median of {data['params']['rounds']} interleaved rounds; "
+        f"source: {data['params']['source']})",
+        harness.table(
+            ["symbols", "bare loop", "gateway", "gateway/bare", "spread bare/gw", "sender CPU"],
+            rows,
+        ),
+    ]
+    res = data["results"]
+    by_n = {r["symbols"]: r["gateway"]["median"] for r in res}
+    if 10 in by_n and 1000 in by_n and by_n[10]:
+        out.append(f"gateway 1000 vs 10 symbols: {by_n[1000] / by_n[10]:.2f}")
+    for p in data["peers"]:
+        out.append(f"peer {p['name']}: {p['status']} ({p['reason']})")
+    out.append(harness.machine_line(data["machine"]))
+    return "\n".join(out)
+
+
+def plot(data: dict[str, Any], path: Path) -> None:
+    """Throughput versus symbol count, bare and gateway, with min-max bars."""
+    plt = harness.pyplot()
+    res = data["results"]
+    xs = [r["symbols"] for r in res]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, label in (("bare", "bare trio-websocket + orjson"), ("gateway", "gateway")):
+        med = [r[key]["median"] for r in res]
+        lo = [m - r[key]["min"] for m, r in zip(med, res, strict=False)]
+        hi = [r[key]["max"] - m for m, r in zip(med, res, strict=False)]
+        ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=4, label=label)
+    for r in res:
+        ax.annotate(f"{r['ratio_of_medians']:.0%}", (r["symbols"], r["gateway"]["median"]),
+                    textcoords="offset points", xytext=(0, -16), ha="center")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("symbols (one @trade stream each)")
+    ax.set_ylabel("frames per second")
+    ax.set_title(f"Throughput (median, min-max of {data['params']['rounds']} rounds)")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``throughput`` options."""
+    add = parser.add_argument
+    add("--symbols", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 100, 1000],
+        help="comma-separated symbol counts (default 1,10,100,1000)")  # fmt: skip
+    add("--rounds", type=int, default=5, help="interleaved rounds per case")
+    add("--warmup", type=float, default=1.0, help="seconds before counting, per round")
+    add("--duration", type=float, default=3.0, help="seconds counted per round")
+    add("--source", choices=["feed", "simulator"], default="feed")
+    add("--frames", type=int, default=50_000, help="distinct frames the feed renders")
+    add("--subscriber", action="store_true", help="add a draining catch-all subscriber")
+    add("--seed", type=int, default=1)
+
+
+def quick(args: argparse.Namespace) -> None:
+    """Shrink ``args`` to the --quick run (well under 30 s)."""
+    args.symbols, args.rounds, args.warmup, args.duration = [1, 10], 1, 0.3, 1.0
+    args.frames = 5000
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Run, print, write JSON and PNG; returns the data."""
+    logging.getLogger("gateway").setLevel(logging.WARNING)
+    data = run(args)
+    print(report(data))
+    json_path = harness.write_json(args.out, "throughput", data)
+    plot(data, args.out / "throughput.png")
+    print(f"wrote {json_path} and {args.out / 'throughput.png'}")
+    return data

@@ -1,0 +1,58 @@
+"""The benchmark harness keeps working: each end-to-end benchmark's --quick run writes
+its JSON (expected structure, positive rates) and its plot. No speed is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(command: str, out: Path) -> dict:  # type: ignore[type-arg]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", command, "--quick", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / f"{command}.png").stat().st_size > 0
+    data = json.loads((out / f"{command}.json").read_text())
+    assert data["benchmark"] == command
+    machine = data["machine"]
+    for key in ("cpu_model", "cpus_usable", "python", "packages", "loadavg_start", "loadavg_end"):
+        assert key in machine
+    assert data["params"]["quick"] is True
+    return data  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("command", ["latency", "throughput", "soak"])
+def test_quick_run_writes_expected_json(command: str, tmp_path: Path) -> None:
+    data = _run(command, tmp_path)
+    if command == "latency":
+        assert data["achieved"]["handled_per_s"] > 0
+        assert data["achieved"]["frames_per_s"] > 0
+        overall = data["latency_us"]["overall"]
+        for metric in ("exchange_to_receive", "receive_to_handled",
+                       "receive_to_stop_decision", "receive_to_subscriber"):  # fmt: skip
+            summary = overall[metric]
+            assert summary["count"] > 0
+            assert 0 <= summary["p50"] <= summary["p99"] <= summary["p99.9"] <= summary["max"]
+        assert len(data["latency_us"]["per_symbol"]) == data["params"]["symbols"]
+        assert set(data["drops"]) >= {"symbol_dropped", "subscriber_dropped"}
+        assert data["cpu"]["gateway_process"]["process_time_s"] > 0
+    elif command == "throughput":
+        assert [r["symbols"] for r in data["results"]] == data["params"]["symbols"]
+        for r in data["results"]:
+            assert r["bare"]["median"] > 0 and r["gateway"]["median"] > 0
+            assert r["ratio_of_medians"] > 0
+        assert {p["name"] for p in data["peers"]} == {"cryptofeed", "python-binance"}
+    else:
+        assert len(data["samples"]) >= 3
+        for s in data["samples"]:
+            assert s["rss_mb"] > 0 and s["handled_per_s"] > 0
+            assert s["loop_lag"]["n"] > 0
+        assert "rss_growth_pct_after_warmup" in data["summary"]
