@@ -13,7 +13,8 @@ of 256 frames back to back, in ``rate`` pacing it writes the frames due every
 ``--tick`` seconds. The event and trade times of each batch are patched to the send
 time (a fixed-width placeholder replaced with one ``bytes.replace``), in the
 connection's time unit (``?timeUnit=MICROSECOND`` or milliseconds), so exchange-to-
-receive latency stays meaningful. SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS get
+receive latency stays meaningful, and the trade ids are rewritten on every pass so that
+each symbol's ids keep increasing by one (the gateway drops a repeated id as a duplicate). SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS get
 their normal replies; every client gets every frame, whatever it subscribed to.
 """
 
@@ -32,7 +33,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketReque
 
 from benchmarks.harness import symbol_names
 from gateway.simulator.connection import _send_bytes
-from gateway.simulator.encode import Frame
+from gateway.simulator.encode import Frame, ws_frame
 from gateway.simulator.market import Market
 
 #: Placeholder event time in µs: 16 digits, like a real µs timestamp (so lengths hold).
@@ -40,22 +41,74 @@ _TOKEN_US = 1_111_111_111_111_111
 _BATCH = 256
 
 
-def render(symbols: int, frames: int, seed: int, micros: bool) -> list[bytes]:
+#: Trade ids are sent as 13 digits (fixed width, so the frame lengths hold).
+_ID_BASE = 10**12
+
+
+class Rendered:
+    """Pre-rendered trade frames whose trade ids are rewritten on each pass over them.
+
+    The gateway drops a trade whose id it has already seen (a duplicate), so a feed
+    that loops over the same frames must keep every symbol's ids increasing and
+    contiguous: pass ``k`` sends local id ``i`` of a symbol with ``count`` frames as
+    ``_ID_BASE + k * count + i``. The rewrite is a slice per frame (~0.3 µs).
+    """
+
+    def __init__(self, frames: list[bytes], offsets: list[int], syms: list[int],
+                 local: list[int], counts: list[int]) -> None:  # fmt: skip
+        self.frames, self.offsets, self.syms, self.local, self.counts = (
+            frames, offsets, syms, local, counts,
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def span(self, start: int, end: int, loop: int) -> bytes:
+        """Frames ``start:end`` of pass ``loop``, joined."""
+        frames, offsets, syms, local, counts = (
+            self.frames, self.offsets, self.syms, self.local, self.counts,
+        )  # fmt: skip
+        parts = []
+        for i in range(start, end):
+            f, off = frames[i], offsets[i]
+            tid = _ID_BASE + loop * counts[syms[i]] + local[i]
+            parts.append(b"%s%013d%s" % (f[:off], tid, f[off + 13 :]))
+        return b"".join(parts)
+
+
+def render(symbols: int, frames: int, seed: int, micros: bool) -> Rendered:
     """``frames`` complete WebSocket frames of combined trade events, round-robin over
-    ``symbols`` symbols, with the placeholder time in them."""
+    ``symbols`` symbols, with the placeholder time in them and rewritable trade ids."""
     names = symbol_names(symbols)
     market = Market(
         symbols=tuple(names), seed=seed, start_price=100.0, tick_size=0.01, volatility=0.0002,
         book_levels=100, agg_history=16, kline_history=4, now_us=_TOKEN_US,
     )  # fmt: skip
     wanted = {f"{s.lower()}@trade" for s in names}
+    index = {s.lower(): i for i, s in enumerate(names)}
     out: list[bytes] = []
+    offsets: list[int] = []
+    syms: list[int] = []
+    local: list[int] = []
+    counts = [0] * len(names)
     for _ in range(frames):  # bounded: each round adds at least one frame
         if len(out) >= frames:
             break
         for stream, kind, record in market.generate(_TOKEN_US, 100, wanted):
-            out.append(Frame(stream, kind, record).wire(True, micros))
-    return out[:frames]
+            text = Frame(stream, kind, record).text(True, micros)
+            start = text.index(b'"t":') + 4
+            end = text.index(b",", start)
+            sym = index[stream.partition("@")[0]]
+            text = b"%s%013d%s" % (text[:start], _ID_BASE + counts[sym], text[end:])
+            wire = ws_frame(text)
+            offsets.append(len(wire) - len(text) + start)
+            out.append(wire)
+            syms.append(sym)
+            local.append(counts[sym])
+            counts[sym] += 1
+            if len(out) >= frames:
+                break
+    return Rendered(out, offsets, syms, local, counts)
 
 
 class Feed:
@@ -63,10 +116,10 @@ class Feed:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self._frames: dict[bool, list[bytes]] = {}
+        self._frames: dict[bool, Rendered] = {}
         self.sent = 0
 
-    def frames(self, micros: bool) -> list[bytes]:
+    def frames(self, micros: bool) -> Rendered:
         """The rendered frames for a time unit (rendered on first use)."""
         if micros not in self._frames:
             a = self.args
@@ -95,20 +148,21 @@ class Feed:
             result = [] if method == "LIST_SUBSCRIPTIONS" else None
             await ws.send_message(orjson.dumps({"result": result, "id": rid}).decode())
 
-    async def _write(self, ws: WebSocketConnection, frames: list[bytes], micros: bool) -> None:
+    async def _write(self, ws: WebSocketConnection, frames: Rendered, micros: bool) -> None:
         token = str(_TOKEN_US if micros else _TOKEN_US // 1000).encode()
         div = 1000 if micros else 1_000_000
         n = len(frames)
-        cursor = 0
         if self.args.pacing == "max":
-            batches = [b"".join(frames[i : i + _BATCH]) for i in range(0, n, _BATCH)]
-            for batch in itertools.cycle(batches):
-                now = str(time.time_ns() // div).encode()
-                await _send_bytes(ws, batch.replace(token, now))
-                self.sent += _BATCH
+            for loop in itertools.count():
+                for start in range(0, n, _BATCH):
+                    batch = frames.span(start, min(start + _BATCH, n), loop)
+                    now = str(time.time_ns() // div).encode()
+                    await _send_bytes(ws, batch.replace(token, now))
+                    self.sent += _BATCH
             return
         tick, rate = self.args.tick, self.args.rate
         due = 0.0
+        cursor = loop = 0
         last = next_at = trio.current_time()
         while True:
             now_t = trio.current_time()
@@ -117,12 +171,17 @@ class Feed:
             k = int(due)
             if k:
                 due -= k
-                end = cursor + k
-                chunk = frames[cursor:end] if end <= n else frames[cursor:] + frames[: end - n]
-                cursor = end % n
+                parts = []
+                while k:  # the chunk may wrap around into the next pass
+                    end = min(cursor + k, n)
+                    parts.append(frames.span(cursor, end, loop))
+                    k -= end - cursor
+                    self.sent += end - cursor
+                    cursor = end
+                    if cursor == n:
+                        cursor, loop = 0, loop + 1
                 now = str(time.time_ns() // div).encode()
-                await _send_bytes(ws, b"".join(chunk).replace(token, now))
-                self.sent += k
+                await _send_bytes(ws, b"".join(parts).replace(token, now))
             next_at += tick
             if next_at < now_t:
                 next_at = now_t + tick

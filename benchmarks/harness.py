@@ -257,9 +257,7 @@ def hdr_summary(hist: Any) -> dict[str, float]:
     count = int(hist.get_total_count())
     if not count:
         return {"count": 0}
-    out: dict[str, float] = {
-        f"p{q:g}": hist.get_value_at_percentile(q) / 1000 for q in PERCENTILES
-    }
+    out: dict[str, float] = {f"p{q:g}": hist.get_value_at_percentile(q) / 1000 for q in PERCENTILES}
     out["max"] = hist.get_max_value() / 1000
     out["mean"] = hist.get_mean_value() / 1000
     out["count"] = count

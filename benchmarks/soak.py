@@ -173,11 +173,14 @@ async def _soak_body(
             })  # fmt: skip
             last, last_t, last_cpu, last_src = counters, now, cpu, src
             s = samples[-1]
-            print(f"  t={s['t_s']:7.1f}s rss={s['rss_mb']:7.1f} MB "
-                  f"blocks={s['allocated_blocks']:>9,} handled/s={s['handled_per_s']:>8,.0f} "
-                  f"lag max={s['loop_lag']['max_ms']:6.1f} ms "
-                  f"gc2 max={s['gc']['gen2_max_ms']:5.1f} ms "
-                  f"p99 handled={s['receive_to_handled_us'].get('p99', 0):8.0f} µs", flush=True)
+            print(
+                f"  t={s['t_s']:7.1f}s rss={s['rss_mb']:7.1f} MB "
+                f"blocks={s['allocated_blocks']:>9,} handled/s={s['handled_per_s']:>8,.0f} "
+                f"lag max={s['loop_lag']['max_ms']:6.1f} ms "
+                f"gc2 max={s['gc']['gen2_max_ms']:5.1f} ms "
+                f"p99 handled={s['receive_to_handled_us'].get('p99', 0):8.0f} µs",
+                flush=True,
+            )
         nursery.cancel_scope.cancel()
 
 
