@@ -14,8 +14,9 @@ of 256 frames back to back, in ``rate`` pacing it writes the frames due every
 time (a fixed-width placeholder replaced with one ``bytes.replace``), in the
 connection's time unit (``?timeUnit=MICROSECOND`` or milliseconds), so exchange-to-
 receive latency stays meaningful, and the trade ids are rewritten on every pass so that
-each symbol's ids keep increasing by one (the gateway drops a repeated id as a duplicate). SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS get
-their normal replies; every client gets every frame, whatever it subscribed to.
+each symbol's ids keep increasing by one (the gateway drops a repeated id as a
+duplicate). SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS get their normal replies;
+every client gets every frame, whatever it subscribed to.
 """
 
 from __future__ import annotations

@@ -18,17 +18,20 @@ with one ``@trade`` stream per symbol: decode to a typed event, route, symbol st
 (last price, stop-loss check, latency record), publish (no subscriber by default;
 ``--subscriber`` adds one draining catch-all subscriber).
 
-Peer libraries (cryptofeed, python-binance) are not measured: their Binance endpoints
-are hard-coded class constants and they call the exchange's REST API at start, so they
-cannot be pointed at a loopback feed without monkeypatching (see docs/benchmarks.md).
+Peers: python-binance, when installed, consumes the same feed in its own process
+(`benchmarks.peer_python_binance`; its socket manager's ``STREAM_URL`` instance attribute
+points at the feed). cryptofeed is not measured: its endpoints are hard-coded and it
+loads symbol data from the real REST API at start (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import logging
 import statistics
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -112,21 +115,46 @@ async def gateway_round(
     return rate
 
 
+async def python_binance_round(
+    url: str, streams: list[str], warmup: float, duration: float
+) -> float:
+    """The peer: python-binance's socket manager in its own (asyncio) process."""
+    argv = [sys.executable, "-m", "benchmarks.peer_python_binance", url, str(warmup),
+            str(duration), *streams]  # fmt: skip
+    with trio.fail_after(warmup + duration + 90):
+        proc = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"python-binance peer failed: {proc.stderr.decode()[-500:]}")
+    return float(orjson.loads(proc.stdout.splitlines()[-1])["rate"])
+
+
+def _python_binance_available() -> bool:
+    return importlib.util.find_spec("binance") is not None
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _peers() -> list[dict[str, Any]]:
-    reason = (
-        "not measured: its Binance websocket and REST endpoints are hard-coded class "
-        "constants and it fetches exchange information from the real REST API at start; "
-        "pointing it at the loopback feed needs monkeypatching"
-    )
-    out = []
-    for name in ("cryptofeed", "python-binance"):
-        try:
-            version: str | None = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            version = None
-        out.append({"name": name, "installed_version": version, "status": "skipped",
-                    "reason": reason})  # fmt: skip
-    return out
+    cryptofeed = {
+        "name": "cryptofeed", "installed_version": _version("cryptofeed"), "status": "skipped",
+        "reason": "not measured: its Binance feed's endpoints are hard-coded in the feed class "
+        "and it loads symbol information from the real REST API when it starts, so it cannot "
+        "consume a loopback feed without patching its code",
+    }  # fmt: skip
+    version = _version("python-binance")
+    binance = {
+        "name": "python-binance", "installed_version": version,
+        "status": "measured" if version else "skipped",
+        "reason": "BinanceSocketManager.multiplex_socket, its STREAM_URL instance attribute "
+        "pointed at the loopback feed; asyncio, in its own process"
+        if version else "not installed (pip install python-binance to measure it)",
+    }  # fmt: skip
+    return [cryptofeed, binance]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -148,6 +176,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ("gateway", partial(gateway_round, server.url, names, args.warmup,
                                     args.duration, args.subscriber)),
             ]  # fmt: skip
+            if _python_binance_available():
+                rates["python-binance"] = []
+                cases.append(("python-binance", partial(
+                    python_binance_round, server.url, streams, args.warmup, args.duration,
+                )))  # fmt: skip
             for round_no in range(args.rounds):
                 for name, fn in cases if round_no % 2 == 0 else cases[::-1]:
                     c0, t0 = server.cpu_seconds(), time.perf_counter()
@@ -163,6 +196,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ratio_of_medians": gw["median"] / bare["median"] if bare["median"] else 0.0,
             "ratio_per_round": ratios,
             "source_cpu_share_median": statistics.median(source_cpu),
+            "peers": {
+                name: {**harness.spread(vals), "values": vals,
+                       "ratio_of_medians": statistics.median(vals) / bare["median"]}
+                for name, vals in rates.items() if name not in ("bare", "gateway") and vals
+            },
         })  # fmt: skip
     return {
         "benchmark": "throughput",
@@ -197,6 +235,12 @@ def report(data: dict[str, Any]) -> str:
         out.append(f"gateway 1000 vs 10 symbols: {by_n[1000] / by_n[10]:.2f}")
     for p in data["peers"]:
         out.append(f"peer {p['name']}: {p['status']} ({p['reason']})")
+        for r in res:
+            peer = r.get("peers", {}).get(p["name"])
+            if peer:
+                out.append(f"  {r['symbols']:>5} symbols: {peer['median']:,.0f} frames/s, "
+                           f"{peer['ratio_of_medians']:.2f} of the bare loop, gateway/peer "
+                           f"{r['gateway']['median'] / peer['median']:.2f}")  # fmt: skip
     out.append(harness.machine_line(data["machine"]))
     return "\n".join(out)
 
@@ -212,6 +256,11 @@ def plot(data: dict[str, Any], path: Path) -> None:
         lo = [m - r[key]["min"] for m, r in zip(med, res, strict=False)]
         hi = [r[key]["max"] - m for m, r in zip(med, res, strict=False)]
         ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=4, label=label)
+    peers = sorted({name for r in res for name in r.get("peers", {})})
+    for name in peers:
+        pts = [(r["symbols"], r["peers"][name]["median"]) for r in res if name in r["peers"]]
+        ax.plot([x for x, _ in pts], [y for _, y in pts], marker="s", linestyle="--",
+                label=f"peer: {name}")  # fmt: skip
     for r in res:
         ax.annotate(f"{r['ratio_of_medians']:.0%}", (r["symbols"], r["gateway"]["median"]),
                     textcoords="offset points", xytext=(0, -16), ha="center")  # fmt: skip
