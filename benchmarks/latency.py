@@ -36,6 +36,7 @@ import argparse
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,18 +181,29 @@ async def measure(url: str, names: list[str], args: argparse.Namespace,
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Start the exchange process, measure, stop it; returns the JSON-ready data."""
+def run_against_source(
+    name: str,
+    args: argparse.Namespace,
+    body: Callable[[str, list[str], argparse.Namespace, harness.ServerProcess],
+                   Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:  # fmt: skip
+    """Start the exchange process, run ``body`` in trio against it, stop it; returns the
+    JSON-ready data of benchmark ``name`` (parameters and machine included)."""
     machine = harness.machine_info()
     names = harness.symbol_names(args.symbols)
     with harness.ServerProcess(source_argv(args, names, args.rate)) as server:
-        result = trio.run(measure, server.url, names, args, server)
+        result = trio.run(body, server.url, names, args, server)
     return {
-        "benchmark": "latency",
+        "benchmark": name,
         "params": {k: v for k, v in vars(args).items() if k != "func"},
         "machine": harness.finish_machine_info(machine),
         **result,
     }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the exchange process, measure, stop it; returns the JSON-ready data."""
+    return run_against_source("latency", args, measure)
 
 
 def report(data: dict[str, Any]) -> str:

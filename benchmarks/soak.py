@@ -29,7 +29,7 @@ from typing import Any
 import trio
 
 from benchmarks import harness
-from benchmarks.latency import Probe, source_argv
+from benchmarks.latency import Probe, run_against_source
 from gateway.api import open_gateway
 from gateway.core.latency import LatencyRecorder
 
@@ -227,16 +227,7 @@ def summarize(samples: list[dict[str, Any]], warmup: float) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start the exchange process, soak, stop it; returns the JSON-ready data."""
-    machine = harness.machine_info()
-    names = harness.symbol_names(args.symbols)
-    with harness.ServerProcess(source_argv(args, names, args.rate)) as server:
-        result = trio.run(soak, server.url, names, args, server)
-    return {
-        "benchmark": "soak",
-        "params": {k: v for k, v in vars(args).items() if k != "func"},
-        "machine": harness.finish_machine_info(machine),
-        **result,
-    }
+    return run_against_source("soak", args, soak)
 
 
 def report(data: dict[str, Any]) -> str:
