@@ -311,7 +311,7 @@ class SymbolState:
             "last_price": self.last_price,
             "events": dict(self.counts),
             "handled": self.handled,
-            "dropped": self.dropped + (self.mailbox.dropped if self.mailbox else 0),
+            "dropped": self.dropped,  # counted in _queue: refused or no mailbox
             "crashes": self.crashes,
             "gaps": self.gaps,
             "duplicates": self.duplicates,
