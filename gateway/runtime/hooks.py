@@ -56,12 +56,7 @@ class HookRunner:
                 nursery.start_soon(self._close_one, request)
 
     async def _close_one(self, request: CloseRequest) -> None:
-        trig = request.trigger
-        pos = trig.position
-        event = StopTriggered(
-            request.symbol, pos.id, pos.side.name, pos.stop_level, trig.price,
-            trig.trade_time, 0, 0,
-        )  # fmt: skip
+        event = StopTriggered.from_trigger(request.trigger)
         error: str | None = None
         self.calls += 1
         try:
@@ -74,4 +69,4 @@ class HookRunner:
             self.failures += 1
             error = repr(exc)
             self._publisher.report_error("close_hook", exc, request.symbol)
-        self._deliver(request.symbol, CloseResult(pos.id, error))
+        self._deliver(request.symbol, CloseResult(request.trigger.position.id, error))

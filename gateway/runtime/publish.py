@@ -28,6 +28,7 @@ from gateway.core.events import (
     RollingTicker,
     Ticker,
 )
+from gateway.core.positions import StopTrigger
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,17 @@ class StopTriggered:
     trade_time: int | None
     receive_ns: int
     handled_ns: int
+
+    @classmethod
+    def from_trigger(
+        cls, trigger: StopTrigger, receive_ns: int = 0, handled_ns: int = 0
+    ) -> StopTriggered:
+        """The event for a fired stop (times are 0 when rebuilt after a restart)."""
+        pos = trigger.position
+        return cls(
+            pos.symbol, pos.id, pos.side.name, pos.stop_level, trigger.price,
+            trigger.trade_time, receive_ns, handled_ns,
+        )  # fmt: skip
 
 
 @attrs.frozen(slots=True)

@@ -54,7 +54,6 @@ class CloseRequest:
 
     symbol: str
     trigger: StopTrigger
-    attempt: int
 
 
 @attrs.frozen(slots=True)
@@ -185,12 +184,7 @@ class SymbolState:
         now_ns = time.time_ns()
         for trig in triggers:
             pos = trig.position
-            self.publisher.publish(
-                StopTriggered(
-                    self.symbol, pos.id, pos.side.name, pos.stop_level, trig.price,
-                    trig.trade_time, event.receive_ns, now_ns,
-                )
-            )  # fmt: skip
+            self.publisher.publish(StopTriggered.from_trigger(trig, event.receive_ns, now_ns))
             log.warning(
                 "stop-loss fired: %s %s position %s at %s (stop %s)",
                 self.symbol, pos.side.name, pos.id, trig.price, pos.stop_level,
@@ -272,9 +266,9 @@ class SymbolState:
         now = trio.current_time()
         for trig in self.stops.pending_closes(now):
             pid = trig.position.id
-            attempt = self.stops.mark_closing(pid, now)
+            self.stops.mark_closing(pid, now)
             if self._request_close is not None:
-                self._request_close(CloseRequest(self.symbol, trig, attempt))
+                self._request_close(CloseRequest(self.symbol, trig))
             else:  # no hook: closing is immediate
                 self.stops.close_succeeded(pid, now)
 
