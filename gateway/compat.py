@@ -20,7 +20,7 @@ import attrs
 import trio
 
 from gateway.api import Gateway, open_gateway
-from gateway.config import BINANCE_URL, TESTNET_REST_URL, TESTNET_URL, GatewayConfig
+from gateway.config import TESTNET_REST_URL, TESTNET_URL, GatewayConfig
 from gateway.core.events import Kline, MiniTicker, RollingTicker, Ticker, Trade
 from gateway.core.streams import kline, ticker, trade
 from gateway.runtime.publish import Callback
@@ -47,7 +47,6 @@ class WebSocketLayer:
             base = attrs.evolve(base, url=url)
         self.config = base
         self.testnet = testnet
-        self.url = base.url if base.url else BINANCE_URL
         self._streams: dict[str, None] = {}
         self._callbacks: list[tuple[type, Callback]] = []
         self._error_callbacks: list[Callback] = []
@@ -55,6 +54,11 @@ class WebSocketLayer:
         self._stop = trio.Event()
         self._ready = trio.Event()
         self._running = False
+
+    @property
+    def url(self) -> str:
+        """The stream endpoint `run` connects to."""
+        return self.config.url
 
     @property
     def gateway(self) -> Gateway | None:

@@ -172,7 +172,7 @@ class SymbolState:
         rns = event.receive_ns
         if rns:
             self.handle_latency.record(now_ns - rns)
-            et = getattr(event, "event_time", None)
+            et = event.event_time  # None for bookTicker and partial depth
             if et:
                 # Negative (clock skew between hosts) is counted apart by the recorder.
                 self.exchange_latency.record(rns - et * self._unit_ns)
