@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_MAX_KINDS = 100  # distinct unknown event kinds counted by name
+
 #: ``tap(frame, receive_ns)``: sees every raw frame before it is decoded (see `Router`).
 FrameTap: TypeAlias = Callable[[str | bytes, int], None]
 
@@ -111,7 +113,9 @@ class Router:
                     state.deliver(inner)
         elif type(event) is UnknownEvent:
             self.unknown += 1
-            kind = str(event.raw.get("e")) if isinstance(event.raw, dict) else "array"
+            kind = str(event.raw.get("e"))[:40] if isinstance(event.raw, dict) else "array"
+            if kind not in self.unknown_kinds and len(self.unknown_kinds) >= _MAX_KINDS:
+                kind = "(other)"  # a feed inventing names must not grow this without bound
             self.unknown_kinds[kind] += 1
             self._log_once(f"unknown:{kind}", "skipping unknown event kind %r (counted)", kind)
         else:
@@ -120,6 +124,6 @@ class Router:
                 self._on_unrouted(event)
 
     def _log_once(self, key: str, msg: str, *args: object) -> None:
-        if key not in self._logged and len(self._logged) < 1000:
+        if key not in self._logged and len(self._logged) < 2 * _MAX_KINDS:
             self._logged.add(key)
             log.warning(msg, *args)
