@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import random
@@ -42,6 +41,7 @@ from gateway.runtime.publish import (
     Publisher,
     StopTriggered,
     Subscription,
+    invoke,
 )
 from gateway.runtime.router import FrameTap, Router
 from gateway.runtime.symbol import CloseResult, SymbolState, symbol_actor
@@ -420,9 +420,7 @@ async def _final_error(gw: Gateway, error: GatewayError) -> None:
     for cb in gw.publisher.error_callbacks:
         try:
             with trio.move_on_after(5):
-                result = cb(error)
-                if inspect.isawaitable(result):
-                    await result
+                await invoke(cb, error)
         except Exception:
             log.exception("error callback raised while reporting %r", error)
 

@@ -7,14 +7,13 @@ back to the symbol's mailbox, where a failure schedules a retry.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 
 import trio
 
 from actors import Mailbox, Overflow
-from gateway.runtime.publish import Publisher, StopTriggered
+from gateway.runtime.publish import Publisher, StopTriggered, invoke
 from gateway.runtime.symbol import CloseRequest, CloseResult
 
 log = logging.getLogger(__name__)
@@ -62,9 +61,7 @@ class HookRunner:
         try:
             if self.hook is not None:
                 with trio.fail_after(self._timeout):
-                    result = self.hook(event)
-                    if inspect.isawaitable(result):
-                        await result
+                    await invoke(self.hook, event)
         except Exception as exc:  # noqa: BLE001 - user hook: isolate, report, retry
             self.failures += 1
             error = repr(exc)

@@ -97,6 +97,13 @@ class GatewayErrorEvent:
     symbol: str | None = None
 
 
+async def invoke(callback: Callable[[Any], Awaitable[None] | None], arg: Any) -> None:
+    """Call user code that may be sync or async, and wait for it if it is async."""
+    result = callback(arg)
+    if inspect.isawaitable(result):
+        await result
+
+
 class Subscription(Mailbox[Any]):
     """A subscriber's own bounded channel of events (a trio receive channel).
 
@@ -236,9 +243,7 @@ class Publisher:
         async for cb, event in self.callback_queue:
             self.callback_calls += 1
             try:
-                result = cb(event)
-                if inspect.isawaitable(result):
-                    await result
+                await invoke(cb, event)
             except Exception as exc:  # noqa: BLE001 - user callback: never fatal
                 self.callback_errors += 1
                 log.warning(
