@@ -58,11 +58,7 @@ class Router:
     when it is None the receive loop has no per-frame cost for it.
     """
 
-    def __init__(
-        self,
-        on_unrouted: Callable[[Any], None] | None = None,
-        frame_tap: FrameTap | None = None,
-    ) -> None:
+    def __init__(self, frame_tap: FrameTap | None = None) -> None:
         self.frame_tap = frame_tap
         self._symbols: dict[str, SymbolState] = {}
         self.frames = 0
@@ -71,7 +67,6 @@ class Router:
         self.unrouted = 0
         self.unknown_kinds: Counter[str] = Counter()
         self._logged: set[str] = set()
-        self._on_unrouted = on_unrouted
 
     def attach(self, state: SymbolState) -> None:
         """Start routing ``state.symbol``'s events to ``state``."""
@@ -80,11 +75,6 @@ class Router:
     def detach(self, symbol: str) -> None:
         """Stop routing ``symbol`` (its events are then counted as unrouted)."""
         self._symbols.pop(symbol, None)
-
-    @property
-    def symbols(self) -> dict[str, SymbolState]:
-        """The routing table (read-only view by convention)."""
-        return self._symbols
 
     def route(self, frame: str | bytes, receive_ns: int, sink: ControlSink) -> None:
         """Decode one frame and deliver it; never raises for bad input, never blocks."""
@@ -120,8 +110,6 @@ class Router:
             self._log_once(f"unknown:{kind}", "skipping unknown event kind %r (counted)", kind)
         else:
             self.unrouted += 1
-            if self._on_unrouted is not None:
-                self._on_unrouted(event)
 
     def _log_once(self, key: str, msg: str, *args: object) -> None:
         if key not in self._logged and len(self._logged) < 2 * _MAX_KINDS:
