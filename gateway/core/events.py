@@ -16,8 +16,38 @@ import attrs
 Level = tuple[float, float]
 
 
+class _TradeOldNames:
+    """The older layer's name for a trade's time."""
+
+    __slots__ = ()
+    trade_time: int
+
+    @property
+    def timestamp(self) -> int:
+        """Trade time (older layer's name)."""
+        return self.trade_time
+
+
+class _TickerOldNames:
+    """The older layer's names for a ticker's last price and change percent."""
+
+    __slots__ = ()
+    last_price: float
+    price_change_percent: float
+
+    @property
+    def price(self) -> float:
+        """Last price (older layer's name)."""
+        return self.last_price
+
+    @property
+    def price_change_pct(self) -> float:
+        """Price change percent (older layer's name)."""
+        return self.price_change_percent
+
+
 @attrs.frozen(slots=True)
-class Trade:
+class Trade(_TradeOldNames):
     """One trade (``<symbol>@trade``)."""
 
     symbol: str
@@ -29,14 +59,9 @@ class Trade:
     event_time: int
     receive_ns: int = 0
 
-    @property
-    def timestamp(self) -> int:
-        """Trade time (older layer's name)."""
-        return self.trade_time
-
 
 @attrs.frozen(slots=True)
-class AggTrade:
+class AggTrade(_TradeOldNames):
     """An aggregate trade (``<symbol>@aggTrade``): one taker fill at one price."""
 
     symbol: str
@@ -49,11 +74,6 @@ class AggTrade:
     is_buyer_maker: bool
     event_time: int
     receive_ns: int = 0
-
-    @property
-    def timestamp(self) -> int:
-        """Trade time (older layer's name)."""
-        return self.trade_time
 
 
 @attrs.frozen(slots=True)
@@ -110,7 +130,7 @@ class Kline:
 
 
 @attrs.frozen(slots=True)
-class Ticker:
+class Ticker(_TickerOldNames):
     """24h rolling-window statistics (``<symbol>@ticker``)."""
 
     symbol: str
@@ -137,19 +157,9 @@ class Ticker:
     event_time: int
     receive_ns: int = 0
 
-    @property
-    def price(self) -> float:
-        """Last price (older layer's name)."""
-        return self.last_price
-
-    @property
-    def price_change_pct(self) -> float:
-        """Price change percent (older layer's name)."""
-        return self.price_change_percent
-
 
 @attrs.frozen(slots=True)
-class RollingTicker:
+class RollingTicker(_TickerOldNames):
     """Rolling-window statistics (``<symbol>@ticker_<window>``, window 1h, 4h or 1d)."""
 
     symbol: str
@@ -170,16 +180,6 @@ class RollingTicker:
     trade_count: int
     event_time: int
     receive_ns: int = 0
-
-    @property
-    def price(self) -> float:
-        """Last price (older layer's name)."""
-        return self.last_price
-
-    @property
-    def price_change_pct(self) -> float:
-        """Price change percent (older layer's name)."""
-        return self.price_change_percent
 
 
 @attrs.frozen(slots=True)
