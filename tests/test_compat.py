@@ -41,6 +41,25 @@ async def exchange(**options: Any) -> AsyncIterator[Simulator]:
         yield sim
 
 
+class Seen(list[Any]):
+    """A callback that keeps what it is given and says when ``expected`` items came."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__()
+        self.expected = expected
+        self.enough = trio.Event()
+
+    def __call__(self, item: Any) -> None:
+        self.append(item)
+        if len(self) >= self.expected:
+            self.enough.set()
+
+    async def wait(self) -> None:
+        with trio.fail_after(30):
+            await self.enough.wait()
+        await trio.testing.wait_all_tasks_blocked()  # anything beyond would show now
+
+
 def subscribed(sim: Simulator) -> list[str]:
     return sorted(n for names in sim.control.stats().subscriptions.values() for n in names)
 
@@ -97,14 +116,14 @@ async def test_subscribing_while_running_is_applied_live(autojump_clock: MockClo
 
 
 async def test_trade_events_carry_the_old_fields(autojump_clock: MockClock) -> None:
-    trades: list[Trade] = []
+    trades = Seen(1)
     async with exchange() as sim:
         layer = WebSocketLayer(url=sim.ws_url)
         await layer.subscribe_trades("BTCUSDT")
-        layer.register_trade_callback(trades.append)
+        layer.register_trade_callback(trades)
         async with running(layer):
             sim.control.inject_trade("BTCUSDT", 101.25, 0.5)
-            await trio.sleep(0.5)
+            await trades.wait()
     (t,) = trades
     assert (t.symbol, t.price, t.quantity) == ("BTCUSDT", 101.25, 0.5)
     assert isinstance(t.timestamp, int) and t.timestamp > 0
@@ -145,24 +164,24 @@ async def test_ticker_events_carry_the_old_fields(autojump_clock: MockClock) -> 
 
 
 async def test_sync_callbacks_are_called(autojump_clock: MockClock) -> None:
-    seen: list[float] = []
+    seen = Seen(3)
     async with exchange() as sim:
         layer = WebSocketLayer(url=sim.ws_url)
-        layer.register_trade_callback(lambda t: seen.append(t.price))
+        layer.register_trade_callback(lambda t: seen(t.price))
         await layer.subscribe_trades("BTCUSDT")
         async with running(layer):
             for p in (100.0, 100.5, 101.0):
                 sim.control.inject_trade("BTCUSDT", p, 1.0)
-            await trio.sleep(0.5)
+            await seen.wait()
     assert seen == [100.0, 100.5, 101.0]
 
 
 async def test_async_callbacks_are_awaited(autojump_clock: MockClock) -> None:
-    seen: list[float] = []
+    seen = Seen(2)
 
     async def on_trade(t: Trade) -> None:
-        await trio.sleep(0.01)
-        seen.append(t.price)
+        await trio.sleep(0.01)  # really async: the dispatcher awaits it
+        seen(t.price)
 
     async with exchange() as sim:
         layer = WebSocketLayer(url=sim.ws_url)
@@ -171,7 +190,7 @@ async def test_async_callbacks_are_awaited(autojump_clock: MockClock) -> None:
         async with running(layer):
             for p in (100.0, 99.0):
                 sim.control.inject_trade("BTCUSDT", p, 1.0)
-            await trio.sleep(0.5)
+            await seen.wait()
     assert seen == [100.0, 99.0]
 
 
@@ -179,7 +198,7 @@ async def test_raising_callback_reaches_error_callback_and_stream_goes_on(
     autojump_clock: MockClock,
 ) -> None:
     errors: list[BaseException] = []
-    good: list[float] = []
+    good = Seen(2)
 
     def bad(t: Trade) -> None:
         raise ValueError("strategy bug")
@@ -187,13 +206,13 @@ async def test_raising_callback_reaches_error_callback_and_stream_goes_on(
     async with exchange() as sim:
         layer = WebSocketLayer(url=sim.ws_url)
         layer.register_trade_callback(bad)
-        layer.register_trade_callback(lambda t: good.append(t.price))
+        layer.register_trade_callback(lambda t: good(t.price))
         layer.register_error_callback(errors.append)
         await layer.subscribe_trades("BTCUSDT")
         async with running(layer):
             sim.control.inject_trade("BTCUSDT", 100.0, 1.0)
             sim.control.inject_trade("BTCUSDT", 100.1, 1.0)
-            await trio.sleep(0.5)
+            await good.wait()
     assert good == [100.0, 100.1]
     assert [str(e) for e in errors] == ["strategy bug", "strategy bug"]
 
@@ -202,11 +221,11 @@ async def test_raising_callback_reaches_error_callback_and_stream_goes_on(
 
 
 async def test_reconnects_and_resubscribes_after_a_drop(autojump_clock: MockClock) -> None:
-    prices: list[float] = []
+    prices = Seen(1)
     errors: list[BaseException] = []
     async with exchange() as sim:
         layer = WebSocketLayer(url=sim.ws_url)
-        layer.register_trade_callback(lambda t: prices.append(t.price))
+        layer.register_trade_callback(lambda t: prices(t.price))
         layer.register_error_callback(errors.append)
         await layer.subscribe_trades("BTCUSDT")
         async with running(layer):
@@ -217,7 +236,7 @@ async def test_reconnects_and_resubscribes_after_a_drop(autojump_clock: MockCloc
                 await layer.gateway.connections[0].wait_live()
             assert subscribed(sim) == ["btcusdt@trade"]
             sim.control.inject_trade("BTCUSDT", 100.0, 1.0)
-            await trio.sleep(0.5)
+            await prices.wait()
     assert prices == [100.0] and len(errors) == 1  # the drop was reported
 
 
@@ -242,9 +261,10 @@ async def test_gives_up_after_max_attempts_and_raises(autojump_clock: MockClock)
 
 async def test_many_symbols_share_one_connection(autojump_clock: MockClock) -> None:
     by_symbol: dict[str, list[float]] = {}
+    trades = Seen(3)
     async with exchange(symbols=("BTCUSDT", "ETHUSDT", "BNBUSDT")) as sim:
         layer = WebSocketLayer(url=sim.ws_url)
-        layer.register_trade_callback(lambda t: by_symbol.setdefault(t.symbol, []).append(t.price))
+        layer.register_trade_callback(trades)
         for sym in ("BTCUSDT", "ETHUSDT", "BNBUSDT"):
             await layer.subscribe_trades(sym)
             await layer.subscribe_kline(sym, "5m")
@@ -252,7 +272,9 @@ async def test_many_symbols_share_one_connection(autojump_clock: MockClock) -> N
             assert sim.control.stats().connections_open == 1
             for i, sym in enumerate(("BTCUSDT", "ETHUSDT", "BNBUSDT")):
                 sim.control.inject_trade(sym, 100.0 + i, 1.0)
-            await trio.sleep(0.5)
+            await trades.wait()
+    for t in trades:
+        by_symbol.setdefault(t.symbol, []).append(t.price)
     assert by_symbol == {"BTCUSDT": [100.0], "ETHUSDT": [101.0], "BNBUSDT": [102.0]}
 
 

@@ -123,11 +123,13 @@ async def test_long_and_short_stops_fire_exactly_once_at_the_right_trade(
         gw.on_stop_loss(fired.append)
         long_id = gw.open_position("BTCUSDT", "LONG", 100.0, stop_pct=0.05)  # stop 95
         short_id = gw.open_position("ETHUSDT", "SHORT", 100.0, stop_price=104.0)
-        for price in (97.0, 96.0, 95.01, 95.0, 94.0, 93.0):
-            sim.control.inject_trade("BTCUSDT", price, 1.0)
-        for price in (101.0, 103.99, 104.0, 105.0):
-            sim.control.inject_trade("ETHUSDT", price, 1.0)
-        await trio.sleep(1)
+        with gw.subscribe(kinds=[Trade]) as trades:
+            for price in (97.0, 96.0, 95.01, 95.0, 94.0, 93.0):
+                sim.control.inject_trade("BTCUSDT", price, 1.0)
+            for price in (101.0, 103.99, 104.0, 105.0):
+                sim.control.inject_trade("ETHUSDT", price, 1.0)
+            await drain(trades, 10)  # every trade handled: every stop check made
+        await trio.testing.wait_all_tasks_blocked()  # callbacks and close hooks ran
         assert sorted((f.position_id, f.trigger_price) for f in fired) == sorted(
             [(long_id, 95.0), (short_id, 104.0)]
         )
