@@ -39,7 +39,14 @@ from gateway.errors import (
     PositionError,
     SubscriptionError,
 )
-from gateway.runtime.publish import CandleClosed, GatewayErrorEvent, StopTriggered, Subscription
+from gateway.runtime.publish import (
+    CandleClosed,
+    GatewayErrorEvent,
+    StopTriggered,
+    StreamRefused,
+    Subscription,
+    SymbolQuarantined,
+)
 
 __all__ = [
     "AggTrade",
@@ -77,8 +84,10 @@ __all__ = [
     "StopTriggered",
     "Stream",
     "StreamKind",
+    "StreamRefused",
     "Subscription",
     "SubscriptionError",
+    "SymbolQuarantined",
     "Ticker",
     "Trade",
     "UnknownEvent",

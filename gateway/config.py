@@ -87,6 +87,12 @@ class GatewayConfig:
     positions: tuple[PositionConfig, ...] = ()
     max_restarts: int = attrs.field(default=5, validator=non_negative)
     restart_period: float = attrs.field(default=10.0, validator=positive)
+    #: A symbol past ``max_restarts`` within ``restart_period``: ``"quarantine"`` stops it
+    #: alone (a `SymbolQuarantined` event); ``"raise"`` ends the gateway with
+    #: `RestartIntensityExceeded`.
+    on_symbol_failure: str = attrs.field(
+        default="quarantine", validator=attrs.validators.in_(("quarantine", "raise"))
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.time_unit.upper() not in ("MILLISECOND", "MICROSECOND"):

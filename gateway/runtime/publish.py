@@ -89,6 +89,34 @@ class GapDetected:
 
 
 @attrs.frozen(slots=True)
+class StreamRefused:
+    """The exchange refused one stream (an error reply to SUBSCRIBE).
+
+    The stream is removed from its connection's set; the connection and its other
+    streams keep streaming. ``code``/``message`` are the exchange's.
+    """
+
+    symbol: str | None
+    stream: str
+    code: int | None
+    message: str
+    connection: str
+
+
+@attrs.frozen(slots=True)
+class SymbolQuarantined:
+    """A symbol's actor exceeded its restart intensity and was stopped, alone.
+
+    Published when ``on_symbol_failure = "quarantine"``; the other symbols keep
+    running. ``error`` is the supervisor's `RestartIntensityExceeded`.
+    """
+
+    symbol: str
+    restarts: int
+    error: BaseException
+
+
+@attrs.frozen(slots=True)
 class GatewayErrorEvent:
     """Something went wrong that the gateway survived (or a final error), for error callbacks."""
 
