@@ -26,6 +26,7 @@ from gateway.core.backoff import ReconnectPolicy
 from gateway.core.codec import ControlEncoder
 from gateway.core.events import ControlError, ControlReply, ServerShutdown
 from gateway.core.ratelimit import RollingWindowLimiter
+from gateway.core.redact import redact_url
 from gateway.core.streams import chunk_for_control
 from gateway.errors import ConnectionFailed, SubscriptionError
 from gateway.runtime.groups import collapse
@@ -64,6 +65,8 @@ class Connection(ControlSink):
     ) -> None:
         self.conn_id = conn_id
         self.base_url = base_url.rstrip("/")
+        #: The URL as it may be shown: logs, errors, stats (credentials masked).
+        self.display_url = redact_url(self.base_url)
         self.streams: dict[str, None] = dict.fromkeys(streams)
         self.router = router
         self.policy = policy
@@ -230,7 +233,7 @@ class Connection(ControlSink):
                     self.state = "failed"
                     raise ConnectionFailed(
                         f"[{self.conn_id}] gave up after {attempt + 1} attempts "
-                        f"to {self.base_url}: {exc!r}"
+                        f"to {self.display_url}: {exc!r}"
                     ) from exc
                 delay = self.policy.delay(attempt, self.rng)
                 log.warning(
