@@ -29,10 +29,10 @@ from gateway.core.orderbook import OrderBookSync
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.stop_loss import Position, PositionStatus, Side
 from gateway.core.streams import parse_stream, shard_streams
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, SubscriptionError
 from gateway.runtime.backfill import Backfiller, BackfillResult
 from gateway.runtime.connection import Connection
-from gateway.runtime.groups import collapse
+from gateway.runtime.groups import collapse, leaves
 from gateway.runtime.hooks import CloseHook, HookRunner
 from gateway.runtime.publish import (
     Callback,
@@ -40,6 +40,7 @@ from gateway.runtime.publish import (
     GatewayErrorEvent,
     Publisher,
     StopTriggered,
+    StreamRefused,
     Subscription,
     invoke,
 )
@@ -202,6 +203,12 @@ class Gateway:
                 "malformed": self.router.malformed,
                 "unknown": self.router.unknown,
                 "unrouted": self.router.unrouted,
+                "tap_errors": self.router.tap_errors,
+            },
+            "refused": {
+                name: {"code": code, "message": msg, "connection": c.conn_id}
+                for c in self.connections
+                for name, (code, msg) in c.refused.items()
             },
             "callbacks": {
                 "calls": self.publisher.callback_calls,
@@ -316,8 +323,9 @@ class Gateway:
 
     def _new_connection(self, streams: list[str], conn_id: str | None = None) -> Connection:
         c = self.config
+        conn_id = conn_id or f"conn-{len(self.connections) + 1}"
         conn = Connection(
-            conn_id or f"conn-{len(self.connections) + 1}", c.url, streams, self.router,
+            conn_id, c.url, streams, self.router,
             policy=ReconnectPolicy(
                 c.reconnect.initial, c.reconnect.factor, c.reconnect.cap, c.reconnect.max_attempts
             ),
@@ -326,9 +334,17 @@ class Gateway:
             max_age=c.max_connection_age, time_unit=c.time_unit, rng=self._rng,
             on_error=lambda exc: self.publisher.report_error("connection", exc),
             on_rotate=self._rotate,
+            on_refused=lambda name, code, msg: self._stream_refused(conn_id, name, code, msg),
         )  # fmt: skip
         self.connections.append(conn)
         return conn
+
+    def _stream_refused(self, conn_id: str, name: str, code: int | None, message: str) -> None:
+        """The exchange refused one stream: tell subscribers and error callbacks."""
+        symbol = parse_stream(name).symbol
+        self.publisher.publish(StreamRefused(symbol, name, code, message, conn_id))
+        error = SubscriptionError(code, f"stream {name} refused: {message}")
+        self.publisher.report_error("stream", error, symbol)
 
     def _rotate(self, old: Connection) -> None:
         assert self._nursery is not None
@@ -378,6 +394,7 @@ async def open_gateway(
         raise ConfigError("symbols: at least one symbol is required")
     gw = Gateway(config, close_hook)
     gw.router.frame_tap = frame_tap
+    gw.router.on_tap_error = lambda exc: gw.publisher.report_error("frame_tap", exc)
     if on_error is not None:
         gw.on_error(on_error)
     try:
@@ -409,10 +426,25 @@ async def open_gateway(
                             closing.start_soon(conn.stop)
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        error = collapse(group)
+        error = _ending_error(group)
         if isinstance(error, GatewayError):
             await _final_error(gw, error)
         raise error from None
+
+
+def _ending_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What leaves `open_gateway`: a lone error as itself; several gateway errors (two
+    connections failing together) as the first, the others noted; a mix with the
+    caller's own errors, or any cancellation, as the group."""
+    found = leaves(group)
+    if len(found) == 1 or any(isinstance(e, trio.Cancelled) for e in found):
+        return collapse(group)
+    if all(isinstance(e, GatewayError) for e in found):
+        first = found[0]
+        for other in found[1:]:
+            first.add_note(f"also: {type(other).__name__}: {other}")
+        return first
+    return group
 
 
 async def _final_error(gw: Gateway, error: GatewayError) -> None:

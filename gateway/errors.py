@@ -38,6 +38,41 @@ class ConnectionFailed(GatewayError):
     """The gateway could not (re)connect after its maximum number of attempts."""
 
 
+class ConnectionLost(GatewayError):
+    """One session of a connection ended (or never opened); the gateway reconnects.
+
+    Given to the error callbacks once per failed session; ``__cause__`` is the network
+    or protocol error behind it. ``opened`` is False when the socket never opened.
+    """
+
+    def __init__(
+        self, conn_id: str, endpoint: str, reason: str, *, opened: bool, attempt: int,
+        max_attempts: int | None, retry_in: float | None,
+    ) -> None:  # fmt: skip
+        self.conn_id = conn_id
+        self.endpoint = endpoint
+        self.reason = reason
+        self.opened = opened
+        self.attempt = attempt
+        self.max_attempts = max_attempts
+        self.retry_in = retry_in
+        what = "connection lost to" if opened else "could not connect to"
+        text = f"[{conn_id}] {what} {endpoint} ({reason}); attempt {attempt}"
+        if max_attempts is not None:
+            text += f" of {max_attempts}"
+        if retry_in is not None:
+            text += f", retrying in {retry_in:.2f} s"
+        super().__init__(text)
+
+
+class InternalError(GatewayError):
+    """A bug in the gateway itself (the original exception is chained as the cause).
+
+    Raised instead of letting an unexpected exception of ours escape unlabelled;
+    please report it with the traceback.
+    """
+
+
 class RateLimitExceeded(GatewayError):
     """An action was recorded although its rate limiter had no free slot; wait ``retry_after``."""
 

@@ -13,6 +13,7 @@ from trio.testing import MockClock
 
 from gateway import (
     ConnectionFailed,
+    ConnectionLost,
     Gateway,
     Kline,
     StopState,
@@ -266,7 +267,11 @@ async def test_dead_port_exhausts_attempts_then_error_reaches_callback_and_calle
     with pytest.raises(ConnectionFailed, match="gave up after 3 attempts"):
         async with open_gateway(config, on_error=errors.append):
             pytest.fail("the gateway must not open against a dead port")  # pragma: no cover
-    assert sum(isinstance(e, OSError) for e in errors) == 3  # each failed attempt
+    lost = [e for e in errors if isinstance(e, ConnectionLost)]
+    assert [e.attempt for e in lost] == [1, 2, 3]  # each failed attempt, with its cause
+    assert all(isinstance(e.__cause__, OSError) and not e.opened for e in lost)
+    assert str(lost[0]).startswith(f"[conn-1] could not connect to 127.0.0.1:{port} (")
+    assert "attempt 1 of 3" in str(lost[0])
     assert isinstance(errors[-1], ConnectionFailed)  # and the final error
 
 

@@ -5,6 +5,10 @@ shard of streams with paced SUBSCRIBE frames (replies matched by id), hands ever
 frame to the router with its receive time in ns, watches for silence (ping, then
 reconnect), and reconnects with exponential backoff and full jitter, resubscribing
 everything, until its attempts are exhausted (`ConnectionFailed`).
+
+Whatever ends a session is classified in one place (`gateway.runtime.endings`): the
+exchange and the network can only ever cause a reconnect; a stream the exchange
+refuses is dropped alone (`on_refused`); a 1008 close slows the control pace.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, wrap_client_stream
+from trio_websocket import WebSocketConnection
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import Ping
 
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.codec import ControlEncoder
@@ -28,17 +35,44 @@ from gateway.core.events import ControlError, ControlReply, ServerShutdown
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.redact import redact_url
 from gateway.core.streams import chunk_for_control
-from gateway.errors import ConnectionFailed, SubscriptionError
-from gateway.runtime.groups import collapse
+from gateway.errors import ConnectionFailed, ConnectionLost, InternalError, SubscriptionError
+from gateway.runtime.endings import NETWORK_ERRORS, EndKind, SessionEnded, classify
 from gateway.runtime.router import ControlSink, Router
 
 log = logging.getLogger(__name__)
 
-_NETWORK_ERRORS = (OSError, ConnectionClosed, HandshakeError, trio.BrokenResourceError)
+_MAX_PACE_WINDOW = 8.0  # seconds: the slowest control pace after repeated 1008 closes
+_REFUSED_ALL = 4  # "Too many subscriptions": the whole chunk is refused, no bisecting
+
+#: ``on_refused(stream, code, message)``: the exchange refused ``stream``.
+RefusedHook = Callable[[str, "int | None", str], None]
 
 
-class _Reconnect(Exception):
-    """Internal: this session must end and the connection be re-established."""
+class _GuardedConnection(WebSocketConnection):
+    """trio-websocket's connection without its close race (python-trio/trio-websocket#184).
+
+    0.12.2 answers a ping that arrives after our close frame; wsproto refuses to send
+    that pong (`LocalProtocolError` in LOCAL_CLOSING), from the reader task. RFC 6455
+    lets a closing endpoint skip it, as the unreleased fix (PR #198) does. Remove this
+    class once a release carries that fix.
+    """
+
+    async def _handle_ping_event(self, event: Ping) -> None:
+        if self._wsproto.state is ConnectionState.OPEN:
+            await super()._handle_ping_event(event)
+
+
+async def _open_websocket(
+    nursery: trio.Nursery, stream: trio.abc.Stream, host: str, resource: str
+) -> WebSocketConnection:
+    """`trio_websocket.wrap_client_stream`, building `_GuardedConnection` instead."""
+    ws = _GuardedConnection(
+        stream, WSConnection(ConnectionType.CLIENT), host=host, path=resource,  # type: ignore[arg-type]
+        message_queue_size=256, max_message_size=8 * 2**20, receive_buffer_size=65536,
+    )  # fmt: skip
+    nursery.start_soon(ws._reader_task)
+    await ws._open_handshake.wait()
+    return ws
 
 
 class Connection(ControlSink):
@@ -61,6 +95,7 @@ class Connection(ControlSink):
         rng: random.Random | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         on_rotate: Callable[[Connection], None] | None = None,
+        on_refused: RefusedHook | None = None,
         reply_timeout: float = 10.0,
     ) -> None:
         self.conn_id = conn_id
@@ -79,6 +114,7 @@ class Connection(ControlSink):
         self.rng = rng or random.Random()
         self.on_error = on_error
         self.on_rotate = on_rotate
+        self.on_refused = on_refused
         self.rotating = False
         self._stopping = False
         self._stopped = trio.Event()
@@ -94,6 +130,12 @@ class Connection(ControlSink):
         self.state = "idle"
         self.connects = 0
         self.reconnects = 0
+        #: Streams the exchange refused: name -> (code, message). Not resubscribed.
+        self.refused: dict[str, tuple[int | None, str]] = {}
+        #: 1008 closes received (the exchange's rate penalty); each slows the pace.
+        self.rate_penalties = 0
+        self._end_reason = "session ended"
+        self._opened = False  # this session's socket opened (else: "could not connect")
         self.rotations = 0
         self.frames = 0
         self.control_frames = 0
@@ -125,6 +167,7 @@ class Connection(ControlSink):
             self.rotating = True
             self.on_rotate(self)
         elif self._session_scope is not None:
+            self._end_reason = "rotation"
             self._session_scope.cancel()
 
     async def stop(self) -> None:
@@ -134,7 +177,10 @@ class Connection(ControlSink):
         if ws is not None:
             # The reader still runs: it reads the close reply, and the session ends.
             with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await ws.aclose()
+                try:
+                    await ws.aclose()
+                except NETWORK_ERRORS as exc:  # the peer is gone already: nothing to close
+                    log.debug("[%s] close: %r", self.conn_id, exc)
                 await self._stopped.wait()
         self._run_scope.cancel()
 
@@ -173,20 +219,34 @@ class Connection(ControlSink):
             await trio.sleep_until(self.control_limiter.next_free_time(now))
 
     async def subscribe(self, names: Iterable[str]) -> None:
-        """Add streams; sent now if connected (chunked, paced), else on connect."""
+        """Add streams; sent now if connected (chunked, paced), else on connect.
+
+        A stream the exchange refuses is reported through ``on_refused`` and dropped;
+        if the session ends first, the next one subscribes everything.
+        """
         new = [n for n in names if n not in self.streams]
         self.streams.update(dict.fromkeys(new))
+        for n in new:
+            self.refused.pop(n, None)
         if self._ws is not None and new:
-            await self._send_subscribe(new)
+            try:
+                await self._send_subscribe(new)
+            except SubscriptionError as exc:  # the session ended: the next one resubscribes
+                log.info("[%s] subscribe deferred to the next session: %s", self.conn_id, exc)
 
     async def unsubscribe(self, names: Iterable[str]) -> None:
-        """Remove streams; sent now if connected."""
+        """Remove streams; sent now if connected (a later session never has them)."""
         gone = [n for n in names if n in self.streams]
         for n in gone:
             del self.streams[n]
         if self._ws is not None:
-            for chunk in chunk_for_control(gone):
-                await self._request(*self.encoder.unsubscribe(chunk))
+            try:
+                for chunk in chunk_for_control(gone):
+                    await self._request(*self.encoder.unsubscribe(chunk))
+            except SubscriptionError as exc:
+                if exc.code is not None:
+                    raise
+                log.info("[%s] unsubscribe ended with the session: %s", self.conn_id, exc)
 
     async def list_subscriptions(self) -> list[str]:
         """Ask the exchange which streams this connection carries."""
@@ -195,7 +255,34 @@ class Connection(ControlSink):
 
     async def _send_subscribe(self, names: list[str]) -> None:
         for chunk in chunk_for_control(names):
+            await self._subscribe_chunk(chunk)
+
+    async def _subscribe_chunk(self, chunk: list[str]) -> None:
+        """SUBSCRIBE ``chunk``; an error reply names no stream, so halve and ask again
+        until the refused names are alone, and drop just those."""
+        chunk = [n for n in chunk if n in self.streams]  # unsubscribed meanwhile
+        if not chunk:
+            return
+        try:
             await self._request(*self.encoder.subscribe(chunk))
+        except SubscriptionError as exc:
+            if exc.code is None:
+                raise  # no reply: the session's ending, not the streams' fault
+            if len(chunk) > 1 and exc.code != _REFUSED_ALL:
+                mid = len(chunk) // 2
+                await self._subscribe_chunk(chunk[:mid])
+                await self._subscribe_chunk(chunk[mid:])
+                return
+            for name in chunk:
+                self._refuse(name, exc.code, exc.message)
+
+    def _refuse(self, name: str, code: int | None, message: str) -> None:
+        self.streams.pop(name, None)
+        self.refused[name] = (code, message)
+        log.warning("[%s] exchange refused stream %s: code %s: %s",
+                    self.conn_id, name, code, message)  # fmt: skip
+        if self.on_refused is not None:
+            self.on_refused(name, code, message)
 
     # The actor ----------------------------------------------------------------
 
@@ -215,34 +302,66 @@ class Connection(ControlSink):
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         attempt = 0
+        _, host, port, _ = self._url_parts()
+        endpoint = f"{host}:{port}"
         while True:
+            self._opened = False
             try:
                 await self._session(None if self._connected.is_set() else task_status)
-            except (*_NETWORK_ERRORS, _Reconnect, SubscriptionError, trio.TooSlowError) as exc:
-                self._ws = None
-                self._live = trio.Event()
-                if self._stopping:
-                    return
-                self.last_error = repr(exc)
-                if self.state == "live":
-                    attempt = 0
-                self.state = "reconnecting"
-                if self.on_error is not None:
-                    self.on_error(exc)
-                if self.policy.exhausted(attempt + 1):
+            except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - classified below
+                ending = classify(exc)
+                if ending.kind is EndKind.CANCELLED:
+                    assert ending.reraise is not None
+                    raise ending.reraise from None
+                if ending.kind is EndKind.BUG:
                     self.state = "failed"
-                    raise ConnectionFailed(
-                        f"[{self.conn_id}] gave up after {attempt + 1} attempts "
-                        f"to {self.display_url}: {exc!r}"
-                    ) from exc
-                delay = self.policy.delay(attempt, self.rng)
-                log.warning(
-                    "[%s] connection lost (%r); reconnect attempt %d in %.2fs",
-                    self.conn_id, exc, attempt + 1, delay,
-                )  # fmt: skip
-                attempt += 1
-                self.reconnects += 1
-                await trio.sleep(delay)
+                    raise InternalError(
+                        f"[{self.conn_id}] bug in the connection actor: {ending.reason}"
+                    ) from ending.cause
+            else:  # pragma: no cover - a session only ends by raising
+                ending = classify(SessionEnded("session returned"))
+            self._ws = None
+            self._live = trio.Event()
+            if self._stopping:
+                return
+            self.last_error = ending.reason
+            if self.state == "live":
+                attempt = 0
+            self.state = "reconnecting"
+            if ending.kind is EndKind.RATE_LIMITED:
+                self._slow_down(ending.reason)
+            attempt += 1
+            exhausted = self.policy.exhausted(attempt)
+            delay = None if exhausted else self.policy.delay(attempt - 1, self.rng)
+            lost = ConnectionLost(
+                self.conn_id, endpoint, ending.reason, opened=self._opened, attempt=attempt,
+                max_attempts=self.policy.max_attempts, retry_in=delay,
+            )  # fmt: skip
+            lost.__cause__ = ending.cause
+            log.warning("%s", lost)
+            if self.on_error is not None:
+                self.on_error(lost)
+            if delay is None:
+                self.state = "failed"
+                raise ConnectionFailed(
+                    f"[{self.conn_id}] gave up after {attempt} attempts to "
+                    f"{self.display_url}: {ending.reason}"
+                ) from ending.cause
+            self.reconnects += 1
+            await trio.sleep(delay)
+
+    def _slow_down(self, reason: str) -> None:
+        """The exchange's rate penalty: halve the control pace (down to one frame per
+        ``_MAX_PACE_WINDOW`` s) for the rest of this connection's life."""
+        self.rate_penalties += 1
+        limit, window = self.control_limiter.limit, self.control_limiter.window
+        if limit > 1:
+            limit //= 2
+        else:
+            window = min(window * 2, _MAX_PACE_WINDOW)
+        self.control_limiter = RollingWindowLimiter(limit, window)
+        log.warning("[%s] %s: control pace now %d frame(s) per %.1f s",
+                    self.conn_id, reason, limit, window)  # fmt: skip
 
     def _url_parts(self) -> tuple[str, str, int, str]:
         parts = urllib.parse.urlsplit(self.base_url)
@@ -257,15 +376,7 @@ class Connection(ControlSink):
         scheme, host, port, resource = self._url_parts()
         await self._wait_connect_slot()
         self.state = "connecting"
-        try:
-            await self._session_body(scheme, host, port, resource, task_status)
-        except BaseExceptionGroup as group:
-            raise collapse(group) from None
-
-    async def _session_body(
-        self, scheme: str, host: str, port: int, resource: str,
-        task_status: trio.TaskStatus[None] | None,
-    ) -> None:  # fmt: skip
+        self._end_reason = "session ended"
         async with trio.open_nursery() as nursery:
             with trio.fail_after(self.connect_timeout):
                 tcp = await trio.open_tcp_stream(host, port)
@@ -274,15 +385,13 @@ class Connection(ControlSink):
                     ctx = ssl.create_default_context()
                     stream = trio.SSLStream(tcp, ctx, server_hostname=host, https_compatible=True)
                 try:
-                    ws = await wrap_client_stream(
-                        nursery, stream, host, resource, message_queue_size=256,
-                        max_message_size=8 * 2**20, receive_buffer_size=65536,
-                    )  # fmt: skip
+                    ws = await _open_websocket(nursery, stream, host, resource)
                 except BaseException:
                     await trio.aclose_forcefully(stream)
                     raise
             try:
                 self._ws = ws
+                self._opened = True
                 self.connects += 1
                 self.control_limiter = RollingWindowLimiter(
                     self.control_limiter.limit, self.control_limiter.window
@@ -296,7 +405,7 @@ class Connection(ControlSink):
                     else:
                         self._mark_live(task_status)
                     await self._receive(ws)
-                raise _Reconnect("session ended (rotation or silence)")
+                raise SessionEnded(self._end_reason)
             finally:
                 self._ws = None
                 self._session_scope = None
@@ -352,7 +461,10 @@ class Connection(ControlSink):
                 frame = await get()
                 self.frames += 1
                 now = clock()
-                tap(frame, now)
+                try:
+                    tap(frame, now)
+                except Exception as exc:  # noqa: BLE001 - user code: counted, never fatal
+                    self.router.tap_failed(exc)
                 route(frame, now, self)
 
     async def _watchdog(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:
@@ -373,7 +485,7 @@ class Connection(ControlSink):
                 await ws.ping()
             if ping_scope.cancelled_caught and self.frames == seen:
                 log.warning("[%s] silent for %.1fs: reconnecting", self.conn_id, 2 * half)
-                self.last_error = "silence"
+                self._end_reason = f"silent for {2 * half:.1f} s"
                 scope.cancel()
                 return
 
@@ -388,5 +500,8 @@ class Connection(ControlSink):
             "rotations": self.rotations,
             "frames": self.frames,
             "control_frames": self.control_frames,
+            "control_pace": f"{self.control_limiter.limit}/{self.control_limiter.window:g}s",
+            "rate_penalties": self.rate_penalties,
+            "refused": {name: list(err) for name, err in self.refused.items()},
             "last_error": self.last_error,
         }

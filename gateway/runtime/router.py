@@ -53,13 +53,16 @@ class Router:
 
     ``frame_tap``, if set, is called by each connection with every raw frame (control
     replies included) and its receive time, before the frame is routed: recording uses
-    it. It must be cheap and must not raise (an exception ends the connection's
-    session). Connections read it when a session starts, so set it before connecting;
+    it. It must be cheap. If it raises, the error is counted (``tap_errors``), logged
+    once and given to ``on_tap_error``; the frame is still routed and nothing else
+    happens. Connections read it when a session starts, so set it before connecting;
     when it is None the receive loop has no per-frame cost for it.
     """
 
     def __init__(self, frame_tap: FrameTap | None = None) -> None:
         self.frame_tap = frame_tap
+        self.on_tap_error: Callable[[Exception], None] | None = None
+        self.tap_errors = 0
         self._symbols: dict[str, SymbolState] = {}
         self.frames = 0
         self.malformed = 0
@@ -110,6 +113,13 @@ class Router:
             self._log_once(f"unknown:{kind}", "skipping unknown event kind %r (counted)", kind)
         else:
             self.unrouted += 1
+
+    def tap_failed(self, exc: Exception) -> None:
+        """The frame tap raised on one frame: count, log once, report; never fatal."""
+        self.tap_errors += 1
+        self._log_once("tap", "frame_tap raised %r (counted; frames still routed)", exc)
+        if self.on_tap_error is not None:
+            self.on_tap_error(exc)
 
     def _log_once(self, key: str, msg: str, *args: object) -> None:
         if key not in self._logged and len(self._logged) < 2 * _MAX_KINDS:

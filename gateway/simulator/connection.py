@@ -19,8 +19,9 @@ import orjson
 import trio
 import wsproto
 from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, WebSocketRequest
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection, Ping, Pong
 from wsproto.events import Event as WsEvent
-from wsproto.events import Ping, Pong
 
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.hub import Hub, Session
@@ -35,17 +36,33 @@ _BATCH_FRAMES = 1024
 
 
 class _MeteredWS(wsproto.WSConnection):
-    """A server wsproto connection that reports every incoming ping and pong."""
+    """A server wsproto connection that reports every incoming ping and pong, and plays
+    the faults that live at the frame level: a deaf session reads nothing (no pong, no
+    control reply, no close reply), and pings can precede the reply to a client's close."""
 
-    def __init__(self) -> None:
+    def __init__(self, hub: Hub) -> None:
         super().__init__(wsproto.ConnectionType.SERVER)
+        self.hub = hub
         self.on_control: Callable[[], None] | None = None
+        self.session: Session | None = None
 
     def events(self) -> Generator[WsEvent, None, None]:
         for event in super().events():
+            if self.session is not None and self.session.deaf:
+                continue  # parsed and forgotten: the peer pings on but never answers
             if self.on_control is not None and isinstance(event, Ping | Pong):
                 self.on_control()
             yield event
+
+    def send(self, event: WsEvent) -> bytes:
+        data = super().send(event)
+        count = self.hub.pings_before_close
+        if count and isinstance(event, CloseConnection) and self.state is ConnectionState.CLOSED:
+            # The reply to the client's close: pings first, as a peer racing our close
+            # does (trio-websocket #184). Framed by hand: wsproto refuses pings now.
+            pings = b"".join(bytes([0x89, 2]) + f"{i:02d}".encode() for i in range(count))
+            data = pings + data
+        return data
 
 
 async def _send_bytes(conn: WebSocketConnection, data: bytes) -> None:
@@ -59,6 +76,14 @@ async def _send_bytes(conn: WebSocketConnection, data: bytes) -> None:
             await conn._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise ConnectionClosed(CloseReason(1006, "connection lost")) from None
+
+
+def _is_subscribe(message: str | bytes) -> bool:
+    try:
+        req = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return False
+    return type(req) is dict and req.get("method") == "SUBSCRIBE"
 
 
 class ConnectionLimiter:
@@ -101,7 +126,7 @@ class WebSocketSide:
             task_status.started(self.port)
 
     async def _serve_stream(self, stream: trio.SocketStream) -> None:
-        metered = _MeteredWS()
+        metered = _MeteredWS(self.hub)
         conn = WebSocketConnection(
             stream, metered, message_queue_size=16, max_message_size=self.config.max_message_size
         )
@@ -151,6 +176,7 @@ class WebSocketSide:
         end_code = 1006
         try:
             hub.subscribe(session, target.streams)
+            metered.session = session
             metered.on_control = lambda: self._count_incoming(session)
             await request.accept()
             logger.info("connection %d open: %s", session.id, request.path[:200])
@@ -190,10 +216,15 @@ class WebSocketSide:
                 message = await conn.get_message()
                 if not session.allow_incoming(trio.current_time(), cfg.max_incoming_per_second):
                     return
+                if hub.subscribe_faults and _is_subscribe(message):
+                    fault = hub.subscribe_faults.popleft()
+                    session.request_close(fault.code, fault.reason, abrupt=fault.code is None)
+                    return
                 outcome = handle_control(
                     message, subscriptions=session.streams, combined=session.combined,
                     max_streams=cfg.max_streams_per_connection,
                     max_frame_bytes=cfg.max_control_frame_bytes,
+                    refused=hub.refused_streams,
                 )  # fmt: skip
                 if outcome.subscribe:
                     hub.subscribe(session, outcome.subscribe)

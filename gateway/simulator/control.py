@@ -8,7 +8,7 @@ order with the market's own), except the ``wait_*`` helpers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import orjson
 import trio
@@ -17,7 +17,7 @@ from gateway.simulator.clock import EventClock
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.connection import WebSocketSide
 from gateway.simulator.encode import Frame
-from gateway.simulator.hub import Hub, SimulatorStats
+from gateway.simulator.hub import Hub, SimulatorStats, SubscribeFault
 from gateway.simulator.market import Market
 
 __all__ = ["MALFORMED_FRAME", "SimulatorControl"]
@@ -117,6 +117,48 @@ class SimulatorControl:
         ids = range(sym.next_trade_id, sym.next_trade_id + count)
         self._hub.drops.setdefault(sym.name, []).append(ids)
         return ids
+
+    def close_on_subscribe(
+        self, code: int = 1008, reason: str = "Too many requests", *, count: int = 1
+    ) -> None:
+        """Answer each of the next ``count`` SUBSCRIBE frames (any connection) by closing
+        that connection with ``code``/``reason`` instead of a reply: Binance's rate
+        penalty is 1008 "Too many requests"."""
+        self._hub.subscribe_faults.extend([SubscribeFault(code, reason)] * count)
+
+    def reset_on_subscribe(self, *, count: int = 1) -> None:
+        """Drop the TCP connection (no close frame) on each of the next ``count``
+        SUBSCRIBE frames, as a reset during (re)subscription."""
+        self._hub.subscribe_faults.extend([SubscribeFault(None)] * count)
+
+    def refuse_streams(
+        self, names: Iterable[str], code: int = 2, message: str = "Invalid request: invalid stream"
+    ) -> None:
+        """Refuse every SUBSCRIBE that names one of ``names`` with the error reply
+        ``code``/``message`` (the whole request fails, as on the exchange)."""
+        for name in names:
+            self._hub.refused_streams[name] = (code, message)
+
+    def accept_streams(self, names: Iterable[str] | None = None) -> None:
+        """Stop refusing ``names`` (None: all)."""
+        if names is None:
+            self._hub.refused_streams.clear()
+        for name in names or ():
+            self._hub.refused_streams.pop(name, None)
+
+    def ping_before_close_reply(self, count: int = 3) -> None:
+        """Send ``count`` pings ahead of the reply to every client close frame (0: off):
+        the peer's ping racing our close handshake (trio-websocket #184)."""
+        self._hub.pings_before_close = count
+
+    def deafen(self, *, connection: int | None = None) -> int:
+        """Make every open connection (or one) deaf: it keeps sending market frames and
+        pings but reads nothing (no control reply, pong or close reply). New
+        connections are not affected. Returns how many."""
+        targets = self._hub.targets(connection)
+        for s in targets:
+            s.deaf = True
+        return len(targets)
 
     def refuse_connections(self, seconds: float, status: int = 503) -> None:
         """Reject new handshakes with HTTP ``status`` for ``seconds``."""

@@ -20,7 +20,7 @@ import trio
 from gateway.simulator.encode import Frame, ws_frame
 from gateway.simulator.market import Emission
 
-__all__ = ["Hub", "Session", "SimulatorStats"]
+__all__ = ["Hub", "Session", "SimulatorStats", "SubscribeFault"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +41,24 @@ class SimulatorStats:
     subscriptions: dict[int, tuple[str, ...]]  #: per open connection id
 
 
+@attrs.frozen(slots=True)
+class SubscribeFault:
+    """What the exchange does instead of answering one SUBSCRIBE.
+
+    ``code`` set: close with it and ``reason`` (1008 "Too many requests" is Binance's
+    rate penalty); ``code`` None: reset the TCP connection (no close frame).
+    """
+
+    code: int | None
+    reason: str = ""
+
+
 class Session:
     """One client connection's state: options, subscriptions, outgoing buffer, close request."""
 
     __slots__ = ("_hub", "capacity", "close_abrupt", "close_code", "close_event",
-                 "close_reason", "combined", "flushed", "frames_sent", "id", "incoming",
-                 "micros", "out", "streams", "waiting", "wake")  # fmt: skip
+                 "close_reason", "combined", "deaf", "flushed", "frames_sent", "id",
+                 "incoming", "micros", "out", "streams", "waiting", "wake")  # fmt: skip
 
     def __init__(self, hub: Hub, sid: int, combined: bool, micros: bool, capacity: int) -> None:
         self._hub = hub
@@ -65,6 +77,8 @@ class Session:
         self.close_reason = ""
         self.close_abrupt = False
         self.flushed: trio.Event | None = None
+        #: Fault: read nothing (no control reply, pong or close reply); still send.
+        self.deaf = False
 
     def push(self, data: bytes) -> None:
         """Queue one complete WebSocket frame; a full buffer disconnects the client."""
@@ -120,6 +134,12 @@ class Hub:
         self.delay_until = -1.0
         self.duplicate_left = 0
         self.drops: dict[str, list[range]] = {}
+        #: Faults on SUBSCRIBE: each entry is used by one SUBSCRIBE, on any connection.
+        self.subscribe_faults: deque[SubscribeFault] = deque()
+        #: Stream names every SUBSCRIBE naming them is refused for: name -> (code, msg).
+        self.refused_streams: dict[str, tuple[int, str]] = {}
+        #: Fault: ping frames sent ahead of the reply to a client's close frame.
+        self.pings_before_close = 0
         self.changed = trio.Event()
         self.subscribed = trio.Event()
         self._room: trio.Event | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -106,8 +107,13 @@ def _valid_id(rid: object) -> bool:
 def handle_control(
     text: str | bytes, *, subscriptions: dict[str, None], combined: bool,
     max_streams: int, max_frame_bytes: int,
+    refused: Mapping[str, tuple[int, str]] | None = None,
 ) -> ControlOutcome:  # fmt: skip
-    """Answer one control frame, given the connection's subscriptions and ``combined``."""
+    """Answer one control frame, given the connection's subscriptions and ``combined``.
+
+    A SUBSCRIBE naming a stream in ``refused`` gets that stream's error (code, message)
+    for the whole request, as the exchange answers one invalid name.
+    """
     size = len(text.encode() if isinstance(text, str) else text)
     if size > max_frame_bytes:
         return ControlOutcome(None)  # observed: oversized control frames get no reply
@@ -144,6 +150,10 @@ def handle_control(
         if not all(valid_stream(p) for p in params):
             return _error(2, "Invalid request: invalid stream", rid)
         names = tuple(dict.fromkeys(params))
+        if refused and method == "SUBSCRIBE":
+            for name in names:
+                if name in refused:
+                    return _error(*refused[name], rid)
         if method == "UNSUBSCRIBE":
             return ControlOutcome({"result": None, "id": rid}, unsubscribe=names)
         new = [n for n in names if n not in subscriptions]
