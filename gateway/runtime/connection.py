@@ -158,6 +158,12 @@ class Connection(ControlSink):
         log.info("[%s] serverShutdown received", self.conn_id)
         self._rotate()
 
+    def _end_session(self, reason: str) -> None:
+        """End the current session (if any); the connection reconnects."""
+        if self._session_scope is not None:
+            self._end_reason = reason
+            self._session_scope.cancel()
+
     def _rotate(self) -> None:
         """Hand over to a fresh connection (make-before-break) or, without one, reconnect."""
         if self.rotating:
@@ -166,9 +172,8 @@ class Connection(ControlSink):
         if self.on_rotate is not None:
             self.rotating = True
             self.on_rotate(self)
-        elif self._session_scope is not None:
-            self._end_reason = "rotation"
-            self._session_scope.cancel()
+        else:
+            self._end_session("rotation")
 
     async def stop(self) -> None:
         """Close the socket gracefully (bounded by a second) and end `run`, which returns."""
@@ -231,8 +236,9 @@ class Connection(ControlSink):
         if self._ws is not None and new:
             try:
                 await self._send_subscribe(new)
-            except SubscriptionError as exc:  # the session ended: the next one resubscribes
-                log.info("[%s] subscribe deferred to the next session: %s", self.conn_id, exc)
+            except SubscriptionError as exc:
+                # No reply, or the socket closed first: the next session subscribes all.
+                self._end_session(f"SUBSCRIBE failed: {exc.message}")
 
     async def unsubscribe(self, names: Iterable[str]) -> None:
         """Remove streams; sent now if connected (a later session never has them)."""
@@ -323,6 +329,8 @@ class Connection(ControlSink):
             self._ws = None
             self._live = trio.Event()
             if self._stopping:
+                if not self._connected.is_set():
+                    task_status.started()  # stopped before it ever went live
                 return
             self.last_error = ending.reason
             if self.state == "live":

@@ -218,8 +218,16 @@ class WebSocketSide:
                     return
                 if hub.subscribe_faults and _is_subscribe(message):
                     fault = hub.subscribe_faults.popleft()
-                    session.request_close(fault.code, fault.reason, abrupt=fault.code is None)
-                    return
+                    if fault.action != "ignore":
+                        session.request_close(fault.code, fault.reason, fault.action == "reset")
+                        return
+                    outcome = handle_control(
+                        message, subscriptions=session.streams, combined=session.combined,
+                        max_streams=cfg.max_streams_per_connection,
+                        max_frame_bytes=cfg.max_control_frame_bytes,
+                    )  # fmt: skip
+                    hub.subscribe(session, outcome.subscribe)
+                    continue
                 outcome = handle_control(
                     message, subscriptions=session.streams, combined=session.combined,
                     max_streams=cfg.max_streams_per_connection,

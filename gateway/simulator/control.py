@@ -124,12 +124,17 @@ class SimulatorControl:
         """Answer each of the next ``count`` SUBSCRIBE frames (any connection) by closing
         that connection with ``code``/``reason`` instead of a reply: Binance's rate
         penalty is 1008 "Too many requests"."""
-        self._hub.subscribe_faults.extend([SubscribeFault(code, reason)] * count)
+        self._hub.subscribe_faults.extend([SubscribeFault("close", code, reason)] * count)
 
     def reset_on_subscribe(self, *, count: int = 1) -> None:
         """Drop the TCP connection (no close frame) on each of the next ``count``
         SUBSCRIBE frames, as a reset during (re)subscription."""
-        self._hub.subscribe_faults.extend([SubscribeFault(None)] * count)
+        self._hub.subscribe_faults.extend([SubscribeFault("reset")] * count)
+
+    def ignore_subscribe(self, *, count: int = 1) -> None:
+        """Subscribe but never reply to each of the next ``count`` SUBSCRIBE frames (the
+        exchange's observed answer to a frame over ~4 KB)."""
+        self._hub.subscribe_faults.extend([SubscribeFault("ignore")] * count)
 
     def refuse_streams(
         self, names: Iterable[str], code: int = 2, message: str = "Invalid request: invalid stream"

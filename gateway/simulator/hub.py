@@ -45,11 +45,13 @@ class SimulatorStats:
 class SubscribeFault:
     """What the exchange does instead of answering one SUBSCRIBE.
 
-    ``code`` set: close with it and ``reason`` (1008 "Too many requests" is Binance's
-    rate penalty); ``code`` None: reset the TCP connection (no close frame).
+    ``"close"``: close with ``code``/``reason`` (1008 "Too many requests" is Binance's
+    rate penalty); ``"reset"``: drop the TCP connection (no close frame); ``"ignore"``:
+    subscribe but never reply (as to a frame over ~4 KB).
     """
 
-    code: int | None
+    action: str  # "close", "reset" or "ignore"
+    code: int = 1000
     reason: str = ""
 
 

@@ -1,0 +1,306 @@
+"""The gateway against an unfriendly exchange: every session failure is a reconnect.
+
+Each fault is injected by the embedded exchange on loopback (real sockets, MockClock).
+Issue 11, observations 1-3: a SUBSCRIBE caught by a closing socket, a ping racing our
+close handshake (trio-websocket #184), a stream the exchange refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+import trio_websocket
+import wsproto.utilities
+from trio.testing import MockClock
+
+from gateway import (
+    ConnectionFailed,
+    ConnectionLost,
+    Gateway,
+    ReconnectConfig,
+    StreamRefused,
+    SubscriptionError,
+    Trade,
+    open_gateway,
+)
+from gateway.core.streams import chunk_for_control
+from gateway.runtime.endings import EndKind, classify
+from gateway.runtime.groups import leaves
+from gateway.simulator import Simulator, open_simulator
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+SIM = {"symbols": SYMBOLS, "seed": 11, "clock": "virtual", "pacing": "manual"}
+
+
+@asynccontextmanager
+async def exchange(**options: Any) -> AsyncIterator[Simulator]:
+    async with open_simulator(**{**SIM, **options}) as sim:
+        yield sim
+
+
+@asynccontextmanager
+async def gateway(sim: Simulator, errors: list[BaseException], **options: Any) -> AsyncIterator[
+    Gateway
+]:
+    options.setdefault("symbols", SYMBOLS)
+    async with open_gateway(
+        url=sim.ws_url, rest_url=sim.rest_url, on_error=errors.append, **options
+    ) as gw:
+        yield gw
+
+
+async def streams_again(sim: Simulator, gw: Gateway, symbol: str = "BTCUSDT") -> None:
+    """A trade injected now reaches a subscriber: the gateway is up and streaming."""
+    await gw.connections[0].wait_live()
+    with gw.subscribe(symbol, Trade, buffer=100) as sub:
+        tid = sim.control.inject_trade(symbol, 123.0, 1.0)
+        with trio.fail_after(30):
+            trade = await sub.receive()
+    assert (trade.trade_id, trade.price) == (tid, 123.0)
+
+
+# --- 1. a SUBSCRIBE waiting for its reply while the socket closes ----------------------------
+
+
+async def test_a_1008_close_in_reply_to_subscribe_slows_the_pace_and_reconnects(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange() as sim:
+        sim.control.close_on_subscribe(1008, "Too many requests")
+        async with gateway(sim, errors) as gw:
+            conn = gw.connections[0]
+            assert conn.rate_penalties == 1
+            assert conn.snapshot()["control_pace"] == "2/1s"  # halved from 4 a second
+            await streams_again(sim, gw)
+        stats = sim.control.stats()
+    assert stats.closes_by_code.get(1008) == 1
+    assert stats.connection_attempts == 2  # one retry after backoff, not a storm
+    lost = [e for e in errors if isinstance(e, ConnectionLost)]
+    assert len(lost) == 1 and lost[0].opened and "1008 Too many requests" in lost[0].reason
+
+
+async def test_exceeding_the_exchanges_message_rate_slows_down_until_it_is_accepted(
+    autojump_clock: MockClock,
+) -> None:
+    # 900 streams: 6 SUBSCRIBE frames; at 10 a second the exchange (5 a second) closes 1008.
+    many = tuple(f"S{i:03d}USDT" for i in range(300))
+    errors: list[BaseException] = []
+    async with exchange(symbols=many[:3]) as sim:
+        async with gateway(
+            sim, errors, symbols=many, streams=("trade", "aggTrade", "kline_1m"), control_rate=10
+        ) as gw:
+            assert len(gw.connections) == 1
+            conn = gw.connections[0]
+            assert conn.rate_penalties >= 1
+            limit, window = conn.control_limiter.limit, conn.control_limiter.window
+            assert limit / window <= 5
+            # the last session's SUBSCRIBE frames kept to the slower pace
+            sent = list(conn.control_sent_at)[-len(chunk_for_control(list(conn.streams))) :]
+            assert len(sent) == 6
+            assert all(sum(1 for t in sent if s <= t < s + window) <= limit for s in sent)
+            await streams_again(sim, gw, many[0])
+        stats = sim.control.stats()
+    assert stats.connection_attempts == 1 + conn.rate_penalties <= 3
+    assert set(stats.closes_by_code) <= {1000, 1008}
+
+
+async def test_a_reset_during_subscription_is_a_reconnect_at_start_and_later(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange() as sim:
+        sim.control.reset_on_subscribe()
+        async with gateway(sim, errors) as gw:
+            await streams_again(sim, gw)
+            # and on a reconnect: the resubscription meets a reset too
+            sim.control.reset_on_subscribe(count=2)
+            sim.control.close_connections(abrupt=True)
+            with trio.fail_after(120):
+                await sim.control.wait_for(lambda st: st.connection_attempts >= 5)
+            await streams_again(sim, gw)
+    lost = [e for e in errors if isinstance(e, ConnectionLost)]
+    assert len(lost) == 4 and all(e.opened for e in lost)
+    assert not [e for e in errors if not isinstance(e, ConnectionLost)]
+
+
+async def test_classify_reads_the_whole_group_never_only_its_first_leaf() -> None:
+    closed = trio_websocket.ConnectionClosed(trio_websocket.CloseReason(1008, "Too many requests"))
+    no_reply = SubscriptionError(None, "connection closed before the reply", 3)
+    nested = ExceptionGroup("session", [no_reply, ExceptionGroup("reader", [closed])])
+    ending = classify(nested)
+    assert ending.kind is EndKind.RATE_LIMITED and ending.cause is closed
+    race = wsproto.utilities.LocalProtocolError("Event Pong(payload=b'') cannot be sent")
+    assert classify(ExceptionGroup("s", [race, OSError("reset")])).kind is EndKind.RECONNECT
+    bug = KeyError("oops")
+    assert classify(ExceptionGroup("s", [closed, bug])).kind is EndKind.BUG
+
+
+async def test_cancellation_with_network_errors_reraises_only_the_cancellation() -> None:
+    cancelled = trio.Cancelled._create(source="explicit")  # as a cancelled scope raises it
+    race = wsproto.utilities.LocalProtocolError("Event Pong(...) cannot be sent")
+    ending = classify(BaseExceptionGroup("s", [cancelled, race]))
+    assert ending.kind is EndKind.CANCELLED
+    assert ending.reraise is not None and leaves(ending.reraise) == [cancelled]
+
+
+# --- 2. a server ping during our close handshake (trio-websocket #184) ------------------------
+
+
+async def test_the_exchange_can_ping_during_a_close_and_it_trips_plain_trio_websocket(
+    autojump_clock: MockClock,
+) -> None:
+    # The fault is real: unguarded trio-websocket 0.12.2 fails exactly as #184 says.
+    async with exchange() as sim:
+        sim.control.ping_before_close_reply(3)
+        with pytest.RaisesGroup(
+            pytest.RaisesExc(wsproto.utilities.LocalProtocolError, match="LOCAL_CLOSING"),
+            flatten_subgroups=True,
+        ):
+            async with trio.open_nursery() as nursery:
+                stream = await trio.open_tcp_stream("127.0.0.1", sim.port)
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery, stream, "127.0.0.1", "/stream?streams=btcusdt@trade"
+                )
+                await ws.aclose()
+
+
+@pytest.mark.parametrize("how", ["leave", "no reply", "rotation"])
+async def test_a_ping_during_our_close_never_takes_the_gateway_down(
+    autojump_clock: MockClock, how: str
+) -> None:
+    errors: list[BaseException] = []
+    options: dict[str, Any] = {}
+    if how == "rotation":
+        options["max_connection_age"] = 30.0
+    async with exchange(ping_interval=1.0) as sim:
+        sim.control.ping_before_close_reply(3)
+        async with gateway(sim, errors, **options) as gw:
+            if how == "no reply":  # we end the session ourselves, then reconnect
+                sim.control.ignore_subscribe()
+                await gw.add_symbols(["SOLUSDT"])
+                with trio.fail_after(60):
+                    await sim.control.wait_for(lambda st: st.connections_total >= 2)
+            elif how == "rotation":
+                with trio.fail_after(120):
+                    await sim.control.wait_for(lambda st: st.connections_total >= 2)
+                assert gw.connections[0].rotations == 1
+            if how != "leave":
+                await streams_again(sim, gw)
+        # leaving the block: our close, answered by pings first, then the close reply
+    assert not [e for e in errors if not isinstance(e, ConnectionLost)]
+
+
+async def test_leaving_the_block_with_a_deaf_peer_that_still_pings_is_bounded(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange(ping_interval=0.2) as sim:
+        async with gateway(sim, errors) as gw:
+            assert sim.control.deafen() == 1
+            await trio.sleep(1)  # pings arrive; nothing we send is read
+            left = trio.current_time()
+        assert trio.current_time() - left <= 3  # the close handshake is bounded
+        assert gw.connections == [] or gw.connections[0].state in ("stopped", "live")
+    assert errors == []
+
+
+async def test_a_deaf_peer_that_never_replies_to_subscribe_is_replaced(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange() as sim, gateway(sim, errors) as gw:
+        sim.control.deafen()
+        # a live SUBSCRIBE gets no reply: the session is replaced, the stream kept
+        await gw.add_symbols(["SOLUSDT"])
+        with trio.fail_after(60):
+            await sim.control.wait_for(lambda st: st.connections_total >= 2)
+        await streams_again(sim, gw, "SOLUSDT")
+    assert any(isinstance(e, ConnectionLost) and "SUBSCRIBE failed" in e.reason for e in errors)
+
+
+# --- 3. a stream the exchange refuses --------------------------------------------------------
+
+
+async def test_a_refused_stream_is_reported_and_dropped_and_the_others_stream(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange() as sim:
+        sim.control.refuse_streams(["ethusdt@aggTrade"])
+        async with gateway(sim, errors, streams=("trade", "aggTrade", "kline_1m")) as gw:
+            conn = gw.connections[0]
+            assert "ethusdt@aggTrade" not in conn.streams and len(conn.streams) == 8
+            assert gw.stats()["refused"] == {
+                "ethusdt@aggTrade": {
+                    "code": 2, "message": "Invalid request: invalid stream",
+                    "connection": "conn-1",
+                },
+            }  # fmt: skip
+            for symbol in SYMBOLS:
+                await streams_again(sim, gw, symbol)
+            # a reconnect does not ask for it again
+            sim.control.close_connections(abrupt=True)
+            with trio.fail_after(60):
+                await sim.control.wait_for(lambda st: st.connections_total >= 2)
+            await streams_again(sim, gw)
+            assert set(sim.control.stats().subscriptions[2]) == set(conn.streams)
+        closes = sim.control.stats().closes_by_code
+    assert conn.connects == 2 and set(closes) == {1000, 1006}  # no reconnect for the refusal
+    refused = [e for e in errors if isinstance(e, SubscriptionError)]
+    assert len(refused) == 1 and refused[0].code == 2 and "ethusdt@aggTrade" in str(refused[0])
+
+
+async def test_a_stream_refused_live_reaches_subscribers_as_stream_refused(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange() as sim:
+        sim.control.refuse_streams(["solusdt@trade"], code=2, message="Invalid symbol")
+        async with gateway(sim, errors) as gw:
+            with gw.subscribe(None, StreamRefused) as sub:
+                await gw.add_symbols(["SOLUSDT", "XRPUSDT"])
+                with trio.fail_after(30):
+                    event = await sub.receive()
+            assert event == StreamRefused("SOLUSDT", "solusdt@trade", 2, "Invalid symbol", "conn-1")
+            await streams_again(sim, gw, "XRPUSDT")
+            assert "solusdt@trade" not in gw.connections[0].streams
+
+
+# --- nothing the exchange does makes open_gateway raise anything else --------------------------
+
+FAULTS: dict[str, Callable[[Simulator], None]] = {
+    "1008 on every subscribe": lambda sim: sim.control.close_on_subscribe(count=1000),
+    "reset on every subscribe": lambda sim: sim.control.reset_on_subscribe(count=1000),
+    "every stream refused": lambda sim: sim.control.refuse_streams(
+        [f"{s.lower()}@trade" for s in SYMBOLS]
+    ),
+    "pings during every close": lambda sim: sim.control.ping_before_close_reply(5),
+    "refused handshakes": lambda sim: sim.control.refuse_connections(3600, 429),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+async def test_no_injected_fault_makes_open_gateway_raise_anything_but_connection_failed(
+    autojump_clock: MockClock, fault: str
+) -> None:
+    errors: list[BaseException] = []
+    outcome: BaseException | None = None
+    async with exchange(ping_interval=0.5) as sim:
+        FAULTS[fault](sim)
+        try:
+            policy = ReconnectConfig(initial=0.1, max_attempts=4)
+            async with gateway(sim, errors, reconnect=policy) as gw:
+                await trio.sleep(2)
+                sim.control.close_connections(abrupt=True)
+                await trio.sleep(30)
+                assert gw.stats()["router"]["malformed"] == 0
+        except ConnectionFailed as exc:
+            outcome = exc
+    assert outcome is None or isinstance(outcome, ConnectionFailed)
+    assert all(isinstance(e, ConnectionLost | SubscriptionError | ConnectionFailed) for e in errors)
