@@ -429,7 +429,7 @@ async def open_gateway(
         error = _ending_error(group)
         if isinstance(error, GatewayError):
             await _final_error(gw, error)
-        raise error from None
+        raise error from error.__cause__  # keep the cause; hide the group around it
 
 
 def _ending_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

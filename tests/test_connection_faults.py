@@ -22,6 +22,7 @@ from gateway import (
     ConnectionFailed,
     ConnectionLost,
     Gateway,
+    InternalError,
     ReconnectConfig,
     StreamRefused,
     SubscriptionError,
@@ -31,6 +32,7 @@ from gateway import (
 from gateway.core.streams import chunk_for_control
 from gateway.runtime.endings import EndKind, classify
 from gateway.runtime.groups import leaves
+from gateway.runtime.router import Router
 from gateway.simulator import Simulator, open_simulator
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
@@ -304,3 +306,20 @@ async def test_no_injected_fault_makes_open_gateway_raise_anything_but_connectio
             outcome = exc
     assert outcome is None or isinstance(outcome, ConnectionFailed)
     assert all(isinstance(e, ConnectionLost | SubscriptionError | ConnectionFailed) for e in errors)
+
+
+async def test_a_bug_of_ours_in_a_session_surfaces_as_internal_error_with_its_cause(
+    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No exchange behaviour can reach this path; a bug is simulated in the router.
+    def broken_route(self: Router, frame: str | bytes, receive_ns: int, sink: Any) -> None:
+        raise KeyError("routing table corrupted")
+
+    errors: list[BaseException] = []
+    async with exchange() as sim:
+        monkeypatch.setattr(Router, "route", broken_route)
+        with pytest.raises(InternalError, match="bug in the connection actor") as info:
+            async with gateway(sim, errors):
+                pass  # pragma: no cover - the first frame (the SUBSCRIBE reply) fails
+    assert isinstance(info.value.__cause__, KeyError)
+    assert errors and errors[-1] is info.value  # the error callbacks saw it first

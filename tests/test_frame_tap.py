@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import trio
+import trio.testing
 from trio.testing import MockClock
 
 from gateway import Trade, open_gateway
@@ -46,3 +47,30 @@ async def test_without_a_tap_the_router_has_none(autojump_clock: MockClock) -> N
         open_gateway(url=sim.ws_url, symbols=("BTCUSDT",)) as gw,
     ):
         assert gw.router.frame_tap is None
+
+
+async def test_a_raising_tap_is_counted_and_reported_and_nothing_else_happens(
+    autojump_clock: MockClock,
+) -> None:
+    seen: list[int] = []
+    errors: list[BaseException] = []
+
+    def flaky_tap(frame: str | bytes, receive_ns: int) -> None:
+        seen.append(receive_ns)
+        if len(seen) % 3 == 0:
+            raise RuntimeError(f"tap bug on frame {len(seen)}")
+
+    options = {"symbols": ("BTCUSDT",), "seed": 3, "clock": "virtual", "pacing": "manual"}
+    async with open_simulator(**options) as sim, open_gateway(
+        url=sim.ws_url, symbols=options["symbols"], frame_tap=flaky_tap, on_error=errors.append,
+    ) as gw:  # fmt: skip
+        with gw.subscribe("BTCUSDT", Trade, buffer=1000) as sub:
+            made = sim.control.generate(trades=30)
+            with trio.fail_after(10):
+                trades = [await sub.receive() for _ in range(made)]
+        await trio.testing.wait_all_tasks_blocked()
+        frames, stats = gw.connections[0].frames, gw.stats()
+        assert gw.connections[0].connects == 1  # the session never ended
+    assert len(trades) == made  # every frame still routed, the failing ones included
+    assert stats["router"]["tap_errors"] == frames // 3 == len(errors)
+    assert all(isinstance(e, RuntimeError) and "tap bug" in str(e) for e in errors)

@@ -264,9 +264,10 @@ async def test_dead_port_exhausts_attempts_then_error_reaches_callback_and_calle
         symbols=("BTCUSDT",), url=f"ws://127.0.0.1:{port}",
         reconnect=ReconnectConfig(initial=0.1, cap=1.0, max_attempts=3),
     )  # fmt: skip
-    with pytest.raises(ConnectionFailed, match="gave up after 3 attempts"):
+    with pytest.raises(ConnectionFailed, match="gave up after 3 attempts") as failed:
         async with open_gateway(config, on_error=errors.append):
             pytest.fail("the gateway must not open against a dead port")  # pragma: no cover
+    assert isinstance(failed.value.__cause__, OSError)  # the last attempt's cause, chained
     lost = [e for e in errors if isinstance(e, ConnectionLost)]
     assert [e.attempt for e in lost] == [1, 2, 3]  # each failed attempt, with its cause
     assert all(isinstance(e.__cause__, OSError) and not e.opened for e in lost)

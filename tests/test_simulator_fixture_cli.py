@@ -65,6 +65,11 @@ async def test_commands_drive_the_control(autojump_clock: object) -> None:
         assert run_command(sim.control, "gap BTCUSDT 2").startswith("dropping trade ids")
         assert run_command(sim.control, "frobnicate").startswith("unknown command")
         assert run_command(sim.control, "stall x").startswith("bad arguments")
+        for line in ("subclose", "subclose 1008 slow down", "subreset", "subignore",
+                     "refusestream btcusdt@aggTrade", "pingclose 2"):  # fmt: skip
+            assert run_command(sim.control, line) == "ok"
+        assert run_command(sim.control, "refusestream").startswith("bad arguments")
+        assert run_command(sim.control, "deafen") == "deafened 1"
         assert run_command(sim.control, "close 4001 bye") == "closed 1"
 
 

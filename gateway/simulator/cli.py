@@ -37,6 +37,12 @@ refuse SECONDS          reject new connections (HTTP 503)
 trade SYMBOL PRICE QTY  one trade at an exact price
 raw TEXT                send TEXT as a frame to every connection
 generate [COUNT]        make COUNT random trades now (manual pacing)
+subclose [CODE [REASON]] close the connection of the next SUBSCRIBE (default 1008)
+subreset                drop the TCP connection of the next SUBSCRIBE
+subignore               never reply to the next SUBSCRIBE
+refusestream NAME...    refuse every SUBSCRIBE naming one of these streams
+pingclose COUNT         ping COUNT times before each close reply (0: off)
+deafen                  open connections read nothing from now on
 stats                   print the counters"""
 
 
@@ -122,6 +128,21 @@ def run_command(control: SimulatorControl, line: str) -> str:
             return f"sent to {control.send_raw(line.split(None, 1)[1])}"
         elif cmd == "generate":
             return f"generated {control.generate(int(rest[0]) if rest else 1)}"
+        elif cmd == "subclose":
+            code = int(rest[0]) if rest else 1008
+            control.close_on_subscribe(code, " ".join(rest[1:]) or "Too many requests")
+        elif cmd == "subreset":
+            control.reset_on_subscribe()
+        elif cmd == "subignore":
+            control.ignore_subscribe()
+        elif cmd == "refusestream":
+            if not rest:
+                raise ValueError("name at least one stream")
+            control.refuse_streams(rest)
+        elif cmd == "pingclose":
+            control.ping_before_close_reply(int(rest[0]))
+        elif cmd == "deafen":
+            return f"deafened {control.deafen()}"
         elif cmd == "stats":
             return str(control.stats())
         else:
