@@ -27,6 +27,7 @@ from gateway.core.backoff import ReconnectPolicy
 from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Ticker, Trade
 from gateway.core.orderbook import OrderBookSync
 from gateway.core.ratelimit import RollingWindowLimiter
+from gateway.core.redact import redact_data, url_secrets
 from gateway.core.stop_loss import Position, PositionStatus, Side
 from gateway.core.streams import parse_stream, shard_streams
 from gateway.errors import ConfigError, GatewayError, PositionError
@@ -192,7 +193,11 @@ class Gateway:
         return {s: st.last_price for s, st in self._states.items()}
 
     def stats(self) -> dict[str, Any]:
-        """Per-symbol counters and latency, per-connection state, router counters."""
+        """Per-symbol counters and latency, per-connection state, router counters.
+
+        Connection errors are shown with the configured URLs' credentials masked.
+        """
+        secrets = (*url_secrets(self.config.url), *url_secrets(self.config.rest_url))
         symbols = {}
         for sym, state in self._states.items():
             snap = state.snapshot()
@@ -204,7 +209,7 @@ class Gateway:
             symbols[sym] = snap
         return {
             "symbols": symbols,
-            "connections": [c.snapshot() for c in self.connections],
+            "connections": [redact_data(c.snapshot(), secrets) for c in self.connections],
             "router": {
                 "frames": self.router.frames,
                 "malformed": self.router.malformed,

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gateway.core.redact import MASK, redact_text, redact_url, split_credentials, url_secrets
+from gateway.core.redact import (
+    MASK,
+    redact_data,
+    redact_text,
+    redact_url,
+    split_credentials,
+    url_secrets,
+)
 
 
 @pytest.mark.parametrize(
@@ -67,6 +74,15 @@ def test_redact_text_masks_every_url_and_the_given_secrets() -> None:
     out = redact_text(text, ["pw1234"])
     assert "pw1234" not in out and "t0k3n" not in out
     assert out == f"ConnectError('wss://u:{MASK}@h/stream') after {MASK}; see https://{MASK}@x/"
+
+
+def test_redact_data_masks_every_string_and_keeps_the_shape() -> None:
+    data = {"id": "conn-1", "frames": 3, "last_error": "OSError('wss://u:pw1234@h')",
+            "nested": [("x pw1234", None)]}  # fmt: skip
+    assert redact_data(data, ["pw1234"]) == {
+        "id": "conn-1", "frames": 3, "last_error": f"OSError('wss://u:{MASK}@h')",
+        "nested": [(f"x {MASK}", None)],
+    }  # fmt: skip
 
 
 _PASSWORD = st.text(st.characters(codec="ascii", categories=["L", "N", "P", "S"]), min_size=4)

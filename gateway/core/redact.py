@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Iterable
+from typing import Any
 
 MASK = "***"
 
@@ -112,3 +113,15 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             out = out.replace(secret, MASK)
     return out
+
+
+def redact_data(data: Any, secrets: Iterable[str] = ()) -> Any:
+    """A copy of ``data`` (dicts, lists, tuples) with `redact_text` applied to every string."""
+    secrets = tuple(secrets)
+    if isinstance(data, str):
+        return redact_text(data, secrets)
+    if isinstance(data, dict):
+        return {k: redact_data(v, secrets) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return type(data)(redact_data(v, secrets) for v in data)
+    return data
