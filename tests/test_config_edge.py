@@ -20,6 +20,7 @@ from gateway import (
     GatewayError,
     PositionError,
     Side,
+    WebSocketLayer,
     open_gateway,
 )
 from gateway.config import (
@@ -247,6 +248,11 @@ def test_a_config_built_directly_refuses_what_only_conversion_would_fix(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         GatewayConfig(**fields)
+
+
+def test_the_compat_layer_refuses_a_bad_url_when_built() -> None:
+    with pytest.raises(ConfigError, match=r"^url must be a ws:// or wss:// URL.*for TLS write wss"):
+        WebSocketLayer(url="https://stream.binance.com:9443")
 
 
 def test_a_config_that_is_not_a_table_is_refused() -> None:
