@@ -22,14 +22,15 @@ from actors import (
     Supervisor,
     supervisor_spec,
 )
-from gateway.config import GatewayConfig, PositionConfig
+from gateway.config import GatewayConfig, PositionConfig, evolve_config
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Ticker, Trade
 from gateway.core.orderbook import OrderBookSync
 from gateway.core.ratelimit import RollingWindowLimiter
+from gateway.core.redact import redact_data, url_secrets
 from gateway.core.stop_loss import Position, PositionStatus, Side
 from gateway.core.streams import parse_stream, shard_streams
-from gateway.errors import ConfigError, GatewayError, SubscriptionError
+from gateway.errors import ConfigError, GatewayError, PositionError, SubscriptionError
 from gateway.runtime.backfill import Backfiller, BackfillResult
 from gateway.runtime.connection import Connection
 from gateway.runtime.groups import collapse, leaves
@@ -137,10 +138,18 @@ class Gateway:
         stop_price: float | None = None,
         id: str | None = None,
     ) -> str:
-        """Arm a stop-loss for a position; returns its id. Checked on every trade from now."""
+        """Arm a stop-loss for a position; returns its id. Checked on every trade from now.
+
+        Raises `GatewayError` for a symbol the gateway does not have, `PositionError`
+        for a side other than LONG / SHORT or bad stop values.
+        """
         state = self._state(symbol)
+        if not isinstance(side, Side):
+            try:
+                side = Side[str(side).upper()]
+            except KeyError:
+                raise PositionError(f"side must be LONG or SHORT, got {side!r}") from None
         pid = id or f"{state.symbol}-{next(self._ids)}"
-        side = side if isinstance(side, Side) else Side[str(side).upper()]
         state.open_position(
             Position(pid, state.symbol, side, entry_price, quantity, stop_pct, stop_price)
         )
@@ -185,7 +194,11 @@ class Gateway:
         return {s: st.last_price for s, st in self._states.items()}
 
     def stats(self) -> dict[str, Any]:
-        """Per-symbol counters and latency, per-connection state, router counters."""
+        """Per-symbol counters and latency, per-connection state, router counters.
+
+        Connection errors are shown with the configured URLs' credentials masked.
+        """
+        secrets = (*url_secrets(self.config.url), *url_secrets(self.config.rest_url))
         symbols = {}
         for sym, state in self._states.items():
             snap = state.snapshot()
@@ -197,7 +210,7 @@ class Gateway:
             symbols[sym] = snap
         return {
             "symbols": symbols,
-            "connections": [c.snapshot() for c in self.connections],
+            "connections": [redact_data(c.snapshot(), secrets) for c in self.connections],
             "router": {
                 "frames": self.router.frames,
                 "malformed": self.router.malformed,
@@ -385,11 +398,8 @@ async def open_gateway(
     """
     if config is None:
         config = GatewayConfig()
-    if overrides:
-        try:
-            config = attrs.evolve(config, **overrides)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(str(exc)) from None
+    if overrides:  # converted and checked exactly like TOML: "A,B", dicts, ConfigError
+        config = evolve_config(config, **overrides)
     if not config.all_symbols():
         raise ConfigError("symbols: at least one symbol is required")
     gw = Gateway(config, close_hook)

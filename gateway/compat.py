@@ -9,7 +9,9 @@
         await layer.close()
 
 `run` opens the gateway with every subscription made so far and returns after
-`close`; subscriptions made while it runs are applied live.
+`close`; subscriptions made while it runs are applied live. ``api_key`` and
+``api_secret`` are accepted and dropped at once (public streams need none), so no
+repr, log line or error can show them; a bad ``url`` raises `ConfigError` here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import trio
 from gateway.api import Gateway, open_gateway
 from gateway.config import TESTNET_REST_URL, TESTNET_URL, GatewayConfig
 from gateway.core.events import Kline, MiniTicker, RollingTicker, Ticker, Trade
+from gateway.core.redact import redact_url
 from gateway.core.streams import kline, ticker, trade
 from gateway.runtime.publish import Callback
 
@@ -38,7 +41,8 @@ class WebSocketLayer:
         url: str | None = None,
         config: GatewayConfig | None = None,
     ) -> None:
-        # Keys are accepted for compatibility; public market streams need none.
+        # Keys are accepted for compatibility; public market streams need none. Not kept,
+        # so they cannot leak through a repr, a log line or an error.
         del api_key, api_secret
         base = config or GatewayConfig()
         if testnet:
@@ -55,9 +59,15 @@ class WebSocketLayer:
         self._ready = trio.Event()
         self._running = False
 
+    def __repr__(self) -> str:
+        return (
+            f"WebSocketLayer(url={redact_url(self.config.url)!r}, testnet={self.testnet}, "
+            f"streams={len(self._streams)}, running={self._running})"
+        )
+
     @property
     def url(self) -> str:
-        """The stream endpoint `run` connects to."""
+        """The stream endpoint `run` connects to (credentials included: show `repr(layer)`)."""
         return self.config.url
 
     @property

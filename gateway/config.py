@@ -1,23 +1,29 @@
 """Gateway configuration: attrs classes, loaded from TOML or dicts through cattrs.
 
 Validation happens at the edge; every error names the bad key, its value and what is
-allowed (`ConfigError`). Defaults follow the exchange's documented limits.
+allowed (`ConfigError`). TOML, dicts and `open_gateway`'s keyword overrides all go
+through one converter (`config_from_dict`, `evolve_config`); classes built directly
+run the same field validators. Defaults follow the exchange's documented limits.
+URLs are shown with their credentials masked, also in reprs.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn
 
+from gateway.core.redact import redact_url
 from gateway.core.stop_loss import Side
 from gateway.core.streams import parse_stream
 from gateway.errors import ConfigError, InvalidStreamName
-from gateway.validators import non_negative, positive, positive_int
+from gateway.validators import http_url_or_empty, non_negative, positive, positive_int, ws_url
 
 #: Production, market-data-only and test-network stream hosts.
 BINANCE_URL = "wss://stream.binance.com:9443"
@@ -25,6 +31,25 @@ BINANCE_DATA_URL = "wss://data-stream.binance.vision"
 TESTNET_URL = "wss://stream.testnet.binance.vision"
 BINANCE_REST_URL = "https://api.binance.com"
 TESTNET_REST_URL = "https://testnet.binance.vision"
+
+
+def _url_repr(url: str) -> str:
+    """A URL field's repr, with its credentials masked."""
+    return repr(redact_url(url)) if isinstance(url, str) else repr(url)
+
+
+def _names(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A sequence of strings, not a bare string (whose letters would become names)."""
+    if isinstance(value, str):
+        raise ConfigError(
+            f"{attribute.name} must be a list of names, e.g. ('BTCUSDT',), got the string "
+            f"{value!r} (config_from_dict and open_gateway's keywords split 'A,B' for you)"
+        )
+    if not isinstance(value, Sequence):
+        raise ConfigError(f"{attribute.name} must be a list of names, got {value!r}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ConfigError(f"{attribute.name}[{i}] must be a string, got {item!r}")
 
 
 @attrs.frozen
@@ -56,17 +81,43 @@ class PositionConfig:
             raise ValueError(f"stop_pct must be between 0 and 1, got {self.stop_pct!r}")
 
 
+def _reconnect(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A `ReconnectConfig` (a dict is converted on the way in, not here)."""
+    if not isinstance(value, ReconnectConfig):
+        raise ConfigError(
+            f"{attribute.name} must be a ReconnectConfig, got {value!r} "
+            "(config_from_dict and open_gateway's keywords also take a dict)"
+        )
+
+
+def _positions(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A sequence of `PositionConfig` (dicts are converted on the way in, not here)."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(f"{attribute.name} must be a list of PositionConfig, got {value!r}")
+    for i, item in enumerate(value):
+        if not isinstance(item, PositionConfig):
+            raise ConfigError(
+                f"{attribute.name}[{i}] must be a PositionConfig, got {item!r} "
+                "(config_from_dict and open_gateway's keywords also take dicts)"
+            )
+
+
 @attrs.frozen
 class GatewayConfig:
     """Everything a gateway needs; every field has a sensible default but ``symbols``."""
 
-    symbols: tuple[str, ...] = ()
+    symbols: tuple[str, ...] = attrs.field(default=(), validator=_names)
     #: Stream suffixes opened for every symbol, e.g. ``trade``, ``kline_1m``, ``ticker``.
-    streams: tuple[str, ...] = ("trade",)
+    streams: tuple[str, ...] = attrs.field(default=("trade",), validator=_names)
     #: Full stream names opened in addition (their symbols join ``symbols``).
-    extra_streams: tuple[str, ...] = ()
-    url: str = BINANCE_URL
-    rest_url: str = BINANCE_REST_URL
+    extra_streams: tuple[str, ...] = attrs.field(default=(), validator=_names)
+    #: The stream endpoint: ``ws://`` or ``wss://`` (TLS) with a host, nothing else.
+    url: str = attrs.field(default=BINANCE_URL, validator=ws_url, repr=_url_repr)
+    #: The REST endpoint for gap backfill: ``http://`` or ``https://``; empty: no REST.
+    #: Credentials in it (``https://user:pass@host``) are sent as HTTP basic auth.
+    rest_url: str = attrs.field(
+        default=BINANCE_REST_URL, validator=http_url_or_empty, repr=_url_repr
+    )
     testnet: bool = False
     time_unit: str = "MILLISECOND"
     candle_buffer: int = attrs.field(default=1000, validator=positive_int)
@@ -83,8 +134,8 @@ class GatewayConfig:
     close_hook_timeout: float = attrs.field(default=10.0, validator=positive)
     #: Rotate (make-before-break) before the exchange's 24 h limit.
     max_connection_age: float = attrs.field(default=23 * 3600.0, validator=positive)
-    reconnect: ReconnectConfig = ReconnectConfig()
-    positions: tuple[PositionConfig, ...] = ()
+    reconnect: ReconnectConfig = attrs.field(default=ReconnectConfig(), validator=_reconnect)
+    positions: tuple[PositionConfig, ...] = attrs.field(default=(), validator=_positions)
     max_restarts: int = attrs.field(default=5, validator=non_negative)
     restart_period: float = attrs.field(default=10.0, validator=positive)
     #: A symbol past ``max_restarts`` within ``restart_period``: ``"quarantine"`` stops it
@@ -95,8 +146,9 @@ class GatewayConfig:
     )
 
     def __attrs_post_init__(self) -> None:
-        if self.time_unit.upper() not in ("MILLISECOND", "MICROSECOND"):
-            raise ValueError(
+        unit = self.time_unit
+        if not isinstance(unit, str) or unit.upper() not in ("MILLISECOND", "MICROSECOND"):
+            raise ConfigError(
                 f"time_unit must be MILLISECOND or MICROSECOND, got {self.time_unit!r}"
             )
         self.stream_names()  # validates symbols and stream suffixes
@@ -135,14 +187,16 @@ def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
 
     def _tuple_of_str(value: Any, _: Any) -> tuple[str, ...]:
+        # "A,B" is ("A", "B"), as a TOML string or a keyword; any other iterable of strings.
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list | tuple):
+        if isinstance(value, bytes | Mapping) or not isinstance(value, Iterable):
             raise TypeError(f"expected a list of strings, got {value!r}")
-        for v in value:
+        items = tuple(value)
+        for v in items:
             if not isinstance(v, str):
                 raise TypeError(f"expected a string, got {v!r}")
-        return tuple(value)
+        return items
 
     def _strict_float(value: Any, _: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -177,20 +231,50 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(Side, _side)
     conv.register_unstructure_hook(Side, lambda s: s.name)
+    for cls in (ReconnectConfig, PositionConfig, GatewayConfig):  # inner tables first
+        conv.register_structure_hook(cls, _table_hook(conv, cls))
     return conv
+
+
+def _table_hook(conv: cattrs.Converter, cls: type[Any]) -> Any:
+    """Structure ``cls`` from a mapping (an instance passes as it is); else name the keys."""
+    inner = make_dict_structure_fn(cls, conv)
+    keys = ", ".join(f.name for f in attrs.fields(cls))
+
+    def hook(value: Any, _: Any) -> Any:
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected a table (dict) with keys {keys}, got {value!r}")
+        return inner(value, cls)
+
+    return hook
 
 
 converter = _make_converter()
 
 
-def config_from_dict(data: dict[str, Any]) -> GatewayConfig:
+def config_from_dict(data: Mapping[str, Any]) -> GatewayConfig:
     """Build a `GatewayConfig` from plain data; raises `ConfigError` naming each bad key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"the configuration must be a table (dict) of settings, got {data!r}")
     try:
         return converter.structure(data, GatewayConfig)
     except (ClassValidationError, IterableValidationError) as exc:
         raise ConfigError("; ".join(_explain(exc, []))) from None
     except ForbiddenExtraKeysError as exc:  # pragma: no cover - wrapped by detailed validation
         raise ConfigError(_extra_keys_message(exc, [])) from None
+
+
+def evolve_config(config: GatewayConfig, **overrides: Any) -> GatewayConfig:
+    """``config`` with ``overrides`` (field names) replaced, converted and checked like TOML.
+
+    Values may be plain data (``symbols="BTCUSDT"``, ``reconnect={"max_attempts": 3}``)
+    or the classes themselves (``reconnect=ReconnectConfig(...)``); raises `ConfigError`.
+    """
+    data = converter.unstructure(config)
+    data.update((key, converter.unstructure(value)) for key, value in overrides.items())
+    return config_from_dict(data)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -237,5 +321,7 @@ def _explain(exc: BaseException, path: list[str]) -> list[str]:
                 seg = [*path, f"[{note.index}]"]
             out.extend(_explain(sub, seg))
         return out
+    if not path and isinstance(exc, ConfigError):
+        return [str(exc)]  # a field validator's message names its field already
     key = ".".join(path).replace(".[", "[") or "config"
     return [f"{key}: {exc}"]

@@ -7,6 +7,8 @@ close handshake (trio-websocket #184), a stream the exchange refuses.
 
 from __future__ import annotations
 
+import base64
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -323,3 +325,39 @@ async def test_a_bug_of_ours_in_a_session_surfaces_as_internal_error_with_its_ca
                 pass  # pragma: no cover - the first frame (the SUBSCRIBE reply) fails
     assert isinstance(info.value.__cause__, KeyError)
     assert errors and errors[-1] is info.value  # the error callbacks saw it first
+
+
+async def test_credentials_in_the_url_go_in_the_handshake_header_not_the_request_line(
+    autojump_clock: MockClock,
+) -> None:
+    requests: list[bytes] = []
+
+    async def handshake_reader(stream: trio.SocketStream) -> None:
+        data = b""
+        with trio.move_on_after(5):
+            while b"\r\n\r\n" not in data:
+                chunk = await stream.receive_some(4096)
+                if not chunk:
+                    break
+                data += chunk
+        requests.append(data)
+        await stream.aclose()  # refuse: the gateway retries, then gives up
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, handshake_reader, 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        with pytest.raises(ConnectionFailed) as failed:
+            async with open_gateway(
+                url=f"ws://trader:S3cret@127.0.0.1:{port}", symbols=("BTCUSDT",),
+                reconnect=ReconnectConfig(initial=0.1, max_attempts=2),
+            ):  # fmt: skip
+                pass  # pragma: no cover
+        nursery.cancel_scope.cancel()
+    assert len(requests) == 2 and "S3cret" not in str(failed.value)
+    assert "closed by the server during the WebSocket handshake" in str(failed.value)
+    head = requests[0].decode()
+    assert head.startswith("GET /stream HTTP/1.1\r\n") and "S3cret" not in head
+    token = base64.b64encode(b"trader:S3cret").decode()
+    assert f"\r\nAuthorization: Basic {token}\r\n" in head

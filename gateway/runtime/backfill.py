@@ -5,6 +5,9 @@ around a reconnect) and queue a `BackfillRequest`; this actor fetches the missin
 rows from the exchange's REST API (a few at a time, honouring ``Retry-After`` on 429
 and 418) and posts a `BackfillResult` to the symbol's mailbox. A gap it cannot fill
 stays reported (`GapDetected`), never silently papered over.
+
+Credentials in the REST URL (``https://user:pass@host``) are sent as HTTP basic auth,
+never as part of a URL, so no log line (ours or httpx's) and no error text holds them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import trio
 from actors import Mailbox, Overflow
 from gateway.core.candles import kline_from_rest
 from gateway.core.events import AggTrade, Kline
+from gateway.core.redact import redact_text, split_credentials
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,10 @@ class Backfiller:
         timeout: float = 10.0,
         queue_size: int = 1000,
     ) -> None:
-        self.rest_url = rest_url.rstrip("/")
+        bare, user, password = split_credentials(rest_url.rstrip("/"))
+        #: The REST endpoint without its credentials (they travel in ``_auth``).
+        self.rest_url = bare
+        self._auth = httpx.BasicAuth(user or "", password or "") if user or password else None
         self._deliver = deliver
         self._limit = trio.CapacityLimiter(concurrency)
         self._timeout = timeout
@@ -87,7 +94,9 @@ class Backfiller:
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve requests until cancelled."""
         async with (
-            httpx.AsyncClient(base_url=self.rest_url, timeout=self._timeout) as client,
+            httpx.AsyncClient(
+                base_url=self.rest_url, auth=self._auth, timeout=self._timeout
+            ) as client,
             trio.open_nursery() as nursery,
         ):
             task_status.started()
@@ -100,9 +109,10 @@ class Backfiller:
                 events = await self._fetch(client, req)
             except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
                 self.failed += 1
-                log.warning("backfill of %s %s %d..%d failed: %r",
-                            req.symbol, req.kind, req.first, req.last, exc)  # fmt: skip
-                self._deliver(req.symbol, BackfillResult(req, (), repr(exc)))
+                error = redact_text(repr(exc))  # the URLs hold no credentials; be sure
+                log.warning("backfill of %s %s %d..%d failed: %s",
+                            req.symbol, req.kind, req.first, req.last, error)  # fmt: skip
+                self._deliver(req.symbol, BackfillResult(req, (), error))
                 return
         self.fetched += len(events)
         self._deliver(req.symbol, BackfillResult(req, tuple(events)))

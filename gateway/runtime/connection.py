@@ -13,6 +13,7 @@ refuses is dropped alone (`on_refused`); a 1008 close slows the control pace.
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import random
@@ -33,7 +34,7 @@ from gateway.core.backoff import ReconnectPolicy
 from gateway.core.codec import ControlEncoder
 from gateway.core.events import ControlError, ControlReply, ServerShutdown
 from gateway.core.ratelimit import RollingWindowLimiter
-from gateway.core.redact import redact_url
+from gateway.core.redact import redact_url, split_credentials
 from gateway.core.streams import chunk_for_control
 from gateway.errors import ConnectionFailed, ConnectionLost, InternalError, SubscriptionError
 from gateway.runtime.endings import NETWORK_ERRORS, EndKind, SessionEnded, classify
@@ -63,16 +64,26 @@ class _GuardedConnection(WebSocketConnection):
 
 
 async def _open_websocket(
-    nursery: trio.Nursery, stream: trio.abc.Stream, host: str, resource: str
-) -> WebSocketConnection:
+    nursery: trio.Nursery, stream: trio.abc.Stream, host: str, resource: str,
+    headers: list[tuple[bytes, bytes]] | None,
+) -> WebSocketConnection:  # fmt: skip
     """`trio_websocket.wrap_client_stream`, building `_GuardedConnection` instead."""
     ws = _GuardedConnection(
         stream, WSConnection(ConnectionType.CLIENT), host=host, path=resource,  # type: ignore[arg-type]
-        message_queue_size=256, max_message_size=8 * 2**20, receive_buffer_size=65536,
+        client_extra_headers=headers, message_queue_size=256, max_message_size=8 * 2**20,
+        receive_buffer_size=65536,
     )  # fmt: skip
-    nursery.start_soon(ws._reader_task)
+    nursery.start_soon(_read, ws)
     await ws._open_handshake.wait()
     return ws
+
+
+async def _read(ws: WebSocketConnection) -> None:
+    """The reader task; ending before the handshake did is an error (0.12.2 would leave
+    the opener waiting for its deadline, and the reason would read "timed out")."""
+    await ws._reader_task()
+    if not ws._open_handshake.is_set():
+        raise trio.BrokenResourceError("closed by the server during the WebSocket handshake")
 
 
 class Connection(ControlSink):
@@ -99,9 +110,15 @@ class Connection(ControlSink):
         reply_timeout: float = 10.0,
     ) -> None:
         self.conn_id = conn_id
-        self.base_url = base_url.rstrip("/")
         #: The URL as it may be shown: logs, errors, stats (credentials masked).
-        self.display_url = redact_url(self.base_url)
+        self.display_url = redact_url(base_url.rstrip("/"))
+        bare, user, password = split_credentials(base_url)
+        self.base_url = bare.rstrip("/")
+        # Credentials in the URL go in the handshake's Authorization header, not the URL.
+        self._headers: list[tuple[bytes, bytes]] | None = None
+        if user is not None:
+            token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+            self._headers = [(b"Authorization", f"Basic {token}".encode())]
         self.streams: dict[str, None] = dict.fromkeys(streams)
         self.router = router
         self.policy = policy
@@ -393,7 +410,7 @@ class Connection(ControlSink):
                     ctx = ssl.create_default_context()
                     stream = trio.SSLStream(tcp, ctx, server_hostname=host, https_compatible=True)
                 try:
-                    ws = await _open_websocket(nursery, stream, host, resource)
+                    ws = await _open_websocket(nursery, stream, host, resource, self._headers)
                 except BaseException:
                     await trio.aclose_forcefully(stream)
                     raise
