@@ -159,8 +159,7 @@ async def run_session(
         result = run.result(stopper)
         result.summary = build_summary(
             run.stats(), run.tracker, url=run.url, embedded=plan.embedded,
-            stream_names=plan.config.stream_names() if run.config is None
-            else run.config.stream_names(),
+            stream_names=(run.config or plan.config).stream_names(),
             started_at=started_wall.isoformat(), duration_s=run.elapsed(),
             ended_by=result.ended_by, error=result.error, went_live=result.went_live,
         )  # fmt: skip
