@@ -23,7 +23,7 @@ from trio.testing import MockClock
 
 from gateway.app.options import RunPlan, resolve_plan
 from gateway.app.output import PlainOutput
-from gateway.app.session import RunResult, Stopper, exit_status, run_session
+from gateway.app.session import RunResult, Stopper, exit_status, run_session, stop_signals
 from gateway.app.summary import ENDED_BY, SUMMARY_FORMAT
 from gateway.cli import build_parser
 from gateway.simulator import open_simulator
@@ -194,31 +194,32 @@ def test_exit_status_says_whether_the_run_went_live_and_ended_as_asked(
     assert exit_status(ended_by, went_live) == status
 
 
-async def test_the_first_signal_stops_the_start_up_phase_and_a_second_kills() -> None:
+async def test_the_first_signal_restores_the_default_actions_at_once_and_stops_starting() -> None:
     restored: list[bool] = []
-    killed: list[int] = []
-    stopper = Stopper(restore=lambda: restored.append(True), kill=killed.append)
-    send, receive = trio.open_memory_channel[int](2)
-    async with trio.open_nursery() as nursery:
-        with trio.CancelScope() as starting:
-            stopper.starting = starting
-            nursery.start_soon(stopper.watch, receive)
-            await send.send(signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM)
+    stopper = Stopper()
+    with trio.CancelScope() as starting:
+        stopper.starting = starting
+        with stop_signals(stopper, restore=lambda: restored.append(True)):
+            signal.raise_signal(signal.SIGTERM)
+            assert restored == [True]  # in the handler itself, before the trio loop runs
             await trio.sleep_forever()
-        assert starting.cancelled_caught and stopper.stop.is_set()
-        assert (stopper.reason, restored, killed) == ("terminate", [True], [])
-        await send.send(signal.SIGINT)
-        await send.aclose()
-    assert killed == [signal.SIGINT] and stopper.reason == "terminate"
+    assert starting.cancelled_caught and stopper.stop.is_set()
+    assert stopper.reason == "terminate"
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 async def test_a_signal_while_streaming_only_sets_the_stop() -> None:
-    stopper = Stopper(restore=lambda: None, kill=lambda signum: None)
-    send, receive = trio.open_memory_channel[int](1)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(stopper.watch, receive)
-        await send.send(signal.SIGINT)
-        with trio.fail_after(5):
-            await stopper.stop.wait()
-        await send.aclose()
+    stopper = Stopper()
+    with stop_signals(stopper, restore=lambda: None), trio.fail_after(5):
+        signal.raise_signal(signal.SIGINT)
+        await stopper.stop.wait()
     assert stopper.reason == "interrupt" and stopper.starting is None
+
+
+def test_the_first_stop_request_wins_and_is_announced_once() -> None:
+    told: list[str] = []
+    stopper = Stopper(on_stop=told.append)
+    stopper.request("terminate")
+    stopper.request("interrupt")
+    assert stopper.reason == "terminate" and told == ["terminate"]

@@ -14,8 +14,9 @@ import datetime
 import math
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
 from typing import Any
 
 import attrs
@@ -35,7 +36,7 @@ from gateway.errors import ConfigError, ConnectionFailed, GatewayError
 from gateway.runtime.router import FrameTap
 from gateway.simulator import Simulator, open_simulator
 
-__all__ = ["RunResult", "Stopper", "exit_status", "run_session"]
+__all__ = ["STOP_SIGNALS", "RunResult", "Stopper", "exit_status", "run_session", "stop_signals"]
 
 #: The signals that stop a run, and the ``ended_by`` word for each.
 STOP_SIGNALS: dict[int, str] = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminate"}
@@ -75,43 +76,53 @@ def _default_actions() -> None:
         signal.signal(signum, signal.SIG_DFL)
 
 
-def _kill(signum: int) -> None:
-    """End the process at once with ``signum``'s default action."""
-    signal.signal(signum, signal.SIG_DFL)
-    signal.raise_signal(signum)
-
-
 @attrs.define
 class Stopper:
-    """Turns the first stop signal into an orderly stop in every phase; a second kills.
+    """Stops a run in order: leaves the start-up phase at once, or ends the streaming one.
 
     ``starting`` is the scope of the phase before the gateway is live: a stop cancels
-    it. Once live the run waits on ``stop`` instead. ``restore`` and ``kill`` are the
-    process-wide actions (replaced in tests).
+    it. Once live the run waits on ``stop`` instead.
     """
 
     stop: trio.Event = attrs.field(factory=trio.Event)
     reason: str | None = None  #: ``interrupt`` or ``terminate`` once a signal came
     starting: trio.CancelScope | None = None
-    restore: Callable[[], None] = _default_actions
-    kill: Callable[[int], None] = _kill
+    on_stop: Callable[[str], None] | None = None  #: told the reason of the first stop
 
     def request(self, reason: str) -> None:
-        """Stop the run: leave the start-up phase at once, or end the streaming phase."""
-        if self.reason is None:
-            self.reason = reason
+        """Stop the run (the first reason is kept; later requests change nothing)."""
+        if self.reason is not None:
+            return
+        self.reason = reason
         self.stop.set()
         if self.starting is not None:
             self.starting.cancel()
+        if self.on_stop is not None:
+            self.on_stop(reason)
 
-    async def watch(self, signals: AsyncIterator[int]) -> None:
-        """Take signals until cancelled: the first stops the run, a second kills."""
-        async for signum in signals:
-            if self.reason is not None:
-                self.kill(signum)
-                return
-            self.restore()  # before anything can wait: a further signal must not be queued
-            self.request(STOP_SIGNALS.get(signum, "interrupt"))
+
+@contextmanager
+def stop_signals(
+    stopper: Stopper, restore: Callable[[], None] = _default_actions
+) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM ask ``stopper`` for an orderly stop.
+
+    The handler gives both signals their default action back (``restore``) in the
+    handler itself, before the trio loop hears of it, so a second signal ends the
+    process even when the run is stuck in a blocking call. Enter it in trio's thread.
+    """
+    token = trio.lowlevel.current_trio_token()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        restore()
+        token.run_sync_soon(stopper.request, STOP_SIGNALS.get(signum, "interrupt"))
+
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
 
 
 @asynccontextmanager
@@ -144,18 +155,11 @@ async def run_session(
     """
     run = _Run(plan, output, RunTracker(on_line=output.line), tap_factory)
     started_wall = datetime.datetime.now(datetime.UTC)
-    failure: Exception | None = None
-    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
-        stopper = Stopper()
-        async with trio.open_nursery() as watchers:
-            watchers.start_soon(stopper.watch, signals)
-            try:
-                await run.run(stopper)
-            except (ConfigError, OSError) as exc:
-                failure = exc  # re-raised below, not wrapped in the nursery's group
-            watchers.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
+    stopper = Stopper(on_stop=lambda reason: output.message(
+        f"gateway: stopping ({reason}); a second signal ends the process at once"
+    ))  # fmt: skip
+    with stop_signals(stopper):
+        await run.run(stopper)
         result = run.result(stopper)
         result.summary = build_summary(
             run.stats(), run.tracker, url=run.url, embedded=plan.embedded,
