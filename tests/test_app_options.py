@@ -47,6 +47,12 @@ def test_the_example_config_is_read_and_flags_override_it() -> None:
     assert plan.config.reconnect.max_attempts == 10
 
 
+def test_max_attempts_overrides_the_config_files_reconnect_budget_and_keeps_the_rest() -> None:
+    from_file = plan_of("--config", str(EXAMPLE)).config.reconnect
+    flagged = plan_of("--config", str(EXAMPLE), "--max-attempts", "3").config.reconnect
+    assert flagged.max_attempts == 3 and flagged.initial == from_file.initial
+
+
 def test_a_config_file_with_a_url_is_not_embedded(tmp_path: Path) -> None:
     path = tmp_path / "g.toml"
     path.write_text('[gateway]\nurl = "ws://127.0.0.1:9"\nsymbols = ["BTCUSDT"]\n')
@@ -60,6 +66,7 @@ def test_a_config_file_with_a_url_is_not_embedded(tmp_path: Path) -> None:
         (("--streams", "kline_7m"), ["kline_7m", "allowed", "1s, 1m"]),
         (("--streams", "trades"), ["trades", "allowed", "aggTrade"]),
         (("--duration", "0"), ["--duration"]),
+        (("--max-attempts", "0"), ["--max-attempts", ">= 1"]),
         (("--symbols", ","), ["symbols"]),
     ],
 )

@@ -1,13 +1,22 @@
-"""The ``gateway`` command in subprocesses: run, bad configs, help, replay, record."""
+"""The ``gateway`` command in subprocesses: run, bad configs, help, replay, record, and
+runs that never go live (a dead port, a listener that never answers, a refusing
+exchange): each ends on time, on a signal or on its error, with its summary."""
 
 from __future__ import annotations
 
 import collections
 import json
+import os
+import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +74,8 @@ def test_run_demo_streams_every_symbol_closes_candles_fires_the_stop_and_agrees_
     assert len(stops) == 1
 
     summary = json.loads(out.read_text())
-    assert summary["format"] == 1 and summary["embedded"] and summary["ended_by"] == "duration"
+    assert summary["format"] == 2 and summary["embedded"] and summary["ended_by"] == "duration"
+    assert summary["went_live"] is True and summary["error"] is None
     assert list(summary["symbols"]) == list(DEMO_SYMBOLS)
     printed = printed_summary(proc.stdout)
     assert list(printed) == list(DEMO_SYMBOLS)
@@ -94,8 +104,166 @@ def test_ctrl_c_ends_the_run_cleanly_with_its_summary(tmp_path: Path) -> None:
         rest, err = proc.communicate(timeout=15)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    assert "summary run" in rest and "ended_by=signal" in rest
-    assert json.loads(out.read_text())["ended_by"] == "signal"
+    assert "summary run" in rest and "ended_by=interrupt went_live=yes" in rest
+    assert json.loads(out.read_text())["ended_by"] == "interrupt"
+
+
+def dead_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@contextmanager
+def silent_port() -> Iterator[int]:
+    """A loopback port whose kernel accepts TCP connections that nobody ever answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield s.getsockname()[1]
+
+
+def first_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 20) -> str:
+    """The first standard-output line starting with ``prefix``, waited for at most
+    ``timeout`` seconds ("" if the output ended first)."""
+    found: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(prefix):
+                found.put(line)
+                return
+        found.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+    return found.get(timeout=timeout)
+
+
+def never_live(summary: dict[str, Any]) -> dict[str, Any]:
+    """The one connection of a summary of a run that never went live."""
+    assert summary["format"] == 2 and summary["went_live"] is False
+    assert summary["symbols"] == {} and summary["error"].startswith("never went live")
+    [conn] = summary["connections"]
+    assert conn["went_live"] is False and conn["frames"] == 0
+    assert conn["state"] in ("connecting", "reconnecting")
+    return dict(conn)
+
+
+def test_run_against_a_dead_port_ends_at_the_duration_with_its_summary(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    started = time.monotonic()
+    proc = gateway("run", "--url", f"ws://127.0.0.1:{dead_port()}", "--duration", "3",
+                   "--plain", "--summary", str(out), timeout=20)  # fmt: skip
+    assert 3 <= time.monotonic() - started < 20
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["ended_by"] == "duration"
+    assert "still connecting when --duration (3 s) ended" in summary["error"]
+    assert never_live(summary)["reconnects"] >= 1
+    assert "ended_by=duration went_live=no" in proc.stdout
+    assert "summary error never went live" in proc.stdout
+
+
+@pytest.mark.xfail(strict=False, reason="needs connection.py message")
+def test_run_against_a_dead_port_logs_could_not_connect(tmp_path: Path) -> None:
+    port = dead_port()
+    proc = gateway("run", "--url", f"ws://127.0.0.1:{port}", "--duration", "2", "--plain",
+                   "--status-every", "0", timeout=20)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert f"could not connect to 127.0.0.1:{port}" in proc.stderr
+    assert "connection lost" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("signum", "status", "ended_by"),
+    [(signal.SIGINT, 130, "interrupt"), (signal.SIGTERM, 143, "terminate")],
+)
+def test_a_signal_while_connecting_ends_the_run_with_its_summary(
+    tmp_path: Path, signum: int, status: int, ended_by: str
+) -> None:
+    out = tmp_path / "out.json"
+    with silent_port() as port, subprocess.Popen(
+        [*GATEWAY, "run", "--url", f"ws://127.0.0.1:{port}", "--duration", "60", "--plain",
+         "--summary", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    ) as proc:  # fmt: skip
+        try:
+            assert first_line(proc, "gateway: exchange ").strip().endswith(f":{port}")
+            proc.send_signal(signum)
+            rest, err = proc.communicate(timeout=15)
+        finally:
+            proc.kill()
+    assert proc.returncode == status, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert f"ended_by={ended_by} went_live=no" in rest
+    summary = json.loads(out.read_text())
+    assert summary["ended_by"] == ended_by and "while connecting" in summary["error"]
+    assert never_live(summary)["state"] == "connecting"
+
+
+def test_a_second_ctrl_c_ends_the_process_at_once_even_when_the_run_is_stuck(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.json"
+    # The summary is written through out.json.tmp: a FIFO there (and no reader) blocks
+    # that write, so after the first Ctrl-C the run is stuck in a blocking call.
+    os.mkfifo(tmp_path / "out.json.tmp")
+    with silent_port() as port, subprocess.Popen(
+        [*GATEWAY, "run", "--url", f"ws://127.0.0.1:{port}", "--duration", "60", "--plain",
+         "--summary", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    ) as proc:  # fmt: skip
+        try:
+            first_line(proc, "gateway: exchange ")
+            proc.send_signal(signal.SIGINT)
+            assert first_line(proc, "summary error never went live: interrupted")
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=15)
+        finally:
+            proc.kill()
+    assert proc.returncode == -signal.SIGINT, err
+    assert not out.exists()
+
+
+def test_run_against_an_exchange_refusing_connections_ends_at_the_duration(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.json"
+    with subprocess.Popen(
+        [*GATEWAY, "simulate", "--port", "0", "--no-rest", "--fault", "0:refuse 600"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    ) as sim:  # fmt: skip
+        try:
+            url = first_line(sim, "ws_url=").split()[0].removeprefix("ws_url=")
+            assert "refuse 600: ok" in first_line(sim, "fault at ")
+            proc = gateway("run", "--url", url, "--duration", "3", "--plain",
+                           "--symbols", "BTCUSDT", "--summary", str(out), timeout=20)  # fmt: skip
+        finally:
+            sim.send_signal(signal.SIGINT)
+            sim.communicate(timeout=15)
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["ended_by"] == "duration"
+    conn = never_live(summary)
+    assert conn["reconnects"] >= 1 and "503" in conn["last_error"]
+
+
+def test_run_that_runs_out_of_attempts_before_going_live_ends_by_error(tmp_path: Path) -> None:
+    config = tmp_path / "quick.toml"
+    config.write_text("[gateway.reconnect]\ninitial = 0.05\ncap = 0.1\n")
+    out = tmp_path / "out.json"
+    proc = gateway("run", "--url", f"ws://127.0.0.1:{dead_port()}", "--config", str(config),
+                   "--max-attempts", "2", "--plain", "--summary", str(out), timeout=20)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["ended_by"] == "error" and summary["went_live"] is False
+    assert "gave up after 2 attempts" in summary["error"]
+    [conn] = summary["connections"]
+    assert (conn["state"], conn["reconnects"], conn["went_live"]) == ("failed", 1, False)
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,8 @@ def _csv(value: str) -> tuple[str, ...]:
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``run`` and ``record``: target, config, symbols, streams, duration."""
+    """Options shared by ``run`` and ``record``: target, config, symbols, streams, duration,
+    connection attempts."""
     add = parser.add_argument
     add("--config", metavar="FILE", default=None,
         help="TOML configuration ([gateway] table; see examples/gateway.toml)")  # fmt: skip
@@ -73,7 +74,11 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated stream suffixes per symbol (default: {','.join(DEMO_STREAMS)})",
     )
     add("--duration", type=float, default=None,
-        help="stop after this many seconds (default: run until Ctrl-C)")  # fmt: skip
+        help="stop after this many seconds from the start, connecting included "
+        "(default: run until Ctrl-C)")  # fmt: skip
+    add("--max-attempts", type=int, default=None, metavar="N",
+        help="give up after N failed connection attempts in a row (default: the config "
+        "file's reconnect.max_attempts, else 10)")  # fmt: skip
     add("--seed", type=int, default=DEMO_SEED, help="embedded exchange: market seed")
     add("--rate", type=float, default=DEMO_RATE,
         help="embedded exchange: trades per second, all symbols")  # fmt: skip
@@ -95,6 +100,8 @@ def resolve_plan(args: argparse.Namespace) -> RunPlan:
         raise ConfigError(f"--duration must be > 0 seconds, got {args.duration}")
     if args.rate <= 0:
         raise ConfigError(f"--rate must be > 0 trades per second, got {args.rate}")
+    if args.max_attempts is not None and args.max_attempts < 1:
+        raise ConfigError(f"--max-attempts must be >= 1, got {args.max_attempts}")
     config, keys = GatewayConfig(), set()
     if args.config is not None:
         config = load_config(args.config)
@@ -114,6 +121,8 @@ def resolve_plan(args: argparse.Namespace) -> RunPlan:
         embedded = not ({"url", "testnet"} & keys)
         if config.testnet and config.url == BINANCE_URL:
             changes.update(url=TESTNET_URL, rest_url=TESTNET_REST_URL)
+    if args.max_attempts is not None:
+        changes["reconnect"] = attrs.evolve(config.reconnect, max_attempts=args.max_attempts)
     if args.symbols is not None:
         changes["symbols"] = args.symbols
     elif "symbols" not in keys and not config.extra_streams:

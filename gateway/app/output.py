@@ -118,8 +118,15 @@ class LiveOutput(Output):
                 live.update(render(take(), console.width), refresh=True)
 
     def final(self, summary: dict[str, Any]) -> None:
-        """Print the summary table."""
+        """Print the summary table (and, for a run that never went live, its connections)."""
         self.console.print(summary_table(summary))
+        for c in summary["connections"]:
+            if not c["went_live"]:
+                self.console.print(
+                    f"{c['id']} {c['state']}, never live, {c['reconnects']} reconnects, "
+                    f"last error {c['last_error'] or '-'}",
+                    markup=False, highlight=False,
+                )  # fmt: skip
         for stop in summary["stop_losses"]:
             self.console.print(
                 f"stop-loss {stop['symbol']} {stop['position_id']} {stop['side']} "

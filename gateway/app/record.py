@@ -53,7 +53,8 @@ def _recorder_factory(
 
 
 def main_record(args: argparse.Namespace) -> int:
-    """``gateway record``: returns 0, 1 (gateway or write error) or 2 (bad option)."""
+    """``gateway record``: returns the ``run`` exit status (see `main_run`), or 1 for a
+    write error."""
     made: list[FrameRecorder] = []
     try:
         result = run_plan_command(args, tap_factory=_recorder_factory(args, made))

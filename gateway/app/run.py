@@ -68,8 +68,9 @@ def run_plan_command(args: argparse.Namespace, **session_options: object) -> Run
 
 
 def main_run(args: argparse.Namespace) -> int:
-    """``gateway run``: returns the exit status (0 ok or interrupted, 1 gateway error,
-    2 bad option or configuration)."""
+    """``gateway run``: returns the exit status (docs/cli.md): 0 went live and ended at
+    ``--duration`` or on a signal, 1 gateway error or ``--duration`` over before it went
+    live, 2 bad option or configuration, 130/143 SIGINT/SIGTERM before it went live."""
     try:
         result = run_plan_command(args)
     except ConfigError as exc:

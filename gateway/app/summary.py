@@ -16,13 +16,30 @@ from rich import box
 from rich.table import Table
 
 from gateway.app.tracker import RunTracker
+from gateway.core.redact import redact_text, redact_url
 from gateway.core.streams import parse_stream
 from gateway.runtime.publish import StopTriggered
 
-__all__ = ["SUMMARY_FORMAT", "build_summary", "summary_lines", "summary_table", "write_summary"]
+__all__ = [
+    "ENDED_BY",
+    "SUMMARY_FORMAT",
+    "build_summary",
+    "summary_lines",
+    "summary_table",
+    "write_summary",
+]
 
 #: Bumped when a key changes meaning or disappears (new keys may be added freely).
-SUMMARY_FORMAT = 1
+#: 2: ``ended_by`` says ``interrupt`` or ``terminate`` where 1 said ``signal``; a run
+#: that never went live is summarised too (``went_live`` false, ``symbols`` empty).
+SUMMARY_FORMAT = 2
+
+#: What ended a run: the ``ended_by`` values (see docs/cli.md).
+ENDED_BY = ("duration", "interrupt", "terminate", "error")
+
+_CONNECTION_KEYS = (
+    "id", "state", "streams", "connects", "reconnects", "rotations", "frames", "last_error",
+)  # fmt: skip
 
 _LATENCIES = ("exchange_to_receive", "receive_to_handled", "receive_to_stop_decision")
 
@@ -48,8 +65,14 @@ def build_summary(
     duration_s: float,
     ended_by: str,
     error: str | None = None,
+    went_live: bool = True,
 ) -> dict[str, Any]:
-    """The summary document of one run (see docs/cli.md for each key)."""
+    """The summary document of one run (see docs/cli.md for each key).
+
+    ``url`` and every error text are shown with credentials masked. ``stats`` has the
+    shape of `Gateway.stats`; for a run that never went live (``went_live`` false) its
+    symbols are empty and its connections are what the run knew of them.
+    """
     intervals = _kline_intervals(stream_names)
     symbols: dict[str, Any] = {}
     for sym, snap in stats["symbols"].items():
@@ -71,21 +94,27 @@ def build_summary(
         }
     return {
         "format": SUMMARY_FORMAT,
-        "url": url,
+        "url": redact_url(url),
         "embedded": embedded,
         "started_at": started_at,
         "duration_s": round(duration_s, 3),
         "ended_by": ended_by,
-        "error": error,
+        "error": None if error is None else redact_text(error),
+        "went_live": went_live,
         "symbols": symbols,
         "stop_losses": [_stop(e) for e in tracker.stops],
-        "connections": [
-            {k: c[k] for k in ("id", "state", "streams", "reconnects", "rotations", "frames")}
-            for c in stats["connections"]
-        ],
+        "connections": [_connection(c, went_live) for c in stats["connections"]],
         "router": {k: stats["router"][k] for k in ("frames", "malformed", "unknown", "unrouted")},
-        "errors": list(tracker.errors),
+        "errors": [redact_text(line) for line in tracker.errors],
     }
+
+
+def _connection(snapshot: dict[str, Any], went_live: bool) -> dict[str, Any]:
+    out = {k: snapshot.get(k) for k in _CONNECTION_KEYS}
+    if out["last_error"] is not None:
+        out["last_error"] = redact_text(out["last_error"])
+    out["went_live"] = went_live
+    return out
 
 
 def _stop(e: StopTriggered) -> dict[str, Any]:
@@ -111,7 +140,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The summary as ``summary ...`` lines of ``key=value`` words (the plain output)."""
     lines = [
         f"summary run url={summary['url']} duration_s={summary['duration_s']} "
-        f"ended_by={summary['ended_by']}"
+        f"ended_by={summary['ended_by']} went_live={'yes' if summary['went_live'] else 'no'}"
     ]
     for sym, s in summary["symbols"].items():
         lat = s["latency_us"]["receive_to_handled"]
@@ -122,10 +151,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"p50={_lat(lat, 'p50')} p99={_lat(lat, 'p99')}"
         )
     for c in summary["connections"]:
-        lines.append(
-            f"summary {c['id']} state={c['state']} reconnects={c['reconnects']} "
-            f"rotations={c['rotations']} frames={c['frames']}"
+        connects = "-" if c["connects"] is None else c["connects"]
+        line = (
+            f"summary {c['id']} state={c['state']} went_live={'yes' if c['went_live'] else 'no'} "
+            f"connects={connects} reconnects={c['reconnects']} rotations={c['rotations']} "
+            f"frames={c['frames']}"
         )
+        lines.append(line if c["last_error"] is None else f"{line} last_error={c['last_error']}")
     lines.append(f"summary router {_kv(summary['router'])}")
     for stop in summary["stop_losses"]:
         lines.append(
@@ -139,7 +171,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 def summary_table(summary: dict[str, Any]) -> Table:
     """The per-symbol part of the summary as a rich table (the terminal output)."""
-    table = Table(title=f"summary: {summary['duration_s']}s, ended by {summary['ended_by']}",
+    never = "" if summary["went_live"] else ", never live"
+    table = Table(title=f"summary: {summary['duration_s']}s, ended by {summary['ended_by']}{never}",
                   box=box.SIMPLE_HEAD)  # fmt: skip
     for name in ("symbol", "events", "candles closed", "stops", "drops", "restarts",
                  "p50 µs", "p99 µs"):  # fmt: skip

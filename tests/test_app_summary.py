@@ -1,0 +1,67 @@
+"""The end-of-run summary: one document, printed as lines or a table, for every outcome."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+
+from gateway.app.connecting import ConnectWatch
+from gateway.app.output import LiveOutput
+from gateway.app.summary import build_summary, summary_lines
+from gateway.app.tracker import RunTracker
+from gateway.config import GatewayConfig
+from gateway.errors import ConnectionFailed
+
+URL = "wss://me:hunter2@stream.example:9443"
+
+
+def never_live_summary(watch: ConnectWatch, tracker: RunTracker) -> dict[str, Any]:
+    return build_summary(
+        watch.stats(), tracker, url=URL, embedded=False, stream_names=[], started_at="t",
+        duration_s=3.0004, ended_by="duration", error=f"never went live: {URL}",
+        went_live=False,
+    )  # fmt: skip
+
+
+def test_connect_watch_counts_attempts_until_live_and_pictures_the_planned_connections() -> None:
+    tracker = RunTracker()
+    config = GatewayConfig(symbols=("BTCUSDT", "ETHUSDT"), streams=("trade", "ticker"),
+                           max_streams_per_connection=2)  # fmt: skip
+    watch = ConnectWatch(config, tracker)
+    assert [c["state"] for c in watch.connections()] == ["connecting", "idle"]
+    watch.on_error(OSError("refused"))
+    watch.on_error(OSError("refused again"))
+    first, second = watch.connections()
+    assert (first["id"], first["state"], first["streams"], first["reconnects"]) == (
+        "conn-1", "reconnecting", 2, 2)  # fmt: skip
+    assert first["last_error"] == "OSError('refused again')" and first["connects"] is None
+    assert (second["id"], second["state"], second["last_error"]) == ("conn-2", "idle", None)
+    assert tracker.errors == ["error connection: OSError('refused')",
+                              "error connection: OSError('refused again')"]  # fmt: skip
+    watch.on_error(ConnectionFailed("[conn-1] gave up after 3 attempts"))
+    assert watch.connections()[0]["state"] == "failed"
+    assert watch.connections()[0]["reconnects"] == 1  # the last failure gave up instead
+    watch.live = True
+    watch.on_error(OSError("after live: the tracker's subscription reports it"))
+    assert watch.failures == 2 and len(tracker.errors) == 2
+
+
+def test_a_never_live_summary_is_printed_and_masks_credentials() -> None:
+    tracker = RunTracker()
+    watch = ConnectWatch(GatewayConfig(symbols=("BTCUSDT",)), tracker)
+    watch.on_error(OSError(f"cannot reach {URL}"))
+    summary = never_live_summary(watch, tracker)
+    assert summary["url"] == "wss://me:***@stream.example:9443"
+    assert summary["went_live"] is False and summary["duration_s"] == 3.0
+    assert summary["connections"][0]["went_live"] is False
+    lines = summary_lines(summary)
+    assert lines[0].endswith("ended_by=duration went_live=no")
+    assert lines[1].startswith("summary conn-1 state=reconnecting went_live=no connects=- ")
+    assert lines[-1].startswith("summary error never went live: wss://me:***@")
+    out = io.StringIO()
+    LiveOutput(Console(file=out, width=120, color_system=None)).final(summary)
+    shown = out.getvalue()
+    assert "never live" in shown and "conn-1 reconnecting, never live, 1 reconnects" in shown
+    assert "hunter2" not in repr(summary) + "\n".join(lines) + shown
