@@ -168,7 +168,6 @@ def test_run_against_a_dead_port_ends_at_the_duration_with_its_summary(tmp_path:
     assert "summary error never went live" in proc.stdout
 
 
-@pytest.mark.xfail(strict=False, reason="needs connection.py message")
 def test_run_against_a_dead_port_logs_could_not_connect(tmp_path: Path) -> None:
     port = dead_port()
     proc = gateway("run", "--url", f"ws://127.0.0.1:{port}", "--duration", "2", "--plain",
