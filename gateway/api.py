@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -382,6 +382,7 @@ async def open_gateway(
     close_hook: CloseHook | None = None,
     on_error: Callback | None = None,
     frame_tap: FrameTap | None = None,
+    on_start: Callable[[Gateway], None] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Gateway]:
     """Open a gateway: start symbol actors, connect, subscribe; yield the `Gateway`.
@@ -393,7 +394,10 @@ async def open_gateway(
     ``close_hook(StopTriggered)`` closes a position whose stop fired (sync or async,
     retried until it succeeds: make it idempotent); ``on_error`` is registered before
     anything connects. ``frame_tap(frame, receive_ns)`` sees every raw frame before it
-    is decoded (for recording; see `Router`). ``overrides`` replace config fields
+    is decoded (for recording; see `Router`). ``on_start(gateway)`` is called once,
+    before anything connects: a supervisor or a CLI can watch ``gateway.connections``
+    (state, attempts, last error) while it is still connecting, before the block is
+    entered. ``overrides`` replace config fields
     (e.g. ``symbols=["BTCUSDT"]``).
     """
     if config is None:
@@ -407,6 +411,8 @@ async def open_gateway(
     gw.router.on_tap_error = lambda exc: gw.publisher.report_error("frame_tap", exc)
     if on_error is not None:
         gw.on_error(on_error)
+    if on_start is not None:
+        on_start(gw)
     try:
         async with trio.open_nursery() as nursery:
             gw._nursery = nursery

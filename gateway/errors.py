@@ -57,7 +57,9 @@ class ConnectionLost(GatewayError):
         self.max_attempts = max_attempts
         self.retry_in = retry_in
         what = "connection lost to" if opened else "could not connect to"
-        text = f"[{conn_id}] {what} {endpoint} ({reason}); attempt {attempt}"
+        #: What happened, without the attempt count: ``could not connect to H:P (why)``.
+        self.summary = f"{what} {endpoint} ({reason})"
+        text = f"[{conn_id}] {self.summary}; attempt {attempt}"
         if max_attempts is not None:
             text += f" of {max_attempts}"
         if retry_in is not None:

@@ -73,7 +73,7 @@ def assert_never_live(summary: dict[str, Any]) -> None:
     assert summary["error"].startswith("never went live: ")
     assert [c["id"] for c in summary["connections"]] == ["conn-1"]
     conn = summary["connections"][0]
-    assert conn["went_live"] is False and conn["frames"] == 0 and conn["connects"] is None
+    assert conn["went_live"] is False and conn["frames"] == 0 and conn["connects"] == 0
 
 
 @bounded(60)
@@ -93,7 +93,7 @@ async def test_a_dead_port_ends_at_the_duration_with_a_never_live_summary(
     assert f"127.0.0.1:{port}" in conn["last_error"]
     assert len(summary["errors"]) == conn["reconnects"]
     assert "summary run " in printed and "ended_by=duration went_live=no" in printed
-    assert "summary conn-1 state=reconnecting went_live=no connects=-" in printed
+    assert "summary conn-1 state=reconnecting went_live=no connects=0" in printed
     assert "summary error never went live" in printed
 
 

@@ -17,32 +17,29 @@ from gateway.errors import ConnectionFailed
 URL = "wss://me:hunter2@stream.example:9443"
 
 
-def never_live_summary(watch: ConnectWatch, tracker: RunTracker) -> dict[str, Any]:
+def never_live_summary(stats: dict[str, Any], tracker: RunTracker) -> dict[str, Any]:
     return build_summary(
-        watch.stats(), tracker, url=URL, embedded=False, stream_names=[], started_at="t",
+        stats, tracker, url=URL, embedded=False, stream_names=[], started_at="t",
         duration_s=3.0004, ended_by="duration", error=f"never went live: {URL}",
         went_live=False,
     )  # fmt: skip
 
 
-def test_connect_watch_counts_attempts_until_live_and_pictures_the_planned_connections() -> None:
+def test_connect_watch_pictures_the_planned_connections_and_notes_errors_until_live() -> None:
     tracker = RunTracker()
     config = GatewayConfig(symbols=("BTCUSDT", "ETHUSDT"), streams=("trade", "ticker"),
                            max_streams_per_connection=2)  # fmt: skip
     watch = ConnectWatch(config, tracker)
-    assert [c["state"] for c in watch.connections()] == ["connecting", "idle"]
+    # not started yet: every planned shard is idle and never opened
+    assert [(c["id"], c["state"], c["streams"], c["connects"]) for c in watch.connections()] == [
+        ("conn-1", "idle", 2, 0), ("conn-2", "idle", 2, 0)]  # fmt: skip
     watch.on_error(OSError("refused"))
     watch.on_error(OSError("refused again"))
-    first, second = watch.connections()
-    assert (first["id"], first["state"], first["streams"], first["reconnects"]) == (
-        "conn-1", "reconnecting", 2, 2)  # fmt: skip
-    assert first["last_error"] == "OSError('refused again')" and first["connects"] is None
-    assert (second["id"], second["state"], second["last_error"]) == ("conn-2", "idle", None)
+    assert watch.failures == 2 and watch.last_error == "refused again"
     assert tracker.errors == ["error connection: OSError('refused')",
                               "error connection: OSError('refused again')"]  # fmt: skip
     watch.on_error(ConnectionFailed("[conn-1] gave up after 3 attempts"))
-    assert watch.connections()[0]["state"] == "failed"
-    assert watch.connections()[0]["reconnects"] == 1  # the last failure gave up instead
+    assert watch.gave_up == "[conn-1] gave up after 3 attempts"
     watch.live = True
     watch.on_error(OSError("after live: the tracker's subscription reports it"))
     assert watch.failures == 2 and len(tracker.errors) == 2
@@ -50,15 +47,17 @@ def test_connect_watch_counts_attempts_until_live_and_pictures_the_planned_conne
 
 def test_a_never_live_summary_is_printed_and_masks_credentials() -> None:
     tracker = RunTracker()
-    watch = ConnectWatch(GatewayConfig(symbols=("BTCUSDT",)), tracker)
-    watch.on_error(OSError(f"cannot reach {URL}"))
-    summary = never_live_summary(watch, tracker)
+    conn = {"id": "conn-1", "state": "reconnecting", "streams": 1, "connects": 0,
+            "reconnects": 1, "rotations": 0, "frames": 0, "last_error": f"cannot reach {URL}"}
+    router = dict.fromkeys(("frames", "malformed", "unknown", "unrouted"), 0)
+    stats = {"symbols": {}, "connections": [conn], "router": router}
+    summary = never_live_summary(stats, tracker)
     assert summary["url"] == "wss://me:***@stream.example:9443"
     assert summary["went_live"] is False and summary["duration_s"] == 3.0
     assert summary["connections"][0]["went_live"] is False
     lines = summary_lines(summary)
     assert lines[0].endswith("ended_by=duration went_live=no")
-    assert lines[1].startswith("summary conn-1 state=reconnecting went_live=no connects=- ")
+    assert lines[1].startswith("summary conn-1 state=reconnecting went_live=no connects=0 ")
     assert lines[-1].startswith("summary error never went live: wss://me:***@")
     out = io.StringIO()
     LiveOutput(Console(file=out, width=120, color_system=None)).final(summary)

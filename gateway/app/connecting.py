@@ -1,20 +1,15 @@
 """What a run knows about its connections before the gateway is live.
 
-`open_gateway` yields the `Gateway` (and with it ``gw.connections``) only once every
-connection is live, so a run that ends while still connecting has no connection to
-ask. `ConnectWatch` fills that gap from what the app does see: the planned shards of
-the configuration (the same ``conn-N`` split `open_gateway` makes) and each failed
-attempt, reported to the ``on_error`` callback it gives `open_gateway`.
-
-Errors reach ``on_error`` without the connection that had them; with several planned
-connections (more than ``max_streams_per_connection`` streams) every one of them is
-attributed to ``conn-1``, the others show ``idle``. A hook in `open_gateway` handing
-over the `Gateway` before it connects would make this exact.
+`open_gateway` yields the `Gateway` only once every connection is live, so a run that
+ends while still connecting has no block to ask from. `ConnectWatch` is handed the
+`Gateway` through `open_gateway`'s ``on_start`` hook, before anything connects, and
+reads the real connection snapshots from it; shards the gateway has not started yet
+(the same ``conn-N`` split `open_gateway` makes) show as ``idle``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.app.tracker import RunTracker
 from gateway.config import GatewayConfig
@@ -22,21 +17,29 @@ from gateway.core.streams import shard_streams
 from gateway.errors import ConnectionFailed
 from gateway.runtime.publish import GatewayErrorEvent
 
+if TYPE_CHECKING:
+    from gateway.api import Gateway
+
 __all__ = ["ConnectWatch"]
 
 
 class ConnectWatch:
-    """Counts failed connection attempts until the gateway is live; pictures the
-    connections of a run that never got there, in the shape of ``Connection.snapshot``."""
+    """The connections of a run that is connecting (or never got further), in the
+    shape of ``Connection.snapshot``, and the errors it met on the way."""
 
     def __init__(self, config: GatewayConfig, tracker: RunTracker) -> None:
         groups = shard_streams(config.stream_names(), config.max_streams_per_connection)
         self.planned: list[int] = [len(g) for g in groups]  #: streams per planned connection
         self.tracker = tracker
+        self.gateway: Gateway | None = None  #: set by `attach`, before anything connects
         self.live = False  #: set once open_gateway yielded: the tracker sees errors from then on
         self.failures = 0  #: failed attempts before the gateway was live
         self.last_error: str | None = None
         self.gave_up: str | None = None  #: the `ConnectionFailed` message, if one came
+
+    def attach(self, gateway: Gateway) -> None:
+        """`open_gateway`'s ``on_start``: watch this gateway's connections."""
+        self.gateway = gateway
 
     def on_error(self, error: BaseException) -> None:
         """`open_gateway`'s ``on_error``: before the gateway is live, count and note each error."""
@@ -46,38 +49,28 @@ class ConnectWatch:
         if self.live:
             return  # from now on the tracker's subscription reports them, with their source
         self.failures += 1
-        self.last_error = repr(error)
+        self.last_error = str(error)
         self.tracker.take(GatewayErrorEvent("connection", error))
 
-    def state(self) -> str:
-        """The first connection's state as `Connection` would name it."""
-        if self.gave_up is not None:
-            return "failed"
-        return "reconnecting" if self.failures else "connecting"
-
     def connections(self) -> list[dict[str, Any]]:
-        """Per planned connection, what is known: never live, attempts, the last error.
-
-        ``connects`` (WebSocket sessions opened) is not known here: None.
-        """
-        out = []
-        for i, streams in enumerate(self.planned):
-            first = i == 0
-            failures = self.failures if first else 0
-            out.append({
-                "id": f"conn-{i + 1}",
-                "state": self.state() if first else "idle",
-                "streams": streams,
-                "connects": None,
-                "reconnects": max(0, failures - (1 if first and self.gave_up else 0)),
-                "rotations": 0,
-                "frames": 0,
-                "last_error": self.last_error if first else None,
-            })  # fmt: skip
-        return out
+        """Per planned connection: its real snapshot once the gateway started it, else
+        an ``idle`` one that never opened."""
+        started = {}
+        if self.gateway is not None:
+            started = {c["id"]: c for c in self.gateway.stats()["connections"]}
+        return [
+            started.get(f"conn-{i + 1}") or _idle(f"conn-{i + 1}", streams)
+            for i, streams in enumerate(self.planned)
+        ]
 
     def stats(self) -> dict[str, Any]:
         """A run that never went live in the shape of `Gateway.stats`: no symbol had an
         event, the planned connections, a router that saw nothing."""
         router = dict.fromkeys(("frames", "malformed", "unknown", "unrouted"), 0)
         return {"symbols": {}, "connections": self.connections(), "router": router}
+
+
+def _idle(conn_id: str, streams: int) -> dict[str, Any]:
+    """The snapshot of a connection the gateway has not started."""
+    return {"id": conn_id, "state": "idle", "streams": streams, "connects": 0,
+            "reconnects": 0, "rotations": 0, "frames": 0, "last_error": None}  # fmt: skip

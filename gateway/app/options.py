@@ -21,6 +21,7 @@ from gateway.config import (
     TESTNET_REST_URL,
     TESTNET_URL,
     GatewayConfig,
+    evolve_config,
     load_config,
 )
 from gateway.errors import ConfigError
@@ -131,10 +132,7 @@ def resolve_plan(args: argparse.Namespace) -> RunPlan:
         changes["streams"] = args.streams
     elif "streams" not in keys:
         changes["streams"] = DEMO_STREAMS
-    try:
-        config = attrs.evolve(config, **changes)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
+    config = evolve_config(config, **changes)  # the same conversion as TOML and open_gateway
     if not config.all_symbols():
         raise ConfigError("symbols: at least one symbol is required, e.g. --symbols BTCUSDT")
     return RunPlan(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from gateway.app.recording import FrameRecorder
 from gateway.app.run import add_run_arguments, run_plan_command
 from gateway.config import GatewayConfig
+from gateway.core.redact import redact_url
 from gateway.core.streams import combined_url
 from gateway.errors import ConfigError
 from gateway.runtime.router import FrameTap
@@ -45,7 +46,7 @@ def _recorder_factory(
 ) -> Callable[[GatewayConfig], FrameTap]:
     def factory(config: GatewayConfig) -> FrameTap:
         url = combined_url(config.url, config.stream_names())
-        recorder = FrameRecorder(args.out, url, time.time(), args.max_bytes)
+        recorder = FrameRecorder(args.out, redact_url(url), time.time(), args.max_bytes)
         made.append(recorder)
         return recorder
 

@@ -218,7 +218,9 @@ class _Run:
             where = "embedded exchange" if sim is not None else "exchange"
             self.output.message(f"gateway: {where} {redact_url(config.url)}")
             tap = self.tap_factory(config) if self.tap_factory is not None else None
-            async with open_gateway(config, frame_tap=tap, on_error=self.watch.on_error) as gw:
+            async with open_gateway(
+                config, frame_tap=tap, on_error=self.watch.on_error, on_start=self.watch.attach
+            ) as gw:
                 starting.deadline = math.inf  # live: the streaming phase keeps the deadline
                 stopper.starting = None
                 self.went_live = self.watch.live = True

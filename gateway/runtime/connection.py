@@ -349,7 +349,6 @@ class Connection(ControlSink):
                 if not self._connected.is_set():
                     task_status.started()  # stopped before it ever went live
                 return
-            self.last_error = ending.reason
             if self.state == "live":
                 attempt = 0
             self.state = "reconnecting"
@@ -363,6 +362,7 @@ class Connection(ControlSink):
                 max_attempts=self.policy.max_attempts, retry_in=delay,
             )  # fmt: skip
             lost.__cause__ = ending.cause
+            self.last_error = lost.summary
             log.warning("%s", lost)
             if self.on_error is not None:
                 self.on_error(lost)
