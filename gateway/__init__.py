@@ -47,6 +47,7 @@ from gateway.runtime.publish import (
     Subscription,
     SymbolQuarantined,
 )
+from gateway.runtime.symbol import SymbolFailed
 
 __all__ = [
     "AggTrade",
@@ -87,6 +88,7 @@ __all__ = [
     "StreamRefused",
     "Subscription",
     "SubscriptionError",
+    "SymbolFailed",
     "SymbolQuarantined",
     "Ticker",
     "Trade",

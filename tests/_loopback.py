@@ -6,7 +6,7 @@ Shared by the end-to-end tests (`test_gateway.py`, `test_failure_table.py`).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import trio
@@ -17,15 +17,24 @@ from gateway.simulator import Simulator, open_simulator
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 
 
+def exchange(sim_options: dict[str, Any] | None = None) -> AbstractAsyncContextManager[Simulator]:
+    """A manually paced, seeded, virtual-clock exchange (``sim_options`` override).
+
+    It re-raises an error from its block without the error's ``__cause__``: check causes
+    inside the block.
+    """
+    options: dict[str, Any] = {"symbols": SYMBOLS, "seed": 7, "clock": "virtual"}
+    options.update({"pacing": "manual", **(sim_options or {})})
+    return open_simulator(**options)
+
+
 @asynccontextmanager
 async def exchange_and_gateway(
     sim_options: dict[str, Any] | None = None, **gateway_options: Any
 ) -> AsyncIterator[tuple[Simulator, Gateway]]:
-    """A manually paced, virtual-clock exchange and a gateway connected to it."""
-    options = {"symbols": SYMBOLS, "seed": 7, "clock": "virtual", "pacing": "manual"}
-    options.update(sim_options or {})
-    async with open_simulator(**options) as sim:
-        gateway_options.setdefault("symbols", options["symbols"])
+    """An `exchange` and a gateway connected to it."""
+    async with exchange(sim_options) as sim:
+        gateway_options.setdefault("symbols", sim.config.symbols)
         gateway_options.setdefault("reconnect", None)
         if gateway_options["reconnect"] is None:
             del gateway_options["reconnect"]
@@ -43,7 +52,7 @@ def queued(sub: Any) -> list[Any]:
 
 async def drain(sub: Any, count: int) -> list[Any]:
     """Receive exactly ``count`` events (bounded in time)."""
-    out = []
+    out: list[Any] = []
     with trio.fail_after(60):
         while len(out) < count:
             out.append(await sub.receive())
