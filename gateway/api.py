@@ -192,7 +192,7 @@ class Gateway:
             child = self.actor_report(sym)
             if child is not None:
                 snap["restarts"] = child.restarts
-                snap["status"] = "quarantined" if state.quarantined else child.status.value
+                snap["status"] = child.status.value  # "failed" once quarantined
                 snap["dead_letters"] = len(child.dead_letters)
             symbols[sym] = snap
         return {
@@ -215,9 +215,9 @@ class Gateway:
         """The supervisor's report on ``symbol``'s actor (status, restarts, dead letters).
 
         None for a symbol this gateway does not run. A symbol whose actor exceeded its
-        restart intensity reports `ChildStatus.FAILED` (``stats()`` says ``quarantined``
-        under ``on_symbol_failure = "quarantine"``); ``restarts`` counts the restarts
-        before that.
+        restart intensity reports `ChildStatus.FAILED` (and ``stats()`` says ``"failed"``,
+        with ``"quarantined": True`` under ``on_symbol_failure = "quarantine"``);
+        ``restarts`` counts the restarts before that.
         """
         name = f"symbol:{symbol.upper()}"
         outer = self.supervisor.report().get(name)

@@ -194,7 +194,8 @@ async def test_a_symbol_that_keeps_crashing_is_quarantined_alone_and_the_others_
         with gw.subscribe("ETHUSDT", Trade) as eth_again:
             sim.control.inject_trade("ETHUSDT", 101.0, 1.0)
             assert [t.price for t in await drain(eth_again, 1)] == [101.0]
-        assert gw.stats()["symbols"]["ETHUSDT"]["status"] == "running"
+        again = gw.stats()["symbols"]["ETHUSDT"]
+        assert (again["status"], again["quarantined"], again["restarts"]) == ("running", False, 0)
 
     assert isinstance(event, SymbolQuarantined) and told == [event]
     assert (event.symbol, event.restarts) == ("ETHUSDT", 2)
@@ -206,15 +207,17 @@ async def test_a_symbol_that_keeps_crashing_is_quarantined_alone_and_the_others_
     assert (reported.source, reported.symbol, reported.error) == ("symbol", "ETHUSDT", error)
     assert errors == [error]  # the error callbacks were told, once
     eth_stats = stats["ETHUSDT"]
-    assert (eth_stats["status"], eth_stats["restarts"], eth_stats["dead_letters"]) == (
-        "quarantined", 2, 3,
-    )  # fmt: skip
+    assert (eth_stats["status"], eth_stats["quarantined"]) == ("failed", True)
+    assert (eth_stats["restarts"], eth_stats["dead_letters"]) == (2, 3)
     assert eth_stats["dropped"] == 5
     assert report is not None and report.status is ChildStatus.FAILED
     assert "ethusdt@trade" in subscribed
     assert set(positions.values()) == {StopState.CLOSED}  # each fired once, then closed
     assert btc_trades_complete(btc_trades, first_btc, sim)
-    assert (stats["BTCUSDT"]["status"], stats["BTCUSDT"]["restarts"]) == ("running", 0)
+    btc_stats = stats["BTCUSDT"]
+    assert (btc_stats["status"], btc_stats["quarantined"], btc_stats["restarts"]) == (
+        "running", False, 0,
+    )  # fmt: skip
 
 
 # --- a symbol keeps crashing: on_symbol_failure = "raise" -------------------------------

@@ -372,6 +372,7 @@ class SymbolState:
             "handled": self.handled,
             "dropped": self.dropped,  # counted in _queue (refused, no mailbox) and quarantine
             "crashes": self.crashes,
+            "quarantined": self.quarantined,
             "gaps": self.gaps,
             "duplicates": self.duplicates,
             "backfilled": self.backfilled,
