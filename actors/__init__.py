@@ -18,7 +18,7 @@ from ._errors import (
 from ._mailbox import Mailbox, MailboxStats, Overflow
 from ._open import open_supervisor
 from ._report import ChildReport, ChildStatus, DeadLetter
-from ._spec import Actor, ChildSpec, Restart
+from ._spec import Actor, ChildSpec, FailureHook, Restart
 from ._subtree import Subtree, supervisor_spec
 from ._supervisor import Supervisor
 
@@ -31,6 +31,7 @@ __all__ = [
     "ChildStatus",
     "DeadLetter",
     "DuplicateChild",
+    "FailureHook",
     "Mailbox",
     "MailboxStats",
     "NoSuchChild",

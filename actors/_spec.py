@@ -13,11 +13,16 @@ from ._mailbox import Mailbox, Overflow
 
 if TYPE_CHECKING:
     from ._context import ActorContext
+    from ._report import ChildReport
 
 #: An actor: an async function of its mailbox, its state object and its context.
 #: It returns when its work is done (usually when ``async for`` over the
 #: mailbox ends because the mailbox was closed) and raises when it fails.
 Actor = Callable[[Mailbox[Any], Any, "ActorContext"], Awaitable[None]]
+
+#: Told that a child failed for good while its supervisor carries on: called with
+#: the child's final report and its crash (see `ChildSpec.on_failed`).
+FailureHook = Callable[["ChildReport", Exception], None]
 
 
 class Restart(enum.Enum):
@@ -68,6 +73,14 @@ class ChildSpec:
 
     ``shutdown_timeout``: how long a graceful stop waits (after closing the
     mailbox) before the child is cancelled.
+
+    ``on_failed(report, error)``: called once, synchronously, in the
+    supervisor, when this child ends FAILED while the supervisor carries on:
+    a TEMPORARY child that crashed (for a nested supervisor, ``error`` is its
+    `RestartIntensityExceeded`). Not called when the supervisor gives up (that
+    is raised from `Supervisor.run`), nor after a normal return, a stop or a
+    cancellation. It must not block; an exception from it is the parent's bug,
+    not the child's crash, and ends `Supervisor.run` with that exception.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -80,6 +93,7 @@ class ChildSpec:
     backoff: Backoff = DEFAULT_BACKOFF
     shutdown_timeout: float = attrs.field(default=5.0, validator=_check_timeout)
     waits_for_started: bool = False
+    on_failed: FailureHook | None = None
 
     def __attrs_post_init__(self) -> None:
         if (self.overflow is Overflow.CONFLATE) != (self.conflate_key is not None):

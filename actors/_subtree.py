@@ -14,7 +14,7 @@ from ._context import ActorContext
 from ._errors import DuplicateChild
 from ._groups import raise_single
 from ._mailbox import Mailbox
-from ._spec import ChildSpec, Restart
+from ._spec import ChildSpec, FailureHook, Restart
 from ._supervisor import Supervisor
 
 
@@ -46,6 +46,7 @@ def supervisor_spec(
     restart: Restart = Restart.PERMANENT,
     backoff: Backoff = DEFAULT_BACKOFF,
     shutdown_timeout: float = 5.0,
+    on_failed: FailureHook | None = None,
 ) -> ChildSpec:
     """A `ChildSpec` that runs a nested `Supervisor` over ``children``.
 
@@ -57,6 +58,11 @@ def supervisor_spec(
     mailbox) stops the inner supervisor gracefully within
     ``shutdown_timeout``. Nothing should be sent to its mailbox: messages
     go to the inner children, through ``child_state(name).supervisor``.
+
+    With ``restart=Restart.TEMPORARY`` the subtree is quarantined when it gives
+    up: the parent does not restart it and carries on, and ``on_failed(report,
+    error)`` (see `ChildSpec`) is told, ``error`` being the inner
+    `RestartIntensityExceeded`.
     """
     specs = tuple(children)
     names = [spec.name for spec in specs]
@@ -92,4 +98,5 @@ def supervisor_spec(
         backoff=backoff,
         shutdown_timeout=shutdown_timeout,
         waits_for_started=True,
+        on_failed=on_failed,
     )

@@ -394,6 +394,8 @@ class Supervisor:
                 crash,
                 exc_info=crash,
             )
+            if spec.on_failed is not None:
+                spec.on_failed(child.report(), crash)
             return None
 
         window = child.window

@@ -49,6 +49,7 @@ from gateway.runtime.publish import (
     Subscription,
     SymbolQuarantined,
 )
+from gateway.runtime.symbol import SymbolFailed
 
 __all__ = [
     "AggTrade",
@@ -91,6 +92,7 @@ __all__ = [
     "StreamRefused",
     "Subscription",
     "SubscriptionError",
+    "SymbolFailed",
     "SymbolQuarantined",
     "Ticker",
     "Trade",

@@ -43,10 +43,11 @@ from gateway.runtime.publish import (
     StopTriggered,
     StreamRefused,
     Subscription,
+    SymbolQuarantined,
     invoke,
 )
 from gateway.runtime.router import FrameTap, Router
-from gateway.runtime.symbol import CloseResult, SymbolState, symbol_actor
+from gateway.runtime.symbol import CloseResult, SymbolFailed, SymbolState, symbol_actor
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ class Gateway:
             child = self.actor_report(sym)
             if child is not None:
                 snap["restarts"] = child.restarts
-                snap["status"] = child.status.value
+                snap["status"] = child.status.value  # "failed" once quarantined
                 snap["dead_letters"] = len(child.dead_letters)
             symbols[sym] = snap
         return {
@@ -233,7 +234,10 @@ class Gateway:
     def actor_report(self, symbol: str) -> ChildReport | None:
         """The supervisor's report on ``symbol``'s actor (status, restarts, dead letters).
 
-        A quarantined symbol (it exceeded its restart intensity) reports ``failed``.
+        None for a symbol this gateway does not run. A symbol whose actor exceeded its
+        restart intensity reports `ChildStatus.FAILED` (and ``stats()`` says ``"failed"``,
+        with ``"quarantined": True`` under ``on_symbol_failure = "quarantine"``);
+        ``restarts`` counts the restarts before that.
         """
         name = f"symbol:{symbol.upper()}"
         outer = self.supervisor.report().get(name)
@@ -320,19 +324,40 @@ class Gateway:
             restart=Restart.PERMANENT,
         )  # fmt: skip
         # One supervisor per symbol, temporary under "symbols": a symbol that exceeds its
-        # restart intensity is quarantined alone instead of taking the gateway down.
+        # restart intensity fails alone, and _symbol_failed applies on_symbol_failure.
         subtree = supervisor_spec(
             f"symbol:{symbol}", [actor], max_restarts=self.config.max_restarts,
             period=self.config.restart_period, restart=Restart.TEMPORARY,
+            on_failed=lambda _report, error: self._symbol_failed(symbol, error),
         )  # fmt: skip
         await self.supervisor.start_child(subtree)
         self.router.attach(state)
 
-    def _deliver(self, symbol: str, item: BackfillResult | CloseResult) -> None:
-        """Post a result to ``symbol``'s mailbox (dropped if the symbol is gone)."""
+    def _symbol_failed(self, symbol: str, error: Exception) -> None:
+        """``symbol``'s supervisor gave up: quarantine it alone, or end the gateway."""
         state = self._states.get(symbol)
-        if state is not None and state.mailbox is not None and not state.mailbox.closed:
-            state.mailbox.put_nowait(item)
+        report = self.actor_report(symbol)
+        restarts = report.restarts if report is not None else 0
+        if self.config.on_symbol_failure == "raise":
+            failure = SymbolFailed(symbol, restarts)
+            failure.__cause__ = error
+            assert self._nursery is not None
+            self._nursery.start_soon(_raise, failure)  # ends open_gateway with it
+            return
+        dropped = state.quarantine() if state is not None else 0
+        armed = state.stops.armed_count if state is not None else 0
+        log.error(
+            "%s: quarantined after %d restarts (%d queued events dropped; %d armed stops no "
+            "longer checked): %s", symbol, restarts, dropped, armed, error,
+        )  # fmt: skip
+        self.publisher.publish(SymbolQuarantined(symbol, restarts, error))
+        self.publisher.report_error("symbol", error, symbol)
+
+    def _deliver(self, symbol: str, item: BackfillResult | CloseResult) -> None:
+        """Post a result to ``symbol``'s actor (dropped if the symbol is gone)."""
+        state = self._states.get(symbol)
+        if state is not None:
+            state.post_result(item)
 
     def _new_connection(self, streams: list[str], conn_id: str | None = None) -> Connection:
         c = self.config
@@ -389,8 +414,13 @@ async def open_gateway(
 
     Waits until every connection is live and subscribed. Leaving the block stops
     everything. A connection that exhausts its reconnect attempts raises
-    `ConnectionFailed` here (after the error callbacks saw it); a symbol actor that
-    exceeds its restart intensity raises `RestartIntensityExceeded`.
+    `ConnectionFailed` here (after the error callbacks saw it). A symbol actor that
+    crashes more than ``max_restarts`` times within ``restart_period`` seconds is, per
+    ``on_symbol_failure``: ``"quarantine"`` (the default) stopped alone, with a
+    `SymbolQuarantined` event and its `RestartIntensityExceeded` to the error
+    callbacks, while the other symbols run on; ``"raise"``: the gateway ends with
+    `SymbolFailed` (a `GatewayError`; ``__cause__`` is the `RestartIntensityExceeded`)
+    after the error callbacks saw it.
     ``close_hook(StopTriggered)`` closes a position whose stop fired (sync or async,
     retried until it succeeds: make it idempotent); ``on_error`` is registered before
     anything connects. ``frame_tap(frame, receive_ns)`` sees every raw frame before it
@@ -461,6 +491,11 @@ def _ending_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
             first.add_note(f"also: {type(other).__name__}: {other}")
         return first
     return group
+
+
+async def _raise(error: GatewayError) -> None:
+    """Raise ``error`` in the gateway's nursery, which ends `open_gateway` with it."""
+    raise error
 
 
 async def _final_error(gw: Gateway, error: GatewayError) -> None:

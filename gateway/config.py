@@ -140,7 +140,7 @@ class GatewayConfig:
     restart_period: float = attrs.field(default=10.0, validator=positive)
     #: A symbol past ``max_restarts`` within ``restart_period``: ``"quarantine"`` stops it
     #: alone (a `SymbolQuarantined` event); ``"raise"`` ends the gateway with
-    #: `RestartIntensityExceeded`.
+    #: `SymbolFailed` (its cause: the `RestartIntensityExceeded`).
     on_symbol_failure: str = attrs.field(
         default="quarantine", validator=attrs.validators.in_(("quarantine", "raise"))
     )

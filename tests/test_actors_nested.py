@@ -12,9 +12,11 @@ import trio.testing
 from actors import (
     ActorContext,
     Backoff,
+    ChildReport,
     ChildSpec,
     ChildStatus,
     Mailbox,
+    Restart,
     RestartIntensityExceeded,
     Subtree,
     Supervisor,
@@ -96,6 +98,39 @@ async def test_the_parent_gives_up_when_the_subtree_keeps_giving_up(
     assert isinstance(inner_error, RestartIntensityExceeded)
     assert (inner_error.supervisor, inner_error.child) == ("tree", "bad")
     assert isinstance(inner_error.__cause__, RuntimeError)
+
+
+async def test_a_temporary_subtree_that_gives_up_is_quarantined_alone_and_its_hook_told(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    told: list[tuple[ChildReport, Exception]] = []
+
+    def tree(name: str) -> ChildSpec:
+        return supervisor_spec(
+            name, [spec(name)], max_restarts=1, restart=Restart.TEMPORARY,
+            on_failed=lambda report, error: told.append((report, error)),
+        )  # fmt: skip
+
+    async with open_supervisor("root", [tree("a"), tree("b"), spec("sibling")]) as sup:
+        for _ in range(2):  # the second crash within the period makes "a" give up
+            inner(sup, "a").mailbox("a").put_nowait("boom")
+            await trio.testing.wait_all_tasks_blocked()
+        for name in ("b", "sibling"):  # the rest of the tree runs on
+            mailbox = inner(sup, "b").mailbox("b") if name == "b" else sup.mailbox(name)
+            mailbox.put_nowait("still here")
+        await trio.testing.wait_all_tasks_blocked()
+        assert sup.running
+        report = sup.report()
+        handled = [inner(sup, "b").child_state("b").handled, sup.child_state("sibling").handled]
+    assert handled == [["still here"], ["still here"]]
+    assert report["a"].status is ChildStatus.FAILED and report["a"].restarts == 0
+    assert report["b"].status is ChildStatus.RUNNING
+    ((failed, error),) = told
+    assert failed.name == "a" and failed.status is ChildStatus.FAILED
+    assert isinstance(error, RestartIntensityExceeded)
+    assert (error.supervisor, error.child, len(error.history)) == ("a", "a", 2)
+    assert isinstance(error.__cause__, ValueError)
+    assert inner(sup, "a").report()["a"].restarts == 1  # the inner child's own count
 
 
 async def test_children_added_to_a_subtree_at_run_time_come_back_after_its_restart(

@@ -18,6 +18,7 @@ import trio.testing
 from actors import (
     ActorContext,
     Backoff,
+    ChildReport,
     ChildSpec,
     ChildStatus,
     DuplicateChild,
@@ -57,6 +58,11 @@ async def crasher(mailbox: Mailbox[Any], state: Log, ctx: ActorContext) -> None:
     """Crash as soon as it starts."""
     state.starts.append(trio.current_time())
     raise RuntimeError(f"crash #{ctx.restarts}")
+
+
+async def returner(mailbox: Mailbox[Any], state: Log, ctx: ActorContext) -> None:
+    """Return as soon as it starts."""
+    state.starts.append(trio.current_time())
 
 
 def spec(name: str, actor: Any = recorder, **kwargs: Any) -> ChildSpec:
@@ -215,6 +221,65 @@ async def test_a_temporary_child_that_crashes_stays_failed_and_the_rest_runs_on(
     assert (report["temp"].status, report["temp"].restarts) == (ChildStatus.FAILED, 0)
     assert report["other"].status is ChildStatus.RUNNING
     assert sup.child_state("other").handled == ["still here"]
+
+
+async def test_a_temporary_childs_failure_hook_is_told_once_with_its_report_and_crash(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    told: list[tuple[str, ChildStatus, int, Exception]] = []
+
+    def hook(report: ChildReport, error: Exception) -> None:
+        told.append((report.name, report.status, len(report.dead_letters), error))
+
+    children = [
+        spec("temp", restart=Restart.TEMPORARY, on_failed=hook),
+        spec("returns", returner, restart=Restart.TEMPORARY, on_failed=hook),
+        spec("stopped", restart=Restart.TEMPORARY, on_failed=hook),
+        spec("restarted", on_failed=hook),  # PERMANENT: a crash is a restart, not a failure
+        spec("other"),
+    ]
+    async with open_supervisor("root", children, max_restarts=1) as sup:
+        sup.mailbox("restarted").put_nowait("poison")
+        sup.mailbox("temp").put_nowait("poison")
+        await sup.stop_child("stopped")
+        await trio.testing.wait_all_tasks_blocked()
+        sup.mailbox("other").put_nowait("still here")
+        await trio.testing.wait_all_tasks_blocked()
+        assert sup.running
+        report = sup.report()
+    assert [(name, status, letters) for name, status, letters, _ in told] == [
+        ("temp", ChildStatus.FAILED, 1)
+    ]
+    error = told[0][3]
+    assert isinstance(error, ValueError) and str(error) == "poisoned"
+    assert report["restarted"].restarts == 1 and report["returns"].status is ChildStatus.STOPPED
+    assert sup.child_state("other").handled == ["still here"]
+
+
+async def test_the_failure_hook_is_not_called_when_the_supervisor_gives_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    told: list[Exception] = []
+    bad = spec("bad", crasher, on_failed=lambda _report, error: told.append(error))
+    with pytest.raises(RestartIntensityExceeded):
+        async with open_supervisor("root", [bad], max_restarts=1):
+            await trio.sleep_forever()
+    assert told == []  # the give-up is raised, not reported through the hook
+
+
+async def test_an_exception_from_a_failure_hook_ends_the_run_with_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def broken_hook(report: ChildReport, error: Exception) -> None:
+        raise LookupError(f"hook bug on {report.name}")
+
+    children = [spec("temp", crasher, restart=Restart.TEMPORARY, on_failed=broken_hook)]
+    sup = Supervisor("root", children=[*children, spec("other")])
+    with trio.fail_after(10), pytest.raises(LookupError, match="hook bug on temp"):
+        await sup.run()
+    report = sup.report()
+    assert report["temp"].status is ChildStatus.FAILED
+    assert report["other"].status is ChildStatus.STOPPED  # cancelled, not crashed
 
 
 # ---------------------------------------------------------- backoff and intensity

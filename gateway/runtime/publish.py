@@ -107,8 +107,11 @@ class StreamRefused:
 class SymbolQuarantined:
     """A symbol's actor exceeded its restart intensity and was stopped, alone.
 
-    Published when ``on_symbol_failure = "quarantine"``; the other symbols keep
-    running. ``error`` is the supervisor's `RestartIntensityExceeded`.
+    Published once, when ``on_symbol_failure = "quarantine"``; the other symbols keep
+    running. ``error`` is the supervisor's `RestartIntensityExceeded` (its cause: the
+    last crash); ``restarts``: how often the actor was restarted before. The symbol's
+    streams stay subscribed; its events are counted as dropped and its stops are no
+    longer checked (``remove_symbols`` then ``add_symbols`` starts it afresh).
     """
 
     symbol: str

@@ -6,7 +6,9 @@ and is called synchronously by the router while the actor is live. If it raises,
 router hands the crash to the actor task, which raises it: the supervisor records the
 poison event as a dead letter and restarts the actor with the same state and mailbox.
 While the actor is down, events queue in its bounded mailbox; dropped trades still
-feed the stop-loss book through their lowest and highest price.
+feed the stop-loss book through their lowest and highest price. An actor that keeps
+crashing past its restart intensity is quarantined (`SymbolState.quarantine`) or ends
+the gateway (`SymbolFailed`), per the ``on_symbol_failure`` setting.
 """
 
 from __future__ import annotations
@@ -38,6 +40,28 @@ _TRADES = (Trade, AggTrade)
 
 class SymbolHandlerError(GatewayError):
     """A symbol actor's handler raised on an event (the event becomes a dead letter)."""
+
+
+class SymbolFailed(GatewayError):
+    """A symbol's actor crashed past its restart intensity and ``on_symbol_failure`` is
+    ``"raise"``: the gateway ended.
+
+    ``__cause__`` is the supervisor's `RestartIntensityExceeded` (whose own cause is the
+    symbol's last crash). ``restarts``: how often the actor was restarted before that.
+    """
+
+    def __init__(self, symbol: str, restarts: int) -> None:
+        self.symbol = symbol
+        self.restarts = restarts
+        super().__init__(
+            f"symbol {symbol}: its actor kept crashing ({restarts} restarts, then past its "
+            f"restart intensity) and on_symbol_failure is 'raise'; the crash is chained as "
+            f"the cause. Fix that, or set on_symbol_failure = 'quarantine' to stop only "
+            f"this symbol"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.symbol, self.restarts))
 
 
 @attrs.frozen(slots=True)
@@ -88,6 +112,8 @@ class SymbolState:
         self.counts: dict[str, int] = {}
         self.handled = 0
         self.dropped = 0
+        #: Stopped for good (past its restart intensity): everything for it is dropped.
+        self.quarantined = False
         self.crashes = 0
         self.restarts = 0
         self.overflow_low = math.inf
@@ -294,6 +320,45 @@ class SymbolState:
             if triggers:
                 self._fire(triggers, Trade(self.symbol, -1, low, 0.0, 0, False, 0, 0))
 
+    def quarantine(self) -> int:
+        """Stop handling events for good: those queued now and those the router delivers
+        later are counted in ``dropped``. Returns how many queued events that was.
+
+        For an actor that will not run again (its supervisor gave up on it): stops are no
+        longer checked, candles no longer updated. A stop that already fired still gets
+        its close hook called (once: a failed close is not retried, the position stays
+        CLOSING), and close results are still recorded (`post_result`), so positions
+        read true.
+        """
+        self.live = False
+        self.quarantined = True
+        mailbox = self.mailbox
+        if mailbox is None or mailbox.closed:
+            return 0
+        mailbox.close()  # from now on _queue counts every event as dropped
+        items = mailbox.drain_nowait(len(mailbox)) if len(mailbox) else []
+        mailbox.mark_handled()
+        dropped = 0
+        for item in items:
+            if type(item) is CloseResult:
+                self.on_close_result(item)
+            else:
+                dropped += 1
+        self.dropped += dropped
+        self.request_due_closes()  # the crash may have come between a trigger and its close
+        return dropped
+
+    def post_result(self, item: BackfillResult | CloseResult) -> None:
+        """Hook runner or backfill to this symbol: queue ``item`` for the actor. Once
+        quarantined, close results are recorded at once and backfills dropped."""
+        if self.quarantined:
+            if type(item) is CloseResult:
+                self.on_close_result(item)
+            return
+        mailbox = self.mailbox
+        if mailbox is not None and not mailbox.closed:
+            mailbox.put_nowait(item)
+
     def open_position(self, position: Position) -> None:
         """Arm a stop-loss for ``position``; it is checked against the very next trade."""
         self.stops.open(position)
@@ -305,8 +370,9 @@ class SymbolState:
             "last_price": self.last_price,
             "events": dict(self.counts),
             "handled": self.handled,
-            "dropped": self.dropped,  # counted in _queue: refused or no mailbox
+            "dropped": self.dropped,  # counted in _queue (refused, no mailbox) and quarantine
             "crashes": self.crashes,
+            "quarantined": self.quarantined,
             "gaps": self.gaps,
             "duplicates": self.duplicates,
             "backfilled": self.backfilled,
