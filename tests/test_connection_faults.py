@@ -361,3 +361,20 @@ async def test_credentials_in_the_url_go_in_the_handshake_header_not_the_request
     assert head.startswith("GET /stream HTTP/1.1\r\n") and "S3cret" not in head
     token = base64.b64encode(b"trader:S3cret").decode()
     assert f"\r\nAuthorization: Basic {token}\r\n" in head
+
+
+async def test_a_silent_peer_that_answers_no_ping_is_replaced_after_the_silence_timeout(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange() as sim, gateway(sim, errors, silence_timeout=6.0) as gw:
+        sim.control.deafen()  # no market frames flow (manual pacing) and no pong comes
+        went_deaf = trio.current_time()
+        with trio.fail_after(60):
+            await sim.control.wait_for(lambda st: st.connections_total >= 2)
+        # silent for a whole timeout (checked every half): then the close, bounded at 1 s
+        # against a deaf peer, and the first backoff (at most 0.5 s)
+        assert 6.0 <= trio.current_time() - went_deaf <= 1.5 * 6.0 + 1.0 + 0.5
+        await streams_again(sim, gw)
+    [lost] = errors
+    assert isinstance(lost, ConnectionLost) and lost.reason == "silent for 6.0 s"
