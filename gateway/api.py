@@ -142,9 +142,15 @@ class Gateway:
         """Arm a stop-loss for a position; returns its id. Checked on every trade from now.
 
         Raises `GatewayError` for a symbol the gateway does not have, `PositionError`
-        for a side other than LONG / SHORT or bad stop values.
+        for a side other than LONG / SHORT or bad stop values, or on a quarantined
+        symbol (its stops would never be checked).
         """
         state = self._state(symbol)
+        if state.quarantined:
+            raise PositionError(
+                f"{state.symbol} is quarantined (its actor kept crashing): a stop there would "
+                "never be checked; remove_symbols and add_symbols start it again"
+            )
         if not isinstance(side, Side):
             try:
                 side = Side[str(side).upper()]

@@ -24,6 +24,7 @@ from gateway import (
     Gateway,
     GatewayError,
     GatewayErrorEvent,
+    PositionError,
     ReconnectConfig,
     StopState,
     StopTriggered,
@@ -188,6 +189,8 @@ async def test_a_symbol_that_keeps_crashing_is_quarantined_alone_and_the_others_
         report = gw.actor_report("ETHUSDT")
         subscribed = await gw.connections[0].list_subscriptions()
         positions = {p.position.id: p.state for p in gw.positions("ETHUSDT")}
+        with pytest.raises(PositionError, match="ETHUSDT is quarantined"):
+            gw.open_position("ETHUSDT", "LONG", 100.0, stop_pct=0.01)  # never to be checked
 
         # Starting it afresh: remove it, add it again.
         await gw.remove_symbols(["ETHUSDT"])

@@ -147,7 +147,7 @@ async def run_session(
     """Run until ``plan.duration`` (from the start) ends, a signal arrives or the gateway
     gives up; print the summary, write it to ``summary_path``, and return it.
 
-    Gateway errors that end the run (`ConnectionFailed`, `RestartIntensityExceeded`)
+    Gateway errors that end the run (`ConnectionFailed`, `SymbolFailed`)
     are reported in the summary; `ConfigError` and `OSError` (the embedded exchange or
     a recording cannot start) propagate. ``tap_factory(config)`` may return a frame tap
     (recording); it is called once the final configuration (with the embedded
