@@ -278,14 +278,29 @@ async def test_a_stream_refused_live_reaches_subscribers_as_stream_refused(
 
 # --- nothing the exchange does makes open_gateway raise anything else --------------------------
 
-FAULTS: dict[str, Callable[[Simulator], None]] = {
+FAULTS: dict[str, Callable[[Simulator], object]] = {
     "1008 on every subscribe": lambda sim: sim.control.close_on_subscribe(count=1000),
     "reset on every subscribe": lambda sim: sim.control.reset_on_subscribe(count=1000),
+    "no reply to any subscribe": lambda sim: sim.control.ignore_subscribe(count=1000),
     "every stream refused": lambda sim: sim.control.refuse_streams(
-        [f"{s.lower()}@trade" for s in SYMBOLS]
+        [f"{s.lower()}@{k}" for s in SYMBOLS for k in ("trade", "aggTrade")]
     ),
     "pings during every close": lambda sim: sim.control.ping_before_close_reply(5),
     "refused handshakes": lambda sim: sim.control.refuse_connections(3600, 429),
+    "deaf": lambda sim: sim.control.deafen(),
+    "malformed frames": lambda sim: [sim.control.send_malformed() for _ in range(5)],
+    "unknown events": lambda sim: [sim.control.send_unknown_event() for _ in range(5)],
+    "garbage control replies": lambda sim: [
+        sim.control.send_raw(text)
+        for text in ('{"id":999,"result":null}', '{"error":{"code":2,"msg":"x"},"id":null}',
+                     '{"code":3,"msg":"flat error"}', "[]", "null", '"text"', "\x00\xff")
+    ],
+    "stall": lambda sim: sim.control.stall(20),
+    "delay": lambda sim: sim.control.delay_frames(10),
+    "duplicates": lambda sim: sim.control.duplicate_frames(50),
+    "a gap": lambda sim: sim.control.drop_trades("BTCUSDT", 30),
+    "close 1011": lambda sim: sim.control.close_connections(1011, "internal error"),
+    "close 1008": lambda sim: sim.control.close_connections(1008, "Too many requests"),
 }
 
 
@@ -295,15 +310,17 @@ async def test_no_injected_fault_makes_open_gateway_raise_anything_but_connectio
 ) -> None:
     errors: list[BaseException] = []
     outcome: BaseException | None = None
-    async with exchange(ping_interval=0.5) as sim:
-        FAULTS[fault](sim)
+    streams = ("trade", "aggTrade", "kline_1s", "bookTicker", "depth@100ms")
+    async with exchange(ping_interval=0.5, pacing="rate", rate=30.0) as sim:
+        FAULTS[fault](sim)  # before connecting, and again on a live gateway
         try:
             policy = ReconnectConfig(initial=0.1, max_attempts=4)
-            async with gateway(sim, errors, reconnect=policy) as gw:
+            async with gateway(sim, errors, reconnect=policy, streams=streams) as gw:
+                FAULTS[fault](sim)
                 await trio.sleep(2)
                 sim.control.close_connections(abrupt=True)
                 await trio.sleep(30)
-                assert gw.stats()["router"]["malformed"] == 0
+                assert all(s["crashes"] == 0 for s in gw.stats()["symbols"].values())
         except ConnectionFailed as exc:
             outcome = exc
     assert outcome is None or isinstance(outcome, ConnectionFailed)
