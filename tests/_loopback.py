@@ -1,10 +1,13 @@
 """A gateway against the embedded exchange on loopback, and ways to read what it published.
 
-Shared by the end-to-end tests (`test_gateway.py`, `test_failure_table.py`).
+Shared by the end-to-end tests (`test_gateway.py`, `test_failure_table.py` and others),
+with two loopback stand-ins for an exchange that is not there: a dead port, and a
+listener that reads one HTTP request head.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -18,11 +21,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 
 
 def exchange(sim_options: dict[str, Any] | None = None) -> AbstractAsyncContextManager[Simulator]:
-    """A manually paced, seeded, virtual-clock exchange (``sim_options`` override).
-
-    It re-raises an error from its block without the error's ``__cause__``: check causes
-    inside the block.
-    """
+    """A manually paced, seeded, virtual-clock exchange (``sim_options`` override)."""
     options: dict[str, Any] = {"symbols": SYMBOLS, "seed": 7, "clock": "virtual"}
     options.update({"pacing": "manual", **(sim_options or {})})
     return open_simulator(**options)
@@ -57,3 +56,24 @@ async def drain(sub: Any, count: int) -> list[Any]:
         while len(out) < count:
             out.append(await sub.receive())
     return out
+
+
+def dead_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+async def read_request_head(stream: trio.abc.ReceiveStream, limit: float = 5) -> bytes:
+    """An HTTP request's head from ``stream``, up to the blank line (or what came before
+    the peer stopped, or ``limit`` seconds passed)."""
+    data = b""
+    with trio.move_on_after(limit):
+        while b"\r\n\r\n" not in data:
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import signal
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -27,19 +26,12 @@ from gateway.app.session import RunResult, Stopper, exit_status, run_session, st
 from gateway.app.summary import ENDED_BY, SUMMARY_FORMAT
 from gateway.cli import build_parser
 from gateway.simulator import open_simulator
+from tests._loopback import dead_port
 from tests._simclient import bounded
 
 
 def plan_of(*argv: str) -> RunPlan:
     return resolve_plan(build_parser().parse_args(["run", *argv]))
-
-
-def dead_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @asynccontextmanager

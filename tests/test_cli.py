@@ -25,6 +25,7 @@ import pytest
 from gateway.app.demo import DEMO_SYMBOLS
 from gateway.app.replay import merge_recordings
 from gateway.simulator.replay import load_recording
+from tests._loopback import dead_port
 from tests.recorded_data import RECORDINGS, recorded_dir, stream_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,14 +107,6 @@ def test_ctrl_c_ends_the_run_cleanly_with_its_summary(tmp_path: Path) -> None:
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "summary run" in rest and "ended_by=interrupt went_live=yes" in rest
     assert json.loads(out.read_text())["ended_by"] == "interrupt"
-
-
-def dead_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @contextmanager

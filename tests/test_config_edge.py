@@ -31,6 +31,7 @@ from gateway.config import (
     evolve_config,
 )
 from gateway.simulator import Simulator, open_simulator
+from tests._loopback import dead_port
 
 BAD_WS_URLS = [
     ("http://127.0.0.1:9000", r"http:// is not allowed; write ws://"),
@@ -171,10 +172,7 @@ async def test_symbols_as_a_keyword_mean_what_they_mean_in_toml(
 
 
 async def test_reconnect_as_a_dict_is_converted_and_used(autojump_clock: MockClock) -> None:
-    listener = trio.socket.socket()
-    await listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    listener.close()  # nothing listens there now
+    port = dead_port()
     reconnect = {"max_attempts": 3, "initial": 0.1, "cap": 1.0}
     with pytest.raises(ConnectionFailed, match="gave up after 3 attempts"):
         async with open_gateway(symbols="BTCUSDT", url=f"ws://127.0.0.1:{port}",

@@ -36,6 +36,7 @@ from gateway.runtime.endings import EndKind, classify
 from gateway.runtime.groups import leaves
 from gateway.runtime.router import Router
 from gateway.simulator import Simulator, open_simulator
+from tests._loopback import read_request_head
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 SIM = {"symbols": SYMBOLS, "seed": 11, "clock": "virtual", "pacing": "manual"}
@@ -350,14 +351,7 @@ async def test_credentials_in_the_url_go_in_the_handshake_header_not_the_request
     requests: list[bytes] = []
 
     async def handshake_reader(stream: trio.SocketStream) -> None:
-        data = b""
-        with trio.move_on_after(5):
-            while b"\r\n\r\n" not in data:
-                chunk = await stream.receive_some(4096)
-                if not chunk:
-                    break
-                data += chunk
-        requests.append(data)
+        requests.append(await read_request_head(stream))
         await stream.aclose()  # refuse: the gateway retries, then gives up
 
     async with trio.open_nursery() as nursery:

@@ -19,7 +19,7 @@ from gateway import (
     Trade,
     open_gateway,
 )
-from tests._loopback import SYMBOLS, drain, exchange_and_gateway, queued
+from tests._loopback import SYMBOLS, dead_port, drain, exchange_and_gateway, queued
 
 
 async def test_three_symbols_three_streams_every_event_to_its_symbol_in_order(
@@ -217,10 +217,7 @@ async def test_dead_port_exhausts_attempts_then_error_reaches_callback_and_calle
     autojump_clock: MockClock,
 ) -> None:
     errors: list[BaseException] = []
-    listener = trio.socket.socket()
-    await listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    listener.close()  # nothing listens there now
+    port = dead_port()
     from gateway.config import GatewayConfig, ReconnectConfig
 
     config = GatewayConfig(

@@ -24,6 +24,7 @@ from gateway.config import GatewayConfig, config_from_dict
 from gateway.runtime.backfill import Backfiller, BackfillRequest, BackfillResult
 from gateway.runtime.publish import GapDetected
 from gateway.simulator import open_simulator
+from tests._loopback import dead_port, drain, queued, read_request_head
 
 WS_PASSWORD = "S3cretPw"
 REST_PASSWORD = "R3stPassw0rd"
@@ -60,19 +61,6 @@ def exception_texts(exc: BaseException) -> list[str]:
     return out
 
 
-def queued(sub: Any) -> list[Any]:
-    try:
-        return list(sub.drain_nowait(100_000))
-    except trio.WouldBlock:
-        return []
-
-
-async def drain(sub: Any, count: int) -> list[Any]:
-    out = []
-    with trio.fail_after(60):
-        while len(out) < count:
-            out.append(await sub.receive())
-    return out
 
 
 async def test_no_password_appears_in_anything_the_gateway_shows(
@@ -135,10 +123,7 @@ async def test_a_dead_port_error_names_the_url_with_its_password_masked(
     autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    listener = trio.socket.socket()
-    await listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    listener.close()  # nothing listens there now
+    port = dead_port()
     errors: list[BaseException] = []
     with pytest.raises(ConnectionFailed) as failed:
         async with open_gateway(
@@ -163,12 +148,9 @@ async def test_rest_credentials_travel_as_basic_auth_never_in_a_url(
     requests: list[bytes] = []
 
     async def serve(stream: trio.SocketStream) -> None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = await stream.receive_some(65536)
-            if not chunk:
-                return
-            data += chunk
+        data = await read_request_head(stream)
+        if b"\r\n\r\n" not in data:
+            return
         requests.append(data)
         head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
         head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"

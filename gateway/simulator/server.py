@@ -111,5 +111,6 @@ async def open_simulator(
     except BaseExceptionGroup as group:
         # show the caller a lone error (from its own block, usually) as itself
         if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
+            lone = group.exceptions[0]
+            raise lone from lone.__cause__  # keep its own cause, not the group around it
         raise
