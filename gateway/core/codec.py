@@ -139,7 +139,7 @@ def _bad(d: dict[str, Any], fields: _Fields, prefix: str = "") -> _Invalid:
     """The error naming the first field of ``fields`` in ``d`` that breaks its rule."""
     for key, rule in fields:
         if not _decimal_ok(d[key], rule):
-            return _Invalid(f"field {prefix}{key!r} must be {rule}, got {_show(d[key])}")
+            return _Invalid(f"field {prefix + key!r} must be {rule}, got {_show(d[key])}")
     return _Invalid(f"one of the fields {[k for k, _ in fields]} is invalid")  # not reached
 
 
