@@ -24,12 +24,12 @@ follow what the exchange sends:
 - signed (any finite value): ticker and rolling-window ticker ``p`` (price change) and
   ``P`` (change percent).
 
-Rejected, then: booleans, JSON numbers, null, "", "-5" (unsigned), "0" (positive),
-"-0", "inf", "nan", "1e999", "  5", "+5", ".5". Only the first character's form is
-checked (a full check costs more than the 5% of a trade's decode allowed for it, see
-benchmarks/decode.py): what float() also reads further on passes, as float() reads
-it ("5_0" is 50, "5e2" 500, "5 " 5, Unicode digits and spaces). Ordering (low <= high,
-bid < ask) is not checked.
+Rejected, then: booleans, JSON numbers, null, "", "-5" and "-0" (unsigned), "0" (positive),
+"inf", "nan", "1e999", "  5", "+5", ".5". Only the first character's form is
+checked: a full check would cost more than the 5% of a trade's decode allowed for the
+validation (docs/benchmarks.md, "Decode"), so what float() also reads further on
+passes, as float() reads it ("5_0" is 50, "5e2" 500, "5 " 5, Unicode digits and
+spaces). Ordering (low <= high, bid < ask) is not checked.
 """
 
 from __future__ import annotations
