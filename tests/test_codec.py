@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import collections
 import json
+import math
+import re
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -346,3 +349,196 @@ def test_control_encoder_ids_increase() -> None:
     }  # fmt: skip
     assert json.loads(unsub) == {"method": "UNSUBSCRIBE", "params": ["btcusdt@trade"], "id": 2}
     assert json.loads(lst) == {"method": "LIST_SUBSCRIPTIONS", "id": 3}
+
+
+# -- prices and quantities: positive, finite decimal strings (issue 11) ---------------------
+
+POSITIVE, NON_NEGATIVE, SIGNED = "positive", "non-negative", "signed"
+# (kind, payload, stream, path to the field, rule); see the codec's docstring for why.
+_PAYLOADS = {
+    "trade": (TRADE, "btcusdt@trade"),
+    "aggTrade": (AGG_TRADE, "btcusdt@aggTrade"),
+    "blockTrade": (BLOCK_TRADE, "btcusdt@blockTrade"),
+    "kline": (KLINE, "btcusdt@kline_1m"),
+    "24hrTicker": (TICKER, "btcusdt@ticker"),
+    "1hTicker": (ROLLING_TICKER, "btcusdt@ticker_1h"),
+    "24hrMiniTicker": (MINI_TICKER, "btcusdt@miniTicker"),
+    "bookTicker": (BOOK_TICKER, "btcusdt@bookTicker"),
+    "avgPrice": (AVG_PRICE, "btcusdt@avgPrice"),
+    "referencePrice": (REFERENCE_PRICE, "btcusdt@referencePrice"),
+    "depthUpdate": (DEPTH_UPDATE, "btcusdt@depth@100ms"),
+    "partialDepth": (PARTIAL_DEPTH, "btcusdt@depth5@100ms"),
+}
+_TICKER_UNSIGNED = ("w", "x", "c", "Q", "b", "B", "a", "A", "o", "h", "l", "v", "q")
+DECIMAL_FIELDS: list[tuple[str, tuple[str | int, ...], str]] = [
+    *((kind, (key,), POSITIVE) for kind in ("trade", "aggTrade", "blockTrade") for key in "pq"),
+    *(("kline", ("k", key), POSITIVE) for key in "ohlc"),
+    *(("kline", ("k", key), NON_NEGATIVE) for key in "vqVQ"),
+    *(("24hrTicker", (key,), SIGNED) for key in "pP"),
+    *(("24hrTicker", (key,), NON_NEGATIVE) for key in _TICKER_UNSIGNED),
+    *(("1hTicker", (key,), SIGNED) for key in "pP"),
+    *(("1hTicker", (key,), NON_NEGATIVE) for key in "ohlcwvq"),
+    *(("24hrMiniTicker", (key,), NON_NEGATIVE) for key in "cohlvq"),
+    *(("bookTicker", (key,), NON_NEGATIVE) for key in "bBaA"),
+    ("avgPrice", ("w",), POSITIVE),
+    ("referencePrice", ("r",), POSITIVE),
+    *(("depthUpdate", (side, 1, 0), POSITIVE) for side in "ba"),
+    *(("depthUpdate", (side, 1, 1), NON_NEGATIVE) for side in "ba"),
+    *(("partialDepth", (side, 1, 0), POSITIVE) for side in ("bids", "asks")),
+    *(("partialDepth", (side, 1, 1), NON_NEGATIVE) for side in ("bids", "asks")),
+]
+# What the issue saw accepted, and strings float() reads but the exchange never writes.
+BAD_ANYWHERE: list[object] = [
+    True, False, None, 5, 94213.57, 0, [], {}, "", "abc", "inf", "-inf", "Infinity",
+    "nan", "-nan", "1e999", "-1e999", "  5", "\t5", "+5", "+0.5",
+]  # fmt: skip
+BAD_BY_RULE: dict[str, list[object]] = {
+    POSITIVE: ["0", "0.00000000", "-0", "-5", "-94213.57", ".5", "1e-999", "\u2003-5"],
+    NON_NEGATIVE: ["-0", "-5", "-0.00000001", ".5", "\u2003-5"],
+    SIGNED: ["--5", "-", "- 5"],
+}
+GOOD_BY_RULE: dict[str, list[str]] = {
+    POSITIVE: ["94213.57000000", "0.00000001", "1", "92233720368.54775807"],
+    NON_NEGATIVE: ["0", "0.00000000", "94213.57000000", "1"],
+    SIGNED: ["-12.50000000", "0.00000000", "-0.000", "1229.55000000", "-0"],
+}
+
+
+def _frame_with(kind: str, path: tuple[str | int, ...], value: object) -> str:
+    payload, stream = _PAYLOADS[kind]
+    data = orjson.loads(payload)
+    target: Any = data
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return combined(stream, orjson.dumps(data).decode())
+
+
+def _field_name(path: tuple[str | int, ...]) -> str:
+    if len(path) == 3:  # a depth level: side, index, price (0) or quantity (1)
+        return f"field {path[0]!r} level {path[1]} {('price', 'quantity')[int(path[2])]}"
+    return f"field {'.'.join(str(p) for p in path)!r}"
+
+
+def test_every_decimal_field_of_every_kind_is_listed() -> None:
+    """The table below names each decimal-string field of the reference payloads."""
+    listed = {(kind, path) for kind, path, _ in DECIMAL_FIELDS}
+    for kind, (payload, _) in _PAYLOADS.items():
+        data = orjson.loads(payload)
+        objects = [((), data)] + ([(("k",), data["k"])] if "k" in data else [])
+        for prefix, obj in objects:
+            for key, value in obj.items():
+                decimal = type(value) is str and re.fullmatch(r"-?[0-9.]+", value)
+                if decimal and (kind, key) != ("kline", "B"):  # "B" is documented "ignore"
+                    assert (kind, (*prefix, key)) in listed, (kind, key)
+    assert len(listed) == len(DECIMAL_FIELDS)
+
+
+@pytest.mark.parametrize(("kind", "path", "rule"), DECIMAL_FIELDS)
+def test_a_bad_decimal_raises_decode_error_naming_the_field(
+    kind: str, path: tuple[str | int, ...], rule: str
+) -> None:
+    for bad in BAD_ANYWHERE + BAD_BY_RULE[rule]:
+        if bad is None and kind == "referencePrice":
+            continue  # null is the exchange's "no reference price now"
+        frame = _frame_with(kind, path, bad)
+        with pytest.raises(DecodeError) as info:
+            decode_frame(frame)
+        assert _field_name(path) in info.value.reason, (bad, info.value.reason)
+        assert rule in info.value.reason or rule == SIGNED
+
+
+@pytest.mark.parametrize(("kind", "path", "rule"), DECIMAL_FIELDS)
+def test_what_the_exchange_sends_decodes_to_that_value(
+    kind: str, path: tuple[str | int, ...], rule: str
+) -> None:
+    for good in GOOD_BY_RULE[rule]:
+        ev = decode_frame(_frame_with(kind, path, good))
+        assert float(good) in _floats(ev), (kind, path, good)
+
+
+def _floats(ev: Any) -> list[float]:
+    values = [v for v in attrs.astuple(ev, recurse=False) if type(v) is float]
+    for side in ("bids", "asks"):
+        values += [x for level in getattr(ev, side, ()) for x in level]
+    return values
+
+
+def test_zeros_the_exchange_sends_are_kept() -> None:
+    """A removed depth level, a candle without trades, an empty book side, no change."""
+    depth = decode_frame(DEPTH_UPDATE)
+    assert isinstance(depth, DepthUpdate) and depth.bids[1] == (94238.0, 0.0)
+    kline = decode_frame(_frame_with("kline", ("k", "V"), "0.00000000"))
+    assert isinstance(kline, Kline) and kline.taker_buy_volume == 0.0
+    book = decode_frame(
+        '{"u":1,"s":"BTCUSDT","b":"0.00000000","B":"0.00000000","a":"94240.1","A":"1.5"}'
+    )
+    assert isinstance(book, BookTicker) and (book.bid_price, book.bid_quantity) == (0.0, 0.0)
+    falling = decode_frame(_frame_with("24hrTicker", ("p",), "-12.50000000"))
+    assert isinstance(falling, Ticker) and falling.price_change == -12.5
+
+
+def test_a_bad_element_of_a_market_wide_array_fails_the_frame() -> None:
+    bad = MINI_TICKER.replace('"c":"94240.10000000"', '"c":"nan"')
+    with pytest.raises(DecodeError, match="field 'c'"):
+        decode_frame(combined("!miniTicker@arr", f"[{MINI_TICKER},{bad}]"))
+
+
+def test_float_spellings_past_the_first_character_pass_as_float_reads_them() -> None:
+    """The documented limit: only the first character's form is checked (cost)."""
+    for text, value in (("5_0", 50.0), ("5e2", 500.0), ("5 ", 5.0), ("5.", 5.0)):
+        ev = decode_frame(_frame_with("trade", ("p",), text))
+        assert isinstance(ev, Trade) and ev.price == value
+
+
+_DECIMAL = st.from_regex(r"[0-9]{1,12}(\.[0-9]{1,8})?", fullmatch=True)
+_NEAR_MISS = st.text(alphabet="0123456789.-+eE_ naif\t\u00a0\u2003\u0665", max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_DECIMAL | _NEAR_MISS | st.text(max_size=12))
+def test_a_trade_price_is_accepted_only_as_a_positive_finite_unsigned_string(text: str) -> None:
+    try:
+        ev = decode_frame(_frame_with("trade", ("p",), text))
+    except DecodeError as exc:
+        assert "field 'p' must be a positive decimal string" in exc.reason
+        digit_first = text[:1].isascii() and text[:1].isdigit()
+        assert not (digit_first and 0 < _float_or_nan(text) < math.inf)
+        return
+    assert isinstance(ev, Trade)
+    assert 0.0 < ev.price < math.inf and ev.price == float(text)
+    assert not text[:1].isascii() or text[:1].isdigit()  # no space, sign, '+' or '.' first
+
+
+@settings(max_examples=400, deadline=None)
+@given(_DECIMAL | _NEAR_MISS | st.text(max_size=12))
+def test_a_depth_quantity_is_accepted_only_as_a_non_negative_finite_string(text: str) -> None:
+    try:
+        ev = decode_frame(_frame_with("depthUpdate", ("b", 1, 1), text))
+    except DecodeError as exc:
+        assert "field 'b' level 1 quantity must be a non-negative" in exc.reason
+        digit_first = text[:1].isascii() and text[:1].isdigit()
+        assert not (digit_first and 0 <= _float_or_nan(text) < math.inf)
+        return
+    assert isinstance(ev, DepthUpdate)
+    assert 0.0 <= ev.bids[1][1] < math.inf and ev.bids[1][1] == float(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_DECIMAL.map(lambda s: "-" + s) | _DECIMAL | _NEAR_MISS)
+def test_a_ticker_price_change_is_any_finite_signed_string(text: str) -> None:
+    try:
+        ev = decode_frame(_frame_with("24hrTicker", ("p",), text))
+    except DecodeError as exc:
+        assert "field 'p' must be a decimal string" in exc.reason
+        assert not math.isfinite(_float_or_nan(text)) or not text[:1] or text[0] in " +.\t"
+        return
+    assert isinstance(ev, Ticker) and math.isfinite(ev.price_change)
+    assert ev.price_change == float(text)
+
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan

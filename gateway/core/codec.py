@@ -5,11 +5,37 @@
 `DecodeError` (with an excerpt); a well-formed frame of an unknown kind becomes
 `UnknownEvent`. Nothing else escapes. `ControlEncoder` writes SUBSCRIBE,
 UNSUBSCRIBE and LIST_SUBSCRIPTIONS requests with increasing ids.
+
+Prices and quantities: the exchange sends them as decimal strings, and a value it
+never sends would otherwise reach the stop-losses as a float (``true`` as 1.0, "0",
+"nan"). So each such field must be a JSON string whose first character is a digit
+(``'-'`` too where signed), that ``float()`` reads as a finite number in the field's
+range; anything else raises `DecodeError` naming the field. The ranges, by field,
+follow what the exchange sends:
+
+- positive (> 0): trade, aggTrade and blockTrade ``p`` and ``q``; kline ``o h l c``
+  (a candle without trades repeats the previous close); avgPrice ``w``; referencePrice
+  ``r`` (``null``, its "no price now", stays None); the price of a depth level.
+- non-negative (>= 0): kline ``v q V Q`` (zero without trades); the quantity of a
+  depth level ("0.00000000" removes the level); bookTicker ``b B a A`` (an empty side
+  is all zeros); every 24hrTicker, rolling-window ticker and miniTicker field but the
+  two below (a window without trades reports zero prices, and an empty book side zero
+  bid/ask).
+- signed (any finite value): ticker and rolling-window ticker ``p`` (price change) and
+  ``P`` (change percent).
+
+Rejected, then: booleans, JSON numbers, null, "", "-5" and "-0" (unsigned), "0" (positive),
+"inf", "nan", "1e999", "  5", "+5", ".5". Only the first character's form is
+checked: a full check would cost more than the 5% of a trade's decode allowed for the
+validation (docs/benchmarks.md, "Decode"), so what float() also reads further on
+passes, as float() reads it ("5_0" is 50, "5e2" 500, "5 " 5, Unicode digits and
+spaces). Ordering (low <= high, bid < ask) is not checked.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,10 +69,18 @@ __all__ = ["ControlEncoder", "DecodeError", "decode_frame", "stream_symbol"]
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 _Builder = Callable[[dict[str, Any], int, "str | None"], Event]
+_INF = math.inf
+_NUMBER_ERRORS = (TypeError, ValueError, OverflowError)
+
+# The three rules for decimal-string fields (see the module docstring), as error text.
+_POSITIVE = "a positive decimal string"
+_NON_NEGATIVE = "a non-negative decimal string"
+_SIGNED = "a decimal string"
+_Fields = tuple[tuple[str, str], ...]
 
 
 class _Invalid(Exception):
-    """Internal: a field has the wrong type; turned into DecodeError at the edge."""
+    """Internal: a field has the wrong type or value; turned into DecodeError at the edge."""
 
 
 def _ints(*values: object) -> None:
@@ -67,34 +101,128 @@ def _bool(v: object) -> bool:
     return v
 
 
-def _levels(rows: object) -> tuple[Level, ...]:
+# Decimal strings (rules in the module docstring). The builders check every field
+# inline (the hot path: one comparison chain, which CPython specialises inside an `if`)
+# and only when that fails ask `_bad` which field broke which rule. ``s > "/"`` is the
+# first-character test: false for a leading space, sign, '+' or '.', a TypeError for
+# anything but a str (JSON numbers, booleans, null). The range is still compared in
+# full (NaN fails every comparison): float() skips a leading non-ASCII space, which
+# passes ``s > "/"``, and then reads a sign.
+
+
+def _decimal_ok(value: object, rule: str) -> bool:
+    """One field against its rule: the same test the builders make inline."""
+    if type(value) is not str or not (value > "/" or (rule is _SIGNED and value[:1] == "-")):
+        return False
+    try:
+        v = float(value)
+    except ValueError:
+        return False
+    if rule is _POSITIVE:
+        return 0.0 < v < _INF
+    if rule is _NON_NEGATIVE:
+        return 0.0 <= v < _INF
+    return -_INF < v < _INF
+
+
+def _signed(text: object, value: float) -> bool:
+    """Inline test of a _SIGNED field (on the cold kinds only: tickers)."""
+    return type(text) is str and (text > "/" or text[:1] == "-") and -_INF < value < _INF
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def _bad(d: dict[str, Any], fields: _Fields, prefix: str = "") -> _Invalid:
+    """The error naming the first field of ``fields`` in ``d`` that breaks its rule."""
+    for key, rule in fields:
+        if not _decimal_ok(d[key], rule):
+            return _Invalid(f"field {prefix + key!r} must be {rule}, got {_show(d[key])}")
+    return _Invalid(f"one of the fields {[k for k, _ in fields]} is invalid")  # not reached
+
+
+def _bad_level(side: str, index: int, price: object, quantity: object) -> _Invalid:
+    where = f"field {side!r} level {index}"
+    if not _decimal_ok(price, _POSITIVE):
+        return _Invalid(f"{where} price must be {_POSITIVE}, got {_show(price)}")
+    return _Invalid(f"{where} quantity must be {_NON_NEGATIVE}, got {_show(quantity)}")
+
+
+_TRADE_FIELDS: _Fields = (("p", _POSITIVE), ("q", _POSITIVE))
+_KLINE_FIELDS: _Fields = (
+    ("o", _POSITIVE), ("h", _POSITIVE), ("l", _POSITIVE), ("c", _POSITIVE),
+    ("v", _NON_NEGATIVE), ("q", _NON_NEGATIVE), ("V", _NON_NEGATIVE), ("Q", _NON_NEGATIVE),
+)  # fmt: skip
+_TICKER_FIELDS: _Fields = (
+    ("p", _SIGNED), ("P", _SIGNED),
+    *((k, _NON_NEGATIVE) for k in ("w", "x", "c", "Q", "b", "B", "a", "A", "o", "h", "l")),
+    ("v", _NON_NEGATIVE), ("q", _NON_NEGATIVE),
+)  # fmt: skip
+_ROLLING_FIELDS: _Fields = (
+    ("p", _SIGNED), ("P", _SIGNED),
+    *((k, _NON_NEGATIVE) for k in ("o", "h", "l", "c", "w", "v", "q")),
+)  # fmt: skip
+_MINI_FIELDS: _Fields = tuple((k, _NON_NEGATIVE) for k in ("c", "o", "h", "l", "v", "q"))
+_BOOK_FIELDS: _Fields = tuple((k, _NON_NEGATIVE) for k in ("b", "B", "a", "A"))
+_AVG_FIELDS: _Fields = (("w", _POSITIVE),)
+_REFERENCE_FIELDS: _Fields = (("r", _POSITIVE),)
+
+
+def _levels(rows: object, side: str) -> tuple[Level, ...]:
     if type(rows) is not list:
-        raise _Invalid(f"expected a list of [price, quantity], got {rows!r}")
-    out = []
+        raise _Invalid(f"field {side!r}: expected a list of [price, quantity], got {_show(rows)}")
+    out: list[Level] = []
     for row in rows:
         if type(row) is not list or len(row) < 2:
-            raise _Invalid(f"expected [price, quantity], got {row!r}")
-        out.append((float(row[0]), float(row[1])))
+            raise _Invalid(f"field {side!r}: expected [price, quantity], got {_show(row)}")
+        p, q = row[0], row[1]
+        try:
+            price, qty = float(p), float(q)
+            if not (p > "/" and q > "/" and 0.0 < price < _INF > qty >= 0.0):
+                raise _bad_level(side, len(out), p, q)
+        except _NUMBER_ERRORS:
+            raise _bad_level(side, len(out), p, q) from None
+        out.append((price, qty))
     return tuple(out)
 
 
 def _trade(d: dict[str, Any], rns: int, stream: str | None) -> Trade:
-    t, tt, et, m = d["t"], d["T"], d["E"], d["m"]
+    t, tt, et, m, p, q = d["t"], d["T"], d["E"], d["m"], d["p"], d["q"]
     if type(t) is not int or type(tt) is not int or type(et) is not int or type(m) is not bool:
         raise _Invalid("trade ids, times and flag must be integers and a boolean")
-    return Trade(_str(d["s"]), t, float(d["p"]), float(d["q"]), tt, m, et, rns)
+    try:
+        price, qty = float(p), float(q)
+        if not (p > "/" and q > "/" and 0.0 < price < _INF > qty > 0.0):
+            raise _bad(d, _TRADE_FIELDS)
+    except _NUMBER_ERRORS:
+        raise _bad(d, _TRADE_FIELDS) from None
+    return Trade(_str(d["s"]), t, price, qty, tt, m, et, rns)
 
 
 def _agg_trade(d: dict[str, Any], rns: int, stream: str | None) -> AggTrade:
-    a, f, last, tt, et, m = d["a"], d["f"], d["l"], d["T"], d["E"], d["m"]
+    a, f, last, tt, et, m, p, q = d["a"], d["f"], d["l"], d["T"], d["E"], d["m"], d["p"], d["q"]
     _ints(a, f, last, tt, et)
-    return AggTrade(_str(d["s"]), a, float(d["p"]), float(d["q"]), f, last, tt, _bool(m), et, rns)
+    try:
+        price, qty = float(p), float(q)
+        if not (p > "/" and q > "/" and 0.0 < price < _INF > qty > 0.0):
+            raise _bad(d, _TRADE_FIELDS)
+    except _NUMBER_ERRORS:
+        raise _bad(d, _TRADE_FIELDS) from None
+    return AggTrade(_str(d["s"]), a, price, qty, f, last, tt, _bool(m), et, rns)
 
 
 def _block_trade(d: dict[str, Any], rns: int, stream: str | None) -> BlockTrade:
-    t, tt, et = d["t"], d["T"], d["E"]
+    t, tt, et, p, q = d["t"], d["T"], d["E"], d["p"], d["q"]
     _ints(t, tt, et)
-    return BlockTrade(_str(d["s"]), t, float(d["p"]), float(d["q"]), tt, _bool(d["m"]), et, rns)
+    try:
+        price, qty = float(p), float(q)
+        if not (p > "/" and q > "/" and 0.0 < price < _INF > qty > 0.0):
+            raise _bad(d, _TRADE_FIELDS)
+    except _NUMBER_ERRORS:
+        raise _bad(d, _TRADE_FIELDS) from None
+    return BlockTrade(_str(d["s"]), t, price, qty, tt, _bool(d["m"]), et, rns)
 
 
 def _kline(d: dict[str, Any], rns: int, stream: str | None) -> Kline:
@@ -103,10 +231,21 @@ def _kline(d: dict[str, Any], rns: int, stream: str | None) -> Kline:
         raise _Invalid("kline payload 'k' must be an object")
     t, tc, n, f, last, et = k["t"], k["T"], k["n"], k["f"], k["L"], d["E"]
     _ints(t, tc, n, f, last, et)
+    o, h, lo, c, v, q, bv, bq = k["o"], k["h"], k["l"], k["c"], k["v"], k["q"], k["V"], k["Q"]
+    try:
+        fo, fh, fl, fc = float(o), float(h), float(lo), float(c)
+        fv, fq, fbv, fbq = float(v), float(q), float(bv), float(bq)
+        if not (
+            o > "/" and h > "/" and lo > "/" and c > "/"
+            and v > "/" and q > "/" and bv > "/" and bq > "/"
+            and 0.0 < fo < _INF > fh > 0.0 < fl < _INF > fc > 0.0
+            and 0.0 <= fv < _INF > fq >= 0.0 <= fbv < _INF > fbq >= 0.0
+        ):  # fmt: skip
+            raise _bad(k, _KLINE_FIELDS, "k.")
+    except _NUMBER_ERRORS:
+        raise _bad(k, _KLINE_FIELDS, "k.") from None
     return Kline(
-        _str(d["s"]), _str(k["i"]), t, tc,
-        float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]),
-        float(k["v"]), float(k["q"]), float(k["V"]), float(k["Q"]),
+        _str(d["s"]), _str(k["i"]), t, tc, fo, fh, fl, fc, fv, fq, fbv, fbq,
         n, f, last, _bool(k["x"]), et, rns,
     )  # fmt: skip
 
@@ -114,37 +253,84 @@ def _kline(d: dict[str, Any], rns: int, stream: str | None) -> Kline:
 def _ticker(d: dict[str, Any], rns: int, stream: str | None) -> Ticker:
     o_t, c_t, first, last, n, et = d["O"], d["C"], d["F"], d["L"], d["n"], d["E"]
     _ints(o_t, c_t, first, last, n, et)
+    p, pp, w, x, c, lq, b, bq, a, aq, o, h, lo, v, q = (
+        d["p"], d["P"], d["w"], d["x"], d["c"], d["Q"], d["b"], d["B"], d["a"], d["A"],
+        d["o"], d["h"], d["l"], d["v"], d["q"],
+    )  # fmt: skip
+    try:
+        fp, fpp, fw, fx, fc, flq = float(p), float(pp), float(w), float(x), float(c), float(lq)
+        fb, fbq, fa, faq = float(b), float(bq), float(a), float(aq)
+        fo, fh, fl, fv, fq = float(o), float(h), float(lo), float(v), float(q)
+        if not (
+            _signed(p, fp) and _signed(pp, fpp)
+            and w > "/" and x > "/" and c > "/" and lq > "/" and b > "/" and bq > "/"
+            and a > "/" and aq > "/" and o > "/" and h > "/" and lo > "/" and v > "/"
+            and q > "/"
+            and 0.0 <= fw < _INF > fx >= 0.0 <= fc < _INF > flq >= 0.0
+            and 0.0 <= fb < _INF > fbq >= 0.0 <= fa < _INF > faq >= 0.0
+            and 0.0 <= fo < _INF > fh >= 0.0 <= fl < _INF > fv >= 0.0 <= fq < _INF
+        ):  # fmt: skip
+            raise _bad(d, _TICKER_FIELDS)
+    except _NUMBER_ERRORS:
+        raise _bad(d, _TICKER_FIELDS) from None
     return Ticker(
-        _str(d["s"]), float(d["p"]), float(d["P"]), float(d["w"]), float(d["x"]),
-        float(d["c"]), float(d["Q"]), float(d["b"]), float(d["B"]), float(d["a"]),
-        float(d["A"]), float(d["o"]), float(d["h"]), float(d["l"]), float(d["v"]),
-        float(d["q"]), o_t, c_t, first, last, n, et, rns,
+        _str(d["s"]), fp, fpp, fw, fx, fc, flq, fb, fbq, fa, faq, fo, fh, fl, fv, fq,
+        o_t, c_t, first, last, n, et, rns,
     )  # fmt: skip
 
 
 def _rolling_ticker(d: dict[str, Any], rns: int, stream: str | None) -> RollingTicker:
     o_t, c_t, first, last, n, et = d["O"], d["C"], d["F"], d["L"], d["n"], d["E"]
     _ints(o_t, c_t, first, last, n, et)
+    p, pp, o, h, lo, c, w, v, q = (
+        d["p"], d["P"], d["o"], d["h"], d["l"], d["c"], d["w"], d["v"], d["q"]
+    )  # fmt: skip
+    try:
+        fp, fpp, fo, fh, fl = float(p), float(pp), float(o), float(h), float(lo)
+        fc, fw, fv, fq = float(c), float(w), float(v), float(q)
+        if not (
+            _signed(p, fp) and _signed(pp, fpp)
+            and o > "/" and h > "/" and lo > "/" and c > "/" and w > "/" and v > "/"
+            and q > "/"
+            and 0.0 <= fo < _INF > fh >= 0.0 <= fl < _INF > fc >= 0.0
+            and 0.0 <= fw < _INF > fv >= 0.0 <= fq < _INF
+        ):  # fmt: skip
+            raise _bad(d, _ROLLING_FIELDS)
+    except _NUMBER_ERRORS:
+        raise _bad(d, _ROLLING_FIELDS) from None
     return RollingTicker(
-        _str(d["s"]), d["e"][: -len("Ticker")], float(d["p"]), float(d["P"]),
-        float(d["o"]), float(d["h"]), float(d["l"]), float(d["c"]), float(d["w"]),
-        float(d["v"]), float(d["q"]), o_t, c_t, first, last, n, et, rns,
+        _str(d["s"]), d["e"][: -len("Ticker")], fp, fpp, fo, fh, fl, fc, fw, fv, fq,
+        o_t, c_t, first, last, n, et, rns,
     )  # fmt: skip
 
 
 def _mini_ticker(d: dict[str, Any], rns: int, stream: str | None) -> MiniTicker:
     et = d["E"]
     _ints(et)
-    return MiniTicker(
-        _str(d["s"]), float(d["c"]), float(d["o"]), float(d["h"]), float(d["l"]),
-        float(d["v"]), float(d["q"]), et, rns,
-    )  # fmt: skip
+    c, o, h, lo, v, q = d["c"], d["o"], d["h"], d["l"], d["v"], d["q"]
+    try:
+        fc, fo, fh, fl, fv, fq = float(c), float(o), float(h), float(lo), float(v), float(q)
+        if not (
+            c > "/" and o > "/" and h > "/" and lo > "/" and v > "/" and q > "/"
+            and 0.0 <= fc < _INF > fo >= 0.0 <= fh < _INF > fl >= 0.0
+            and 0.0 <= fv < _INF > fq >= 0.0
+        ):  # fmt: skip
+            raise _bad(d, _MINI_FIELDS)
+    except _NUMBER_ERRORS:
+        raise _bad(d, _MINI_FIELDS) from None
+    return MiniTicker(_str(d["s"]), fc, fo, fh, fl, fv, fq, et, rns)
 
 
 def _avg_price(d: dict[str, Any], rns: int, stream: str | None) -> AvgPrice:
-    tt, et = d["T"], d["E"]
+    tt, et, w = d["T"], d["E"], d["w"]
     _ints(tt, et)
-    return AvgPrice(_str(d["s"]), _str(d["i"]), float(d["w"]), tt, et, rns)
+    try:
+        price = float(w)
+        if not (w > "/" and 0.0 < price < _INF):
+            raise _bad(d, _AVG_FIELDS)
+    except _NUMBER_ERRORS:
+        raise _bad(d, _AVG_FIELDS) from None
+    return AvgPrice(_str(d["s"]), _str(d["i"]), price, tt, et, rns)
 
 
 def _reference_price(d: dict[str, Any], rns: int, stream: str | None) -> ReferencePrice:
@@ -152,13 +338,23 @@ def _reference_price(d: dict[str, Any], rns: int, stream: str | None) -> Referen
     _ints(t)
     if et is not None:
         _ints(et)
-    return ReferencePrice(_str(d["s"]), None if r is None else float(r), t, et, rns)
+    if r is None:  # the exchange has no reference price at the moment
+        return ReferencePrice(_str(d["s"]), None, t, et, rns)
+    try:
+        price = float(r)
+        if not (r > "/" and 0.0 < price < _INF):
+            raise _bad(d, _REFERENCE_FIELDS)
+    except _NUMBER_ERRORS:
+        raise _bad(d, _REFERENCE_FIELDS) from None
+    return ReferencePrice(_str(d["s"]), price, t, et, rns)
 
 
 def _depth_update(d: dict[str, Any], rns: int, stream: str | None) -> DepthUpdate:
     first, final, et = d["U"], d["u"], d["E"]
     _ints(first, final, et)
-    return DepthUpdate(_str(d["s"]), first, final, _levels(d["b"]), _levels(d["a"]), et, rns)
+    return DepthUpdate(
+        _str(d["s"]), first, final, _levels(d["b"], "b"), _levels(d["a"], "a"), et, rns
+    )
 
 
 def _server_shutdown(d: dict[str, Any], rns: int, stream: str | None) -> ServerShutdown:
@@ -168,19 +364,26 @@ def _server_shutdown(d: dict[str, Any], rns: int, stream: str | None) -> ServerS
 
 
 def _book_ticker(d: dict[str, Any], rns: int, stream: str | None) -> BookTicker:
-    u, et = d["u"], d.get("E")
+    u, et, b, bq, a, aq = d["u"], d.get("E"), d["b"], d["B"], d["a"], d["A"]
     _ints(u)
     if et is not None:
         _ints(et)
-    return BookTicker(
-        _str(d["s"]), u, float(d["b"]), float(d["B"]), float(d["a"]), float(d["A"]), et, rns
-    )
+    try:
+        bid, bid_qty, ask, ask_qty = float(b), float(bq), float(a), float(aq)
+        if not (
+            b > "/" and bq > "/" and a > "/" and aq > "/"
+            and 0.0 <= bid < _INF > bid_qty >= 0.0 <= ask < _INF > ask_qty >= 0.0
+        ):  # fmt: skip
+            raise _bad(d, _BOOK_FIELDS)
+    except _NUMBER_ERRORS:
+        raise _bad(d, _BOOK_FIELDS) from None
+    return BookTicker(_str(d["s"]), u, bid, bid_qty, ask, ask_qty, et, rns)
 
 
 def _partial_depth(d: dict[str, Any], rns: int, stream: str | None) -> PartialDepth:
     last = d["lastUpdateId"]
     _ints(last)
-    bids, asks = _levels(d["bids"]), _levels(d["asks"])
+    bids, asks = _levels(d["bids"], "bids"), _levels(d["asks"], "asks")
     symbol, levels = _depth_stream_info(stream) if stream else ("", max(len(bids), len(asks)))
     return PartialDepth(symbol, levels, last, bids, asks, None, rns)
 
