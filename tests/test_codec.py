@@ -129,6 +129,14 @@ def test_block_trade_decodes() -> None:
     assert (ev.trade_id, ev.price, ev.quantity, ev.is_buyer_maker) == (1187, 94100.0, 25.0, True)
 
 
+@pytest.mark.parametrize("interval", ["7m", "", "1M ", "1m@+08:00", None, 1])
+def test_a_kline_of_an_interval_the_exchange_has_not_is_a_decode_error(interval: Any) -> None:
+    frame = KLINE.replace('"i":"1m"', f'"i":{json.dumps(interval)}')
+    assert frame != KLINE
+    with pytest.raises(DecodeError, match=r"k\.i"):
+        decode_frame(combined("btcusdt@kline_1m", frame))
+
+
 def test_kline_decodes_with_old_names() -> None:
     ev = decode_frame(combined("btcusdt@kline_1m", KLINE))
     assert isinstance(ev, Kline)

@@ -11,7 +11,7 @@ from gateway.core.stop_loss import Position, Side
 from gateway.runtime.publish import Publisher
 from gateway.runtime.router import ControlSink, Router
 from gateway.runtime.symbol import SymbolState
-from tests.test_gateway import drain, exchange_and_gateway
+from tests._loopback import drain, exchange_and_gateway
 
 # Prices a stop-loss fired on before the codec checked them (issue 11): below a long
 # stop at 95 (True is 1.0, 50 a JSON number), or above a short stop at 105 ("inf").

@@ -62,6 +62,7 @@ from gateway.core.events import (
     Trade,
     UnknownEvent,
 )
+from gateway.core.streams import INTERVALS
 from gateway.errors import DecodeError
 
 __all__ = ["ControlEncoder", "DecodeError", "decode_frame", "stream_symbol"]
@@ -70,6 +71,7 @@ _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 _Builder = Callable[[dict[str, Any], int, "str | None"], Event]
 _INF = math.inf
+_INTERVALS = frozenset(INTERVALS)
 _NUMBER_ERRORS = (TypeError, ValueError, OverflowError)
 
 # The three rules for decimal-string fields (see the module docstring), as error text.
@@ -244,8 +246,11 @@ def _kline(d: dict[str, Any], rns: int, stream: str | None) -> Kline:
             raise _bad(k, _KLINE_FIELDS, "k.")
     except _NUMBER_ERRORS:
         raise _bad(k, _KLINE_FIELDS, "k.") from None
+    interval = k["i"]
+    if interval not in _INTERVALS:  # a handler keyed by interval would crash on it
+        raise _Invalid(f"unknown kline interval 'k.i': {interval!r}")
     return Kline(
-        _str(d["s"]), _str(k["i"]), t, tc, fo, fh, fl, fc, fv, fq, fbv, fbq,
+        _str(d["s"]), interval, t, tc, fo, fh, fl, fc, fv, fq, fbv, fbq,
         n, f, last, _bool(k["x"]), et, rns,
     )  # fmt: skip
 
