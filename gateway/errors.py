@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.core.redact import redact_text
+
 
 class GatewayError(Exception):
     """Root of every error the gateway raises on purpose."""
@@ -21,7 +23,14 @@ class InvalidStreamName(GatewayError, ValueError):
 
 
 class ConfigError(GatewayError, ValueError):
-    """The configuration names a bad key or value; the message says which and what is allowed."""
+    """The configuration names a bad key or value; the message says which and what is allowed.
+
+    URLs quoted in the message are shown with their credentials masked, whatever the
+    value's type was (a bytes or list value is quoted as its repr).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_text(message))
 
 
 class SubscriptionError(GatewayError):

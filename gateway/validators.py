@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from gateway.core.redact import MASK, redact_url
+from gateway.core.redact import mask_to_last_at, redact_url
 from gateway.errors import ConfigError
 
 _WS_ALLOWED = "a ws:// or wss:// URL with a host, e.g. wss://stream.binance.com:9443"
@@ -59,7 +59,7 @@ def _check_url(name: str, value: object, schemes: tuple[str, str], allowed: str)
         raise ConfigError(f"{name} must be {allowed}; got {value!r} (not a string)")
     problem = url_problem(value, schemes)
     if problem is not None:
-        shown = _masked_to_last_at(value) if problem is _AT_AFTER_HOST else redact_url(value)
+        shown = mask_to_last_at(value) if problem is _AT_AFTER_HOST else redact_url(value)
         raise ConfigError(f"{name} must be {allowed}; got {shown!r} ({problem})")
 
 
@@ -97,14 +97,12 @@ def url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
         port = 0
     if not parts.hostname:
         return "no host"
+    try:
+        parts.hostname.encode("idna")  # what the resolver will do with it
+    except UnicodeError:
+        return "the host is not a valid DNS name (empty or over-long label)"
     if port is not None and not 1 <= port <= 65535:
         return "the port must be a number 1..65535"
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         return "a query or fragment: give the bare endpoint, the gateway adds its own"
     return None
-
-
-def _masked_to_last_at(url: str) -> str:
-    """``url`` masked from after its scheme to its last ``@`` (the userinfo did not parse)."""
-    head, sep, rest = url.partition("://")
-    return f"{head}{sep}{MASK}@{rest.rpartition('@')[2]}"

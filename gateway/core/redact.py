@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Iterable
-from typing import Any
 
 MASK = "***"
 
@@ -37,12 +36,12 @@ def redact_url(url: str) -> str:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
-        return _mask_unparsed(url)
+        return mask_to_last_at(url)
     if not parts.scheme or not url[len(parts.scheme) :].startswith("://"):
-        return _mask_unparsed(url)
+        return mask_to_last_at(url)
     netloc = parts.netloc
     if netloc.endswith(":") and "@" in url:
-        return _mask_unparsed(url)  # an empty port: a password that starts with "/", "?", "#"
+        return mask_to_last_at(url)  # an empty port: a password that starts with "/", "?", "#"
     if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")
         user, sep, _ = userinfo.partition(":")
@@ -62,7 +61,7 @@ def _mask_params(text: str) -> str:
     return "&".join(f"{k}={MASK}" if k.lower() in _SECRET_PARAMS else f"{k}={v}" for k, v in pairs)
 
 
-def _mask_unparsed(url: str) -> str:
+def mask_to_last_at(url: str) -> str:
     """A URL that does not parse: mask everything up to its last ``@`` (without one it
     holds no userinfo, and is shown as it is)."""
     head, sep, rest = url.partition("://")
@@ -91,21 +90,6 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     return bare, urllib.parse.unquote(user), urllib.parse.unquote(password) if sep else None
 
 
-def url_secrets(url: str) -> tuple[str, ...]:
-    """The secret a URL's userinfo carries (its password, or a lone user name), as written
-    and decoded; give them to `redact_text` to mask them wherever else they appear."""
-    try:
-        netloc = urllib.parse.urlsplit(url).netloc
-    except ValueError:
-        return ()
-    userinfo, at, _ = netloc.rpartition("@")
-    if not at:
-        return ()
-    user, sep, password = userinfo.partition(":")
-    raw = password if sep else user
-    return tuple(dict.fromkeys(s for s in (raw, urllib.parse.unquote(raw)) if s))
-
-
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every URL in it redacted and every one of ``secrets`` masked."""
     out = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
@@ -113,15 +97,3 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             out = out.replace(secret, MASK)
     return out
-
-
-def redact_data(data: Any, secrets: Iterable[str] = ()) -> Any:
-    """A copy of ``data`` (dicts, lists, tuples) with `redact_text` applied to every string."""
-    secrets = tuple(secrets)
-    if isinstance(data, str):
-        return redact_text(data, secrets)
-    if isinstance(data, dict):
-        return {k: redact_data(v, secrets) for k, v in data.items()}
-    if isinstance(data, list | tuple):
-        return type(data)(redact_data(v, secrets) for v in data)
-    return data
