@@ -29,7 +29,13 @@ from gateway.core.orderbook import OrderBookSync
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.stop_loss import Position, PositionStatus, Side
 from gateway.core.streams import parse_stream, shard_streams
-from gateway.errors import ConfigError, GatewayError, PositionError, SubscriptionError
+from gateway.errors import (
+    ConfigError,
+    ConnectionFailed,
+    GatewayError,
+    PositionError,
+    SubscriptionError,
+)
 from gateway.runtime.backfill import Backfiller, BackfillResult
 from gateway.runtime.connection import Connection
 from gateway.runtime.groups import collapse, leaves
@@ -398,8 +404,17 @@ class Gateway:
         closes; the overlap's duplicate trades are dropped by id in the symbol actors."""
         assert self._nursery is not None
         new = self._new_connection(list(old.streams), old.conn_id)
-        new.connects, new.reconnects, new.rotations = old.connects, old.reconnects, old.rotations
-        await self._nursery.start(new.run)
+        new.inherit(old)
+        try:
+            await self._nursery.start(new.run)
+        except ConnectionFailed as exc:  # the old connection still streams: keep it
+            self.connections.remove(new)  # its attempts reached on_error as ConnectionLost
+            old.rotating = False
+            log.warning("[%s] rotation failed, keeping the old connection: %s", old.conn_id, exc)
+            return
+        late = [n for n in old.streams if n not in new.streams]  # added during the overlap
+        if late:
+            await new.subscribe(late)
         await old.stop()
         self.connections.remove(old)
         log.info("[%s] rotated: new connection live, old one closed", new.conn_id)

@@ -195,7 +195,8 @@ async def test_the_first_signal_restores_the_default_actions_at_once_and_stops_s
         with stop_signals(stopper, restore=lambda: restored.append(True)):
             signal.raise_signal(signal.SIGTERM)
             assert restored == [True]  # in the handler itself, before the trio loop runs
-            await trio.sleep_forever()
+            with trio.fail_after(5):  # the signal must cancel ``starting`` well before this
+                await trio.sleep_forever()
     assert starting.cancelled_caught and stopper.stop.is_set()
     assert stopper.reason == "terminate"
     assert signal.getsignal(signal.SIGTERM) is before

@@ -12,7 +12,7 @@ from gateway.app.output import LiveOutput
 from gateway.app.summary import build_summary, summary_lines
 from gateway.app.tracker import RunTracker
 from gateway.config import GatewayConfig
-from gateway.errors import ConnectionFailed
+from gateway.errors import ConnectionFailed, ConnectionLost, SubscriptionError
 
 URL = "wss://me:hunter2@stream.example:9443"
 
@@ -33,16 +33,21 @@ def test_connect_watch_pictures_the_planned_connections_and_notes_errors_until_l
     # not started yet: every planned shard is idle and never opened
     assert [(c["id"], c["state"], c["streams"], c["connects"]) for c in watch.connections()] == [
         ("conn-1", "idle", 2, 0), ("conn-2", "idle", 2, 0)]  # fmt: skip
-    watch.on_error(OSError("refused"))
-    watch.on_error(OSError("refused again"))
-    assert watch.failures == 2 and watch.last_error == "refused again"
-    assert tracker.errors == ["error connection: OSError('refused')",
-                              "error connection: OSError('refused again')"]  # fmt: skip
+    def lost(attempt: int) -> ConnectionLost:
+        return ConnectionLost("conn-1", "h:1", "refused", opened=False, attempt=attempt,
+                              max_attempts=3, retry_in=0.5)  # fmt: skip
+
+    watch.on_error(lost(1))
+    watch.on_error(SubscriptionError(2, "stream x refused"))  # not a connection attempt
+    watch.on_error(lost(2))
+    assert watch.failures == 2 and watch.last_error == str(lost(2))
+    assert [line.split(":")[0] for line in tracker.errors] == [
+        "error connection", "error gateway", "error connection"]  # fmt: skip
     watch.on_error(ConnectionFailed("[conn-1] gave up after 3 attempts"))
     assert watch.gave_up == "[conn-1] gave up after 3 attempts"
     watch.live = True
-    watch.on_error(OSError("after live: the tracker's subscription reports it"))
-    assert watch.failures == 2 and len(tracker.errors) == 2
+    watch.on_error(lost(3))  # after live: the tracker's subscription reports it
+    assert watch.failures == 2 and len(tracker.errors) == 3
 
 
 def test_a_never_live_summary_is_printed_and_masks_credentials() -> None:

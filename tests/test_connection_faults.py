@@ -32,6 +32,7 @@ from gateway import (
     open_gateway,
 )
 from gateway.core.streams import chunk_for_control
+from gateway.runtime.connection import _open_websocket
 from gateway.runtime.endings import EndKind, classify
 from gateway.runtime.groups import leaves
 from gateway.runtime.router import Router
@@ -175,6 +176,23 @@ async def test_the_exchange_can_ping_during_a_close_and_it_trips_plain_trio_webs
                 await ws.aclose()
 
 
+async def test_our_websocket_skips_a_ping_that_arrives_during_its_close(
+    autojump_clock: MockClock,
+) -> None:
+    # The same fault as above, on the gateway's own opener: the close completes cleanly.
+    async with exchange() as sim:
+        sim.control.ping_before_close_reply(3)
+        async with trio.open_nursery() as nursery:
+            stream = await trio.open_tcp_stream("127.0.0.1", sim.port)
+            ws = await _open_websocket(
+                nursery, stream, "127.0.0.1", "/stream?streams=btcusdt@trade", None
+            )
+            await ws.aclose()
+        assert ws.closed is not None and ws.closed.code == 1000
+        with trio.fail_after(10):
+            await sim.control.wait_for(lambda st: st.closes_by_code.get(1000) == 1)
+
+
 @pytest.mark.parametrize("how", ["leave", "no reply", "rotation"])
 async def test_a_ping_during_our_close_never_takes_the_gateway_down(
     autojump_clock: MockClock, how: str
@@ -208,10 +226,12 @@ async def test_leaving_the_block_with_a_deaf_peer_that_still_pings_is_bounded(
     async with exchange(ping_interval=0.2) as sim:
         async with gateway(sim, errors) as gw:
             assert sim.control.deafen() == 1
-            await trio.sleep(1)  # pings arrive; nothing we send is read
+            pinged = sim.control.stats().pings_sent
+            with trio.fail_after(10):  # pings keep coming; nothing we send is read
+                await sim.control.wait_for(lambda st: st.pings_sent >= pinged + 3)
             left = trio.current_time()
         assert trio.current_time() - left <= 3  # the close handshake is bounded
-        assert gw.connections == [] or gw.connections[0].state in ("stopped", "live")
+        assert [c.state for c in gw.connections] == ["stopped"]
     assert errors == []
 
 
@@ -261,6 +281,73 @@ async def test_a_refused_stream_is_reported_and_dropped_and_the_others_stream(
     assert len(refused) == 1 and refused[0].code == 2 and "ethusdt@aggTrade" in str(refused[0])
 
 
+async def test_too_many_subscriptions_refuses_the_whole_chunk_without_halving(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    streams = ("trade", "aggTrade", "kline_1m")  # 9 streams; the exchange takes 5
+    async with exchange(max_streams_per_connection=5) as sim, gateway(
+        sim, errors, streams=streams
+    ) as gw:
+        conn = gw.connections[0]
+        assert conn.streams == {} and len(conn.refused) == 9
+        assert {code for code, _ in conn.refused.values()} == {4}
+        assert conn.control_frames == 1 and conn.connects == 1  # one SUBSCRIBE, no halving
+        await gw.add_symbols(["SOLUSDT"])  # one stream fits: it streams
+        await streams_again(sim, gw, "SOLUSDT")
+    assert len([e for e in errors if isinstance(e, SubscriptionError)]) == 9
+
+
+async def test_a_close_while_live_subscribes_wait_for_their_turn_is_a_reconnect(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange() as sim, gateway(sim, errors, control_rate=1) as gw:
+        async with trio.open_nursery() as nursery:
+            for symbol in ("SOLUSDT", "XRPUSDT", "ADAUSDT"):  # paced one a second
+                nursery.start_soon(gw.add_symbols, [symbol])
+            await trio.sleep(0.5)
+            sim.control.close_connections(1011, "internal error")
+        with trio.fail_after(60):
+            await sim.control.wait_for(lambda st: st.connections_total >= 2)
+        for symbol in ("SOLUSDT", "XRPUSDT", "ADAUSDT"):
+            await streams_again(sim, gw, symbol)
+        await gw.remove_symbols(["XRPUSDT"])
+        assert "xrpusdt@trade" not in sim.control.stats().subscriptions[2]
+    assert all(isinstance(e, ConnectionLost) for e in errors)
+
+
+async def test_leaving_while_a_rotation_is_still_connecting_raises_nothing(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange() as sim:
+        async with gateway(sim, errors, max_connection_age=30.0) as gw:
+            sim.control.refuse_connections(3600)  # the rotation's new connection waits
+            with trio.fail_after(120):
+                await sim.control.wait_for(lambda st: st.connections_rejected >= 1)
+            assert len(gw.connections) == 2 and gw.connections[1].state != "live"
+        assert gw.connections and all(c.state == "stopped" for c in gw.connections)
+
+
+async def test_a_rotation_that_cannot_connect_keeps_the_old_connection(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    policy = ReconnectConfig(initial=0.1, max_attempts=2)
+    async with exchange() as sim, gateway(
+        sim, errors, max_connection_age=30.0, reconnect=policy
+    ) as gw:
+        old = gw.connections[0]
+        sim.control.refuse_connections(3600)
+        with trio.fail_after(120):
+            await sim.control.wait_for(lambda st: st.connections_rejected >= 2)
+            await trio.testing.wait_all_tasks_blocked()
+        assert gw.connections == [old] and not old.rotating and old.state == "live"
+        await streams_again(sim, gw)
+    assert len(errors) == 2 and all(isinstance(e, ConnectionLost) for e in errors)
+
+
 async def test_a_stream_refused_live_reaches_subscribers_as_stream_refused(
     autojump_clock: MockClock,
 ) -> None:
@@ -283,8 +370,8 @@ FAULTS: dict[str, Callable[[Simulator], object]] = {
     "1008 on every subscribe": lambda sim: sim.control.close_on_subscribe(count=1000),
     "reset on every subscribe": lambda sim: sim.control.reset_on_subscribe(count=1000),
     "no reply to any subscribe": lambda sim: sim.control.ignore_subscribe(count=1000),
-    "every stream refused": lambda sim: sim.control.refuse_streams(
-        [f"{s.lower()}@{k}" for s in SYMBOLS for k in ("trade", "aggTrade")]
+    "BTCUSDT's streams refused": lambda sim: sim.control.refuse_streams(
+        [f"btcusdt@{k}" for k in ("trade", "aggTrade", "kline_1s", "bookTicker", "depth@100ms")]
     ),
     "pings during every close": lambda sim: sim.control.ping_before_close_reply(5),
     "refused handshakes": lambda sim: sim.control.refuse_connections(3600, 429),
@@ -305,27 +392,37 @@ FAULTS: dict[str, Callable[[Simulator], object]] = {
 }
 
 
+#: Faults that keep every connection from ever going live: the gateway must give up
+#: with ConnectionFailed after its attempts, and with nothing else.
+NEVER_LIVE = {"1008 on every subscribe", "reset on every subscribe",
+              "no reply to any subscribe", "refused handshakes"}  # fmt: skip
+
+
 @pytest.mark.parametrize("fault", list(FAULTS))
 async def test_no_injected_fault_makes_open_gateway_raise_anything_but_connection_failed(
     autojump_clock: MockClock, fault: str
 ) -> None:
     errors: list[BaseException] = []
-    outcome: BaseException | None = None
     streams = ("trade", "aggTrade", "kline_1s", "bookTicker", "depth@100ms")
+    policy = ReconnectConfig(initial=0.1, max_attempts=4)
     async with exchange(ping_interval=0.5, pacing="rate", rate=30.0) as sim:
-        FAULTS[fault](sim)  # before connecting, and again on a live gateway
-        try:
-            policy = ReconnectConfig(initial=0.1, max_attempts=4)
-            async with gateway(sim, errors, reconnect=policy, streams=streams) as gw:
-                FAULTS[fault](sim)
-                await trio.sleep(2)
-                sim.control.close_connections(abrupt=True)
-                await trio.sleep(30)
-                assert all(s["crashes"] == 0 for s in gw.stats()["symbols"].values())
-        except ConnectionFailed as exc:
-            outcome = exc
-    assert outcome is None or isinstance(outcome, ConnectionFailed)
-    assert all(isinstance(e, ConnectionLost | SubscriptionError | ConnectionFailed) for e in errors)
+        FAULTS[fault](sim)  # before connecting
+        if fault in NEVER_LIVE:
+            with pytest.raises(ConnectionFailed, match="gave up after 4 attempts"):
+                async with gateway(sim, errors, reconnect=policy, streams=streams):
+                    pytest.fail("no connection can go live")  # pragma: no cover
+            return
+        async with gateway(sim, errors, reconnect=policy, streams=streams) as gw:
+            FAULTS[fault](sim)  # and on a live gateway, while the user changes symbols
+            await gw.add_symbols(["SOLUSDT"])
+            await trio.sleep(2)
+            await gw.remove_symbols(["SOLUSDT"])
+            sim.control.close_connections(abrupt=True)
+            await trio.sleep(30)
+            sim.control.clear_faults()
+            await streams_again(sim, gw, "ETHUSDT")  # up and streaming once the fault ends
+            assert all(s["crashes"] == 0 for s in gw.stats()["symbols"].values())
+    assert all(isinstance(e, ConnectionLost | SubscriptionError) for e in errors)
 
 
 async def test_a_bug_of_ours_in_a_session_surfaces_as_internal_error_with_its_cause(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.app.tracker import RunTracker
 from gateway.config import GatewayConfig
 from gateway.core.streams import shard_streams
-from gateway.errors import ConnectionFailed
+from gateway.errors import ConnectionFailed, ConnectionLost
 from gateway.runtime.publish import GatewayErrorEvent
 
 if TYPE_CHECKING:
@@ -48,9 +48,12 @@ class ConnectWatch:
             return
         if self.live:
             return  # from now on the tracker's subscription reports them, with their source
-        self.failures += 1
-        self.last_error = str(error)
-        self.tracker.take(GatewayErrorEvent("connection", error))
+        if isinstance(error, ConnectionLost):  # one failed attempt of one connection
+            self.failures += 1
+            self.last_error = str(error)
+            self.tracker.take(GatewayErrorEvent("connection", error))
+        else:  # a refused stream, a raising tap ... while still connecting
+            self.tracker.take(GatewayErrorEvent("gateway", error))
 
     def connections(self) -> list[dict[str, Any]]:
         """Per planned connection: its real snapshot once the gateway started it, else

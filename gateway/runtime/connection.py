@@ -22,7 +22,7 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 from trio_websocket import WebSocketConnection
@@ -160,6 +160,13 @@ class Connection(ControlSink):
         self.control_sent_at: deque[float] = deque(maxlen=1000)
         self.last_error: str | None = None
 
+    def inherit(self, old: Connection) -> None:
+        """Carry ``old``'s history over to this connection, which replaces it (rotation):
+        its counters, its control pace after rate penalties, the streams it had refused."""
+        self.connects, self.reconnects, self.rotations = old.connects, old.reconnects, old.rotations
+        self.control_limiter, self.rate_penalties = old.control_limiter, old.rate_penalties
+        self.refused = dict(old.refused)
+
     # ControlSink --------------------------------------------------------------
 
     def on_control(self, reply: ControlReply | ControlError) -> None:
@@ -208,14 +215,20 @@ class Connection(ControlSink):
 
     # Control requests ---------------------------------------------------------
 
-    async def _request(self, rid: int, text: str) -> ControlReply:
-        ws = self._ws
-        if ws is None:
+    async def _request(self, ws: WebSocketConnection | None, rid: int, text: str) -> ControlReply:
+        """One control request on session ``ws``, paced, and its reply.
+
+        Raises `SubscriptionError`: with the exchange's code for an error reply; with
+        code None when ``ws`` is not (or no longer) the live session, or no reply came.
+        """
+        if ws is None or ws is not self._ws:
             raise SubscriptionError(None, "not connected", rid)
+        await self._acquire(lambda: self.control_limiter)
+        if ws is not self._ws:
+            raise SubscriptionError(None, "the session ended before the request went out", rid)
         send, recv = trio.open_memory_channel[Any](1)
-        self._pending[rid] = send
+        self._pending[rid] = send  # no checkpoint since the check: it belongs to ``ws``
         try:
-            await self._pace()
             await ws.send_message(text)
             self.control_frames += 1
             self.control_sent_at.append(trio.current_time())
@@ -225,6 +238,9 @@ class Connection(ControlSink):
             raise SubscriptionError(None, "no reply from exchange", rid) from None
         except trio.EndOfChannel:
             raise SubscriptionError(None, "connection closed before the reply", rid) from None
+        except NETWORK_ERRORS:  # the socket closed under the send
+            raise SubscriptionError(None, "the session ended before the request went out",
+                                    rid) from None  # fmt: skip
         finally:
             self._pending.pop(rid, None)
         if isinstance(reply, ControlError):
@@ -232,75 +248,84 @@ class Connection(ControlSink):
         assert isinstance(reply, ControlReply)
         return reply
 
-    async def _pace(self) -> None:
-        """Wait until the rolling-window limiter allows one more outgoing frame, and take it."""
+    @staticmethod
+    async def _acquire(limiter: Callable[[], RollingWindowLimiter]) -> None:
+        """Wait until ``limiter()`` (read again each time: it may be replaced) has a free
+        slot, and take it."""
         while True:
             now = trio.current_time()
-            if self.control_limiter.try_acquire(now):
+            if limiter().try_acquire(now):
                 return
-            await trio.sleep_until(self.control_limiter.next_free_time(now))
+            await trio.sleep_until(limiter().next_free_time(now))
 
     async def subscribe(self, names: Iterable[str]) -> None:
         """Add streams; sent now if connected (chunked, paced), else on connect.
 
         A stream the exchange refuses is reported through ``on_refused`` and dropped;
-        if the session ends first, the next one subscribes everything.
+        if the session ends first (or never answers), the next one subscribes everything.
         """
         new = [n for n in names if n not in self.streams]
         self.streams.update(dict.fromkeys(new))
         for n in new:
             self.refused.pop(n, None)
-        if self._ws is not None and new:
+        ws = self._ws
+        if ws is not None and new:
             try:
-                await self._send_subscribe(new)
+                await self._send_subscribe(ws, new)
             except SubscriptionError as exc:
-                # No reply, or the socket closed first: the next session subscribes all.
-                self._end_session(f"SUBSCRIBE failed: {exc.message}")
+                if self._ws is ws:  # no reply on a live session: replace it
+                    self._end_session(f"SUBSCRIBE failed: {exc.message}")
 
     async def unsubscribe(self, names: Iterable[str]) -> None:
-        """Remove streams; sent now if connected (a later session never has them)."""
+        """Remove streams; sent now if connected (a later session never has them).
+
+        An error reply is logged: the streams are gone from this connection either way
+        (frames that still come for them are counted as unrouted).
+        """
         gone = [n for n in names if n in self.streams]
         for n in gone:
             del self.streams[n]
-        if self._ws is not None:
-            try:
-                for chunk in chunk_for_control(gone):
-                    await self._request(*self.encoder.unsubscribe(chunk))
-            except SubscriptionError as exc:
-                if exc.code is not None:
-                    raise
-                log.info("[%s] unsubscribe ended with the session: %s", self.conn_id, exc)
+        ws = self._ws
+        if ws is None:
+            return
+        try:
+            for chunk in chunk_for_control(gone):
+                await self._request(ws, *self.encoder.unsubscribe(chunk))
+        except SubscriptionError as exc:
+            log.info("[%s] UNSUBSCRIBE not confirmed: %s", self.conn_id, exc)
 
     async def list_subscriptions(self) -> list[str]:
-        """Ask the exchange which streams this connection carries."""
-        reply = await self._request(*self.encoder.list_subscriptions())
+        """Ask the exchange which streams this connection carries (`SubscriptionError`
+        when it is not connected or does not answer)."""
+        reply = await self._request(self._ws, *self.encoder.list_subscriptions())
         return list(reply.result or [])
 
-    async def _send_subscribe(self, names: list[str]) -> None:
+    async def _send_subscribe(self, ws: WebSocketConnection, names: list[str]) -> None:
         for chunk in chunk_for_control(names):
-            await self._subscribe_chunk(chunk)
+            await self._subscribe_chunk(ws, chunk)
 
-    async def _subscribe_chunk(self, chunk: list[str]) -> None:
-        """SUBSCRIBE ``chunk``; an error reply names no stream, so halve and ask again
-        until the refused names are alone, and drop just those."""
+    async def _subscribe_chunk(self, ws: WebSocketConnection, chunk: list[str]) -> None:
+        """SUBSCRIBE ``chunk`` on session ``ws``; an error reply names no stream, so
+        halve and ask again until the refused names are alone, and drop just those."""
         chunk = [n for n in chunk if n in self.streams]  # unsubscribed meanwhile
         if not chunk:
             return
         try:
-            await self._request(*self.encoder.subscribe(chunk))
+            await self._request(ws, *self.encoder.subscribe(chunk))
         except SubscriptionError as exc:
             if exc.code is None:
                 raise  # no reply: the session's ending, not the streams' fault
             if len(chunk) > 1 and exc.code != _REFUSED_ALL:
                 mid = len(chunk) // 2
-                await self._subscribe_chunk(chunk[:mid])
-                await self._subscribe_chunk(chunk[mid:])
+                await self._subscribe_chunk(ws, chunk[:mid])
+                await self._subscribe_chunk(ws, chunk[mid:])
                 return
             for name in chunk:
                 self._refuse(name, exc.code, exc.message)
 
     def _refuse(self, name: str, code: int | None, message: str) -> None:
-        self.streams.pop(name, None)
+        if self.streams.pop(name, False) is False:
+            return  # unsubscribed meanwhile: nothing to report
         self.refused[name] = (code, message)
         log.warning("[%s] exchange refused stream %s: code %s: %s",
                     self.conn_id, name, code, message)  # fmt: skip
@@ -320,6 +345,8 @@ class Connection(ControlSink):
             with self._run_scope:
                 await self._run(task_status)
             self.state = "stopped"
+            if not self._connected.is_set():
+                task_status.started()  # stopped before it ever went live: nothing to wait for
         finally:
             self._stopped.set()
 
@@ -341,13 +368,9 @@ class Connection(ControlSink):
                     raise InternalError(
                         f"[{self.conn_id}] bug in the connection actor: {ending.reason}"
                     ) from ending.cause
-            else:  # pragma: no cover - a session only ends by raising
-                ending = classify(SessionEnded("session returned"))
             self._ws = None
             self._live = trio.Event()
             if self._stopping:
-                if not self._connected.is_set():
-                    task_status.started()  # stopped before it ever went live
                 return
             if self.state == "live":
                 attempt = 0
@@ -397,9 +420,9 @@ class Connection(ControlSink):
             resource += "?timeUnit=MICROSECOND"
         return parts.scheme, parts.hostname or "127.0.0.1", port, resource
 
-    async def _session(self, task_status: trio.TaskStatus[None] | None) -> None:
+    async def _session(self, task_status: trio.TaskStatus[None] | None) -> NoReturn:
         scheme, host, port, resource = self._url_parts()
-        await self._wait_connect_slot()
+        await self._acquire(lambda: self.connect_limiter)
         self.state = "connecting"
         self._end_reason = "session ended"
         async with trio.open_nursery() as nursery:
@@ -426,7 +449,9 @@ class Connection(ControlSink):
                     nursery.start_soon(self._watchdog, ws, scope)
                     if self.streams:
                         # Subscribe from a side task: replies arrive through _receive.
-                        nursery.start_soon(self._subscribe_all, list(self.streams), task_status)
+                        nursery.start_soon(
+                            self._subscribe_all, ws, list(self.streams), task_status
+                        )
                     else:
                         self._mark_live(task_status)
                     await self._receive(ws)
@@ -450,9 +475,9 @@ class Connection(ControlSink):
                 nursery.cancel_scope.cancel()
 
     async def _subscribe_all(
-        self, names: list[str], task_status: trio.TaskStatus[None] | None
+        self, ws: WebSocketConnection, names: list[str], task_status: trio.TaskStatus[None] | None
     ) -> None:
-        await self._send_subscribe(names)
+        await self._send_subscribe(ws, names)
         self._mark_live(task_status)
 
     def _mark_live(self, task_status: trio.TaskStatus[None] | None) -> None:
@@ -464,12 +489,6 @@ class Connection(ControlSink):
         if task_status is not None:
             task_status.started()
 
-    async def _wait_connect_slot(self) -> None:
-        while True:
-            now = trio.current_time()
-            if self.connect_limiter.try_acquire(now):
-                return
-            await trio.sleep_until(self.connect_limiter.next_free_time(now))
 
     async def _receive(self, ws: WebSocketConnection) -> None:
         route = self.router.route
@@ -506,7 +525,7 @@ class Connection(ControlSink):
             if self.frames != seen:
                 continue
             with trio.move_on_after(half) as ping_scope:
-                await self._pace()
+                await self._acquire(lambda: self.control_limiter)
                 await ws.ping()
             if ping_scope.cancelled_caught and self.frames == seen:
                 log.warning("[%s] silent for %.1fs: reconnecting", self.conn_id, 2 * half)

@@ -5,8 +5,9 @@ of them (the reader, a SUBSCRIBE waiting for its reply and the receive loop ofte
 fail together when a socket closes). `classify` reads the whole group, never just
 its first leaf:
 
-- any `trio.Cancelled` inside: cancellation from outside; the caller re-raises
-  `Ending.reraise` (the group without the network errors that came with it);
+- any `trio.Cancelled` (or other non-`Exception`: KeyboardInterrupt, SystemExit)
+  inside: the caller re-raises `Ending.reraise` (the group without the network
+  errors that came with it);
 - any exception that is not a network, protocol or control failure: a bug of ours
   (`EndKind.BUG`), surfaced as `InternalError` with the cause chained;
 - a 1008 close (the exchange's rate penalty): `EndKind.RATE_LIMITED`;
@@ -72,7 +73,7 @@ class Ending:
 def classify(exc: BaseException) -> Ending:
     """Classify whatever a session raised (see the module docstring)."""
     found = leaves(exc)
-    if any(isinstance(e, trio.Cancelled) for e in found):
+    if any(not isinstance(e, Exception) for e in found):  # Cancelled, KeyboardInterrupt...
         rest: BaseException | None = exc
         if isinstance(exc, BaseExceptionGroup):
             _, rest = exc.split(NETWORK_ERRORS)  # consequences of being cancelled mid-close
@@ -80,7 +81,8 @@ def classify(exc: BaseException) -> Ending:
         return Ending(EndKind.CANCELLED, "cancelled", exc, reraise=rest)
     bugs = [e for e in found if not isinstance(e, NETWORK_ERRORS)]
     if bugs:
-        return Ending(EndKind.BUG, f"unexpected {type(bugs[0]).__name__}: {bugs[0]}", bugs[0])
+        reason = redact_text(f"unexpected {type(bugs[0]).__name__}: {bugs[0]}")
+        return Ending(EndKind.BUG, reason, bugs[0])
     cause = min(found, key=_rank)
     if isinstance(cause, ConnectionClosed) and _close_code(cause) == RATE_PENALTY:
         return Ending(EndKind.RATE_LIMITED, describe(cause), cause)

@@ -225,8 +225,9 @@ class WebSocketSide:
                         message, subscriptions=session.streams, combined=session.combined,
                         max_streams=cfg.max_streams_per_connection,
                         max_frame_bytes=cfg.max_control_frame_bytes,
+                        refused=hub.refused_streams,
                     )  # fmt: skip
-                    hub.subscribe(session, outcome.subscribe)
+                    hub.subscribe(session, outcome.subscribe)  # and say nothing
                     continue
                 outcome = handle_control(
                     message, subscriptions=session.streams, combined=session.combined,
@@ -275,6 +276,7 @@ class WebSocketSide:
             await trio.sleep(self.config.ping_interval)
             payload = str(next(self._ping_ids)).encode()
             self.hub.pings_sent += 1
+            self.hub.notify()
             nursery.start_soon(self._await_pong, session, conn, payload)
 
     async def _await_pong(

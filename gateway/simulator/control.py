@@ -170,6 +170,19 @@ class SimulatorControl:
         self._ws.refuse_until = trio.current_time() + seconds
         self._ws.refuse_status = status
 
+    def clear_faults(self) -> None:
+        """End every lasting fault now: stalls and delays, queued SUBSCRIBE faults,
+        refused streams and connections, pings before close replies, pending duplicates
+        and trade drops. Deaf connections stay deaf (close them to end that)."""
+        self.resume()
+        hub = self._hub
+        hub.subscribe_faults.clear()
+        hub.refused_streams.clear()
+        hub.pings_before_close = 0
+        hub.duplicate_left = 0
+        hub.drops.clear()
+        self._ws.refuse_until = -1.0
+
     # --- observing ---------------------------------------------------------------------
     def stats(self) -> SimulatorStats:
         """A snapshot of the counters."""
