@@ -216,19 +216,13 @@ class WebSocketSide:
                 message = await conn.get_message()
                 if not session.allow_incoming(trio.current_time(), cfg.max_incoming_per_second):
                     return
+                silent = False  # the "ignore" fault: act on the request, never reply
                 if hub.subscribe_faults and _is_subscribe(message):
                     fault = hub.subscribe_faults.popleft()
                     if fault.action != "ignore":
                         session.request_close(fault.code, fault.reason, fault.action == "reset")
                         return
-                    outcome = handle_control(
-                        message, subscriptions=session.streams, combined=session.combined,
-                        max_streams=cfg.max_streams_per_connection,
-                        max_frame_bytes=cfg.max_control_frame_bytes,
-                        refused=hub.refused_streams,
-                    )  # fmt: skip
-                    hub.subscribe(session, outcome.subscribe)  # and say nothing
-                    continue
+                    silent = True
                 outcome = handle_control(
                     message, subscriptions=session.streams, combined=session.combined,
                     max_streams=cfg.max_streams_per_connection,
@@ -241,7 +235,7 @@ class WebSocketSide:
                     hub.unsubscribe(session, outcome.unsubscribe)
                 if outcome.combined is not None:
                     session.combined = outcome.combined
-                if outcome.reply is not None:
+                if outcome.reply is not None and not silent:
                     session.push_json(orjson.dumps(outcome.reply))
         except ConnectionClosed:
             session.request_close(None)
