@@ -228,6 +228,7 @@ async def test_dead_port_exhausts_attempts_then_error_reaches_callback_and_calle
         async with open_gateway(config, on_error=errors.append):
             pytest.fail("the gateway must not open against a dead port")  # pragma: no cover
     assert isinstance(failed.value.__cause__, OSError)  # the last attempt's cause, chained
+    assert f"could not connect to 127.0.0.1:{port} (" in str(failed.value)  # never opened
     lost = [e for e in errors if isinstance(e, ConnectionLost)]
     assert [e.attempt for e in lost] == [1, 2, 3]  # each failed attempt, with its cause
     assert all(isinstance(e.__cause__, OSError) and not e.opened for e in lost)

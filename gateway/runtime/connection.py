@@ -393,7 +393,7 @@ class Connection(ControlSink):
                 self.state = "failed"
                 raise ConnectionFailed(
                     f"[{self.conn_id}] gave up after {attempt} attempts to "
-                    f"{self.display_url}: {ending.reason}"
+                    f"{self.display_url}: {lost.summary}"
                 ) from ending.cause
             self.reconnects += 1
             await trio.sleep(delay)
