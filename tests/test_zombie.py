@@ -89,6 +89,27 @@ async def test_a_zombie_connection_is_replaced_make_before_break(
     assert re.search(r"for 1\d\.\d s", zombie_logs[0].getMessage())
 
 
+async def test_silence_without_pongs_is_a_dead_peer_reconnected_at_once(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with running(errors) as (sim, gw):
+        await trio.sleep(5)
+        assert sim.control.zombie() == sim.control.deafen() == 1  # no data, no pong
+        fault = trio.current_time()
+        with gw.subscribe("ETHUSDT", Trade, buffer=100) as sub:
+            with trio.fail_after(30):
+                await sub.receive()
+        elapsed = trio.current_time() - fault
+        snap = gw.connections[0].snapshot()
+    # 10 s deadline + 1 s check + 5 s waiting for the pong + <= 1 s closing a deaf socket +
+    # the first backoff (<= 0.5 s) + connect: sooner than the ping watchdog (30 s) alone
+    assert 15.0 <= elapsed <= 18.0
+    assert snap["zombie_replacements"] == 0 and snap["reconnects"] == 1
+    lost = [e for e in errors if isinstance(e, ConnectionLost)]
+    assert len(lost) == 1 and "no pong" in lost[0].reason
+
+
 async def test_a_forgotten_stream_is_resubscribed_alone(autojump_clock: MockClock) -> None:
     errors: list[BaseException] = []
     async with running(errors) as (sim, gw):

@@ -567,15 +567,29 @@ class Connection(ControlSink):
             watch.sync(self.streams, now)
             found = watch.check(now, self._event_count, self.frames - self.control_replies)
             if found.zombie is not None:
-                self.zombie_replacements += 1
-                log.warning(
-                    "[%s] zombie: no market frame on %d streams for %.1f s while the exchange "
-                    "still answers: replacing the connection", self.conn_id, len(self.streams),
-                    found.zombie,
-                )  # fmt: skip
-                self._rotate()
+                silence = found.zombie
+                if await self._answers_ping(ws):
+                    self.zombie_replacements += 1
+                    log.warning(
+                        "[%s] zombie: no market frame on %d streams for %.1f s while pongs "
+                        "still arrive: replacing the connection", self.conn_id,
+                        len(self.streams), silence,
+                    )  # fmt: skip
+                    self._rotate()
+                elif ws is self._ws:  # nothing at all: a dead peer, no need to wait longer
+                    log.warning("[%s] no market frame for %.1f s and no pong: reconnecting",
+                                self.conn_id, silence)  # fmt: skip
+                    self._end_session(f"no market frame for {silence:.1f} s and no pong")
             elif found.overdue:
                 await self._verify_streams(ws, found.overdue)
+
+    async def _answers_ping(self, ws: WebSocketConnection) -> bool:
+        """Ping (paced) and wait a bounded time for the pong: does the peer still answer?"""
+        with trio.move_on_after(min(5.0, self.silence_timeout / 2)):
+            await self._acquire(lambda: self.control_limiter)
+            await ws.ping()
+            return True
+        return False
 
     def _event_count(self, symbol: str, kind: str) -> int | None:
         """``symbol``'s count of ``kind`` events, None while its actor is not live."""

@@ -15,7 +15,8 @@ connection's frame count). The rules (docs/architecture.md, "Proof of life"):
 - Streams that share one counter (two kline intervals of one symbol) are one group: the
   group is overdue only when all of them are silent.
 - A connection with no market frame at all for the longest deadline of its watched
-  groups, while it still has some, is a *zombie* (`Check.zombie`). Otherwise, overdue
+  groups, while it still has some, is a *zombie* (`Check.zombie`) if it still answers a
+  ping (the connection checks), else a dead peer. Otherwise, overdue
   groups are `Check.overdue`: the connection asks the exchange whether it still lists
   them (`listed`: a quiet market; back off, and disarm activity streams until they
   trade again) or resubscribes them (`resubscribed`).
