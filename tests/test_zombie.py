@@ -27,7 +27,7 @@ from gateway import (
     Trade,
     open_gateway,
 )
-from gateway.runtime.liveness import ARM_EVENTS, Check, StreamWatch, cadence
+from gateway.runtime.liveness import ARM_EVENTS, Check, Reader, StreamWatch, cadence
 from gateway.simulator import Simulator, open_simulator
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
@@ -196,3 +196,30 @@ def test_the_silence_settings_are_validated() -> None:
             GatewayConfig(symbols=("BTCUSDT",), stream_silence_factor=bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="trade_silence_floor must be a positive number"):
         GatewayConfig(symbols=("BTCUSDT",), trade_silence_floor=0)
+
+
+def _reader(counts: dict[tuple[str, str], int]) -> Reader:
+    return lambda symbol, kind: counts.get((symbol, kind), 0)
+
+
+def test_streams_of_one_counter_are_one_group_and_a_quiet_one_backs_off() -> None:
+    watch = StreamWatch(5.0, 10.0)
+    names = ["btcusdt@kline_1m", "btcusdt@kline_1s", "btcusdt@ticker", "!miniTicker@arr"]
+    watch.sync(dict.fromkeys(names), 0.0)
+    watch.reset(0.0)
+    kline = watch.groups["BTCUSDT", "Kline"]
+    assert kline.names == names[:2] and kline.cadence == 1.0  # the faster one decides
+    assert len(watch.groups) == 2  # the market-wide array is not watched
+    counts = {("BTCUSDT", "Kline"): 0, ("BTCUSDT", "Ticker"): 0}
+    now = frames = 0
+    for now in range(1, 6):  # klines flow, the ticker does not: overdue after 5 x 1 s
+        counts["BTCUSDT", "Kline"] += 1
+        frames += 1
+        found = watch.check(now, _reader(counts), frames)
+    assert found.zombie is None and [g.names for g in found.overdue] == [["btcusdt@ticker"]]
+    watch.listed(found.overdue[0], now)  # still listed: a quiet market, ask after 10 s
+    for now in range(6, 15):
+        counts["BTCUSDT", "Kline"] += 1
+        frames += 1
+        assert not watch.check(now, _reader(counts), frames).overdue
+    assert watch.check(15, _reader(counts), frames + 1).overdue  # 5 s x backoff 2

@@ -149,8 +149,13 @@ class StreamWatch:
         longest = 0.0
         for (symbol, cls), g in self.groups.items():
             count = read(symbol, cls)
-            if count is None or g.count < 0 or count < g.count:  # not live, new, or restarted
-                g.count, g.changed_at = (count if count is not None else -1), now
+            if count is None:  # its actor is not live: no judgement, measure from now
+                g.count, g.changed_at = -1, now
+                continue
+            if g.count < 0 or count < g.count:  # the first reading (silence counts from
+                if count < g.count:  # `reset` or `sync`), or a symbol started afresh
+                    g.changed_at = now
+                g.count = count
                 continue
             if count != g.count:
                 if g.cadence is None:
