@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 from trio.testing import MockClock
 
 from gateway import (
@@ -223,3 +225,32 @@ def test_streams_of_one_counter_are_one_group_and_a_quiet_one_backs_off() -> Non
         frames += 1
         assert not watch.check(now, _reader(counts), frames).overdue
     assert watch.check(15, _reader(counts), frames + 1).overdue  # 5 s x backoff 2
+
+
+@given(
+    st.lists(st.sets(st.sampled_from(["Kline", "Ticker", "Trade"])), min_size=1, max_size=200),
+    st.integers(min_value=0, max_value=60),
+)
+def test_streams_that_push_within_their_deadline_are_never_suspect(
+    pushes: list[set[str]], quiet_trades_from: int
+) -> None:
+    # Every second: klines at least every 2 s and tickers every second (as scheduled),
+    # plus whatever trades; trades may stop at any point (a quiet market).
+    watch = StreamWatch(5.0, 10.0)
+    watch.sync(dict.fromkeys(["btcusdt@kline_1m", "btcusdt@ticker", "btcusdt@trade"]), 0.0)
+    watch.reset(0.0)
+    counts = dict.fromkeys([("BTCUSDT", k) for k in ("Kline", "Ticker", "Trade")], 0)
+    frames = 0
+    for now, pushed in enumerate(pushes, start=1):
+        pushed = pushed | {"Ticker"} | ({"Kline"} if now % 2 == 0 else set())
+        if now >= quiet_trades_from:
+            pushed.discard("Trade")
+        for kind in pushed:
+            counts["BTCUSDT", kind] += 1
+            frames += 1
+        found = watch.check(float(now), _reader(counts), frames)
+        assert found.zombie is None
+        assert all(g.names == ["btcusdt@trade"] for g in found.overdue)  # only a stopped one
+        for g in found.overdue:
+            watch.listed(g, float(now))  # the exchange lists it: disarmed, not asked again
+            assert not watch.check(float(now), _reader(counts), frames).overdue
