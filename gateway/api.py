@@ -384,6 +384,8 @@ class Gateway:
             on_error=lambda exc: self.publisher.report_error("connection", exc),
             on_rotate=self._rotate,
             on_refused=lambda name, code, msg: self._stream_refused(conn_id, name, code, msg),
+            stream_silence_factor=c.stream_silence_factor,
+            trade_silence_floor=c.trade_silence_floor,
         )  # fmt: skip
         self.connections.append(conn)
         return conn

@@ -9,6 +9,7 @@ URLs are shown with their credentials masked, also in reprs.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -102,6 +103,12 @@ def _positions(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> No
             )
 
 
+def _at_least_two(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """A finite number >= 2: one cadence late is jitter, not silence."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 2 <= value < math.inf:
+        raise ConfigError(f"{attribute.name} must be a number of at least 2, got {value!r}")
+
+
 @attrs.frozen
 class GatewayConfig:
     """Everything a gateway needs; every field has a sensible default but ``symbols``."""
@@ -130,6 +137,12 @@ class GatewayConfig:
     #: No frame for this long: ping; no frame or pong for twice this long: reconnect.
     silence_timeout: float = attrs.field(default=30.0, validator=positive)
     connect_timeout: float = attrs.field(default=10.0, validator=positive)
+    #: A stream silent for this many of its push cadences (klines 2 s, tickers 1 s, depthN
+    #: its speed; trades, diff depth: their recent mean inter-arrival) is checked with the exchange;
+    #: a connection where every stream is, is a zombie and replaced. At least 2.
+    stream_silence_factor: float = attrs.field(default=5.0, validator=_at_least_two)
+    #: Trades, book tickers, diff depth that moved recently are silent after at least this.
+    trade_silence_floor: float = attrs.field(default=10.0, validator=positive)
     #: A close hook that runs longer than this has failed (and is retried).
     close_hook_timeout: float = attrs.field(default=10.0, validator=positive)
     #: Rotate (make-before-break) before the exchange's 24 h limit.

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import orjson
 import pytest
 import trio
 
@@ -71,6 +72,35 @@ async def test_commands_drive_the_control(autojump_clock: object) -> None:
         assert run_command(sim.control, "refusestream").startswith("bad arguments")
         assert run_command(sim.control, "deafen") == "deafened 1"
         assert run_command(sim.control, "close 4001 bye") == "closed 1"
+
+
+@bounded()
+async def test_zombie_and_forget_commands_act_on_one_connection(autojump_clock: object) -> None:
+    args = build_parser().parse_args(["simulate", "--pacing", "manual", "--clock", "virtual",
+                                      "--no-rest", "--symbols", "BTCUSDT"])  # fmt: skip
+    from gateway.simulator import open_simulator
+
+    names = ["btcusdt@trade", "btcusdt@aggTrade"]
+    async with (
+        open_simulator(_config(args)) as sim,
+        ws_client(sim.stream_url(names)) as zombie,
+        ws_client(sim.stream_url(names)) as healthy,
+    ):
+        await sim.control.wait_for(lambda s: s.connections_open == 2)
+        first, second = sorted(sim.control.stats().subscriptions)
+        assert run_command(sim.control, f"forget btcusdt@aggTrade {second}") == "forgotten on 1"
+        assert sim.control.stats().subscriptions[second] == ("btcusdt@trade",)
+        await healthy.send_message('{"method": "LIST_SUBSCRIPTIONS", "id": 1}')
+        assert orjson.loads(await healthy.get_message())["result"] == ["btcusdt@trade"]
+        assert run_command(sim.control, f"zombie {first}") == "zombies 1"
+        await zombie.send_message('{"method": "LIST_SUBSCRIPTIONS", "id": 2}')  # still answers
+        assert orjson.loads(await zombie.get_message())["id"] == 2
+        tid = sim.control.inject_trade("BTCUSDT", 101.5, 1.0)
+        assert decode_frame(await healthy.get_message()).trade_id == tid  # type: ignore[union-attr]
+        with trio.move_on_after(5) as quiet:
+            await zombie.get_message()
+        assert quiet.cancelled_caught  # no market frame on the zombie, the other flows
+        assert run_command(sim.control, "forget").startswith("bad arguments")
 
 
 @bounded(30)

@@ -76,4 +76,5 @@ class ConnectWatch:
 def _idle(conn_id: str, streams: int) -> dict[str, Any]:
     """The snapshot of a connection the gateway has not started."""
     return {"id": conn_id, "state": "idle", "streams": streams, "connects": 0,
-            "reconnects": 0, "rotations": 0, "frames": 0, "last_error": None}  # fmt: skip
+            "reconnects": 0, "rotations": 0, "frames": 0, "last_error": None,
+            "zombie_replacements": 0, "stream_resubscribes": 0}  # fmt: skip

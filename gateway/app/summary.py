@@ -39,6 +39,7 @@ ENDED_BY = ("duration", "interrupt", "terminate", "error")
 
 _CONNECTION_KEYS = (
     "id", "state", "streams", "connects", "reconnects", "rotations", "frames", "last_error",
+    "zombie_replacements", "stream_resubscribes",
 )  # fmt: skip
 
 _LATENCIES = ("exchange_to_receive", "receive_to_handled", "receive_to_stop_decision")

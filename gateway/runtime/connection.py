@@ -38,12 +38,14 @@ from gateway.core.redact import redact_url, split_credentials
 from gateway.core.streams import chunk_for_control
 from gateway.errors import ConnectionFailed, ConnectionLost, InternalError, SubscriptionError
 from gateway.runtime.endings import NETWORK_ERRORS, EndKind, SessionEnded, classify
+from gateway.runtime.liveness import Group, StreamWatch, names_of
 from gateway.runtime.router import ControlSink, Router
 
 log = logging.getLogger(__name__)
 
 _MAX_PACE_WINDOW = 8.0  # seconds: the slowest control pace after repeated 1008 closes
 _REFUSED_ALL = 4  # "Too many subscriptions": the whole chunk is refused, no bisecting
+_LIVENESS_PERIOD = 1.0  # seconds between proof-of-life checks (gateway.runtime.liveness)
 
 #: ``on_refused(stream, code, message)``: the exchange refused ``stream``.
 RefusedHook = Callable[[str, "int | None", str], None]
@@ -108,6 +110,8 @@ class Connection(ControlSink):
         on_rotate: Callable[[Connection], None] | None = None,
         on_refused: RefusedHook | None = None,
         reply_timeout: float = 10.0,
+        stream_silence_factor: float = 5.0,
+        trade_silence_floor: float = 10.0,
     ) -> None:
         self.conn_id = conn_id
         #: The URL as it may be shown: logs, errors, stats (credentials masked).
@@ -159,6 +163,15 @@ class Connection(ControlSink):
         #: When each recent control frame was sent (trio time), for diagnostics and tests.
         self.control_sent_at: deque[float] = deque(maxlen=1000)
         self.last_error: str | None = None
+        #: Proof of life per stream (see `gateway.runtime.liveness`), checked every second.
+        self._watch = StreamWatch(stream_silence_factor, trade_silence_floor)
+        self.control_replies = 0  #: control replies received (frames that are not market data)
+        #: Replaced because no stream sent anything while pings were answered (a zombie).
+        self.zombie_replacements = 0
+        #: Streams subscribed again because the exchange no longer listed them.
+        self.stream_resubscribes = 0
+        #: LIST_SUBSCRIPTIONS asked because a stream was silent past its cadence.
+        self.stream_checks = 0
 
     def inherit(self, old: Connection) -> None:
         """Carry ``old``'s history over to this connection, which replaces it (rotation):
@@ -166,11 +179,14 @@ class Connection(ControlSink):
         self.connects, self.reconnects, self.rotations = old.connects, old.reconnects, old.rotations
         self.control_limiter, self.rate_penalties = old.control_limiter, old.rate_penalties
         self.refused = dict(old.refused)
+        self.zombie_replacements = old.zombie_replacements
+        self.stream_resubscribes, self.stream_checks = old.stream_resubscribes, old.stream_checks
 
     # ControlSink --------------------------------------------------------------
 
     def on_control(self, reply: ControlReply | ControlError) -> None:
         """Match a reply to its pending request by id."""
+        self.control_replies += 1
         chan = self._pending.pop(reply.id, None)
         if chan is not None:
             chan.send_nowait(reply)
@@ -447,6 +463,7 @@ class Connection(ControlSink):
                 with trio.CancelScope() as scope:
                     self._session_scope = scope
                     nursery.start_soon(self._watchdog, ws, scope)
+                    nursery.start_soon(self._liveness, ws)
                     if self.streams:
                         # Subscribe from a side task: replies arrive through _receive.
                         nursery.start_soon(
@@ -533,6 +550,86 @@ class Connection(ControlSink):
                 scope.cancel()
                 return
 
+    async def _liveness(self, ws: WebSocketConnection) -> None:
+        """Proof of life per stream, every second once the session is live: replace a
+        zombie (make-before-break), verify and resubscribe a stream silent alone."""
+        live = self._live
+        await live.wait()
+        watch = self._watch
+        now = trio.current_time()
+        watch.sync(self.streams, now)
+        watch.reset(now)
+        while ws is self._ws:
+            await trio.sleep(_LIVENESS_PERIOD)
+            if self.rotating or ws is not self._ws:
+                continue
+            now = trio.current_time()
+            watch.sync(self.streams, now)
+            found = watch.check(now, self._event_count, self.frames - self.control_replies)
+            if found.zombie is not None:
+                silence = found.zombie
+                if await self._answers_ping(ws):
+                    self.zombie_replacements += 1
+                    log.warning(
+                        "[%s] zombie: no market frame on %d streams for %.1f s while pongs "
+                        "still arrive: replacing the connection", self.conn_id,
+                        len(self.streams), silence,
+                    )  # fmt: skip
+                    self._rotate()
+                elif ws is self._ws:  # nothing at all: a dead peer, no need to wait longer
+                    log.warning("[%s] no market frame for %.1f s and no pong: reconnecting",
+                                self.conn_id, silence)  # fmt: skip
+                    self._end_session(f"no market frame for {silence:.1f} s and no pong")
+            elif found.overdue:
+                await self._verify_streams(ws, found.overdue)
+
+    async def _answers_ping(self, ws: WebSocketConnection) -> bool:
+        """Ping (paced) and wait a bounded time for the pong: does the peer still answer?"""
+        with trio.move_on_after(min(5.0, self.silence_timeout / 2)):
+            await self._acquire(lambda: self.control_limiter)
+            await ws.ping()
+            return True
+        return False
+
+    def _event_count(self, symbol: str, kind: str) -> int | None:
+        """``symbol``'s count of ``kind`` events, None while its actor is not live."""
+        state = self.router.state_of(symbol)
+        if state is None or not state.live or state.quarantined:
+            return None
+        return state.counts.get(kind, 0)
+
+    async def _verify_streams(self, ws: WebSocketConnection, overdue: tuple[Group, ...]) -> None:
+        """Ask the exchange whether it still lists the silent streams; subscribe again
+        those it forgot, leave the others (a quiet market)."""
+        self.stream_checks += 1
+        try:
+            reply = await self._request(ws, *self.encoder.list_subscriptions())
+        except SubscriptionError as exc:
+            log.info("[%s] LIST_SUBSCRIPTIONS for silent streams failed: %s", self.conn_id, exc)
+            return
+        listed = set(reply.result or [])
+        now = trio.current_time()
+        missing: list[Group] = []
+        for group in overdue:
+            if any(n not in listed and n in self.streams for n in group.names):
+                missing.append(group)
+                self._watch.resubscribed(group, now)
+            else:
+                self._watch.listed(group, now)
+                log.info("[%s] %s silent past its cadence but still subscribed (a quiet "
+                         "market)", self.conn_id, ", ".join(group.names))  # fmt: skip
+        names = [n for n in names_of(missing) if n not in listed and n in self.streams]
+        if not names:
+            return
+        self.stream_resubscribes += len(names)
+        log.warning("[%s] the exchange no longer lists %s (silent past its cadence): "
+                    "subscribing again", self.conn_id, ", ".join(names))  # fmt: skip
+        try:
+            await self._send_subscribe(ws, names)
+        except SubscriptionError as exc:
+            if self._ws is ws:  # no reply on a live session: replace it
+                self._end_session(f"SUBSCRIBE failed: {exc.message}")
+
     def snapshot(self) -> dict[str, Any]:
         """Statistics for summaries."""
         return {
@@ -546,6 +643,9 @@ class Connection(ControlSink):
             "control_frames": self.control_frames,
             "control_pace": f"{self.control_limiter.limit}/{self.control_limiter.window:g}s",
             "rate_penalties": self.rate_penalties,
+            "zombie_replacements": self.zombie_replacements,
+            "stream_resubscribes": self.stream_resubscribes,
+            "stream_checks": self.stream_checks,
             "refused": {name: list(err) for name, err in self.refused.items()},
             "last_error": self.last_error,
         }

@@ -79,6 +79,10 @@ class Router:
         """Stop routing ``symbol`` (its events are then counted as unrouted)."""
         self._symbols.pop(symbol, None)
 
+    def state_of(self, symbol: str) -> SymbolState | None:
+        """The state ``symbol`` is routed to, if any (for periodic checks, not per frame)."""
+        return self._symbols.get(symbol)
+
     def route(self, frame: str | bytes, receive_ns: int, sink: ControlSink) -> None:
         """Decode one frame and deliver it; never raises for bad input, never blocks."""
         self.frames += 1

@@ -43,6 +43,8 @@ subignore               never reply to the next SUBSCRIBE
 refusestream NAME...    refuse every SUBSCRIBE naming one of these streams
 pingclose COUNT         ping COUNT times before each close reply (0: off)
 deafen                  open connections read nothing from now on
+zombie [CONNECTION]     open connections (or one) get no market frames; pings go on
+forget NAME [CONNECTION] silently drop stream NAME from connections (unlisted, unsent)
 stats                   print the counters"""
 
 
@@ -143,6 +145,11 @@ def run_command(control: SimulatorControl, line: str) -> str:
             control.ping_before_close_reply(int(rest[0]))
         elif cmd == "deafen":
             return f"deafened {control.deafen()}"
+        elif cmd == "zombie":
+            return f"zombies {control.zombie(connection=int(rest[0]) if rest else None)}"
+        elif cmd == "forget":
+            conn = int(rest[1]) if len(rest) > 1 else None
+            return f"forgotten on {control.forget_stream(rest[0], connection=conn)}"
         elif cmd == "stats":
             return str(control.stats())
         else:

@@ -165,6 +165,24 @@ class SimulatorControl:
             s.deaf = True
         return len(targets)
 
+    def zombie(self, *, connection: int | None = None) -> int:
+        """Make every open connection (or one) a zombie: it stays open and answers pings
+        and control requests but gets no market frame any more (unlike `stall`, which is
+        global). New connections are not affected. Returns how many."""
+        targets = self._hub.targets(connection)
+        for s in targets:
+            s.zombie = True
+        return len(targets)
+
+    def forget_stream(self, name: str, *, connection: int | None = None) -> int:
+        """Silently drop stream ``name`` from every open connection (or one): no frame of
+        it is sent and LIST_SUBSCRIPTIONS no longer lists it, as if the exchange lost the
+        subscription. A new SUBSCRIBE brings it back. Returns how many connections had it."""
+        targets = [s for s in self._hub.targets(connection) if name in s.streams]
+        for s in targets:
+            self._hub.unsubscribe(s, [name])
+        return len(targets)
+
     def refuse_connections(self, seconds: float, status: int = 503) -> None:
         """Reject new handshakes with HTTP ``status`` for ``seconds``."""
         self._ws.refuse_until = trio.current_time() + seconds
@@ -173,7 +191,7 @@ class SimulatorControl:
     def clear_faults(self) -> None:
         """End every lasting fault now: stalls and delays, queued SUBSCRIBE faults,
         refused streams and connections, pings before close replies, pending duplicates
-        and trade drops. Deaf connections stay deaf (close them to end that)."""
+        and trade drops. Deaf and zombie connections stay so (close them to end that)."""
         self.resume()
         hub = self._hub
         hub.subscribe_faults.clear()

@@ -60,7 +60,7 @@ class Session:
 
     __slots__ = ("_hub", "capacity", "close_abrupt", "close_code", "close_event",
                  "close_reason", "combined", "deaf", "flushed", "frames_sent", "id",
-                 "incoming", "micros", "out", "streams", "waiting", "wake")  # fmt: skip
+                 "incoming", "micros", "out", "streams", "waiting", "wake", "zombie")  # fmt: skip
 
     def __init__(self, hub: Hub, sid: int, combined: bool, micros: bool, capacity: int) -> None:
         self._hub = hub
@@ -81,6 +81,8 @@ class Session:
         self.flushed: trio.Event | None = None
         #: Fault: read nothing (no control reply, pong or close reply); still send.
         self.deaf = False
+        #: Fault: send no market frames (pings and control replies go on): a zombie stream.
+        self.zombie = False
 
     def push(self, data: bytes) -> None:
         """Queue one complete WebSocket frame; a full buffer disconnects the client."""
@@ -209,6 +211,9 @@ class Hub:
                 self.duplicate_left -= 1
                 copies = 2
             for session in subs:  # push never changes the subscriptions
+                if session.zombie:
+                    self.frames_dropped += 1
+                    continue
                 data = frame.wire(session.combined, session.micros)
                 session.push(data)
                 if copies == 2:

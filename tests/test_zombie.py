@@ -1,0 +1,256 @@
+"""Zombie streams (issue 12, item 4): proof of life per stream, against the embedded exchange.
+
+Real sockets on loopback, MockClock; the market is driven by a task that trades (or only
+ticks) every 0.1 virtual seconds, the only sleeps here. Defaults: ``stream_silence_factor``
+5 (klines push every 2 s: silent after 10 s), ``trade_silence_floor`` 10 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+from trio.testing import MockClock
+
+from gateway import (
+    ConfigError,
+    ConnectionLost,
+    Gateway,
+    GatewayConfig,
+    Kline,
+    Trade,
+    open_gateway,
+)
+from gateway.runtime.liveness import ARM_EVENTS, Check, Reader, StreamWatch, cadence
+from gateway.simulator import Simulator, open_simulator
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
+SIM = {"symbols": SYMBOLS, "seed": 12, "clock": "virtual", "pacing": "manual"}
+STREAMS = ("trade", "kline_1m")
+#: From the fault to data flowing again: a 10 s deadline, a 1 s check period, then a new
+#: connection opened and subscribed (one SUBSCRIBE frame) while the old one still stands.
+REPLACED_WITHIN = 15.0
+
+
+async def drive(sim: Simulator, trades_until: float = math.inf) -> None:
+    """The market: 3 trades (one per symbol) every 0.1 s until ``trades_until``, then only
+    the time-driven pushes (klines every 2 s)."""
+    while True:
+        if trio.current_time() < trades_until:
+            sim.control.generate(3)
+        else:
+            sim.control.tick()
+        await trio.sleep(0.1)
+
+
+@asynccontextmanager
+async def running(
+    errors: list[BaseException], trades_until: float = math.inf, **options: Any
+) -> AsyncIterator[tuple[Simulator, Gateway]]:
+    async with open_simulator(**SIM) as sim, trio.open_nursery() as nursery:
+        nursery.start_soon(drive, sim, trio.current_time() + trades_until)
+        async with open_gateway(
+            url=sim.ws_url, rest_url=sim.rest_url, on_error=errors.append, symbols=SYMBOLS,
+            streams=STREAMS, **options,
+        ) as gw:  # fmt: skip
+            yield sim, gw
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_zombie_connection_is_replaced_make_before_break(
+    autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    errors: list[BaseException] = []
+    caplog.set_level(logging.WARNING, "gateway.runtime.connection")
+    async with running(errors) as (sim, gw):
+        await trio.sleep(5)  # market time: every trade stream armed (30+ trades each)
+        assert sim.control.zombie() == 1  # pings and requests answered, no market frame
+        fault = trio.current_time()
+        with gw.subscribe("ETHUSDT", Trade, buffer=100) as sub:
+            with trio.fail_after(REPLACED_WITHIN):
+                await sub.receive()
+        elapsed = trio.current_time() - fault
+        conn = gw.connections[0]
+        snap = conn.snapshot()
+        stats = sim.control.stats()
+    assert 10.0 <= elapsed <= REPLACED_WITHIN
+    assert len(gw.connections) == 1 and conn.conn_id == "conn-1"
+    assert snap["zombie_replacements"] == 1 and snap["reconnects"] == 0
+    assert stats.connections_total == 2
+    assert not [e for e in errors if isinstance(e, ConnectionLost)]  # no break before make
+    zombie_logs = [r for r in caplog.records if "zombie" in r.getMessage()]
+    assert len(zombie_logs) == 1  # once, with the silence measured
+    assert re.search(r"for 1\d\.\d s", zombie_logs[0].getMessage())
+
+
+async def test_silence_without_pongs_is_a_dead_peer_reconnected_at_once(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with running(errors) as (sim, gw):
+        await trio.sleep(5)
+        assert sim.control.zombie() == sim.control.deafen() == 1  # no data, no pong
+        fault = trio.current_time()
+        with gw.subscribe("ETHUSDT", Trade, buffer=100) as sub:
+            with trio.fail_after(30):
+                await sub.receive()
+        elapsed = trio.current_time() - fault
+        snap = gw.connections[0].snapshot()
+    # 10 s deadline + 1 s check + 5 s waiting for the pong + <= 1 s closing a deaf socket +
+    # the first backoff (<= 0.5 s) + connect: sooner than the ping watchdog (30 s) alone
+    assert 15.0 <= elapsed <= 18.0
+    assert snap["zombie_replacements"] == 0 and snap["reconnects"] == 1
+    lost = [e for e in errors if isinstance(e, ConnectionLost)]
+    assert len(lost) == 1 and "no pong" in lost[0].reason
+
+
+async def test_a_forgotten_stream_is_resubscribed_alone(autojump_clock: MockClock) -> None:
+    errors: list[BaseException] = []
+    async with running(errors) as (sim, gw):
+        with gw.subscribe("ETHUSDT", Trade, buffer=10_000) as eth:
+            await trio.sleep(5)
+            assert sim.control.forget_stream("btcusdt@kline_1m") == 1
+            fault = trio.current_time()
+            with gw.subscribe("BTCUSDT", Kline, buffer=100) as klines:
+                with trio.fail_after(REPLACED_WITHIN):
+                    await klines.receive()
+            elapsed = trio.current_time() - fault
+            ids = [t.trade_id for t in eth.drain_nowait(100_000)]
+        conn = gw.connections[0]
+        snap = conn.snapshot()
+        stats = sim.control.stats()
+        gaps = {s: gw.state(s).gaps for s in SYMBOLS}
+    assert 10.0 <= elapsed <= REPLACED_WITHIN
+    assert snap["stream_resubscribes"] == 1 and snap["stream_checks"] == 1
+    assert snap["zombie_replacements"] == 0 and snap["reconnects"] == 0
+    assert stats.connections_total == 1
+    assert len(ids) > 100 and ids == list(range(ids[0], ids[0] + len(ids)))
+    assert gaps == dict.fromkeys(SYMBOLS, 0)
+    assert not errors
+
+
+async def test_a_quiet_market_causes_no_replacement_and_no_resubscribe(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with running(errors, trades_until=5.0) as (sim, gw):
+        with gw.subscribe("BTCUSDT", Kline, buffer=1000) as klines:
+            await trio.sleep(120)  # trades stopped abruptly at 5 s; klines still every 2 s
+            pushed = len(klines.drain_nowait(100_000))
+        snap = gw.connections[0].snapshot()
+        stats = sim.control.stats()
+    assert pushed >= 55
+    assert snap["zombie_replacements"] == 0 and snap["stream_resubscribes"] == 0
+    # the trade streams had activity that stopped: asked about once, then left alone
+    assert 1 <= snap["stream_checks"] <= 3
+    assert snap["reconnects"] == 0 and stats.connections_total == 1
+    assert not errors
+
+
+def test_cadences_follow_the_reference() -> None:
+    assert cadence("btcusdt@kline_1m") == (("BTCUSDT", "Kline"), 2.0)
+    assert cadence("btcusdt@kline_1s") == (("BTCUSDT", "Kline"), 1.0)
+    assert cadence("btcusdt@ticker") == (("BTCUSDT", "Ticker"), 1.0)
+    assert cadence("btcusdt@depth@100ms") == (("BTCUSDT", "DepthUpdate"), None)  # on change
+    assert cadence("btcusdt@depth5@100ms") == (("BTCUSDT", "PartialDepth"), 0.1)
+    assert cadence("btcusdt@depth5") == (("BTCUSDT", "PartialDepth"), 1.0)
+    assert cadence("btcusdt@bookTicker") == (("BTCUSDT", "BookTicker"), None)
+    assert cadence("btcusdt@trade") == (("BTCUSDT", "Trade"), None)
+    assert cadence("!miniTicker@arr") is None
+
+
+def test_a_trade_stream_is_watched_only_after_recent_activity() -> None:
+    watch = StreamWatch(5.0, 10.0)
+    counts = {"Trade": 0}
+    watch.sync({"btcusdt@trade": None}, 0.0)
+    watch.reset(0.0)
+    now, frames = 0.0, 0
+    for _ in range(100):  # never traded: never overdue, never a zombie
+        now += 1
+        assert watch.check(now, lambda _s, k: counts[k], frames) == Check()
+    for _ in range(ARM_EVENTS):  # one trade a second: armed, deadline max(10, 5 x 1) s
+        now += 1
+        counts["Trade"] += 1
+        frames += 1
+        assert not watch.check(now, lambda _s, k: counts[k], frames).overdue
+    now += 9
+    assert not watch.check(now, lambda _s, k: counts[k], frames).overdue
+    now += 1
+    found = watch.check(now, lambda _s, k: counts[k], frames)
+    assert found.zombie == 10.0  # the only watched stream, and nothing else came
+
+
+def test_the_silence_settings_are_validated() -> None:
+    config = GatewayConfig(symbols=("BTCUSDT",), stream_silence_factor=3, trade_silence_floor=4.5)
+    assert (config.stream_silence_factor, config.trade_silence_floor) == (3, 4.5)
+    for bad in (1.5, 0, math.inf, True, "5"):
+        with pytest.raises(
+            ConfigError, match="stream_silence_factor must be a number of at least 2"
+        ):
+            GatewayConfig(symbols=("BTCUSDT",), stream_silence_factor=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="trade_silence_floor must be a positive number"):
+        GatewayConfig(symbols=("BTCUSDT",), trade_silence_floor=0)
+
+
+def _reader(counts: dict[tuple[str, str], int]) -> Reader:
+    return lambda symbol, kind: counts.get((symbol, kind), 0)
+
+
+def test_streams_of_one_counter_are_one_group_and_a_quiet_one_backs_off() -> None:
+    watch = StreamWatch(5.0, 10.0)
+    names = ["btcusdt@kline_1m", "btcusdt@kline_1s", "btcusdt@ticker", "!miniTicker@arr"]
+    watch.sync(dict.fromkeys(names), 0.0)
+    watch.reset(0.0)
+    kline = watch.groups["BTCUSDT", "Kline"]
+    assert kline.names == names[:2] and kline.cadence == 1.0  # the faster one decides
+    assert len(watch.groups) == 2  # the market-wide array is not watched
+    counts = {("BTCUSDT", "Kline"): 0, ("BTCUSDT", "Ticker"): 0}
+    now = frames = 0
+    for now in range(1, 6):  # klines flow, the ticker does not: overdue after 5 x 1 s
+        counts["BTCUSDT", "Kline"] += 1
+        frames += 1
+        found = watch.check(now, _reader(counts), frames)
+    assert found.zombie is None and [g.names for g in found.overdue] == [["btcusdt@ticker"]]
+    watch.listed(found.overdue[0], now)  # still listed: a quiet market, ask after 10 s
+    for now in range(6, 15):
+        counts["BTCUSDT", "Kline"] += 1
+        frames += 1
+        assert not watch.check(now, _reader(counts), frames).overdue
+    assert watch.check(15, _reader(counts), frames + 1).overdue  # 5 s x backoff 2
+
+
+@given(
+    st.lists(st.sets(st.sampled_from(["Kline", "Ticker", "Trade"])), min_size=1, max_size=200),
+    st.integers(min_value=0, max_value=60),
+)
+def test_streams_that_push_within_their_deadline_are_never_suspect(
+    pushes: list[set[str]], quiet_trades_from: int
+) -> None:
+    # Every second: klines at least every 2 s and tickers every second (as scheduled),
+    # plus whatever trades; trades may stop at any point (a quiet market).
+    watch = StreamWatch(5.0, 10.0)
+    watch.sync(dict.fromkeys(["btcusdt@kline_1m", "btcusdt@ticker", "btcusdt@trade"]), 0.0)
+    watch.reset(0.0)
+    counts = dict.fromkeys([("BTCUSDT", k) for k in ("Kline", "Ticker", "Trade")], 0)
+    frames = 0
+    for now, pushed in enumerate(pushes, start=1):
+        pushed = pushed | {"Ticker"} | ({"Kline"} if now % 2 == 0 else set())
+        if now >= quiet_trades_from:
+            pushed.discard("Trade")
+        for kind in pushed:
+            counts["BTCUSDT", kind] += 1
+            frames += 1
+        found = watch.check(float(now), _reader(counts), frames)
+        assert found.zombie is None
+        assert all(g.names == ["btcusdt@trade"] for g in found.overdue)  # only a stopped one
+        for g in found.overdue:
+            watch.listed(g, float(now))  # the exchange lists it: disarmed, not asked again
+            assert not watch.check(float(now), _reader(counts), frames).overdue
