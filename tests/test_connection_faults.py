@@ -32,10 +32,10 @@ from gateway import (
     open_gateway,
 )
 from gateway.core.streams import chunk_for_control
-from gateway.runtime.connection import _open_websocket
 from gateway.runtime.endings import EndKind, classify
 from gateway.runtime.groups import leaves
 from gateway.runtime.router import Router
+from gateway.runtime.websocket import open_websocket
 from gateway.simulator import Simulator, open_simulator
 from tests._loopback import read_request_head
 
@@ -184,7 +184,7 @@ async def test_our_websocket_skips_a_ping_that_arrives_during_its_close(
         sim.control.ping_before_close_reply(3)
         async with trio.open_nursery() as nursery:
             stream = await trio.open_tcp_stream("127.0.0.1", sim.port)
-            ws = await _open_websocket(
+            ws = await open_websocket(
                 nursery, stream, "127.0.0.1", "/stream?streams=btcusdt@trade", None
             )
             await ws.aclose()

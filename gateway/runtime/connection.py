@@ -26,9 +26,6 @@ from typing import Any, NoReturn
 
 import trio
 from trio_websocket import WebSocketConnection
-from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
-from wsproto.events import Ping
 
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.codec import ControlEncoder
@@ -40,6 +37,7 @@ from gateway.errors import ConnectionFailed, ConnectionLost, InternalError, Subs
 from gateway.runtime.endings import NETWORK_ERRORS, EndKind, SessionEnded, classify
 from gateway.runtime.liveness import Group, StreamWatch, names_of
 from gateway.runtime.router import ControlSink, Router
+from gateway.runtime.websocket import open_websocket
 
 log = logging.getLogger(__name__)
 
@@ -49,43 +47,6 @@ _LIVENESS_PERIOD = 1.0  # seconds between proof-of-life checks (gateway.runtime.
 
 #: ``on_refused(stream, code, message)``: the exchange refused ``stream``.
 RefusedHook = Callable[[str, "int | None", str], None]
-
-
-class _GuardedConnection(WebSocketConnection):
-    """trio-websocket's connection without its close race (python-trio/trio-websocket#184).
-
-    0.12.2 answers a ping that arrives after our close frame; wsproto refuses to send
-    that pong (`LocalProtocolError` in LOCAL_CLOSING), from the reader task. RFC 6455
-    lets a closing endpoint skip it, as the unreleased fix (PR #198) does. Remove this
-    class once a release carries that fix.
-    """
-
-    async def _handle_ping_event(self, event: Ping) -> None:
-        if self._wsproto.state is ConnectionState.OPEN:
-            await super()._handle_ping_event(event)
-
-
-async def _open_websocket(
-    nursery: trio.Nursery, stream: trio.abc.Stream, host: str, resource: str,
-    headers: list[tuple[bytes, bytes]] | None,
-) -> WebSocketConnection:  # fmt: skip
-    """`trio_websocket.wrap_client_stream`, building `_GuardedConnection` instead."""
-    ws = _GuardedConnection(
-        stream, WSConnection(ConnectionType.CLIENT), host=host, path=resource,  # type: ignore[arg-type]
-        client_extra_headers=headers, message_queue_size=256, max_message_size=8 * 2**20,
-        receive_buffer_size=65536,
-    )  # fmt: skip
-    nursery.start_soon(_read, ws)
-    await ws._open_handshake.wait()
-    return ws
-
-
-async def _read(ws: WebSocketConnection) -> None:
-    """The reader task; ending before the handshake did is an error (0.12.2 would leave
-    the opener waiting for its deadline, and the reason would read "timed out")."""
-    await ws._reader_task()
-    if not ws._open_handshake.is_set():
-        raise trio.BrokenResourceError("closed by the server during the WebSocket handshake")
 
 
 class Connection(ControlSink):
@@ -449,7 +410,7 @@ class Connection(ControlSink):
                     ctx = ssl.create_default_context()
                     stream = trio.SSLStream(tcp, ctx, server_hostname=host, https_compatible=True)
                 try:
-                    ws = await _open_websocket(nursery, stream, host, resource, self._headers)
+                    ws = await open_websocket(nursery, stream, host, resource, self._headers)
                 except BaseException:
                     await trio.aclose_forcefully(stream)
                     raise
