@@ -227,3 +227,42 @@ async def test_a_depth_snapshot_that_keeps_failing_is_asked_for_far_less_than_pe
         assert 5 <= len(snaps) <= 30 and {r.status for r in snaps} == {500}
         assert symbol["snapshot_failures"] >= 2 and symbol["order_book"] != "synced"
 
+
+async def test_a_gap_older_than_the_exchange_history_is_reported_unfilled_whole(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(
+        {**_ONE, "agg_history": 1000}, streams=("aggTrade",)
+    ) as (sim, gw):  # fmt: skip
+        with gw.subscribe("BTCUSDT", [*_GAPS, AggTrade], buffer=100) as sub:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await drain(sub, 1)
+            ids = await _gap_of(sim, 1500)  # REST keeps the last 1000: the start is gone
+            events = await drain(sub, 3)
+        detected, unfilled = (e for e in events if not isinstance(e, AggTrade))
+        assert isinstance(detected, GapDetected) and isinstance(unfilled, GapUnfilled)
+        assert (unfilled.first, unfilled.last) == (ids[0], ids[-1])
+        assert unfilled.reason == f"the exchange does not serve aggTrade id {ids[0]}"
+
+
+async def test_the_used_weight_header_holds_pages_back_until_the_next_minute(
+    autojump_clock: MockClock,
+) -> None:
+    import httpx
+
+    async with exchange_and_gateway(_ONE, streams=("aggTrade",)) as (sim, gw):
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await trio.sleep(0.5)
+            async with httpx.AsyncClient(base_url=sim.rest_url) as client:
+                for _ in range(23):  # another client on our IP spends 5750 of the 6000
+                    await client.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5000})
+            assert sim.control.rest_used_weight >= 5750
+            ids = await _gap_of(sim, 3000)
+            with trio.fail_after(300):
+                _detected, filled = await gaps.receive(), await gaps.receive()
+        assert filled == GapFilled("BTCUSDT", "aggTrade", ids[0], ids[-1], 3000)
+        pages = sim.control.rest_requests("aggTrades")
+        assert [p.status for p in pages] == [200] * 3  # never a 429
+        assert int(pages[1].time // 60) > int(pages[0].time // 60)  # waited for a new minute
+

@@ -109,7 +109,7 @@ class WeightBudget:
 
     async def reserve(self, weight: int) -> None:
         """Wait until ``weight`` fits this minute (bounded: a fresh minute always fits)."""
-        for _ in range(3):
+        for _ in range(10):
             now = trio.current_time()
             if now < self.blocked_until:
                 self.waits += 1

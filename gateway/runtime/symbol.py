@@ -291,6 +291,14 @@ class SymbolState:
             if self._snapshot_pending:
                 self.book.snapshot_requested()
 
+    def _snapshot_failed(self, why: str) -> None:
+        """No usable snapshot: ask again only after `SNAPSHOT_RETRY`'s growing wait."""
+        self.snapshot_failures += 1
+        wait = SNAPSHOT_RETRY.ceiling(self.snapshot_failures - 1)
+        self._snapshot_retry_at = trio.current_time() + wait
+        log.warning("%s: depth snapshot failed (%s); next try in %.0fs at the earliest",
+                    self.symbol, why, wait)  # fmt: skip
+
     def _backfill(self, request: BackfillRequest) -> bool:
         return self._request_backfill is not None and self._request_backfill(request)
 
@@ -300,18 +308,16 @@ class SymbolState:
         if req.kind == "depth":
             self._snapshot_pending = False
             snap = result.events[0] if result.events else None
-            if snap is None:
-                self.snapshot_failures += 1
-                wait = SNAPSHOT_RETRY.ceiling(self.snapshot_failures - 1)
-                self._snapshot_retry_at = trio.current_time() + wait
-                log.warning("%s: depth snapshot failed (%s); next try in %.0fs at the earliest",
-                            self.symbol, result.error, wait)  # fmt: skip
+            if not isinstance(snap, DepthSnapshot) or self.book is None:
+                self._snapshot_failed(result.error or "no snapshot")
+                return
+            state = self.book.on_snapshot(snap.last_update_id, snap.bids, snap.asks)
+            if state is SyncState.NEEDS_SNAPSHOT:  # older than the buffered diffs
+                self._snapshot_failed(f"snapshot {snap.last_update_id} older than the diffs")
                 return
             self.snapshot_failures = 0
-            if isinstance(snap, DepthSnapshot) and self.book is not None:
-                state = self.book.on_snapshot(snap.last_update_id, snap.bids, snap.asks)
-                if state is SyncState.SYNCED:
-                    log.info("%s: order book synced at %d", self.symbol, snap.last_update_id)
+            if state is SyncState.SYNCED:
+                log.info("%s: order book synced at %d", self.symbol, snap.last_update_id)
             return
         stream = req.kind if req.interval is None else f"kline_{req.interval}"
         self.backfilled += len(result.events)
