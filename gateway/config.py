@@ -23,7 +23,14 @@ from gateway.core.redact import redact_url
 from gateway.core.stop_loss import Side
 from gateway.core.streams import parse_stream
 from gateway.errors import ConfigError, InvalidStreamName
-from gateway.validators import http_url_or_empty, non_negative, positive, positive_int, ws_url
+from gateway.validators import (
+    http_url_or_empty,
+    non_negative,
+    non_negative_int,
+    positive,
+    positive_int,
+    ws_url,
+)
 
 #: Production, market-data-only and test-network stream hosts.
 BINANCE_URL = "wss://stream.binance.com:9443"
@@ -127,7 +134,7 @@ class GatewayConfig:
     #: One REST request that has not answered after this long has failed (and is retried).
     rest_timeout: float = attrs.field(default=10.0, validator=positive)
     #: Retries of a REST request (5xx, timeout, connection error, 429/418) before it fails.
-    rest_retries: int = attrs.field(default=4, validator=non_negative)
+    rest_retries: int = attrs.field(default=4, validator=non_negative_int)
     testnet: bool = False
     time_unit: str = "MILLISECOND"
     candle_buffer: int = attrs.field(default=1000, validator=positive_int)

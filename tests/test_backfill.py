@@ -10,8 +10,10 @@ import pytest
 import trio
 from trio.testing import MockClock
 
+from actors import Mailbox, Overflow
 from gateway import (
     AggTrade,
+    ConfigError,
     GapDetected,
     GapFilled,
     GapUnfilled,
@@ -19,7 +21,11 @@ from gateway import (
     Trade,
     open_gateway,
 )
+from gateway.config import GatewayConfig, config_from_dict
 from gateway.core.orderbook import SyncState
+from gateway.runtime.backfill import BackfillRequest, BackfillResult
+from gateway.runtime.publish import Publisher
+from gateway.runtime.symbol import SymbolState
 from gateway.simulator import Simulator
 from tests._loopback import dead_port, drain, exchange, exchange_and_gateway
 
@@ -266,3 +272,58 @@ async def test_the_used_weight_header_holds_pages_back_until_the_next_minute(
         assert [p.status for p in pages] == [200] * 3  # never a 429
         assert int(pages[1].time // 60) > int(pages[0].time // 60)  # waited for a new minute
 
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("backfill_max_ids", 0), ("rest_weight_per_minute", 0), ("rest_timeout", 0.0),
+     ("rest_retries", -1), ("rest_retries", 1.5), ("backfill_max_ids", 2.0)],
+)  # fmt: skip
+def test_backfill_settings_are_validated_naming_the_key(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=key):
+        GatewayConfig(**{key: value})
+    with pytest.raises(ConfigError, match=key):
+        config_from_dict({key: value})
+
+
+def test_backfill_settings_defaults() -> None:
+    c = GatewayConfig()
+    assert (c.backfill_max_ids, c.rest_weight_per_minute, c.rest_timeout, c.rest_retries) == (
+        100_000, 5000, 10.0, 4,
+    )  # fmt: skip
+
+
+def test_a_result_a_full_mailbox_refuses_still_ends_its_gap() -> None:
+    publisher = Publisher()
+    state = SymbolState("BTCUSDT", publisher)
+    state.mailbox = Mailbox(1, Overflow.DROP_NEWEST)
+    state.mailbox.put_nowait("busy")
+    with publisher.subscribe(kinds=[GapUnfilled]) as sub:
+        state.post_result(BackfillResult(BackfillRequest("BTCUSDT", "aggTrade", 5, 9), ()))
+        (unfilled,) = sub.drain_nowait(10)
+    assert (unfilled.first, unfilled.last) == (5, 9) and "mailbox was full" in unfilled.reason
+
+
+
+async def test_a_candle_gap_is_filled_over_rest_and_ends_in_gap_filled(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(_ONE, streams=("kline_1s",)) as (sim, gw):
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+
+            async def flow(seconds: float) -> None:
+                for _ in range(int(seconds * 4)):
+                    sim.control.generate(trades=2)
+                    sim.control.tick()
+                    await trio.sleep(0.25)
+
+            await flow(3)
+            sim.control.stall(3)  # the candles that close meanwhile never reach us
+            await flow(3)
+            await flow(3)
+            detected, filled = await drain(gaps, 2)
+        assert isinstance(detected, GapDetected) and detected.backfilling
+        assert isinstance(filled, GapFilled)
+        assert (filled.stream, filled.first, filled.last) == (
+            "kline_1s", detected.first, detected.last,
+        )  # fmt: skip
+        assert filled.count == (detected.last + 1 - detected.first) // 1000

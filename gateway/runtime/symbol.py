@@ -410,8 +410,21 @@ class SymbolState:
                 self.on_close_result(item)
             return
         mailbox = self.mailbox
-        if mailbox is not None and not mailbox.closed:
-            mailbox.put_nowait(item)
+        if mailbox is None or mailbox.closed:
+            return  # the symbol is gone
+        if not mailbox.put_nowait(item) and type(item) is BackfillResult:
+            self._result_lost(item)
+
+    def _result_lost(self, result: BackfillResult) -> None:
+        """A full mailbox refused a REST result: end its gap (or retry its snapshot) now."""
+        req = result.request
+        if req.kind == "depth":
+            self._snapshot_pending = False
+            self._snapshot_failed("the symbol's mailbox was full")
+            return
+        stream = req.kind if req.interval is None else f"kline_{req.interval}"
+        self._unfilled(stream, req.first, req.last,
+                       "the symbol's mailbox was full: the fetched rows were dropped")  # fmt: skip
 
     def open_position(self, position: Position) -> None:
         """Arm a stop-loss for ``position``; it is checked against the very next trade."""
