@@ -243,6 +243,7 @@ class Gateway:
                 for c in self.connections
                 for name, (code, msg) in c.refused.items()
             },
+            "rest": self.backfiller.snapshot() if self.backfiller is not None else None,
             "callbacks": {
                 "calls": self.publisher.callback_calls,
                 "errors": self.publisher.callback_errors,

@@ -122,6 +122,8 @@ async def test_rest_down_ends_the_gap_in_gap_unfilled_with_its_exact_range(
         assert (unfilled.stream, unfilled.first, unfilled.last) == ("aggTrade", ids[0], ids[-1])
         assert "503" in unfilled.reason
         assert [r.status for r in sim.control.rest_requests("aggTrades")] == [503] * 3
+        rest = gw.stats()["rest"]
+        assert (rest["requests"], rest["retries"], rest["failed"]) == (3, 2, 1)
 
 
 async def test_a_refused_rest_port_ends_the_gap_in_gap_unfilled(autojump_clock: MockClock) -> None:
@@ -271,6 +273,8 @@ async def test_the_used_weight_header_holds_pages_back_until_the_next_minute(
         pages = sim.control.rest_requests("aggTrades")
         assert [p.status for p in pages] == [200] * 3  # never a 429
         assert int(pages[1].time // 60) > int(pages[0].time // 60)  # waited for a new minute
+        rest = gw.stats()["rest"]
+        assert rest["requests"] == 3 and rest["throttled"] >= 1 and rest["retries"] == 0
 
 
 @pytest.mark.parametrize(

@@ -172,6 +172,14 @@ class Backfiller:
         self.retries = 0
         self.requests_sent = 0
 
+    def snapshot(self) -> dict[str, int]:
+        """REST counters for `Gateway.stats`: requests, retries, failures, weight."""
+        return {
+            "requests": self.requests_sent, "retries": self.retries, "failed": self.failed,
+            "fetched": self.fetched, "used_weight": self.budget.used,
+            "weight_per_minute": self.budget.limit, "throttled": self.budget.waits,
+        }  # fmt: skip
+
     def request(self, req: BackfillRequest) -> bool:
         """Queue ``req`` without waiting; False if the queue is full (the gap stays reported)."""
         return self.requests.put_nowait(req)
