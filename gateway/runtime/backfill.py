@@ -181,7 +181,8 @@ class Backfiller:
         }  # fmt: skip
 
     def request(self, req: BackfillRequest) -> bool:
-        """Queue ``req`` without waiting; False if the queue is full (the gap stays reported)."""
+        """Queue ``req`` without waiting; False if the queue is full (the symbol then ends
+        the gap in `GapUnfilled`)."""
         return self.requests.put_nowait(req)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

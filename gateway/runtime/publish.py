@@ -78,7 +78,8 @@ class GapDetected:
     """Ids or candles of a stream were skipped (usually around a reconnect).
 
     ``first``/``last`` are ids (trade, aggTrade) or open times (``kline_<i>``),
-    inclusive; ``backfilling`` says whether REST backfill was requested.
+    inclusive; ``backfilling`` says whether REST backfill was requested. Exactly one
+    `GapFilled` or `GapUnfilled` for the same range follows, whichever it was.
     """
 
     symbol: str
