@@ -43,6 +43,9 @@ from gateway.errors import (
 )
 from gateway.runtime.publish import (
     CandleClosed,
+    GapDetected,
+    GapFilled,
+    GapUnfilled,
     GatewayErrorEvent,
     StopTriggered,
     StreamRefused,
@@ -67,6 +70,9 @@ __all__ = [
     "DepthUpdate",
     "Event",
     "EventArray",
+    "GapDetected",
+    "GapFilled",
+    "GapUnfilled",
     "Gateway",
     "GatewayConfig",
     "GatewayError",

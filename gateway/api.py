@@ -80,7 +80,15 @@ class Gateway:
         self._connect_limiter = RollingWindowLimiter(300, 300.0)
         self._rng = random.Random()
         self._nursery: trio.Nursery | None = None
-        self.backfiller = Backfiller(config.rest_url, self._deliver) if config.rest_url else None
+        self.backfiller = (
+            Backfiller(
+                config.rest_url, self._deliver, timeout=config.rest_timeout,
+                max_ids=config.backfill_max_ids, weight_per_minute=config.rest_weight_per_minute,
+                retry=ReconnectPolicy(0.5, 2.0, 30.0, config.rest_retries),
+            )
+            if config.rest_url
+            else None
+        )  # fmt: skip
 
     # Subscriptions and callbacks ---------------------------------------------------
 
@@ -235,6 +243,7 @@ class Gateway:
                 for c in self.connections
                 for name, (code, msg) in c.refused.items()
             },
+            "rest": self.backfiller.snapshot() if self.backfiller is not None else None,
             "callbacks": {
                 "calls": self.publisher.callback_calls,
                 "errors": self.publisher.callback_errors,

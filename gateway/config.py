@@ -24,7 +24,14 @@ from gateway.core.redact import redact_url
 from gateway.core.stop_loss import Side
 from gateway.core.streams import parse_stream
 from gateway.errors import ConfigError, InvalidStreamName
-from gateway.validators import http_url_or_empty, non_negative, positive, positive_int, ws_url
+from gateway.validators import (
+    http_url_or_empty,
+    non_negative,
+    non_negative_int,
+    positive,
+    positive_int,
+    ws_url,
+)
 
 #: Production, market-data-only and test-network stream hosts.
 BINANCE_URL = "wss://stream.binance.com:9443"
@@ -125,6 +132,16 @@ class GatewayConfig:
     rest_url: str = attrs.field(
         default=BINANCE_REST_URL, validator=http_url_or_empty, repr=_url_repr
     )
+    #: REST backfill: aggregate-trade ids fetched per gap at most (1000 a page, weight 4
+    #: each); the rest of a bigger gap is reported as `GapUnfilled`.
+    backfill_max_ids: int = attrs.field(default=100_000, validator=positive_int)
+    #: REST weight the gateway spends per minute at most, all symbols together (the
+    #: exchange's cap is 6000); ``X-MBX-USED-WEIGHT-1M`` is tracked and requests wait.
+    rest_weight_per_minute: int = attrs.field(default=5000, validator=positive_int)
+    #: One REST request that has not answered after this long has failed (and is retried).
+    rest_timeout: float = attrs.field(default=10.0, validator=positive)
+    #: Retries of a REST request (5xx, timeout, connection error, 429/418) before it fails.
+    rest_retries: int = attrs.field(default=4, validator=non_negative_int)
     testnet: bool = False
     time_unit: str = "MILLISECOND"
     candle_buffer: int = attrs.field(default=1000, validator=positive_int)

@@ -43,6 +43,12 @@ def positive_int(_inst: object, attribute: attrs.Attribute[Any], value: int) -> 
         raise ConfigError(f"{attribute.name} must be an integer >= 1, got {value!r}")
 
 
+def non_negative_int(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    """An integer of zero or more."""
+    if type(value) is not int or value < 0:
+        raise ConfigError(f"{attribute.name} must be an integer >= 0, got {value!r}")
+
+
 def ws_url(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
     """A ``ws://`` or ``wss://`` URL with a host (the scheme alone decides TLS)."""
     _check_url(attribute.name, value, ("ws", "wss"), _WS_ALLOWED)

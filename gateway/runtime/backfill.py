@@ -2,9 +2,14 @@
 
 Symbol actors detect gaps (ids or candle open times that were skipped, typically
 around a reconnect) and queue a `BackfillRequest`; this actor fetches the missing
-rows from the exchange's REST API (a few at a time, honouring ``Retry-After`` on 429
-and 418) and posts a `BackfillResult` to the symbol's mailbox. A gap it cannot fill
-stays reported (`GapDetected`), never silently papered over.
+rows from the exchange's REST API page after page and posts a `BackfillResult` to the
+symbol's mailbox. Each request is retried with exponential backoff and full jitter on
+5xx, timeouts and connection errors, waits out ``Retry-After`` on 429 and 418, and
+gives up after a bounded number of attempts. One weight budget per gateway: the
+``X-MBX-USED-WEIGHT-1M`` header of every answer is tracked and requests wait for the
+next minute before they would pass ``weight_per_minute``. What was not served (the
+per-gap id budget, the exchange's history or its errors) is named exactly in the
+result (``missing_from``..``request.last``), never silently cut.
 
 Credentials in the REST URL (``https://user:pass@host``) are sent as HTTP basic auth,
 never as part of a URL, so no log line (ours or httpx's) and no error text holds them.
@@ -13,6 +18,8 @@ never as part of a URL, so no log line (ours or httpx's) and no error text holds
 from __future__ import annotations
 
 import logging
+import math
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -21,14 +28,28 @@ import httpx
 import trio
 
 from actors import Mailbox, Overflow
+from gateway.core.backoff import ReconnectPolicy, UniformSource
 from gateway.core.candles import kline_from_rest
 from gateway.core.events import AggTrade, Kline
 from gateway.core.redact import redact_text, split_credentials
+from gateway.core.streams import INTERVAL_MS
 
 log = logging.getLogger(__name__)
 
 _MAX_ROWS = 1000  # the exchange's page size for aggTrades and klines
-_MAX_PAGES = 20  # a bigger gap is reported, not fetched
+_MAX_WAIT = 120.0  # the longest Retry-After we wait out in one go
+_WINDOW = 60.0  # REQUEST_WEIGHT is counted per minute
+#: Request weights (binance-market-streams.md 5.2): aggTrades 4, klines 2, time 1.
+WEIGHTS = {"/api/v3/aggTrades": 4, "/api/v3/klines": 2, "/api/v3/time": 1}
+
+
+def depth_weight(limit: int) -> int:
+    """The weight of ``GET /api/v3/depth?limit=`` (5 / 25 / 50 / 250 by limit)."""
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+
+
+class RestUnavailable(Exception):
+    """A REST request failed for good: retries used up, or an answer that no retry mends."""
 
 
 @attrs.frozen(slots=True)
@@ -55,15 +76,68 @@ class BackfillRequest:
 
 @attrs.frozen(slots=True)
 class BackfillResult:
-    """What REST returned for a request (``events`` oldest first), or the error."""
+    """What REST returned for a request (``events`` oldest first, from ``request.first``).
+
+    ``missing_from`` is None when all of ``first..last`` was served; otherwise the first
+    id (or open time) not served, and ``missing_from..last`` is the part not served, for
+    the reason in ``error``.
+    """
 
     request: BackfillRequest
     events: tuple[AggTrade | Kline | DepthSnapshot, ...]
     error: str | None = None
+    missing_from: int | None = None
+
+
+class WeightBudget:
+    """The REST weight used this minute, shared by every request of one gateway.
+
+    `reserve` waits until ``weight`` more fits under ``limit`` (the next minute at worst)
+    and until a ``Retry-After`` ban ends; `observe` takes the exchange's own count.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.window_start = -math.inf
+        self.blocked_until = -math.inf
+        self.waits = 0
+
+    def _roll(self, now: float) -> None:
+        if now - self.window_start >= _WINDOW:
+            self.window_start, self.used = now, 0
+
+    async def reserve(self, weight: int) -> None:
+        """Wait until ``weight`` fits this minute (bounded: a fresh minute always fits)."""
+        for _ in range(10):
+            now = trio.current_time()
+            if now < self.blocked_until:
+                self.waits += 1
+                await trio.sleep_until(self.blocked_until)
+                continue
+            self._roll(now)
+            if self.used + weight <= self.limit or self.used == 0:
+                self.used += weight
+                return
+            self.waits += 1
+            log.info("REST weight %d/%d used this minute: waiting", self.used, self.limit)
+            await trio.sleep_until(self.window_start + _WINDOW)
+        self._roll(trio.current_time())
+        self.used += weight
+
+    def observe(self, header: str | None) -> None:
+        """Take ``X-MBX-USED-WEIGHT-1M`` as the truth for this minute (ours may lag)."""
+        if header is not None and header.isdigit():
+            self._roll(trio.current_time())
+            self.used = max(self.used, int(header))
+
+    def ban(self, seconds: float) -> None:
+        """A 429/418 with ``Retry-After``: no request goes out for ``seconds``."""
+        self.blocked_until = max(self.blocked_until, trio.current_time() + seconds)
 
 
 class Backfiller:
-    """Owns the REST client and the request queue; `run` is the actor."""
+    """Owns the REST client, the weight budget and the request queue; `run` is the actor."""
 
     def __init__(
         self,
@@ -73,6 +147,10 @@ class Backfiller:
         concurrency: int = 2,
         timeout: float = 10.0,
         queue_size: int = 1000,
+        max_ids: int = 100_000,
+        weight_per_minute: int = 5000,
+        retry: ReconnectPolicy | None = None,
+        rng: UniformSource | None = None,
     ) -> None:
         bare, user, password = split_credentials(rest_url.rstrip("/"))
         #: The REST endpoint without its credentials (they travel in ``_auth``).
@@ -84,11 +162,27 @@ class Backfiller:
         self.requests: Mailbox[BackfillRequest] = Mailbox(queue_size, Overflow.DROP_NEWEST)
         #: Levels per side of a depth snapshot (weight 50 at 1000; see the protocol notes).
         self.depth_limit = 1000
+        #: Ids fetched per aggTrade gap at most; the rest is reported unfilled.
+        self.max_ids = max_ids
+        self.budget = WeightBudget(weight_per_minute)
+        self.retry = retry if retry is not None else ReconnectPolicy(0.5, 2.0, 30.0, 4)
+        self._rng: UniformSource = rng if rng is not None else random.Random()
         self.fetched = 0
         self.failed = 0
+        self.retries = 0
+        self.requests_sent = 0
+
+    def snapshot(self) -> dict[str, int]:
+        """REST counters for `Gateway.stats`: requests, retries, failures, weight."""
+        return {
+            "requests": self.requests_sent, "retries": self.retries, "failed": self.failed,
+            "fetched": self.fetched, "used_weight": self.budget.used,
+            "weight_per_minute": self.budget.limit, "throttled": self.budget.waits,
+        }  # fmt: skip
 
     def request(self, req: BackfillRequest) -> bool:
-        """Queue ``req`` without waiting; False if the queue is full (the gap stays reported)."""
+        """Queue ``req`` without waiting; False if the queue is full (the symbol then ends
+        the gap in `GapUnfilled`)."""
         return self.requests.put_nowait(req)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -106,75 +200,138 @@ class Backfiller:
     async def _serve(self, client: httpx.AsyncClient, req: BackfillRequest) -> None:
         async with self._limit:
             try:
-                events = await self._fetch(client, req)
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-                self.failed += 1
-                error = redact_text(repr(exc))  # the URLs hold no credentials; be sure
-                log.warning("backfill of %s %s %d..%d failed: %s",
-                            req.symbol, req.kind, req.first, req.last, error)  # fmt: skip
-                self._deliver(req.symbol, BackfillResult(req, (), error))
-                return
-        self.fetched += len(events)
-        self._deliver(req.symbol, BackfillResult(req, tuple(events)))
+                result = await self._fetch(client, req)
+            except (RestUnavailable, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                error = redact_text(str(exc) or repr(exc))  # the URLs hold no credentials
+                result = BackfillResult(req, (), error, req.first)
+        if result.error is not None:
+            self.failed += 1
+            log.warning("backfill of %s %s %d..%d failed (%d..%d not served): %s", req.symbol,
+                        req.kind, req.first, req.last, result.missing_from, req.last,
+                        result.error)  # fmt: skip
+        self.fetched += len(result.events)
+        self._deliver(req.symbol, result)
 
-    async def _get(self, client: httpx.AsyncClient, path: str, params: dict[str, Any]) -> Any:
-        for _ in range(5):
-            resp = await client.get(path, params=params)
-            if resp.status_code in (429, 418):
-                wait = float(resp.headers.get("Retry-After", "1"))
-                log.warning("REST %s: HTTP %d, waiting %.0fs", path, resp.status_code, wait)
-                await trio.sleep(min(wait, 120.0))
-                continue
-            resp.raise_for_status()
-            return resp.json()
-        raise httpx.HTTPError(f"REST {path}: still rate limited after 5 tries")
+    async def _get(
+        self, client: httpx.AsyncClient, path: str, params: dict[str, Any], weight: int
+    ) -> Any:
+        """One GET, retried with backoff on 5xx, timeouts and connection errors and after
+        ``Retry-After`` on 429/418; raises `RestUnavailable` when the attempts run out."""
+        attempts = (self.retry.max_attempts or 0) + 1
+        problem = ""
+        for attempt in range(attempts):
+            if attempt:
+                self.retries += 1
+            await self.budget.reserve(weight)
+            self.requests_sent += 1
+            try:
+                resp = await client.get(path, params=params)
+            except httpx.TransportError as exc:  # timeouts, refused or reset connections
+                problem = f"{type(exc).__name__}: {exc}"
+                wait = self.retry.delay(attempt, self._rng)
+            else:
+                self.budget.observe(resp.headers.get("X-MBX-USED-WEIGHT-1M"))
+                status = resp.status_code
+                if status in (429, 418):
+                    raw = resp.headers.get("Retry-After", "1")
+                    wait = min(float(raw) if raw.replace(".", "", 1).isdigit() else 1.0,
+                               _MAX_WAIT)  # fmt: skip
+                    self.budget.ban(wait)
+                    problem = f"HTTP {status} (Retry-After {raw})"
+                elif status >= 500:
+                    problem = f"HTTP {status}"
+                    wait = self.retry.delay(attempt, self._rng)
+                elif status >= 400:
+                    url = resp.request.url  # no credentials: they travel as basic auth
+                    raise RestUnavailable(f"REST {url}: HTTP {status}: {resp.text[:200]}")
+                else:
+                    return resp.json()
+            if attempt + 1 < attempts:
+                log.warning("REST %s: %s; retry %d in %.2fs", path, problem, attempt + 1, wait)
+                await trio.sleep(wait)
+        raise RestUnavailable(f"REST {path}: {problem} after {attempts} attempts")
 
-    async def _fetch(self, client: httpx.AsyncClient, req: BackfillRequest) -> list[Any]:
+    async def _fetch(self, client: httpx.AsyncClient, req: BackfillRequest) -> BackfillResult:
         if req.kind == "aggTrade":
             return await self._agg_trades(client, req)
         if req.kind == "kline" and req.interval is not None:
             return await self._klines(client, req)
         if req.kind == "depth":
-            body = await self._get(
-                client, "/api/v3/depth", {"symbol": req.symbol, "limit": self.depth_limit}
-            )
-            return [
-                DepthSnapshot(
-                    req.symbol, int(body["lastUpdateId"]),
-                    tuple((float(p), float(q)) for p, q in body["bids"]),
-                    tuple((float(p), float(q)) for p, q in body["asks"]),
-                )
-            ]  # fmt: skip
+            limit = self.depth_limit
+            params = {"symbol": req.symbol, "limit": limit}
+            body = await self._get(client, "/api/v3/depth", params, depth_weight(limit))
+            snap = DepthSnapshot(
+                req.symbol, int(body["lastUpdateId"]),
+                tuple((float(p), float(q)) for p, q in body["bids"]),
+                tuple((float(p), float(q)) for p, q in body["asks"]),
+            )  # fmt: skip
+            return BackfillResult(req, (snap,))
         raise ValueError(f"cannot backfill {req.kind!r}")
 
-    async def _agg_trades(self, client: httpx.AsyncClient, req: BackfillRequest) -> list[AggTrade]:
+    async def _agg_trades(self, client: httpx.AsyncClient, req: BackfillRequest) -> BackfillResult:
+        """Page through ``first..last`` up to ``max_ids`` ids; stop at the first id the
+        exchange does not serve (history too short, or a request that failed for good)."""
         out: list[AggTrade] = []
+        end = min(req.last, req.first + self.max_ids - 1)
         next_id = req.first
-        for _ in range(_MAX_PAGES):
-            rows = await self._get(
-                client, "/api/v3/aggTrades",
-                {"symbol": req.symbol, "fromId": next_id, "limit": _MAX_ROWS},
-            )  # fmt: skip
+        error: str | None = None
+        pages = (end - req.first) // _MAX_ROWS + 2  # bounded: each page moves next_id on
+        for _ in range(pages):
+            if next_id > end:
+                break
+            try:
+                rows = await self._get(
+                    client, "/api/v3/aggTrades",
+                    {"symbol": req.symbol, "fromId": next_id, "limit": _MAX_ROWS},
+                    WEIGHTS["/api/v3/aggTrades"],
+                )  # fmt: skip
+            except RestUnavailable as exc:
+                error = str(exc)
+                break
+            if not rows or rows[0]["a"] != next_id:
+                error = f"the exchange does not serve aggTrade id {next_id}"
+                break
             for r in rows:
-                if r["a"] > req.last:
-                    return out
+                if r["a"] != next_id or next_id > end:
+                    break
                 out.append(
                     AggTrade(
                         req.symbol, r["a"], float(r["p"]), float(r["q"]), r["f"], r["l"],
                         r["T"], bool(r["m"]), r["T"], 0,
                     )
                 )  # fmt: skip
-            if len(rows) < _MAX_ROWS or not out:
-                return out
-            next_id = out[-1].agg_trade_id + 1
-        return out
+                next_id += 1
+        if next_id <= req.last:
+            if error is None:
+                error = (f"backfill_max_ids is {self.max_ids}" if next_id > end
+                         else "page limit reached")  # fmt: skip
+            return BackfillResult(req, tuple(out), error, next_id)
+        return BackfillResult(req, tuple(out))
 
-    async def _klines(self, client: httpx.AsyncClient, req: BackfillRequest) -> list[Kline]:
+    async def _klines(self, client: httpx.AsyncClient, req: BackfillRequest) -> BackfillResult:
+        """Closed candles with open times ``first..last``, page after page (bounded)."""
         assert req.interval is not None
-        rows = await self._get(
-            client, "/api/v3/klines",
-            {"symbol": req.symbol, "interval": req.interval, "startTime": req.first,
-             "endTime": req.last, "limit": _MAX_ROWS},
-        )  # fmt: skip
-        server_ms = (await self._get(client, "/api/v3/time", {}))["serverTime"]
-        return [kline_from_rest(req.symbol, req.interval, row, server_ms) for row in rows]
+        step = INTERVAL_MS.get(req.interval, 2_678_400_000)  # 1M: at most 31 days
+        out: list[Kline] = []
+        start = req.first
+        try:
+            server_ms = (await self._get(client, "/api/v3/time", {}, WEIGHTS["/api/v3/time"]))[
+                "serverTime"
+            ]
+            for _ in range((req.last - req.first) // (step * _MAX_ROWS) + 2):
+                if start > req.last:
+                    break
+                rows = await self._get(
+                    client, "/api/v3/klines",
+                    {"symbol": req.symbol, "interval": req.interval, "startTime": start,
+                     "endTime": req.last, "limit": _MAX_ROWS},
+                    WEIGHTS["/api/v3/klines"],
+                )  # fmt: skip
+                out.extend(kline_from_rest(req.symbol, req.interval, row, server_ms)
+                           for row in rows)  # fmt: skip
+                if len(rows) < _MAX_ROWS:
+                    return BackfillResult(req, tuple(out))
+                start = int(rows[-1][0]) + 1
+        except RestUnavailable as exc:
+            return BackfillResult(req, tuple(out), str(exc), start)
+        return BackfillResult(req, tuple(out))

@@ -78,7 +78,8 @@ class GapDetected:
     """Ids or candles of a stream were skipped (usually around a reconnect).
 
     ``first``/``last`` are ids (trade, aggTrade) or open times (``kline_<i>``),
-    inclusive; ``backfilling`` says whether REST backfill was requested.
+    inclusive; ``backfilling`` says whether REST backfill was requested. Exactly one
+    `GapFilled` or `GapUnfilled` for the same range follows, whichever it was.
     """
 
     symbol: str
@@ -86,6 +87,38 @@ class GapDetected:
     first: int
     last: int
     backfilling: bool
+
+
+@attrs.frozen(slots=True)
+class GapFilled:
+    """A gap was filled completely over REST: its ``count`` events were published first.
+
+    Follows the gap's `GapDetected` (same ``symbol``, ``stream``, ``first``, ``last``);
+    a gap ends in exactly one `GapFilled` or one `GapUnfilled`.
+    """
+
+    symbol: str
+    stream: str
+    first: int
+    last: int
+    count: int
+
+
+@attrs.frozen(slots=True)
+class GapUnfilled:
+    """Part of a gap, ``first..last`` inclusive, was not served, and why (``reason``).
+
+    Follows the gap's `GapDetected`. If REST served the start of the gap, those events
+    were published before this and ``first`` is the first id (or open time) not served;
+    otherwise ``first..last`` is the whole gap (no REST, a plain-trade stream, a full
+    queue, the ``backfill_max_ids`` budget, retries used up, history too short).
+    """
+
+    symbol: str
+    stream: str
+    first: int
+    last: int
+    reason: str
 
 
 @attrs.frozen(slots=True)

@@ -23,6 +23,7 @@ import attrs
 import trio
 
 from actors import ActorContext, Mailbox
+from gateway.core.backoff import ReconnectPolicy
 from gateway.core.candles import CandleBook, CandleGap
 from gateway.core.events import AggTrade, DepthUpdate, Kline, Trade
 from gateway.core.latency import LatencyRecorder
@@ -31,11 +32,21 @@ from gateway.core.sequence import DUPLICATE, NEW, Observation, SequenceTracker
 from gateway.core.stop_loss import Position, StopLossBook, StopTrigger
 from gateway.errors import GatewayError
 from gateway.runtime.backfill import BackfillRequest, BackfillResult, DepthSnapshot
-from gateway.runtime.publish import CandleClosed, GapDetected, Publisher, StopTriggered
+from gateway.runtime.publish import (
+    CandleClosed,
+    GapDetected,
+    GapFilled,
+    GapUnfilled,
+    Publisher,
+    StopTriggered,
+)
 
 log = logging.getLogger(__name__)
 
 _TRADES = (Trade, AggTrade)
+#: Wait between depth snapshot requests that failed for good (the backfiller already
+#: retried each with jittered backoff): 1 s, 2 s, 4 s ... at most a minute, never giving up.
+SNAPSHOT_RETRY = ReconnectPolicy(initial=1.0, factor=2.0, cap=60.0, max_attempts=None)
 
 
 class SymbolHandlerError(GatewayError):
@@ -132,6 +143,8 @@ class SymbolState:
         #: The local order book, kept from diff depth and REST snapshots (None until a diff).
         self.book: OrderBookSync | None = None
         self._snapshot_pending = False
+        self.snapshot_failures = 0  # consecutive depth snapshots that failed for good
+        self._snapshot_retry_at = -math.inf
         #: Test hook: called with a point name ("after_trigger"); may raise to simulate a bug.
         self.fault: Callable[[str, Any], None] | None = None
 
@@ -232,6 +245,10 @@ class SymbolState:
         self.publisher.publish(
             GapDetected(self.symbol, stream, seen.first_missing, seen.last_missing, filling)
         )
+        if not filling:
+            why = ("plain trades have no key-free REST history" if stream == "trade"
+                   else self._no_backfill_reason())  # fmt: skip
+            self._unfilled(stream, seen.first_missing, seen.last_missing, why)
 
     def _candle_gap(self, gap: CandleGap) -> None:
         self.gaps += 1
@@ -244,6 +261,19 @@ class SymbolState:
         self.publisher.publish(
             GapDetected(self.symbol, f"kline_{gap.interval}", first, last, filling)
         )
+        if not filling:
+            why = ("REST candles are fetched in milliseconds only" if self._unit_ns != 1_000_000
+                   else self._no_backfill_reason())  # fmt: skip
+            self._unfilled(f"kline_{gap.interval}", first, last, why)
+
+    def _no_backfill_reason(self) -> str:
+        if self._request_backfill is None:
+            return "no REST endpoint (rest_url is empty)"
+        return "the backfill queue is full"
+
+    def _unfilled(self, stream: str, first: int, last: int, reason: str) -> None:
+        log.warning("%s: %s %d..%d not backfilled: %s", self.symbol, stream, first, last, reason)
+        self.publisher.publish(GapUnfilled(self.symbol, stream, first, last, reason))
 
     def _on_depth(self, event: DepthUpdate) -> None:
         book = self.book
@@ -253,37 +283,61 @@ class SymbolState:
             self._want_snapshot()
 
     def _want_snapshot(self) -> None:
-        if not self._snapshot_pending and self.book is not None:
+        # One request in flight; after a failure, none before the backoff has passed.
+        if self._snapshot_pending or self.book is None:
+            return
+        if trio.current_time() >= self._snapshot_retry_at:
             self._snapshot_pending = self._backfill(BackfillRequest(self.symbol, "depth", 0, 0))
             if self._snapshot_pending:
                 self.book.snapshot_requested()
+
+    def _snapshot_failed(self, why: str) -> None:
+        """No usable snapshot: ask again only after `SNAPSHOT_RETRY`'s growing wait."""
+        self.snapshot_failures += 1
+        wait = SNAPSHOT_RETRY.ceiling(self.snapshot_failures - 1)
+        self._snapshot_retry_at = trio.current_time() + wait
+        log.warning("%s: depth snapshot failed (%s); next try in %.0fs at the earliest",
+                    self.symbol, why, wait)  # fmt: skip
 
     def _backfill(self, request: BackfillRequest) -> bool:
         return self._request_backfill is not None and self._request_backfill(request)
 
     def on_backfill(self, result: BackfillResult) -> None:
         """Apply rows fetched over REST: publish them, and let them fire crossed stops."""
-        if result.request.kind == "depth":
+        req = result.request
+        if req.kind == "depth":
             self._snapshot_pending = False
             snap = result.events[0] if result.events else None
-            if isinstance(snap, DepthSnapshot) and self.book is not None:
-                state = self.book.on_snapshot(snap.last_update_id, snap.bids, snap.asks)
-                if state is SyncState.SYNCED:
-                    log.info("%s: order book synced at %d", self.symbol, snap.last_update_id)
+            if not isinstance(snap, DepthSnapshot) or self.book is None:
+                self._snapshot_failed(result.error or "no snapshot")
+                return
+            state = self.book.on_snapshot(snap.last_update_id, snap.bids, snap.asks)
+            if state is SyncState.NEEDS_SNAPSHOT:  # older than the buffered diffs
+                self._snapshot_failed(f"snapshot {snap.last_update_id} older than the diffs")
+                return
+            self.snapshot_failures = 0
+            if state is SyncState.SYNCED:
+                log.info("%s: order book synced at %d", self.symbol, snap.last_update_id)
             return
-        if result.error is not None or not result.events:
-            return
+        stream = req.kind if req.interval is None else f"kline_{req.interval}"
         self.backfilled += len(result.events)
-        if result.request.kind == "aggTrade":
+        if req.kind == "aggTrade" and result.events:
             prices = [ev.price for ev in result.events if isinstance(ev, AggTrade)]
             now = trio.current_time()
             self._fire(self.stops.check_range(min(prices), max(prices), now), result.events[0])
             for ev in result.events:
                 self.publisher.publish(ev)
-        elif result.request.interval is not None:
-            buf = self.candles.buffer(result.request.interval)
+        elif req.interval is not None and result.events:
+            buf = self.candles.buffer(req.interval)
             for candle in buf.backfill(k for k in result.events if isinstance(k, Kline)):
                 self.publisher.publish(CandleClosed(self.symbol, candle, 0))
+        # The gap ends here: filled, or the exact part not served (after what was).
+        if result.missing_from is None and result.error is None:
+            count = len(result.events)
+            self.publisher.publish(GapFilled(self.symbol, stream, req.first, req.last, count))
+        else:
+            start = req.first if result.missing_from is None else result.missing_from
+            self._unfilled(stream, start, req.last, result.error or "not served")
 
     # Slow path (actor task and owner API) --------------------------------------
 
@@ -356,8 +410,21 @@ class SymbolState:
                 self.on_close_result(item)
             return
         mailbox = self.mailbox
-        if mailbox is not None and not mailbox.closed:
-            mailbox.put_nowait(item)
+        if mailbox is None or mailbox.closed:
+            return  # the symbol is gone
+        if not mailbox.put_nowait(item) and type(item) is BackfillResult:
+            self._result_lost(item)
+
+    def _result_lost(self, result: BackfillResult) -> None:
+        """A full mailbox refused a REST result: end its gap (or retry its snapshot) now."""
+        req = result.request
+        if req.kind == "depth":
+            self._snapshot_pending = False
+            self._snapshot_failed("the symbol's mailbox was full")
+            return
+        stream = req.kind if req.interval is None else f"kline_{req.interval}"
+        self._unfilled(stream, req.first, req.last,
+                       "the symbol's mailbox was full: the fetched rows were dropped")  # fmt: skip
 
     def open_position(self, position: Position) -> None:
         """Arm a stop-loss for ``position``; it is checked against the very next trade."""
@@ -376,6 +443,7 @@ class SymbolState:
             "gaps": self.gaps,
             "duplicates": self.duplicates,
             "backfilled": self.backfilled,
+            "snapshot_failures": self.snapshot_failures,
             "order_book": self.book.state.value if self.book is not None else None,
             "restarts": self.restarts,
             "candles_closed": {i: len(self.candles.buffer(i)) for i in self.candles.intervals},

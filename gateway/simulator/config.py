@@ -119,7 +119,8 @@ class SimulatorConfig:
     #: standard deviation of the price move per trade, as a fraction of the price
     volatility: float = attrs.field(default=0.0002, validator=non_negative)
     book_levels: int = attrs.field(default=100, validator=positive_int)
-    agg_history: int = attrs.field(default=10_000, validator=positive_int)
+    #: aggregate trades REST keeps per symbol (deep enough to backfill a 25,000-id gap)
+    agg_history: int = attrs.field(default=50_000, validator=positive_int)
     kline_history: int = attrs.field(default=1000, validator=positive_int)
     clock: ClockKind = attrs.field(default=ClockKind.WALL, converter=_clock)
     #: epoch (Unix seconds) of virtual time 0 (2026-01-01T00:00:00Z)

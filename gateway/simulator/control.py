@@ -19,6 +19,7 @@ from gateway.simulator.connection import WebSocketSide
 from gateway.simulator.encode import Frame
 from gateway.simulator.hub import Hub, SimulatorStats, SubscribeFault
 from gateway.simulator.market import Market
+from gateway.simulator.rest import RestFault, RestRequest, RestSide
 
 __all__ = ["MALFORMED_FRAME", "SimulatorControl"]
 
@@ -31,9 +32,10 @@ class SimulatorControl:
 
     def __init__(
         self, config: SimulatorConfig, market: Market, hub: Hub, ws: WebSocketSide,
-        clock: EventClock, replay_done: trio.Event,
+        clock: EventClock, replay_done: trio.Event, rest: RestSide | None = None,
     ) -> None:  # fmt: skip
         self._config, self._market, self._hub, self._ws = config, market, hub, ws
+        self._rest = rest if rest is not None else RestSide()
         self._clock = clock
         self._replay_done = replay_done
 
@@ -188,10 +190,50 @@ class SimulatorControl:
         self._ws.refuse_until = trio.current_time() + seconds
         self._ws.refuse_status = status
 
+    # --- REST faults -------------------------------------------------------------------
+    def fail_rest(
+        self, status: int = 500, count: int = 1, path: str | None = None,
+        *, retry_after: float | None = None,
+    ) -> None:  # fmt: skip
+        """Answer the next ``count`` REST requests (to ``path`` only, e.g. ``"depth"`` or
+        ``"/api/v3/depth"``; None: any) with HTTP ``status``, and a ``Retry-After``
+        header of ``retry_after`` seconds if given (as a 429 or 418 has)."""
+        if not 400 <= status <= 599 or count < 1:
+            raise ValueError(f"fail_rest needs a 4xx/5xx status and count >= 1, got "
+                             f"{status}, {count}")  # fmt: skip
+        self._rest.faults.append(RestFault(status, count, _route(path), retry_after))
+
+    def hang_rest(self, count: int = 1, path: str | None = None) -> None:
+        """Never answer the next ``count`` REST requests (to ``path`` only) within any
+        client's timeout: an hour passes first."""
+        if count < 1:
+            raise ValueError(f"hang_rest needs count >= 1, got {count}")
+        self._rest.faults.append(RestFault(0, count, _route(path), None))
+
+    def rest_down(self, seconds: float = math.inf) -> None:
+        """Answer every REST request with 503 for ``seconds`` (the API is down behind its
+        load balancer; `rest_up` ends it). A refused TCP connect is a dead port."""
+        self._rest.down_until = trio.current_time() + seconds
+
+    def rest_up(self) -> None:
+        """End `rest_down` now."""
+        self._rest.down_until = -math.inf
+
+    def rest_requests(self, path: str | None = None) -> list[RestRequest]:
+        """Every REST request received (to ``path`` only), oldest first, with its time
+        and the status sent (the last 100,000)."""
+        return self._rest.requests(_route(path))
+
+    @property
+    def rest_used_weight(self) -> int:
+        """The REST weight used in the current minute (as ``X-MBX-USED-WEIGHT-1M`` says)."""
+        return self._rest.used_weight
+
     def clear_faults(self) -> None:
         """End every lasting fault now: stalls and delays, queued SUBSCRIBE faults,
         refused streams and connections, pings before close replies, pending duplicates
-        and trade drops. Deaf and zombie connections stay so (close them to end that)."""
+        and trade drops, REST faults and downtime. Deaf and zombie connections stay so
+        (close them to end that)."""
         self.resume()
         hub = self._hub
         hub.subscribe_faults.clear()
@@ -200,6 +242,8 @@ class SimulatorControl:
         hub.duplicate_left = 0
         hub.drops.clear()
         self._ws.refuse_until = -1.0
+        self._rest.faults.clear()
+        self.rest_up()
 
     # --- observing ---------------------------------------------------------------------
     def stats(self) -> SimulatorStats:
@@ -218,3 +262,8 @@ class SimulatorControl:
     async def wait_replay_done(self) -> None:
         """Wait until the replay has published its last frame."""
         await self._replay_done.wait()
+
+
+def _route(path: str | None) -> str | None:
+    """``"/api/v3/depth"`` or ``"depth"`` as the route name ``"depth"``."""
+    return None if path is None else path.removeprefix("/").removeprefix("api/v3/")

@@ -213,7 +213,7 @@ class Market:
     def __init__(
         self, *, symbols: tuple[str, ...], seed: int = 0, start_price: float = 100.0,
         tick_size: float = 0.01, volatility: float = 0.00005, book_levels: int = 100,
-        agg_history: int = 10_000, kline_history: int = 1000, now_us: int = 0,
+        agg_history: int = 50_000, kline_history: int = 1000, now_us: int = 0,
     ) -> None:  # fmt: skip
         self.seed, self.start_price, self.volatility = seed, start_price, volatility
         self.tick_e8 = round(tick_size * _E8)

@@ -3,14 +3,23 @@
 Served from the same `Market` as the streams, so ``depth``'s ``lastUpdateId`` fits the
 diff stream's update ids and ``aggTrades`` fills trade gaps. Errors use the exchange's
 bodies (``{"code": -1121, "msg": "Invalid symbol."}``) with HTTP 400.
+
+Every answer carries ``X-MBX-USED-WEIGHT-1M`` (the documented weights, counted per
+minute of trio time); past 6000 a request is answered 429 with ``Retry-After``. `RestSide`
+holds the faults tests inject (`SimulatorControl.fail_rest`, ``hang_rest``, ``rest_down``)
+and the log of requests they assert on.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import orjson
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -28,10 +37,79 @@ from gateway.simulator.encode import fmt8, kline_body, ticker_dict
 from gateway.simulator.market import Market, SymbolMarket
 from gateway.simulator.tickers import average_price
 
-__all__ = ["build_app", "serve_rest"]
+__all__ = ["RestFault", "RestRequest", "RestSide", "build_app", "request_weight", "serve_rest"]
 
 logger = logging.getLogger(__name__)
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL")
+
+
+#: Documented request weights (binance-market-streams.md 5.2); depth goes by its limit.
+_WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2, "uiKlines": 2,
+            "aggTrades": 4, "ticker/24hr": 2, "avgPrice": 2, "ticker/bookTicker": 2,
+            "ticker/price": 2}  # fmt: skip
+WEIGHT_LIMIT = 6000  #: REQUEST_WEIGHT per minute
+
+
+def request_weight(route: str, limit: int | None) -> int:
+    """The weight of one request to ``/api/v3/<route>`` (``limit``: depth's parameter)."""
+    if route == "depth":
+        n = 100 if limit is None else limit
+        return 5 if n <= 100 else 25 if n <= 500 else 50 if n <= 1000 else 250
+    return _WEIGHTS.get(route, 1)
+
+
+@attrs.frozen(slots=True)
+class RestRequest:
+    """One request the REST side received: when (trio time), its route and the status sent
+    (0: never answered, a hang)."""
+
+    time: float
+    route: str
+    status: int
+
+
+@attrs.define
+class RestFault:
+    """One queued REST fault: answer ``left`` more requests to ``route`` (None: any) with
+    ``status`` (0: never answer), with ``Retry-After`` if ``retry_after`` is set."""
+
+    status: int  # 0: hang instead of answering
+    left: int
+    route: str | None
+    retry_after: float | None
+
+
+class RestSide:
+    """Injected REST faults, the per-minute weight and a bounded log of requests."""
+
+    def __init__(self) -> None:
+        self.faults: list[RestFault] = []
+        self.down_until = -math.inf
+        self.minute = -1
+        self.used_weight = 0
+        self.log: deque[RestRequest] = deque(maxlen=100_000)
+
+    def take(self, route: str) -> RestFault | None:
+        """The fault to apply to this request to ``route``, if one is queued (used up)."""
+        for fault in self.faults:
+            if fault.route is None or fault.route == route:
+                fault.left -= 1
+                if fault.left <= 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def spend(self, weight: int) -> int:
+        """Count ``weight`` in this minute; returns the minute's total."""
+        minute = int(trio.current_time() // 60)
+        if minute != self.minute:
+            self.minute, self.used_weight = minute, 0
+        self.used_weight += weight
+        return self.used_weight
+
+    def requests(self, route: str | None = None) -> list[RestRequest]:
+        """Logged requests, oldest first (to ``route`` only, if given)."""
+        return [r for r in self.log if route is None or r.route == route]
 
 
 class _ApiError(Exception):
@@ -68,8 +146,11 @@ def _split(symbol: str) -> tuple[str, str]:
     return symbol[:-3] or symbol, symbol[-3:]
 
 
-def build_app(config: SimulatorConfig, market: Market, clock: EventClock) -> Starlette:
-    """The Starlette application over ``market``."""
+def build_app(
+    config: SimulatorConfig, market: Market, clock: EventClock, side: RestSide | None = None
+) -> Starlette:
+    """The Starlette application over ``market`` (faults and weights kept in ``side``)."""
+    rest = side if side is not None else RestSide()
 
     def div_of(request: Request) -> int:
         unit = request.headers.get("X-MBX-TIME-UNIT", config.time_unit.value).upper()
@@ -174,10 +255,10 @@ def build_app(config: SimulatorConfig, market: Market, clock: EventClock) -> Sta
         end = _time_us(_int(request, "endTime"))
         if from_id is not None and (start is not None or end is not None):
             raise _ApiError(-1128, "Combination of optional parameters invalid.")
-        rows = list(sym.aggs)
-        if from_id is not None:
-            first = rows[0][0] if rows else from_id
-            rows = rows[max(0, from_id - first) :][:limit]
+        rows = list(sym.aggs) if from_id is None else []
+        if from_id is not None and sym.aggs:
+            skip = max(0, from_id - sym.aggs[0][0])
+            rows = list(itertools.islice(sym.aggs, skip, skip + limit))
         elif start is not None or end is not None:
             rows = [r for r in rows if (start is None or r[5] >= start)
                     and (end is None or r[5] <= end)]  # fmt: skip
@@ -215,13 +296,47 @@ def build_app(config: SimulatorConfig, market: Market, clock: EventClock) -> Sta
         return {"symbol": sym.name, "price": fmt8(sym.candles.last_price)}
 
     def endpoint(
-        fn: Callable[[Request], Awaitable[Any]],
-    ) -> Callable[[Request], Awaitable[Response]]:
+        route: str, fn: Callable[[Request], Awaitable[Any]],
+    ) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
         async def handle(request: Request) -> Response:
+            arrived = trio.current_time()
+            resp = await answer(request, arrived)
+            if resp.status_code:  # a hang was logged when it began
+                rest.log.append(RestRequest(arrived, route, resp.status_code))
+            return resp
+
+        async def answer(request: Request, now: float) -> Response:
+            raw = request.query_params.get("limit", "")
+            used = rest.spend(request_weight(route, int(raw) if raw.isdigit() else None))
+            headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
+            if now < rest.down_until:
+                return _json({"code": -1001, "msg": "Internal error; unable to process your "
+                              "request. Please try again."}, 503)  # fmt: skip
+            fault = rest.take(route)
+            if fault is not None and fault.status == 0:
+                rest.log.append(RestRequest(now, route, 0))
+                await trio.sleep(3600)  # longer than any client waits
+                return Response(status_code=0)
+            if fault is not None and fault.status:
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = f"{fault.retry_after:g}"
+                code = -1003 if fault.status in (418, 429) else -1001
+                resp = _json({"code": code, "msg": "Injected fault."}, fault.status)
+                resp.headers.update(headers)
+                return resp
+            if used > WEIGHT_LIMIT:
+                headers["Retry-After"] = str(60 - int(now % 60))
+                msg = (f"Too much request weight used; current limit is {WEIGHT_LIMIT} "
+                       "request weight per 1 MINUTE.")  # fmt: skip
+                resp = _json({"code": -1003, "msg": msg}, 429)
+                resp.headers.update(headers)
+                return resp
             try:
-                return _json(await fn(request))
+                resp = _json(await fn(request))
             except _ApiError as exc:
-                return _json({"code": exc.code, "msg": exc.msg}, exc.status)
+                resp = _json({"code": exc.code, "msg": exc.msg}, exc.status)
+            resp.headers.update(headers)
+            return resp
 
         return handle
 
@@ -231,12 +346,13 @@ def build_app(config: SimulatorConfig, market: Market, clock: EventClock) -> Sta
         "ticker/24hr": ticker_24hr, "avgPrice": avg_price, "ticker/bookTicker": book_ticker,
         "ticker/price": price,
     }  # fmt: skip
-    return Starlette(routes=[Route(f"/api/v3/{p}", endpoint(fn)) for p, fn in routes.items()])
+    return Starlette(routes=[Route(f"/api/v3/{p}", endpoint(p, fn)) for p, fn in routes.items()])
 
 
 async def serve_rest(
     config: SimulatorConfig, market: Market, clock: EventClock, shutdown: trio.Event,
-    *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    *, side: RestSide | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:  # fmt: skip
     """Serve the REST side until ``shutdown`` is set; reports the bound port when ready."""
     hc = HypercornConfig()
@@ -244,7 +360,7 @@ async def serve_rest(
     hc.accesslog = None
     hc.errorlog = None
     hc.graceful_timeout = 0.5
-    app = build_app(config, market, clock)
+    app = build_app(config, market, clock, side)
 
     async def started(*, task_status: trio.TaskStatus[list[str]]) -> None:
         await serve(app, hc, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]

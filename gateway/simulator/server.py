@@ -20,7 +20,7 @@ from gateway.simulator.hub import Hub
 from gateway.simulator.market import Market
 from gateway.simulator.pacing import run_pacing
 from gateway.simulator.replay import Recording, load_recording, run_replay
-from gateway.simulator.rest import serve_rest
+from gateway.simulator.rest import RestSide, serve_rest
 
 __all__ = ["Simulator", "open_simulator"]
 
@@ -90,10 +90,13 @@ async def open_simulator(
         async with trio.open_nursery() as nursery:
             port = await nursery.start(ws.serve)
             rest_url = None
+            rest_side = RestSide()
             if cfg.rest:
-                rest_port = await nursery.start(partial(serve_rest, cfg, market, clock, shutdown))
+                rest_port = await nursery.start(
+                    partial(serve_rest, cfg, market, clock, shutdown, side=rest_side)
+                )
                 rest_url = f"http://{cfg.host}:{rest_port}"
-            control = SimulatorControl(cfg, market, hub, ws, clock, replay_done)
+            control = SimulatorControl(cfg, market, hub, ws, clock, replay_done, rest_side)
             if recording is not None and cfg.pacing is Pacing.REPLAY:
                 nursery.start_soon(partial(
                     run_replay, recording, hub, speed=cfg.replay_speed,

@@ -1,0 +1,335 @@
+"""Every gap ends in `GapFilled` or `GapUnfilled`: REST backfill against the embedded
+exchange on loopback (retries, budgets, weights, depth snapshot backoff)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from actors import Mailbox, Overflow
+from gateway import (
+    AggTrade,
+    ConfigError,
+    GapDetected,
+    GapFilled,
+    GapUnfilled,
+    StopTriggered,
+    Trade,
+    open_gateway,
+)
+from gateway.config import GatewayConfig, config_from_dict
+from gateway.core.orderbook import SyncState
+from gateway.runtime.backfill import BackfillRequest, BackfillResult
+from gateway.runtime.publish import Publisher
+from gateway.runtime.symbol import SymbolState
+from gateway.simulator import Simulator
+from tests._loopback import dead_port, drain, exchange, exchange_and_gateway
+
+_GAPS = [GapDetected, GapFilled, GapUnfilled]
+_ONE = {"symbols": ("BTCUSDT",)}
+
+
+async def _gap_of(sim: Simulator, count: int, price: float = 99.0) -> range:
+    """Drop the next ``count`` trades of BTCUSDT (one aggTrade each), then a live marker;
+    returns the aggTrade ids dropped."""
+    sim.control.drop_trades("BTCUSDT", count)
+    first = sim.market.symbol("BTCUSDT").next_agg_id
+    ids = range(first, first + count)
+    for _ in range(count):
+        sim.control.inject_trade("BTCUSDT", price, 1.0)
+    sim.control.inject_trade("BTCUSDT", price, 1.0)
+    return ids
+
+
+async def test_a_25000_id_gap_is_filled_completely_and_a_stop_inside_it_fires_once(
+    autojump_clock: MockClock,
+) -> None:
+    fired: list[StopTriggered] = []
+    async with exchange_and_gateway(_ONE, streams=("aggTrade",)) as (sim, gw):
+        gw.on_stop_loss(fired.append)
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        with (
+            gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", AggTrade, buffer=30_000) as aggs,
+        ):
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(aggs, 1))[0].agg_trade_id
+            sim.control.drop_trades("BTCUSDT", 25_000)
+            for offset in range(25_000):  # the crossing trade hides at offset 24,500
+                sim.control.inject_trade("BTCUSDT", 94.0 if offset == 24_500 else 99.0, 1.0)
+            sim.control.inject_trade("BTCUSDT", 98.0, 1.0)
+            detected, filled = await drain(gaps, 2)
+            got = await drain(aggs, 25_001)
+        assert detected == GapDetected("BTCUSDT", "aggTrade", first + 1, first + 25_000, True)
+        assert filled == GapFilled("BTCUSDT", "aggTrade", first + 1, first + 25_000, 25_000)
+        backfilled = got[1:]
+        assert [a.agg_trade_id for a in backfilled] == list(range(first + 1, first + 25_001))
+        assert backfilled[24_500].price == 94.0
+        await trio.sleep(1)
+        assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
+        assert gw.stats()["symbols"]["BTCUSDT"]["backfilled"] == 25_000
+        pages = sim.control.rest_requests("aggTrades")
+        assert len(pages) == 25 and {r.status for r in pages} == {200}
+
+
+@pytest.mark.parametrize("fault", ["500", "503", "timeout", "429"])
+async def test_a_failed_first_request_is_retried_and_the_gap_filled(
+    autojump_clock: MockClock, fault: str
+) -> None:
+    async with exchange_and_gateway(_ONE, streams=("aggTrade",), rest_timeout=2.0) as (sim, gw):
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await trio.sleep(0.5)
+            if fault == "500":
+                sim.control.fail_rest(500, count=1, path="/api/v3/aggTrades")
+            elif fault == "timeout":
+                sim.control.hang_rest(count=1, path="aggTrades")
+            elif fault == "429":
+                sim.control.fail_rest(429, count=1, path="aggTrades", retry_after=7)
+            else:
+                sim.control.fail_rest(503, count=1)  # any path
+            ids = await _gap_of(sim, 3)
+            detected, filled = await drain(gaps, 2)
+        assert detected.backfilling
+        assert filled == GapFilled("BTCUSDT", "aggTrade", ids[0], ids[-1], 3)
+        first, second = sim.control.rest_requests("aggTrades")
+        assert (first.status, second.status) == (
+            {"500": 500, "503": 503, "timeout": 0, "429": 429}[fault], 200,
+        )  # fmt: skip
+        if fault == "429":
+            assert second.time - first.time >= 7.0  # Retry-After was honoured
+        if fault == "timeout":
+            assert second.time - first.time >= 2.0  # the client's timeout, then backoff
+
+
+async def test_rest_down_ends_the_gap_in_gap_unfilled_with_its_exact_range(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(_ONE, streams=("aggTrade",), rest_retries=2) as (sim, gw):
+        with gw.subscribe("BTCUSDT", [*_GAPS, AggTrade], buffer=100) as sub:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await drain(sub, 1)
+            sim.control.rest_down()
+            ids = await _gap_of(sim, 3)
+            events = await drain(sub, 3)  # the gap, the live marker, its end
+        detected, unfilled = (e for e in events if not isinstance(e, AggTrade))
+        assert (detected.first, detected.last, detected.backfilling) == (ids[0], ids[-1], True)
+        assert isinstance(unfilled, GapUnfilled)
+        assert (unfilled.stream, unfilled.first, unfilled.last) == ("aggTrade", ids[0], ids[-1])
+        assert "503" in unfilled.reason
+        assert [r.status for r in sim.control.rest_requests("aggTrades")] == [503] * 3
+        rest = gw.stats()["rest"]
+        assert (rest["requests"], rest["retries"], rest["failed"]) == (3, 2, 1)
+
+
+async def test_a_refused_rest_port_ends_the_gap_in_gap_unfilled(autojump_clock: MockClock) -> None:
+    async with (
+        exchange(_ONE) as sim,
+        open_gateway(
+            url=sim.ws_url, rest_url=f"http://127.0.0.1:{dead_port()}", symbols=("BTCUSDT",),
+            streams=("aggTrade",), rest_retries=1,
+        ) as gw,  # fmt: skip
+    ):
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await trio.sleep(0.5)
+            ids = await _gap_of(sim, 2)
+            detected, unfilled = await drain(gaps, 2)
+        assert isinstance(detected, GapDetected) and isinstance(unfilled, GapUnfilled)
+        assert (unfilled.first, unfilled.last) == (ids[0], ids[-1])
+        assert "ConnectError" in unfilled.reason
+        rest = gw.stats()["rest"]
+        assert (rest["requests"], rest["retries"], rest["failed"]) == (2, 1, 1)  # retried once
+
+
+async def test_a_gap_beyond_the_budget_is_filled_up_to_it_and_the_rest_reported(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(_ONE, streams=("aggTrade",), backfill_max_ids=1500) as (
+        sim,
+        gw,
+    ):
+        with gw.subscribe("BTCUSDT", [*_GAPS, AggTrade], buffer=5000) as sub:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(sub, 1))[0].agg_trade_id
+            await _gap_of(sim, 2000)
+            events = await drain(sub, 1 + 1 + 1500 + 1)
+        kinds = [type(e) for e in events]
+        assert kinds.count(GapDetected) == 1 and kinds.count(GapFilled) == 0
+        assert events[-1] == GapUnfilled(
+            "BTCUSDT", "aggTrade", first + 1501, first + 2000, "backfill_max_ids is 1500"
+        )
+        filled = [e.agg_trade_id for e in events if isinstance(e, AggTrade)][1:]
+        assert filled == list(range(first + 1, first + 1501))
+
+
+async def test_a_plain_trade_gap_is_reported_unfilled_at_once(autojump_clock: MockClock) -> None:
+    async with exchange_and_gateway(_ONE) as (sim, gw):
+        with gw.subscribe("BTCUSDT", [*_GAPS, Trade], buffer=100) as sub:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await drain(sub, 1)
+            first = sim.market.symbol("BTCUSDT").next_trade_id
+            await _gap_of(sim, 2)
+            ids = range(first, first + 2)
+            detected, unfilled, _live = await drain(sub, 3)
+        assert detected == GapDetected("BTCUSDT", "trade", ids[0], ids[-1], False)
+        assert isinstance(unfilled, GapUnfilled) and (unfilled.first, unfilled.last) == (
+            ids[0], ids[-1],
+        )  # fmt: skip
+        assert not sim.control.rest_requests()
+
+
+async def test_the_weight_budget_spreads_pages_over_minutes_without_a_429(
+    autojump_clock: MockClock,
+) -> None:
+    options: dict[str, Any] = {"streams": ("aggTrade",), "rest_weight_per_minute": 40}
+    async with exchange_and_gateway(_ONE, **options) as (sim, gw):
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await trio.sleep(0.5)
+            ids = await _gap_of(sim, 20_000)  # 20 pages of weight 4: two minutes' budget
+            with trio.fail_after(600):
+                _detected, filled = await gaps.receive(), await gaps.receive()
+        assert filled == GapFilled("BTCUSDT", "aggTrade", ids[0], ids[-1], 20_000)
+        pages = sim.control.rest_requests("aggTrades")
+        assert len(pages) == 20 and {r.status for r in pages} == {200}
+        for i, page in enumerate(pages):  # never more than 10 pages in any 60 s
+            assert sum(1 for p in pages[i:] if p.time < page.time + 60) <= 10
+        assert pages[-1].time - pages[0].time >= 60
+
+
+async def test_a_failing_depth_snapshot_is_retried_with_backoff_not_once_per_diff(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(_ONE, streams=("depth@100ms",)) as (sim, gw):
+        sim.control.fail_rest(500, count=8, path="depth")
+        for _ in range(300):  # 30 s of diffs, one every 100 ms
+            sim.control.generate(trades=5)
+            await trio.sleep(0.1)
+            sim.control.tick()
+        await trio.sleep(1)
+        snaps = sim.control.rest_requests("depth")
+        assert [r.status for r in snaps] == [500] * 8 + [200]  # one at a time, then synced
+        diffs = gw.stats()["symbols"]["BTCUSDT"]["events"]["DepthUpdate"]
+        assert diffs >= 250 and len(snaps) * 25 < diffs
+        gaps = [b.time - a.time for a, b in itertools.pairwise(snaps)]
+        assert gaps[4] >= 1.0  # five tries failed for good: the symbol waits before a sixth
+        book = gw.order_book("BTCUSDT")
+        assert book is not None and book.state is SyncState.SYNCED
+
+
+async def test_a_depth_snapshot_that_keeps_failing_is_asked_for_far_less_than_per_diff(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(_ONE, streams=("depth@100ms",)) as (sim, gw):
+        sim.control.fail_rest(500, count=10_000, path="depth")
+        for _ in range(300):  # 30 s of diffs, one every 100 ms
+            sim.control.generate(trades=5)
+            await trio.sleep(0.1)
+            sim.control.tick()
+        snaps = sim.control.rest_requests("depth")
+        symbol = gw.stats()["symbols"]["BTCUSDT"]
+        assert symbol["events"]["DepthUpdate"] >= 250
+        assert 5 <= len(snaps) <= 30 and {r.status for r in snaps} == {500}
+        assert symbol["snapshot_failures"] >= 2 and symbol["order_book"] != "synced"
+
+
+async def test_a_gap_older_than_the_exchange_history_is_reported_unfilled_whole(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(
+        {**_ONE, "agg_history": 1000}, streams=("aggTrade",)
+    ) as (sim, gw):  # fmt: skip
+        with gw.subscribe("BTCUSDT", [*_GAPS, AggTrade], buffer=100) as sub:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await drain(sub, 1)
+            ids = await _gap_of(sim, 1500)  # REST keeps the last 1000: the start is gone
+            events = await drain(sub, 3)
+        detected, unfilled = (e for e in events if not isinstance(e, AggTrade))
+        assert isinstance(detected, GapDetected) and isinstance(unfilled, GapUnfilled)
+        assert (unfilled.first, unfilled.last) == (ids[0], ids[-1])
+        assert unfilled.reason == f"the exchange does not serve aggTrade id {ids[0]}"
+
+
+async def test_the_used_weight_header_holds_pages_back_until_the_next_minute(
+    autojump_clock: MockClock,
+) -> None:
+    import httpx
+
+    async with exchange_and_gateway(_ONE, streams=("aggTrade",)) as (sim, gw):
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await trio.sleep(0.5)
+            async with httpx.AsyncClient(base_url=sim.rest_url) as client:
+                for _ in range(23):  # another client on our IP spends 5750 of the 6000
+                    await client.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5000})
+            assert sim.control.rest_used_weight >= 5750
+            ids = await _gap_of(sim, 3000)
+            with trio.fail_after(300):
+                _detected, filled = await gaps.receive(), await gaps.receive()
+        assert filled == GapFilled("BTCUSDT", "aggTrade", ids[0], ids[-1], 3000)
+        pages = sim.control.rest_requests("aggTrades")
+        assert [p.status for p in pages] == [200] * 3  # never a 429
+        assert int(pages[1].time // 60) > int(pages[0].time // 60)  # waited for a new minute
+        rest = gw.stats()["rest"]
+        assert rest["requests"] == 3 and rest["throttled"] >= 1 and rest["retries"] == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("backfill_max_ids", 0), ("rest_weight_per_minute", 0), ("rest_timeout", 0.0),
+     ("rest_retries", -1), ("rest_retries", 1.5), ("backfill_max_ids", 2.0)],
+)  # fmt: skip
+def test_backfill_settings_are_validated_naming_the_key(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=key):
+        GatewayConfig(**{key: value})
+    with pytest.raises(ConfigError, match=key):
+        config_from_dict({key: value})
+
+
+def test_backfill_settings_defaults() -> None:
+    c = GatewayConfig()
+    assert (c.backfill_max_ids, c.rest_weight_per_minute, c.rest_timeout, c.rest_retries) == (
+        100_000, 5000, 10.0, 4,
+    )  # fmt: skip
+
+
+def test_a_result_a_full_mailbox_refuses_still_ends_its_gap() -> None:
+    publisher = Publisher()
+    state = SymbolState("BTCUSDT", publisher)
+    state.mailbox = Mailbox(1, Overflow.DROP_NEWEST)
+    state.mailbox.put_nowait("busy")
+    with publisher.subscribe(kinds=[GapUnfilled]) as sub:
+        state.post_result(BackfillResult(BackfillRequest("BTCUSDT", "aggTrade", 5, 9), ()))
+        (unfilled,) = sub.drain_nowait(10)
+    assert (unfilled.first, unfilled.last) == (5, 9) and "mailbox was full" in unfilled.reason
+
+
+
+async def test_a_candle_gap_is_filled_over_rest_and_ends_in_gap_filled(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(_ONE, streams=("kline_1s",)) as (sim, gw):
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+
+            async def flow(seconds: float) -> None:
+                for _ in range(int(seconds * 4)):
+                    sim.control.generate(trades=2)
+                    sim.control.tick()
+                    await trio.sleep(0.25)
+
+            await flow(3)
+            sim.control.stall(3)  # the candles that close meanwhile never reach us
+            await flow(3)
+            await flow(3)
+            detected, filled = await drain(gaps, 2)
+        assert isinstance(detected, GapDetected) and detected.backfilling
+        assert isinstance(filled, GapFilled)
+        assert (filled.stream, filled.first, filled.last) == (
+            "kline_1s", detected.first, detected.last,
+        )  # fmt: skip
+        assert filled.count == (detected.last + 1 - detected.first) // 1000
