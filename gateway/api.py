@@ -28,7 +28,7 @@ from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Tick
 from gateway.core.orderbook import OrderBookSync
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.stop_loss import Position, PositionStatus, Side
-from gateway.core.streams import parse_stream, shard_streams
+from gateway.core.streams import StreamKind, parse_stream, shard_streams
 from gateway.errors import (
     ConfigError,
     ConnectionFailed,
@@ -36,8 +36,9 @@ from gateway.errors import (
     PositionError,
     SubscriptionError,
 )
-from gateway.runtime.backfill import Backfiller, BackfillResult
+from gateway.runtime.backfill import Backfiller, BackfillResult, RestUnavailable
 from gateway.runtime.connection import Connection
+from gateway.runtime.fallback import PriceFallback
 from gateway.runtime.groups import collapse, leaves
 from gateway.runtime.hooks import CloseHook, HookRunner
 from gateway.runtime.publish import (
@@ -87,6 +88,15 @@ class Gateway:
                 retry=ReconnectPolicy(0.5, 2.0, 30.0, config.rest_retries),
             )
             if config.rest_url
+            else None
+        )  # fmt: skip
+        self.fallback = (
+            PriceFallback(
+                self._states, self.backfiller, after=config.fallback_after,
+                interval=config.fallback_interval,
+                on_error=lambda sym, exc: self.publisher.report_error("fallback", exc, sym),
+            )
+            if self.backfiller is not None and config.fallback_after > 0
             else None
         )  # fmt: skip
 
@@ -227,6 +237,8 @@ class Gateway:
                 snap["restarts"] = child.restarts
                 snap["status"] = child.status.value  # "failed" once quarantined
                 snap["dead_letters"] = len(child.dead_letters)
+            if self.fallback is not None:
+                snap.update(self.fallback.snapshot(sym))
             symbols[sym] = snap
         return {
             "symbols": symbols,
@@ -353,6 +365,34 @@ class Gateway:
         await self.supervisor.start_child(subtree)
         self.router.attach(state)
 
+    async def _warm_up(self) -> None:
+        """Fill every symbol's subscribed kline buffers with the last ``warmup_candles``
+        closed REST candles, concurrently; a failure goes to the error callbacks."""
+        count, rest = self.config.warmup_candles, self.backfiller
+        if not count or rest is None:
+            return
+        wanted: dict[tuple[str, str], None] = {}
+        for name in self.config.stream_names():
+            stream = parse_stream(name)
+            kline = stream.kind is StreamKind.KLINE and not stream.tz_offset  # UTC on REST
+            if kline and stream.symbol and stream.interval:
+                wanted[(stream.symbol, stream.interval)] = None
+
+        async def one(symbol: str, interval: str) -> None:
+            try:
+                klines = await rest.recent_klines(symbol, interval, count)
+            except RestUnavailable as exc:
+                log.warning("%s: warm-up of kline_%s failed, its buffer starts empty: %s",
+                            symbol, interval, exc)  # fmt: skip
+                self.publisher.report_error("warmup", exc, symbol)
+                return
+            kept = self._states[symbol].warm_up(interval, klines)
+            log.info("%s: warm-up: %d closed kline_%s candles", symbol, kept, interval)
+
+        async with trio.open_nursery() as nursery:
+            for symbol, interval in wanted:
+                nursery.start_soon(one, symbol, interval)
+
     def _symbol_failed(self, symbol: str, error: Exception) -> None:
         """``symbol``'s supervisor gave up: quarantine it alone, or end the gateway."""
         state = self._states.get(symbol)
@@ -443,7 +483,9 @@ async def open_gateway(
 ) -> AsyncIterator[Gateway]:
     """Open a gateway: start symbol actors, connect, subscribe; yield the `Gateway`.
 
-    Waits until every connection is live and subscribed. Leaving the block stops
+    Waits until every connection is live and subscribed; with ``warmup_candles = N``
+    each subscribed kline buffer first holds the last N closed REST candles (a REST
+    failure goes to the error callbacks and that buffer starts empty). Leaving the block stops
     everything. A connection that exhausts its reconnect attempts raises
     `ConnectionFailed` here (after the error callbacks saw it). A symbol actor that
     crashes more than ``max_restarts`` times within ``restart_period`` seconds is, per
@@ -490,6 +532,9 @@ async def open_gateway(
                 await gw._start_symbol(sym)
             for pos in config.positions:
                 _open_configured(gw, pos)
+            await gw._warm_up()
+            if gw.fallback is not None:
+                await nursery.start(gw.fallback.run)
             for group in shard_streams(config.stream_names(), config.max_streams_per_connection):
                 conn = gw._new_connection(group)
                 await nursery.start(conn.run)

@@ -116,6 +116,12 @@ def _at_least_two(_inst: object, attribute: attrs.Attribute[Any], value: Any) ->
         raise ConfigError(f"{attribute.name} must be a number of at least 2, got {value!r}")
 
 
+def _warmup(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """An integer 0..999: the last candles of one REST page (its open candle dropped)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 999:
+        raise ConfigError(f"{attribute.name} must be an integer from 0 to 999, got {value!r}")
+
+
 @attrs.frozen
 class GatewayConfig:
     """Everything a gateway needs; every field has a sensible default but ``symbols``."""
@@ -142,6 +148,15 @@ class GatewayConfig:
     rest_timeout: float = attrs.field(default=10.0, validator=positive)
     #: Retries of a REST request (5xx, timeout, connection error, 429/418) before it fails.
     rest_retries: int = attrs.field(default=4, validator=non_negative_int)
+    #: Closed candles fetched over REST per symbol and subscribed kline interval before
+    #: `open_gateway` yields (0: none; at most 999, one page). A failure is reported to
+    #: the error callbacks and that buffer starts empty.
+    warmup_candles: int = attrs.field(default=0, validator=_warmup)
+    #: A symbol with armed stops and no live trade for this many seconds (stream down,
+    #: reconnecting, zombie) has its stops checked against the REST price; 0: never.
+    fallback_after: float = attrs.field(default=5.0, validator=non_negative)
+    #: Seconds between REST price polls of such a symbol (weight 2 each).
+    fallback_interval: float = attrs.field(default=1.0, validator=positive)
     testnet: bool = False
     time_unit: str = "MILLISECOND"
     candle_buffer: int = attrs.field(default=1000, validator=positive_int)

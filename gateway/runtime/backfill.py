@@ -39,8 +39,10 @@ log = logging.getLogger(__name__)
 _MAX_ROWS = 1000  # the exchange's page size for aggTrades and klines
 _MAX_WAIT = 120.0  # the longest Retry-After we wait out in one go
 _WINDOW = 60.0  # REQUEST_WEIGHT is counted per minute
-#: Request weights (binance-market-streams.md 5.2): aggTrades 4, klines 2, time 1.
-WEIGHTS = {"/api/v3/aggTrades": 4, "/api/v3/klines": 2, "/api/v3/time": 1}
+#: Request weights (binance-market-streams.md 5.2): aggTrades 4, klines 2, time 1,
+#: ticker/price (one symbol) 2.
+WEIGHTS = {"/api/v3/aggTrades": 4, "/api/v3/klines": 2, "/api/v3/time": 1,
+           "/api/v3/ticker/price": 2}  # fmt: skip
 
 
 def depth_weight(limit: int) -> int:
@@ -171,6 +173,7 @@ class Backfiller:
         self.failed = 0
         self.retries = 0
         self.requests_sent = 0
+        self._client: httpx.AsyncClient | None = None  # set while `run` runs
 
     def snapshot(self) -> dict[str, int]:
         """REST counters for `Gateway.stats`: requests, retries, failures, weight."""
@@ -193,9 +196,44 @@ class Backfiller:
             ) as client,
             trio.open_nursery() as nursery,
         ):
+            self._client = client
             task_status.started()
             async for req in self.requests:
                 nursery.start_soon(self._serve, client, req)
+
+    def _live_client(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            raise RestUnavailable("the REST client is not running")
+        return self._client
+
+    async def recent_klines(self, symbol: str, interval: str, count: int) -> list[Kline]:
+        """The last ``count`` closed candles of ``symbol`` at ``interval``, oldest first
+        (warm-up); raises `RestUnavailable` when REST fails for good."""
+        client = self._live_client()
+        try:
+            server_ms = int((await self._get(client, "/api/v3/time", {},
+                                             WEIGHTS["/api/v3/time"]))["serverTime"])  # fmt: skip
+            rows = await self._get(
+                client, "/api/v3/klines",
+                {"symbol": symbol, "interval": interval, "limit": min(count + 1, _MAX_ROWS)},
+                WEIGHTS["/api/v3/klines"],
+            )  # fmt: skip
+            klines = [kline_from_rest(symbol, interval, row, server_ms) for row in rows]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise RestUnavailable(redact_text(f"REST klines: {exc!r}")) from None
+        self.fetched += len(klines)
+        return [k for k in klines if k.is_closed][-count:]
+
+    async def ticker_price(self, symbol: str) -> float:
+        """``GET /api/v3/ticker/price?symbol=`` (weight 2): the last price on the exchange;
+        raises `RestUnavailable` when REST fails for good."""
+        client = self._live_client()
+        try:
+            body = await self._get(client, "/api/v3/ticker/price", {"symbol": symbol},
+                                   WEIGHTS["/api/v3/ticker/price"])  # fmt: skip
+            return float(body["price"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise RestUnavailable(redact_text(f"REST ticker/price: {exc!r}")) from None
 
     async def _serve(self, client: httpx.AsyncClient, req: BackfillRequest) -> None:
         async with self._limit:

@@ -99,6 +99,13 @@ class CloseResult:
     error: str | None
 
 
+@attrs.frozen(slots=True)
+class FallbackPrice:
+    """REST fallback to symbol actor: the exchange's last price while no live trade came."""
+
+    price: float
+
+
 class SymbolState:
     """Everything one symbol owns; it outlives any restart of its actor."""
 
@@ -426,6 +433,28 @@ class SymbolState:
         self._unfilled(stream, req.first, req.last,
                        "the symbol's mailbox was full: the fetched rows were dropped")  # fmt: skip
 
+    # Warm-up and the REST price fallback (slow path) ---------------------------------
+
+    def warm_up(self, interval: str, klines: list[Kline]) -> int:
+        """Seed ``interval``'s buffer with closed REST candles (no events published: they
+        are history from before the gateway opened); returns how many were kept."""
+        return len(self.candles.buffer(interval).backfill(klines))
+
+    def post_fallback_price(self, price: float) -> bool:
+        """REST fallback to this symbol: queue ``price`` for the actor's stop checks;
+        False if the symbol is gone, quarantined or its mailbox is full."""
+        mailbox = self.mailbox
+        if self.quarantined or mailbox is None or mailbox.closed:
+            return False
+        return mailbox.put_nowait(FallbackPrice(price))
+
+    def on_fallback_price(self, item: FallbackPrice) -> None:
+        """Check the armed stops against a REST price (fired positions never fire again)."""
+        price = item.price
+        if self.stops.crosses(price):
+            triggers = self.stops.check_range(price, price, trio.current_time())
+            self._fire(triggers, Trade(self.symbol, -1, price, 0.0, 0, False, 0, 0))
+
     def open_position(self, position: Position) -> None:
         """Arm a stop-loss for ``position``; it is checked against the very next trade."""
         self.stops.open(position)
@@ -509,5 +538,7 @@ def _handle_item(state: SymbolState, item: Any) -> None:
         state.on_close_result(item)
     elif kind is BackfillResult:
         state.on_backfill(item)
+    elif kind is FallbackPrice:
+        state.on_fallback_price(item)
     else:
         state.handle(item)
