@@ -89,6 +89,31 @@ async def test_the_fallback_ends_when_a_live_trade_arrives_and_stops_stay_armed(
         assert gw.stats()["symbols"]["ETHUSDT"]["fallback_polls"] == 0
 
 
+async def test_while_reconnecting_the_rest_price_fires_the_stop_once(
+    autojump_clock: MockClock,
+) -> None:
+    fired: list[StopTriggered] = []
+    many = {"max_attempts": 30}  # 20 s of refusals never exhaust the jittered attempts
+    async with exchange_and_gateway(_TWO, reconnect=many, **_OPTS) as (sim, gw):
+        gw.on_stop_loss(fired.append)
+        pid = gw.open_position("BTCUSDT", "SHORT", 100.0, stop_price=105.0)
+        with gw.subscribe("BTCUSDT", [AggTrade, GapFilled], buffer=100) as live:
+            sim.control.inject_trade("BTCUSDT", 101.0, 1.0)
+            await drain(live, 1)
+            sim.control.refuse_connections(20.0)
+            sim.control.close_connections(abrupt=True)  # the stream is down, reconnecting
+            sim.control.inject_trade("BTCUSDT", 106.0, 1.0)
+            await trio.sleep(9)
+            assert gw.connections[0].snapshot()["state"] in ("reconnecting", "connecting")
+            assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 106.0)]
+            await trio.sleep(90)  # reconnected by now (backoff with jitter, up to 30 s)
+            sim.control.inject_trade("BTCUSDT", 107.0, 1.0)
+            got = await drain(live, 3)  # the gap's 106.0, the live 107.0, the gap's end
+            await trio.sleep(2)
+        assert sorted(e.price for e in got if isinstance(e, AggTrade)) == [106.0, 107.0]
+        assert [f.position_id for f in fired] == [pid]
+
+
 async def test_symbols_without_armed_stops_never_poll(autojump_clock: MockClock) -> None:
     async with exchange_and_gateway(_TWO, **_OPTS) as (sim, gw):
         sim.control.stall()
@@ -105,6 +130,35 @@ async def test_fallback_after_zero_disables_it(autojump_clock: MockClock) -> Non
         await trio.sleep(30)
         assert gw.fallback is None and sim.control.rest_requests("ticker/price") == []
         assert gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 0
+
+
+async def test_polls_stay_inside_the_rest_weight_budget(autojump_clock: MockClock) -> None:
+    async with exchange_and_gateway(_TWO, rest_weight_per_minute=10, **_OPTS) as (sim, gw):
+        gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=90.0)
+        sim.control.stall()
+        await trio.sleep(125)
+        times = [r.time for r in sim.control.rest_requests("ticker/price")]
+        assert times  # it polls, weight 2 each: at most 5 a minute, not one a second
+        for t in times:
+            assert len([u for u in times if t <= u < t + 60]) <= 5
+        assert gw.stats()["rest"]["throttled"] > 0
+
+
+async def test_failed_polls_are_reported_once_per_fallback(autojump_clock: MockClock) -> None:
+    errors: list[BaseException] = []
+    async with exchange_and_gateway(_TWO, rest_retries=0, **_OPTS) as (sim, gw):
+        gw.on_error(errors.append)
+        gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        sim.control.rest_down()
+        sim.control.stall()
+        await trio.sleep(20)
+        rest_errors = [e for e in errors if "ticker/price" in str(e)]
+        assert len(rest_errors) == 1
+        assert len(sim.control.rest_requests("ticker/price")) >= 5  # it kept trying
+        sim.control.rest_up()
+        sim.control.inject_trade("BTCUSDT", 94.0, 1.0)  # during the stall: REST only
+        await trio.sleep(3)
+        assert gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 1
 
 
 def test_fallback_settings_are_validated() -> None:

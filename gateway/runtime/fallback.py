@@ -27,13 +27,14 @@ log = logging.getLogger(__name__)
 class _Watch:
     """What the fallback knows of one symbol: its last trade count and when it changed."""
 
-    __slots__ = ("active", "in_flight", "last_seen", "polls", "trades")
+    __slots__ = ("active", "failed", "in_flight", "last_seen", "polls", "trades")
 
     def __init__(self, trades: int, now: float) -> None:
         self.trades = trades
         self.last_seen = now
         self.active = False
         self.in_flight = False
+        self.failed = False  # a poll of this fallback failed: reported once per fallback
         self.polls = 0
 
 
@@ -108,7 +109,7 @@ class PriceFallback:
                 nursery.start_soon(self._poll, symbol, state, w)
 
     def _end(self, symbol: str, w: _Watch, why: str) -> None:
-        w.active = False
+        w.active = w.failed = False
         log.warning("%s: REST price fallback ended (%s) after %d polls", symbol, why, w.polls)
 
     async def _poll(self, symbol: str, state: SymbolState, w: _Watch) -> None:
@@ -117,8 +118,9 @@ class PriceFallback:
             price = await self._rest.ticker_price(symbol)
         except RestUnavailable as exc:
             log.warning("%s: REST price fallback poll failed: %s", symbol, exc)
-            if self._on_error is not None:
-                self._on_error(symbol, exc)
+            if self._on_error is not None and not w.failed:
+                self._on_error(symbol, exc)  # once per fallback, not once per poll
+            w.failed = True
             return
         finally:
             w.in_flight = False
