@@ -308,11 +308,13 @@ class Gateway:
         await self.add_streams(f"{sym.lower()}@{suffix}" for sym in symbols for suffix in suffixes)
 
     async def add_streams(self, names: Iterable[str]) -> None:
-        """Subscribe full stream names live, starting actors for symbols not seen before."""
+        """Subscribe full stream names live, starting actors for symbols not seen before
+        (their kline buffers warmed up first with ``warmup_candles``)."""
         parsed = [parse_stream(n) for n in names]
         for stream in parsed:
             if stream.symbol is not None:
                 await self._start_symbol(stream.symbol)
+        await self._warm_up(s.name for s in parsed)
         await self._subscribe([s.name for s in parsed])
 
     async def remove_symbols(self, symbols: Iterable[str]) -> None:
@@ -365,14 +367,14 @@ class Gateway:
         await self.supervisor.start_child(subtree)
         self.router.attach(state)
 
-    async def _warm_up(self) -> None:
-        """Fill every symbol's subscribed kline buffers with the last ``warmup_candles``
+    async def _warm_up(self, names: Iterable[str]) -> None:
+        """Fill the kline buffers of the streams ``names`` with the last ``warmup_candles``
         closed REST candles, concurrently; a failure goes to the error callbacks."""
         count, rest = self.config.warmup_candles, self.backfiller
         if not count or rest is None:
             return
         wanted: dict[tuple[str, str], None] = {}
-        for name in self.config.stream_names():
+        for name in names:
             stream = parse_stream(name)
             kline = stream.kind is StreamKind.KLINE and not stream.tz_offset  # UTC on REST
             if kline and stream.symbol and stream.interval:
@@ -532,7 +534,7 @@ async def open_gateway(
                 await gw._start_symbol(sym)
             for pos in config.positions:
                 _open_configured(gw, pos)
-            await gw._warm_up()
+            await gw._warm_up(config.stream_names())
             if gw.fallback is not None:
                 await nursery.start(gw.fallback.run)
             for group in shard_streams(config.stream_names(), config.max_streams_per_connection):

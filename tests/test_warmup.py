@@ -74,6 +74,20 @@ async def test_a_rest_failure_during_warm_up_is_reported_and_the_gateway_still_o
         assert len(errors) == 1 and "503" in str(errors[0])
 
 
+async def test_symbols_added_later_are_warmed_up_too(autojump_clock: MockClock) -> None:
+    async with exchange({"symbols": ("BTCUSDT", "ETHUSDT")}) as sim:
+        await _history(sim, 4)
+        async with open_gateway(
+            url=sim.ws_url, rest_url=sim.rest_url, symbols=("BTCUSDT",),
+            streams=("trade", "kline_1m"), warmup_candles=3,
+        ) as gw:  # fmt: skip
+            await _history(sim, 2)
+            expected = (await _rest_closed(sim, "ETHUSDT", "1m"))[-3:]
+            await gw.add_symbols(["ETHUSDT"])
+            got = gw.candles("ETHUSDT", "1m")
+            assert [_fields(k) for k in got] == [_fields(k) for k in expected]
+
+
 def test_warmup_candles_is_validated() -> None:
     assert GatewayConfig().warmup_candles == 0
     for bad in (-1, 1000, 2.5, True):
