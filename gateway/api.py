@@ -237,8 +237,9 @@ class Gateway:
                 snap["restarts"] = child.restarts
                 snap["status"] = child.status.value  # "failed" once quarantined
                 snap["dead_letters"] = len(child.dead_letters)
-            if self.fallback is not None:
-                snap.update(self.fallback.snapshot(sym))
+            fallback = self.fallback
+            snap.update(fallback.snapshot(sym) if fallback is not None
+                        else {"fallback_polls": 0, "fallback_active": False})  # fmt: skip
             symbols[sym] = snap
         return {
             "symbols": symbols,

@@ -129,7 +129,8 @@ async def test_fallback_after_zero_disables_it(autojump_clock: MockClock) -> Non
         sim.control.inject_trade("BTCUSDT", 94.0, 1.0)
         await trio.sleep(30)
         assert gw.fallback is None and sim.control.rest_requests("ticker/price") == []
-        assert gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 0
+        btc = gw.stats()["symbols"]["BTCUSDT"]
+        assert (btc["stops_fired"], btc["fallback_polls"], btc["fallback_active"]) == (0, 0, False)
 
 
 async def test_polls_stay_inside_the_rest_weight_budget(autojump_clock: MockClock) -> None:
