@@ -114,6 +114,27 @@ async def test_while_reconnecting_the_rest_price_fires_the_stop_once(
         assert [f.position_id for f in fired] == [pid]
 
 
+async def test_on_a_zombie_connection_the_rest_price_fires_the_stop_once(
+    autojump_clock: MockClock,
+) -> None:
+    fired: list[StopTriggered] = []
+    async with exchange_and_gateway(_TWO, **_OPTS) as (sim, gw):
+        gw.on_stop_loss(fired.append)
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        with gw.subscribe("BTCUSDT", StopTriggered, buffer=10) as stops:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await trio.sleep(1)
+            assert sim.control.zombie() == 1  # pings answered, no market frame
+            start = trio.current_time()
+            sim.control.inject_trade("BTCUSDT", 94.0, 1.0)
+            (trigger,) = await drain(stops, 1)
+            assert trio.current_time() - start <= 5.0 + 2 * 1.0 + 0.5
+            assert (trigger.position_id, trigger.trigger_price) == (pid, 94.0)
+            sim.control.inject_trade("BTCUSDT", 93.0, 1.0)  # lower still, seen by REST only
+            await trio.sleep(10)
+        assert [f.position_id for f in fired] == [pid]
+
+
 async def test_symbols_without_armed_stops_never_poll(autojump_clock: MockClock) -> None:
     async with exchange_and_gateway(_TWO, **_OPTS) as (sim, gw):
         sim.control.stall()
