@@ -22,8 +22,9 @@ from gateway import (
     open_gateway,
 )
 from gateway.config import GatewayConfig, config_from_dict
+from gateway.core.candles import kline_from_rest
 from gateway.core.orderbook import SyncState
-from gateway.runtime.backfill import BackfillRequest, BackfillResult
+from gateway.runtime.backfill import Backfiller, BackfillRequest, BackfillResult
 from gateway.runtime.publish import Publisher
 from gateway.runtime.symbol import SymbolState
 from gateway.simulator import Simulator
@@ -67,6 +68,7 @@ async def test_a_25000_id_gap_is_filled_completely_and_a_stop_inside_it_fires_on
         assert detected == GapDetected("BTCUSDT", "aggTrade", first + 1, first + 25_000, True)
         assert filled == GapFilled("BTCUSDT", "aggTrade", first + 1, first + 25_000, 25_000)
         backfilled = got[1:]
+        assert not got[0].backfilled and all(a.backfilled for a in backfilled)
         assert [a.agg_trade_id for a in backfilled] == list(range(first + 1, first + 25_001))
         assert backfilled[24_500].price == 94.0
         await trio.sleep(1)
@@ -167,20 +169,118 @@ async def test_a_gap_beyond_the_budget_is_filled_up_to_it_and_the_rest_reported(
         assert filled == list(range(first + 1, first + 1501))
 
 
-async def test_a_plain_trade_gap_is_reported_unfilled_at_once(autojump_clock: MockClock) -> None:
-    async with exchange_and_gateway(_ONE) as (sim, gw):
+async def test_a_500_trade_gap_is_filled_from_historical_trades_and_a_stop_inside_fires_once(
+    autojump_clock: MockClock,
+) -> None:
+    fired: list[StopTriggered] = []
+    async with exchange_and_gateway(_ONE, streams=("trade",)) as (sim, gw):
+        gw.on_stop_loss(fired.append)
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        with (
+            gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", Trade, buffer=1000) as trades,
+        ):
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(trades, 1))[0].trade_id
+            ids = sim.control.drop_trades("BTCUSDT", 500)
+            for offset in range(500):  # the crossing trade hides at offset 250
+                sim.control.inject_trade("BTCUSDT", 94.0 if offset == 250 else 99.0, 1.0)
+            sim.control.inject_trade("BTCUSDT", 98.0, 1.0)
+            detected, filled = await drain(gaps, 2)
+            got = await drain(trades, 501)
+        assert ids == range(first + 1, first + 501)
+        assert detected == GapDetected("BTCUSDT", "trade", first + 1, first + 500, True)
+        assert filled == GapFilled("BTCUSDT", "trade", first + 1, first + 500, 500)
+        live = [t for t in got if not t.backfilled]
+        backfilled = [t for t in got if t.backfilled]
+        assert [(t.trade_id, t.price) for t in live] == [(first + 501, 98.0)]
+        assert live[0].receive_ns > 0
+        assert [t.trade_id for t in backfilled] == list(ids)
+        assert backfilled[250].price == 94.0 and {t.receive_ns for t in backfilled} == {0}
+        await trio.sleep(1)
+        assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
+        assert gw.stats()["symbols"]["BTCUSDT"]["backfilled"] == 500
+        (page,) = sim.control.rest_requests("historicalTrades")
+        assert page.status == 200
+        assert gw.stats()["rest"]["used_weight"] >= 25
+        assert not sim.control.rest_requests("aggTrades")
+
+
+async def test_a_plain_trade_gap_is_paged_by_1000_ids(autojump_clock: MockClock) -> None:
+    async with exchange_and_gateway(_ONE, streams=("trade",)) as (sim, gw):
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await trio.sleep(0.5)
+            ids = sim.control.drop_trades("BTCUSDT", 2500)
+            for _ in range(2501):
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            _detected, filled = await drain(gaps, 2)
+        assert filled == GapFilled("BTCUSDT", "trade", ids[0], ids[-1], 2500)
+        pages = sim.control.rest_requests("historicalTrades")
+        assert len(pages) == 3 and {r.status for r in pages} == {200}
+
+
+async def test_a_plain_trade_gap_older_than_the_exchange_history_is_reported_unfilled(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(
+        {**_ONE, "trade_history": 1000}, streams=("trade",)
+    ) as (sim, gw):  # fmt: skip
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await trio.sleep(0.5)
+            ids = sim.control.drop_trades("BTCUSDT", 1500)
+            for _ in range(1501):
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            detected, unfilled = await drain(gaps, 2)
+        assert isinstance(detected, GapDetected) and detected.backfilling
+        assert unfilled == GapUnfilled(
+            "BTCUSDT", "trade", ids[0], ids[-1], f"the exchange does not serve trade id {ids[0]}"
+        )
+
+
+async def test_a_plain_trade_gap_without_a_rest_url_is_reported_unfilled_at_once(
+    autojump_clock: MockClock,
+) -> None:
+    async with (
+        exchange(_ONE) as sim,
+        open_gateway(url=sim.ws_url, rest_url="", symbols=("BTCUSDT",), streams=("trade",)) as gw,
+    ):
         with gw.subscribe("BTCUSDT", [*_GAPS, Trade], buffer=100) as sub:
             sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
             await drain(sub, 1)
             first = sim.market.symbol("BTCUSDT").next_trade_id
             await _gap_of(sim, 2)
-            ids = range(first, first + 2)
             detected, unfilled, _live = await drain(sub, 3)
-        assert detected == GapDetected("BTCUSDT", "trade", ids[0], ids[-1], False)
-        assert isinstance(unfilled, GapUnfilled) and (unfilled.first, unfilled.last) == (
-            ids[0], ids[-1],
-        )  # fmt: skip
+        assert detected == GapDetected("BTCUSDT", "trade", first, first + 1, False)
+        assert unfilled == GapUnfilled(
+            "BTCUSDT", "trade", first, first + 1, "no REST endpoint (rest_url is empty)"
+        )
         assert not sim.control.rest_requests()
+
+
+async def test_backfilled_agg_trades_and_candles_are_marked_and_live_ones_not(
+    autojump_clock: MockClock,
+) -> None:
+    send, receive = trio.open_memory_channel[BackfillResult](10)
+    async with exchange(_ONE) as sim:
+        for _ in range(10):
+            sim.control.generate(trades=3)
+        backfiller = Backfiller(sim.rest_url, lambda _symbol, result: send.send_nowait(result))
+        first = sim.market.symbol("BTCUSDT").next_agg_id - 10
+        async with trio.open_nursery() as nursery:
+            await nursery.start(backfiller.run)
+            assert backfiller.request(BackfillRequest("BTCUSDT", "aggTrade", first, first + 9))
+            with trio.fail_after(60):
+                aggs = await receive.receive()
+            nursery.cancel_scope.cancel()
+    assert aggs.error is None and len(aggs.events) == 10
+    assert all(isinstance(e, AggTrade) and e.backfilled for e in aggs.events)
+    assert AggTrade("BTCUSDT", 1, 1.0, 1.0, 1, 1, 0, False, 0, 5).backfilled is False
+    assert Trade("BTCUSDT", 1, 1.0, 1.0, 0, False, 0, 5).backfilled is False
+    row = [0, "1", "2", "0.5", "1.5", "10", 999, "15", 3, "4", "6", "0"]
+    assert kline_from_rest("BTCUSDT", "1s", row, 5000, backfilled=True).backfilled
+    assert not kline_from_rest("BTCUSDT", "1s", row, 5000).backfilled
 
 
 async def test_the_weight_budget_spreads_pages_over_minutes_without_a_429(

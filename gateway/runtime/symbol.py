@@ -236,8 +236,8 @@ class SymbolState:
         assert seen.first_missing is not None and seen.last_missing is not None
         self.gaps += 1
         stream = "aggTrade" if kind is AggTrade else "trade"
-        # REST serves aggregate trades by id without a key; plain trades are only reported.
-        filling = stream == "aggTrade" and self._backfill(
+        # REST serves both by id without a key: aggTrades and historicalTrades.
+        filling = self._backfill(
             BackfillRequest(self.symbol, stream, seen.first_missing, seen.last_missing)
         )
         log.warning("%s: %s ids %d..%d missing%s", self.symbol, stream, seen.first_missing,
@@ -246,9 +246,8 @@ class SymbolState:
             GapDetected(self.symbol, stream, seen.first_missing, seen.last_missing, filling)
         )
         if not filling:
-            why = ("plain trades have no key-free REST history" if stream == "trade"
-                   else self._no_backfill_reason())  # fmt: skip
-            self._unfilled(stream, seen.first_missing, seen.last_missing, why)
+            self._unfilled(stream, seen.first_missing, seen.last_missing,
+                           self._no_backfill_reason())  # fmt: skip
 
     def _candle_gap(self, gap: CandleGap) -> None:
         self.gaps += 1
@@ -321,8 +320,8 @@ class SymbolState:
             return
         stream = req.kind if req.interval is None else f"kline_{req.interval}"
         self.backfilled += len(result.events)
-        if req.kind == "aggTrade" and result.events:
-            prices = [ev.price for ev in result.events if isinstance(ev, AggTrade)]
+        if (req.kind == "aggTrade" or req.kind == "trade") and result.events:
+            prices = [ev.price for ev in result.events if isinstance(ev, _TRADES)]
             now = trio.current_time()
             self._fire(self.stops.check_range(min(prices), max(prices), now), result.events[0])
             for ev in result.events:
