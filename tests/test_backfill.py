@@ -28,7 +28,7 @@ from gateway.runtime.backfill import Backfiller, BackfillRequest, BackfillResult
 from gateway.runtime.publish import Publisher
 from gateway.runtime.symbol import SymbolState
 from gateway.simulator import Simulator
-from tests._loopback import dead_port, drain, exchange, exchange_and_gateway
+from tests._loopback import dead_port, drain, exchange, exchange_and_gateway, queued
 
 _GAPS = [GapDetected, GapFilled, GapUnfilled]
 _ONE = {"symbols": ("BTCUSDT",)}
@@ -67,9 +67,9 @@ async def test_a_25000_id_gap_is_filled_completely_and_a_stop_inside_it_fires_on
             got = await drain(aggs, 25_001)
         assert detected == GapDetected("BTCUSDT", "aggTrade", first + 1, first + 25_000, True)
         assert filled == GapFilled("BTCUSDT", "aggTrade", first + 1, first + 25_000, 25_000)
-        backfilled = got[1:]
-        assert not got[0].backfilled and all(a.backfilled for a in backfilled)
-        assert [a.agg_trade_id for a in backfilled] == list(range(first + 1, first + 25_001))
+        backfilled, live = got[:-1], got[-1]  # the live one was held behind the gap
+        assert not live.backfilled and all(a.backfilled for a in backfilled)
+        assert [a.agg_trade_id for a in got] == list(range(first + 1, first + 25_002))
         assert backfilled[24_500].price == 94.0
         await trio.sleep(1)
         assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
@@ -159,13 +159,14 @@ async def test_a_gap_beyond_the_budget_is_filled_up_to_it_and_the_rest_reported(
             sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
             first = (await drain(sub, 1))[0].agg_trade_id
             await _gap_of(sim, 2000)
-            events = await drain(sub, 1 + 1 + 1500 + 1)
+            events = await drain(sub, 1 + 1500 + 1 + 1)  # the live one held behind the gap
         kinds = [type(e) for e in events]
         assert kinds.count(GapDetected) == 1 and kinds.count(GapFilled) == 0
-        assert events[-1] == GapUnfilled(
+        assert events[-2] == GapUnfilled(
             "BTCUSDT", "aggTrade", first + 1501, first + 2000, "backfill_max_ids is 1500"
         )
-        filled = [e.agg_trade_id for e in events if isinstance(e, AggTrade)][1:]
+        assert events[-1].agg_trade_id == first + 2001 and not events[-1].backfilled
+        filled = [e.agg_trade_id for e in events if isinstance(e, AggTrade)][:-1]
         assert filled == list(range(first + 1, first + 1501))
 
 
@@ -257,6 +258,97 @@ async def test_a_plain_trade_gap_without_a_rest_url_is_reported_unfilled_at_once
             "BTCUSDT", "trade", first, first + 1, "no REST endpoint (rest_url is empty)"
         )
         assert not sim.control.rest_requests()
+
+
+async def test_a_subscriber_sees_strictly_increasing_trade_ids_across_a_gap(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(_ONE, streams=("trade",)) as (sim, gw):
+        with (
+            gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", Trade, buffer=1000) as trades,
+        ):
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(trades, 1))[0].trade_id
+            sim.control.drop_trades("BTCUSDT", 500)
+            for _ in range(500 + 20):  # 20 live trades after the gap
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            _detected, filled = await drain(gaps, 2)
+            got = await drain(trades, 520)
+        assert filled == GapFilled("BTCUSDT", "trade", first + 1, first + 500, 500)
+        assert [t.trade_id for t in got] == list(range(first + 1, first + 521))
+        assert [t.backfilled for t in got] == [True] * 500 + [False] * 20
+        symbol = gw.stats()["symbols"]["BTCUSDT"]
+        assert (symbol["held"], symbol["hold_overflows"]) == (0, 0)
+
+
+async def test_a_stop_crossed_by_a_held_live_trade_fires_before_the_gap_is_filled(
+    autojump_clock: MockClock,
+) -> None:
+    fired = trio.Event()
+    async with exchange_and_gateway(_ONE, streams=("trade",), rest_timeout=5.0) as (sim, gw):
+        gw.on_stop_loss(lambda _trigger: fired.set())
+        gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        with (
+            gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", Trade, buffer=1000) as trades,
+        ):
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(trades, 1))[0].trade_id
+            sim.control.hang_rest(count=1, path="historicalTrades")  # the fill takes 5 s+
+            sim.control.drop_trades("BTCUSDT", 100)
+            for _ in range(100):
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            sim.control.inject_trade("BTCUSDT", 94.0, 1.0)  # live, held, and crosses
+            start = trio.current_time()
+            with trio.fail_after(60):
+                await fired.wait()
+            assert trio.current_time() - start < 5.0  # the stop did not wait for REST
+            assert [type(e) for e in queued(gaps)] == [GapDetected]
+            assert queued(trades) == []  # the live trade is held behind the gap
+            (_filled,) = await drain(gaps, 1)
+            got = await drain(trades, 101)
+        assert [t.trade_id for t in got] == list(range(first + 1, first + 102))
+        assert got[-1].price == 94.0 and not got[-1].backfilled
+
+
+@pytest.mark.parametrize("bound", ["count", "time"])
+async def test_a_hold_past_its_bound_releases_the_live_trades_and_counts_it(
+    autojump_clock: MockClock, bound: str
+) -> None:
+    options: dict[str, Any] = {"streams": ("trade",), "rest_timeout": 30.0}
+    options.update({"hold_max_events": 3} if bound == "count" else {"hold_max_seconds": 1.0})
+    async with exchange_and_gateway(_ONE, **options) as (sim, gw):
+        with (
+            gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", Trade, buffer=1000) as trades,
+        ):
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(trades, 1))[0].trade_id
+            sim.control.hang_rest(count=1, path="historicalTrades")  # the fill takes 30 s+
+            sim.control.drop_trades("BTCUSDT", 10)
+            for _ in range(10 + 5):  # 5 live trades after the gap
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            start = trio.current_time()
+            live = await drain(trades, 5)
+            waited = trio.current_time() - start
+            assert [type(e) for e in queued(gaps)] == [GapDetected]
+            (_filled,) = await drain(gaps, 1)
+            late = await drain(trades, 10)
+        assert [t.trade_id for t in live] == list(range(first + 11, first + 16))
+        assert [t.trade_id for t in late] == list(range(first + 1, first + 11))
+        assert all(t.backfilled for t in late) and not any(t.backfilled for t in live)
+        assert 1.0 <= waited < 30.0 if bound == "time" else waited < 1.0
+        assert gw.stats()["symbols"]["BTCUSDT"]["hold_overflows"] == 1
+
+
+def test_holding_can_be_turned_off() -> None:
+    publisher = Publisher()
+    state = SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True)
+    with publisher.subscribe(kinds=[Trade]) as sub:
+        state.handle(Trade("BTCUSDT", 1, 99.0, 1.0, 0, False, 0))
+        state.handle(Trade("BTCUSDT", 5, 99.0, 1.0, 0, False, 0))  # 2..4 missing
+        assert [t.trade_id for t in sub.drain_nowait(10)] == [1, 5]  # hold_max_events 0
 
 
 async def test_backfilled_agg_trades_and_candles_are_marked_and_live_ones_not(
@@ -382,7 +474,8 @@ async def test_the_used_weight_header_holds_pages_back_until_the_next_minute(
 @pytest.mark.parametrize(
     ("key", "value"),
     [("backfill_max_ids", 0), ("rest_weight_per_minute", 0), ("rest_timeout", 0.0),
-     ("rest_retries", -1), ("rest_retries", 1.5), ("backfill_max_ids", 2.0)],
+     ("rest_retries", -1), ("rest_retries", 1.5), ("backfill_max_ids", 2.0),
+     ("hold_max_events", -1), ("hold_max_seconds", 0.0)],
 )  # fmt: skip
 def test_backfill_settings_are_validated_naming_the_key(key: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=key):
