@@ -342,6 +342,32 @@ async def test_a_hold_past_its_bound_releases_the_live_trades_and_counts_it(
         assert gw.stats()["symbols"]["BTCUSDT"]["hold_overflows"] == 1
 
 
+async def test_two_gaps_in_one_hold_ending_out_of_order_still_publish_increasing_ids(
+    autojump_clock: MockClock,
+) -> None:
+    publisher = Publisher()
+    state = SymbolState(
+        "BTCUSDT", publisher, request_backfill=lambda _req: True, hold_max_events=100
+    )
+
+    def trade(i: int, backfilled: bool = False) -> Trade:
+        return Trade("BTCUSDT", i, 99.0, 1.0, 0, False, 0, 0 if backfilled else 1, backfilled)
+
+    with publisher.subscribe(kinds=[Trade, *_GAPS]) as sub:
+        for i in (1, 5, 6, 9, 10):  # 2..4 and 7..8 missing
+            state.handle(trade(i))
+        state.on_backfill(BackfillResult(BackfillRequest("BTCUSDT", "trade", 7, 8),
+                                         (trade(7, True), trade(8, True))))  # fmt: skip
+        state.on_backfill(BackfillResult(BackfillRequest("BTCUSDT", "trade", 2, 4),
+                                         tuple(trade(i, True) for i in (2, 3, 4))))  # fmt: skip
+        events = sub.drain_nowait(100)
+    assert [e.trade_id for e in events if isinstance(e, Trade)] == list(range(1, 11))
+    seen = [e.trade_id if isinstance(e, Trade) else (type(e).__name__, e.first) for e in events]
+    assert seen == [1, ("GapDetected", 2), ("GapDetected", 7), ("GapFilled", 7), 2, 3, 4,
+                    ("GapFilled", 2), 5, 6, 7, 8, 9, 10]  # fmt: skip
+    assert state.snapshot()["held"] == 0 and state.hold_deadline() is None
+
+
 def test_holding_can_be_turned_off() -> None:
     publisher = Publisher()
     state = SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True)

@@ -117,6 +117,7 @@ _WAKE = object()
 
 
 def _id_of(event: Any) -> int:
+    """The id a held `Trade` or `AggTrade` is ordered by."""
     return event.agg_trade_id if type(event) is AggTrade else event.trade_id
 
 
