@@ -351,6 +351,8 @@ class Gateway:
             symbol, self.publisher, candle_buffer=self.config.candle_buffer,
             event_time_unit_ns=self._unit_ns, request_close=self.hooks.request,
             request_backfill=self.backfiller.request if self.backfiller else None,
+            hold_max_events=self.config.hold_max_events,
+            hold_max_seconds=self.config.hold_max_seconds,
         )  # fmt: skip
         self._states[symbol] = state
         actor = ChildSpec(

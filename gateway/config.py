@@ -138,9 +138,14 @@ class GatewayConfig:
     rest_url: str = attrs.field(
         default=BINANCE_REST_URL, validator=http_url_or_empty, repr=_url_repr
     )
-    #: REST backfill: aggregate-trade ids fetched per gap at most (1000 a page, weight 4
-    #: each); the rest of a bigger gap is reported as `GapUnfilled`.
+    #: REST backfill: trade or aggregate-trade ids fetched per gap at most (1000 a page,
+    #: weight 25 or 4 each); the rest of a bigger gap is reported as `GapUnfilled`.
     backfill_max_ids: int = attrs.field(default=100_000, validator=positive_int)
+    #: In order for subscribers: live trades (per symbol and stream) after a gap being
+    #: backfilled are held at most this many (0: never held) and this long (seconds),
+    #: then published after the backfilled ones. Stop-losses never wait for them.
+    hold_max_events: int = attrs.field(default=10_000, validator=non_negative_int)
+    hold_max_seconds: float = attrs.field(default=10.0, validator=positive)
     #: REST weight the gateway spends per minute at most, all symbols together (the
     #: exchange's cap is 6000); ``X-MBX-USED-WEIGHT-1M`` is tracked and requests wait.
     rest_weight_per_minute: int = attrs.field(default=5000, validator=positive_int)

@@ -22,12 +22,13 @@ from gateway import (
     open_gateway,
 )
 from gateway.config import GatewayConfig, config_from_dict
+from gateway.core.candles import kline_from_rest
 from gateway.core.orderbook import SyncState
-from gateway.runtime.backfill import BackfillRequest, BackfillResult
+from gateway.runtime.backfill import Backfiller, BackfillRequest, BackfillResult
 from gateway.runtime.publish import Publisher
 from gateway.runtime.symbol import SymbolState
 from gateway.simulator import Simulator
-from tests._loopback import dead_port, drain, exchange, exchange_and_gateway
+from tests._loopback import dead_port, drain, exchange, exchange_and_gateway, queued
 
 _GAPS = [GapDetected, GapFilled, GapUnfilled]
 _ONE = {"symbols": ("BTCUSDT",)}
@@ -66,8 +67,9 @@ async def test_a_25000_id_gap_is_filled_completely_and_a_stop_inside_it_fires_on
             got = await drain(aggs, 25_001)
         assert detected == GapDetected("BTCUSDT", "aggTrade", first + 1, first + 25_000, True)
         assert filled == GapFilled("BTCUSDT", "aggTrade", first + 1, first + 25_000, 25_000)
-        backfilled = got[1:]
-        assert [a.agg_trade_id for a in backfilled] == list(range(first + 1, first + 25_001))
+        backfilled, live = got[:-1], got[-1]  # the live one was held behind the gap
+        assert not live.backfilled and all(a.backfilled for a in backfilled)
+        assert [a.agg_trade_id for a in got] == list(range(first + 1, first + 25_002))
         assert backfilled[24_500].price == 94.0
         await trio.sleep(1)
         assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
@@ -157,30 +159,246 @@ async def test_a_gap_beyond_the_budget_is_filled_up_to_it_and_the_rest_reported(
             sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
             first = (await drain(sub, 1))[0].agg_trade_id
             await _gap_of(sim, 2000)
-            events = await drain(sub, 1 + 1 + 1500 + 1)
+            events = await drain(sub, 1 + 1500 + 1 + 1)  # the live one held behind the gap
         kinds = [type(e) for e in events]
         assert kinds.count(GapDetected) == 1 and kinds.count(GapFilled) == 0
-        assert events[-1] == GapUnfilled(
+        assert events[-2] == GapUnfilled(
             "BTCUSDT", "aggTrade", first + 1501, first + 2000, "backfill_max_ids is 1500"
         )
-        filled = [e.agg_trade_id for e in events if isinstance(e, AggTrade)][1:]
+        assert events[-1].agg_trade_id == first + 2001 and not events[-1].backfilled
+        filled = [e.agg_trade_id for e in events if isinstance(e, AggTrade)][:-1]
         assert filled == list(range(first + 1, first + 1501))
 
 
-async def test_a_plain_trade_gap_is_reported_unfilled_at_once(autojump_clock: MockClock) -> None:
-    async with exchange_and_gateway(_ONE) as (sim, gw):
+async def test_a_500_trade_gap_is_filled_from_historical_trades_and_a_stop_inside_fires_once(
+    autojump_clock: MockClock,
+) -> None:
+    fired: list[StopTriggered] = []
+    async with exchange_and_gateway(_ONE, streams=("trade",)) as (sim, gw):
+        gw.on_stop_loss(fired.append)
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        with (
+            gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", Trade, buffer=1000) as trades,
+        ):
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(trades, 1))[0].trade_id
+            ids = sim.control.drop_trades("BTCUSDT", 500)
+            for offset in range(500):  # the crossing trade hides at offset 250
+                sim.control.inject_trade("BTCUSDT", 94.0 if offset == 250 else 99.0, 1.0)
+            sim.control.inject_trade("BTCUSDT", 98.0, 1.0)
+            detected, filled = await drain(gaps, 2)
+            got = await drain(trades, 501)
+        assert ids == range(first + 1, first + 501)
+        assert detected == GapDetected("BTCUSDT", "trade", first + 1, first + 500, True)
+        assert filled == GapFilled("BTCUSDT", "trade", first + 1, first + 500, 500)
+        live = [t for t in got if not t.backfilled]
+        backfilled = [t for t in got if t.backfilled]
+        assert [(t.trade_id, t.price) for t in live] == [(first + 501, 98.0)]
+        assert live[0].receive_ns > 0
+        assert [t.trade_id for t in backfilled] == list(ids)
+        assert backfilled[250].price == 94.0 and {t.receive_ns for t in backfilled} == {0}
+        await trio.sleep(1)
+        assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
+        assert gw.stats()["symbols"]["BTCUSDT"]["backfilled"] == 500
+        (page,) = sim.control.rest_requests("historicalTrades")
+        assert page.status == 200
+        assert gw.stats()["rest"]["used_weight"] >= 25
+        assert not sim.control.rest_requests("aggTrades")
+
+
+async def test_a_plain_trade_gap_is_paged_by_1000_ids(autojump_clock: MockClock) -> None:
+    async with exchange_and_gateway(_ONE, streams=("trade",)) as (sim, gw):
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await trio.sleep(0.5)
+            ids = sim.control.drop_trades("BTCUSDT", 2500)
+            for _ in range(2501):
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            _detected, filled = await drain(gaps, 2)
+        assert filled == GapFilled("BTCUSDT", "trade", ids[0], ids[-1], 2500)
+        pages = sim.control.rest_requests("historicalTrades")
+        assert len(pages) == 3 and {r.status for r in pages} == {200}
+
+
+async def test_a_plain_trade_gap_older_than_the_exchange_history_is_reported_unfilled(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(
+        {**_ONE, "trade_history": 1000}, streams=("trade",)
+    ) as (sim, gw):  # fmt: skip
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await trio.sleep(0.5)
+            ids = sim.control.drop_trades("BTCUSDT", 1500)
+            for _ in range(1501):
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            detected, unfilled = await drain(gaps, 2)
+        assert isinstance(detected, GapDetected) and detected.backfilling
+        assert unfilled == GapUnfilled(
+            "BTCUSDT", "trade", ids[0], ids[-1], f"the exchange does not serve trade id {ids[0]}"
+        )
+
+
+async def test_a_plain_trade_gap_without_a_rest_url_is_reported_unfilled_at_once(
+    autojump_clock: MockClock,
+) -> None:
+    async with (
+        exchange(_ONE) as sim,
+        open_gateway(url=sim.ws_url, rest_url="", symbols=("BTCUSDT",), streams=("trade",)) as gw,
+    ):
         with gw.subscribe("BTCUSDT", [*_GAPS, Trade], buffer=100) as sub:
             sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
             await drain(sub, 1)
             first = sim.market.symbol("BTCUSDT").next_trade_id
             await _gap_of(sim, 2)
-            ids = range(first, first + 2)
             detected, unfilled, _live = await drain(sub, 3)
-        assert detected == GapDetected("BTCUSDT", "trade", ids[0], ids[-1], False)
-        assert isinstance(unfilled, GapUnfilled) and (unfilled.first, unfilled.last) == (
-            ids[0], ids[-1],
-        )  # fmt: skip
+        assert detected == GapDetected("BTCUSDT", "trade", first, first + 1, False)
+        assert unfilled == GapUnfilled(
+            "BTCUSDT", "trade", first, first + 1, "no REST endpoint (rest_url is empty)"
+        )
         assert not sim.control.rest_requests()
+
+
+async def test_a_subscriber_sees_strictly_increasing_trade_ids_across_a_gap(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(_ONE, streams=("trade",)) as (sim, gw):
+        with (
+            gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", Trade, buffer=1000) as trades,
+        ):
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(trades, 1))[0].trade_id
+            sim.control.drop_trades("BTCUSDT", 500)
+            for _ in range(500 + 20):  # 20 live trades after the gap
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            _detected, filled = await drain(gaps, 2)
+            got = await drain(trades, 520)
+        assert filled == GapFilled("BTCUSDT", "trade", first + 1, first + 500, 500)
+        assert [t.trade_id for t in got] == list(range(first + 1, first + 521))
+        assert [t.backfilled for t in got] == [True] * 500 + [False] * 20
+        symbol = gw.stats()["symbols"]["BTCUSDT"]
+        assert (symbol["held"], symbol["hold_overflows"]) == (0, 0)
+
+
+async def test_a_stop_crossed_by_a_held_live_trade_fires_before_the_gap_is_filled(
+    autojump_clock: MockClock,
+) -> None:
+    fired = trio.Event()
+    async with exchange_and_gateway(_ONE, streams=("trade",), rest_timeout=5.0) as (sim, gw):
+        gw.on_stop_loss(lambda _trigger: fired.set())
+        gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        with (
+            gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", Trade, buffer=1000) as trades,
+        ):
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(trades, 1))[0].trade_id
+            sim.control.hang_rest(count=1, path="historicalTrades")  # the fill takes 5 s+
+            sim.control.drop_trades("BTCUSDT", 100)
+            for _ in range(100):
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            sim.control.inject_trade("BTCUSDT", 94.0, 1.0)  # live, held, and crosses
+            start = trio.current_time()
+            with trio.fail_after(60):
+                await fired.wait()
+            assert trio.current_time() - start < 5.0  # the stop did not wait for REST
+            assert [type(e) for e in queued(gaps)] == [GapDetected]
+            assert queued(trades) == []  # the live trade is held behind the gap
+            (_filled,) = await drain(gaps, 1)
+            got = await drain(trades, 101)
+        assert [t.trade_id for t in got] == list(range(first + 1, first + 102))
+        assert got[-1].price == 94.0 and not got[-1].backfilled
+
+
+@pytest.mark.parametrize("bound", ["count", "time"])
+async def test_a_hold_past_its_bound_releases_the_live_trades_and_counts_it(
+    autojump_clock: MockClock, bound: str
+) -> None:
+    options: dict[str, Any] = {"streams": ("trade",), "rest_timeout": 30.0}
+    options.update({"hold_max_events": 3} if bound == "count" else {"hold_max_seconds": 1.0})
+    async with exchange_and_gateway(_ONE, **options) as (sim, gw):
+        with (
+            gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", Trade, buffer=1000) as trades,
+        ):
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(trades, 1))[0].trade_id
+            sim.control.hang_rest(count=1, path="historicalTrades")  # the fill takes 30 s+
+            sim.control.drop_trades("BTCUSDT", 10)
+            for _ in range(10 + 5):  # 5 live trades after the gap
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            start = trio.current_time()
+            live = await drain(trades, 5)
+            waited = trio.current_time() - start
+            assert [type(e) for e in queued(gaps)] == [GapDetected]
+            (_filled,) = await drain(gaps, 1)
+            late = await drain(trades, 10)
+        assert [t.trade_id for t in live] == list(range(first + 11, first + 16))
+        assert [t.trade_id for t in late] == list(range(first + 1, first + 11))
+        assert all(t.backfilled for t in late) and not any(t.backfilled for t in live)
+        assert 1.0 <= waited < 30.0 if bound == "time" else waited < 1.0
+        assert gw.stats()["symbols"]["BTCUSDT"]["hold_overflows"] == 1
+
+
+async def test_two_gaps_in_one_hold_ending_out_of_order_still_publish_increasing_ids(
+    autojump_clock: MockClock,
+) -> None:
+    publisher = Publisher()
+    state = SymbolState(
+        "BTCUSDT", publisher, request_backfill=lambda _req: True, hold_max_events=100
+    )
+
+    def trade(i: int, backfilled: bool = False) -> Trade:
+        return Trade("BTCUSDT", i, 99.0, 1.0, 0, False, 0, 0 if backfilled else 1, backfilled)
+
+    with publisher.subscribe(kinds=[Trade, *_GAPS]) as sub:
+        for i in (1, 5, 6, 9, 10):  # 2..4 and 7..8 missing
+            state.handle(trade(i))
+        state.on_backfill(BackfillResult(BackfillRequest("BTCUSDT", "trade", 7, 8),
+                                         (trade(7, True), trade(8, True))))  # fmt: skip
+        state.on_backfill(BackfillResult(BackfillRequest("BTCUSDT", "trade", 2, 4),
+                                         tuple(trade(i, True) for i in (2, 3, 4))))  # fmt: skip
+        events = sub.drain_nowait(100)
+    assert [e.trade_id for e in events if isinstance(e, Trade)] == list(range(1, 11))
+    seen = [e.trade_id if isinstance(e, Trade) else (type(e).__name__, e.first) for e in events]
+    assert seen == [1, ("GapDetected", 2), ("GapDetected", 7), ("GapFilled", 7), 2, 3, 4,
+                    ("GapFilled", 2), 5, 6, 7, 8, 9, 10]  # fmt: skip
+    assert state.snapshot()["held"] == 0 and state.hold_deadline() is None
+
+
+def test_holding_can_be_turned_off() -> None:
+    publisher = Publisher()
+    state = SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True)
+    with publisher.subscribe(kinds=[Trade]) as sub:
+        state.handle(Trade("BTCUSDT", 1, 99.0, 1.0, 0, False, 0))
+        state.handle(Trade("BTCUSDT", 5, 99.0, 1.0, 0, False, 0))  # 2..4 missing
+        assert [t.trade_id for t in sub.drain_nowait(10)] == [1, 5]  # hold_max_events 0
+
+
+async def test_backfilled_agg_trades_and_candles_are_marked_and_live_ones_not(
+    autojump_clock: MockClock,
+) -> None:
+    send, receive = trio.open_memory_channel[BackfillResult](10)
+    async with exchange(_ONE) as sim:
+        for _ in range(10):
+            sim.control.generate(trades=3)
+        backfiller = Backfiller(sim.rest_url, lambda _symbol, result: send.send_nowait(result))
+        first = sim.market.symbol("BTCUSDT").next_agg_id - 10
+        async with trio.open_nursery() as nursery:
+            await nursery.start(backfiller.run)
+            assert backfiller.request(BackfillRequest("BTCUSDT", "aggTrade", first, first + 9))
+            with trio.fail_after(60):
+                aggs = await receive.receive()
+            nursery.cancel_scope.cancel()
+    assert aggs.error is None and len(aggs.events) == 10
+    assert all(isinstance(e, AggTrade) and e.backfilled for e in aggs.events)
+    assert AggTrade("BTCUSDT", 1, 1.0, 1.0, 1, 1, 0, False, 0, 5).backfilled is False
+    assert Trade("BTCUSDT", 1, 1.0, 1.0, 0, False, 0, 5).backfilled is False
+    row = [0, "1", "2", "0.5", "1.5", "10", 999, "15", 3, "4", "6", "0"]
+    assert kline_from_rest("BTCUSDT", "1s", row, 5000, backfilled=True).backfilled
+    assert not kline_from_rest("BTCUSDT", "1s", row, 5000).backfilled
 
 
 async def test_the_weight_budget_spreads_pages_over_minutes_without_a_429(
@@ -282,7 +500,8 @@ async def test_the_used_weight_header_holds_pages_back_until_the_next_minute(
 @pytest.mark.parametrize(
     ("key", "value"),
     [("backfill_max_ids", 0), ("rest_weight_per_minute", 0), ("rest_timeout", 0.0),
-     ("rest_retries", -1), ("rest_retries", 1.5), ("backfill_max_ids", 2.0)],
+     ("rest_retries", -1), ("rest_retries", 1.5), ("backfill_max_ids", 2.0),
+     ("hold_max_events", -1), ("hold_max_seconds", 0.0)],
 )  # fmt: skip
 def test_backfill_settings_are_validated_naming_the_key(key: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=key):

@@ -43,10 +43,10 @@ async def test_a_stall_crossing_a_stop_fires_it_once_from_rest_and_never_again_l
             await trio.sleep(3)  # more polls at the same crossing price: no new trigger
             sim.control.resume()
             sim.control.inject_trade("BTCUSDT", 93.0, 1.0)  # live, below the stop again
-            got = await drain(live, 3)  # the backfilled 94.0, the live 93.0, the gap's end
-            await trio.sleep(3)
-        assert [type(e).__name__ for e in got] == ["AggTrade", "AggTrade", "GapFilled"]
-        assert sorted(e.price for e in got if isinstance(e, AggTrade)) == [93.0, 94.0]
+            got = await drain(live, 3)  # in id order: the backfilled 94.0, the gap's end,
+            await trio.sleep(3)  # then the live 93.0 that was held until the gap was filled
+        assert [type(e).__name__ for e in got] == ["AggTrade", "GapFilled", "AggTrade"]
+        assert [(e.price, e.backfilled) for e in (got[0], got[2])] == [(94.0, True), (93.0, False)]
         assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
         stats = gw.stats()["symbols"]
         assert stats["BTCUSDT"]["stops_fired"] == 1

@@ -273,17 +273,19 @@ class CandleBook:
         return len(self._buffers)
 
 
-def kline_from_rest(symbol: str, interval: str, row: Sequence[Any], now_ms: int) -> Kline:
+def kline_from_rest(
+    symbol: str, interval: str, row: Sequence[Any], now_ms: int, *, backfilled: bool = False
+) -> Kline:
     """Build a `Kline` from one ``GET /api/v3/klines`` row.
 
     REST has no closed flag: the candle is closed when its close time is before
     ``now_ms`` (exchange time in ms). Trade ids are unknown there and set to -1;
-    ``event_time`` is ``now_ms``.
+    ``event_time`` is ``now_ms``; ``backfilled`` marks a candle that fills a gap.
     """
     open_time, close_time, trades = int(row[0]), int(row[6]), int(row[8])
     return Kline(
         symbol, interval, open_time, close_time,
         float(row[1]), float(row[2]), float(row[3]), float(row[4]),
         float(row[5]), float(row[7]), float(row[9]), float(row[10]),
-        trades, -1, -1, close_time < now_ms, now_ms,
+        trades, -1, -1, close_time < now_ms, now_ms, 0, backfilled,
     )  # fmt: skip

@@ -3,6 +3,8 @@
 Every event carries ``event_time`` (the exchange's, in the connection's time unit:
 milliseconds unless the connection asked for microseconds) and ``receive_ns``
 (local ``time.time_ns()`` when the frame arrived). Prices and quantities are floats.
+Trades, aggregate trades and candles fetched over REST to fill a gap carry
+``backfilled=True`` (last field, default False, so the codec's positional calls stand).
 Trade, kline and ticker events also answer to the older layer's field names
 (``timestamp``, ``timeframe``, ``is_final``, ``ts_close``, ``price_change_pct`` ...).
 """
@@ -58,6 +60,8 @@ class Trade(_TradeOldNames):
     is_buyer_maker: bool
     event_time: int
     receive_ns: int = 0
+    #: Fetched over REST to fill a gap (``receive_ns`` is then 0), not received live.
+    backfilled: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -74,6 +78,8 @@ class AggTrade(_TradeOldNames):
     is_buyer_maker: bool
     event_time: int
     receive_ns: int = 0
+    #: Fetched over REST to fill a gap (``receive_ns`` is then 0), not received live.
+    backfilled: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -112,6 +118,8 @@ class Kline:
     is_closed: bool
     event_time: int
     receive_ns: int = 0
+    #: Fetched over REST to fill a gap (``receive_ns`` is then 0), not received live.
+    backfilled: bool = False
 
     @property
     def timeframe(self) -> str:

@@ -1,4 +1,4 @@
-"""Gap backfill over REST: aggregate trades by id, closed candles, depth snapshots.
+"""Gap backfill over REST: plain and aggregate trades by id, closed candles, depth snapshots.
 
 Symbol actors detect gaps (ids or candle open times that were skipped, typically
 around a reconnect) and queue a `BackfillRequest`; this actor fetches the missing
@@ -30,19 +30,19 @@ import trio
 from actors import Mailbox, Overflow
 from gateway.core.backoff import ReconnectPolicy, UniformSource
 from gateway.core.candles import kline_from_rest
-from gateway.core.events import AggTrade, Kline
+from gateway.core.events import AggTrade, Kline, Trade
 from gateway.core.redact import redact_text, split_credentials
 from gateway.core.streams import INTERVAL_MS
 
 log = logging.getLogger(__name__)
 
-_MAX_ROWS = 1000  # the exchange's page size for aggTrades and klines
+_MAX_ROWS = 1000  # the exchange's page size for aggTrades, historicalTrades and klines
 _MAX_WAIT = 120.0  # the longest Retry-After we wait out in one go
 _WINDOW = 60.0  # REQUEST_WEIGHT is counted per minute
-#: Request weights (binance-market-streams.md 5.2): aggTrades 4, klines 2, time 1,
-#: ticker/price (one symbol) 2.
-WEIGHTS = {"/api/v3/aggTrades": 4, "/api/v3/klines": 2, "/api/v3/time": 1,
-           "/api/v3/ticker/price": 2}  # fmt: skip
+#: Request weights (binance-market-streams.md 5.2): aggTrades 4, historicalTrades 25,
+#: klines 2, time 1, ticker/price (one symbol) 2.
+WEIGHTS = {"/api/v3/aggTrades": 4, "/api/v3/historicalTrades": 25, "/api/v3/klines": 2,
+           "/api/v3/time": 1, "/api/v3/ticker/price": 2}  # fmt: skip
 
 
 def depth_weight(limit: int) -> int:
@@ -66,11 +66,11 @@ class DepthSnapshot:
 
 @attrs.frozen(slots=True)
 class BackfillRequest:
-    """Fetch ``first..last`` (ids for aggTrade; open times in ms for a kline interval;
-    ignored for a ``depth`` snapshot)."""
+    """Fetch ``first..last`` (ids for trade and aggTrade; open times in ms for a kline
+    interval; ignored for a ``depth`` snapshot)."""
 
     symbol: str
-    kind: str  # "aggTrade", "kline" or "depth"
+    kind: str  # "trade", "aggTrade", "kline" or "depth"
     first: int
     last: int
     interval: str | None = None
@@ -86,7 +86,7 @@ class BackfillResult:
     """
 
     request: BackfillRequest
-    events: tuple[AggTrade | Kline | DepthSnapshot, ...]
+    events: tuple[Trade | AggTrade | Kline | DepthSnapshot, ...]
     error: str | None = None
     missing_from: int | None = None
 
@@ -164,7 +164,7 @@ class Backfiller:
         self.requests: Mailbox[BackfillRequest] = Mailbox(queue_size, Overflow.DROP_NEWEST)
         #: Levels per side of a depth snapshot (weight 50 at 1000; see the protocol notes).
         self.depth_limit = 1000
-        #: Ids fetched per aggTrade gap at most; the rest is reported unfilled.
+        #: Ids fetched per trade or aggTrade gap at most; the rest is reported unfilled.
         self.max_ids = max_ids
         self.budget = WeightBudget(weight_per_minute)
         self.retry = retry if retry is not None else ReconnectPolicy(0.5, 2.0, 30.0, 4)
@@ -291,7 +291,9 @@ class Backfiller:
 
     async def _fetch(self, client: httpx.AsyncClient, req: BackfillRequest) -> BackfillResult:
         if req.kind == "aggTrade":
-            return await self._agg_trades(client, req)
+            return await self._by_id(client, req, "/api/v3/aggTrades", "a", _agg_trade)
+        if req.kind == "trade":
+            return await self._by_id(client, req, "/api/v3/historicalTrades", "id", _trade)
         if req.kind == "kline" and req.interval is not None:
             return await self._klines(client, req)
         if req.kind == "depth":
@@ -306,10 +308,14 @@ class Backfiller:
             return BackfillResult(req, (snap,))
         raise ValueError(f"cannot backfill {req.kind!r}")
 
-    async def _agg_trades(self, client: httpx.AsyncClient, req: BackfillRequest) -> BackfillResult:
-        """Page through ``first..last`` up to ``max_ids`` ids; stop at the first id the
-        exchange does not serve (history too short, or a request that failed for good)."""
-        out: list[AggTrade] = []
+    async def _by_id(
+        self, client: httpx.AsyncClient, req: BackfillRequest, path: str, key: str,
+        build: Callable[[str, dict[str, Any]], Trade | AggTrade],
+    ) -> BackfillResult:  # fmt: skip
+        """Page through ``first..last`` up to ``max_ids`` ids (``key``: the row's id field);
+        stop at the first id the exchange does not serve (history too short, or a request
+        that failed for good)."""
+        out: list[Trade | AggTrade] = []
         end = min(req.last, req.first + self.max_ids - 1)
         next_id = req.first
         error: str | None = None
@@ -319,25 +325,20 @@ class Backfiller:
                 break
             try:
                 rows = await self._get(
-                    client, "/api/v3/aggTrades",
+                    client, path,
                     {"symbol": req.symbol, "fromId": next_id, "limit": _MAX_ROWS},
-                    WEIGHTS["/api/v3/aggTrades"],
+                    WEIGHTS[path],
                 )  # fmt: skip
             except RestUnavailable as exc:
                 error = str(exc)
                 break
-            if not rows or rows[0]["a"] != next_id:
-                error = f"the exchange does not serve aggTrade id {next_id}"
+            if not rows or rows[0][key] != next_id:
+                error = f"the exchange does not serve {req.kind} id {next_id}"
                 break
             for r in rows:
-                if r["a"] != next_id or next_id > end:
+                if r[key] != next_id or next_id > end:
                     break
-                out.append(
-                    AggTrade(
-                        req.symbol, r["a"], float(r["p"]), float(r["q"]), r["f"], r["l"],
-                        r["T"], bool(r["m"]), r["T"], 0,
-                    )
-                )  # fmt: skip
+                out.append(build(req.symbol, r))
                 next_id += 1
         if next_id <= req.last:
             if error is None:
@@ -365,11 +366,25 @@ class Backfiller:
                      "endTime": req.last, "limit": _MAX_ROWS},
                     WEIGHTS["/api/v3/klines"],
                 )  # fmt: skip
-                out.extend(kline_from_rest(req.symbol, req.interval, row, server_ms)
-                           for row in rows)  # fmt: skip
+                out.extend(kline_from_rest(req.symbol, req.interval, row, server_ms,
+                                           backfilled=True) for row in rows)  # fmt: skip
                 if len(rows) < _MAX_ROWS:
                     return BackfillResult(req, tuple(out))
                 start = int(rows[-1][0]) + 1
         except RestUnavailable as exc:
             return BackfillResult(req, tuple(out), str(exc), start)
         return BackfillResult(req, tuple(out))
+
+
+def _agg_trade(symbol: str, r: dict[str, Any]) -> AggTrade:
+    """One ``GET /api/v3/aggTrades`` row as a backfilled `AggTrade`."""
+    t = r["T"]
+    return AggTrade(symbol, r["a"], float(r["p"]), float(r["q"]), r["f"], r["l"], t,
+                    bool(r["m"]), t, 0, True)  # fmt: skip
+
+
+def _trade(symbol: str, r: dict[str, Any]) -> Trade:
+    """One ``GET /api/v3/historicalTrades`` row as a backfilled `Trade`."""
+    t = r["time"]
+    return Trade(symbol, r["id"], float(r["price"]), float(r["qty"]), t,
+                 bool(r["isBuyerMaker"]), t, 0, True)  # fmt: skip

@@ -9,6 +9,10 @@ While the actor is down, events queue in its bounded mailbox; dropped trades sti
 feed the stop-loss book through their lowest and highest price. An actor that keeps
 crashing past its restart intensity is quarantined (`SymbolState.quarantine`) or ends
 the gateway (`SymbolFailed`), per the ``on_symbol_failure`` setting.
+
+Live trades after a gap being backfilled are held (bounded in count and time) and
+published after the backfilled ones, so subscribers see increasing ids; the stop-loss
+book sees them at once.
 """
 
 from __future__ import annotations
@@ -106,6 +110,24 @@ class FallbackPrice:
     price: float
 
 
+@attrs.define(slots=True)
+class _Hold:
+    """Live events of one trade stream held back while gaps before them are backfilled."""
+
+    deadline: float  # trio time after which everything held is released as it is
+    gaps: list[tuple[int, int]]  # (first, last) being backfilled, oldest first
+    events: list[Any]
+
+
+#: Symbol to its own actor: a hold began, so wake and take its deadline into account.
+_WAKE = object()
+
+
+def _id_of(event: Any) -> int:
+    """The id a held `Trade` or `AggTrade` is ordered by."""
+    return event.agg_trade_id if type(event) is AggTrade else event.trade_id
+
+
 class SymbolState:
     """Everything one symbol owns; it outlives any restart of its actor."""
 
@@ -118,6 +140,8 @@ class SymbolState:
         event_time_unit_ns: int = 1_000_000,
         request_close: Callable[[CloseRequest], None] | None = None,
         request_backfill: Callable[[BackfillRequest], bool] | None = None,
+        hold_max_events: int = 0,
+        hold_max_seconds: float = 10.0,
     ) -> None:
         self.symbol = symbol
         self.publisher = publisher
@@ -152,6 +176,12 @@ class SymbolState:
         self._snapshot_pending = False
         self.snapshot_failures = 0  # consecutive depth snapshots that failed for good
         self._snapshot_retry_at = -math.inf
+        #: In order for subscribers: live trades after a gap being backfilled are held
+        #: (per stream, at most this many and this long; 0: never held). Stops never wait.
+        self.hold_max_events = hold_max_events
+        self.hold_max_seconds = hold_max_seconds
+        self._holds: dict[str, _Hold] = {}
+        self.hold_overflows = 0  # holds released early (count or time bound reached)
         #: Test hook: called with a point name ("after_trigger"); may raise to simulate a bug.
         self.fault: Callable[[str, Any], None] | None = None
 
@@ -213,7 +243,8 @@ class SymbolState:
                     self._candle_gap(gap)
         elif kind is DepthUpdate:
             self._on_depth(event)
-        self.publisher.publish(event)
+        if not self._holds or not self._held(kind, event):
+            self.publisher.publish(event)
         now_ns = time.time_ns()
         rns = event.receive_ns
         if rns:
@@ -243,19 +274,81 @@ class SymbolState:
         assert seen.first_missing is not None and seen.last_missing is not None
         self.gaps += 1
         stream = "aggTrade" if kind is AggTrade else "trade"
-        # REST serves aggregate trades by id without a key; plain trades are only reported.
-        filling = stream == "aggTrade" and self._backfill(
+        # REST serves both by id without a key: aggTrades and historicalTrades.
+        filling = self._backfill(
             BackfillRequest(self.symbol, stream, seen.first_missing, seen.last_missing)
         )
         log.warning("%s: %s ids %d..%d missing%s", self.symbol, stream, seen.first_missing,
                     seen.last_missing, "; backfilling" if filling else "")  # fmt: skip
+        if filling and self.hold_max_events > 0:
+            self._start_hold(stream, seen.first_missing, seen.last_missing)
         self.publisher.publish(
             GapDetected(self.symbol, stream, seen.first_missing, seen.last_missing, filling)
         )
         if not filling:
-            why = ("plain trades have no key-free REST history" if stream == "trade"
-                   else self._no_backfill_reason())  # fmt: skip
-            self._unfilled(stream, seen.first_missing, seen.last_missing, why)
+            self._unfilled(stream, seen.first_missing, seen.last_missing,
+                           self._no_backfill_reason())  # fmt: skip
+
+    # Holding live trades behind a gap --------------------------------------------
+
+    def _start_hold(self, stream: str, first: int, last: int) -> None:
+        """Hold live ``stream`` events from now until ``first..last`` ends (bounded)."""
+        hold = self._holds.get(stream)
+        if hold is None:
+            deadline = trio.current_time() + self.hold_max_seconds
+            hold = self._holds[stream] = _Hold(deadline, [], [])
+            mailbox = self.mailbox
+            if mailbox is not None and not mailbox.closed:
+                mailbox.put_nowait(_WAKE)  # the actor's wait now ends by the deadline
+        hold.gaps.append((first, last))
+
+    def _held(self, kind: type, event: Any) -> bool:
+        """Hold ``event`` if its stream is held; True if it was (and is not published)."""
+        if kind is not Trade and kind is not AggTrade:
+            return False
+        stream = "trade" if kind is Trade else "aggTrade"
+        hold = self._holds.get(stream)
+        if hold is None:
+            return False
+        hold.events.append(event)
+        if len(hold.events) >= self.hold_max_events:
+            self._overflow(stream, f"{len(hold.events)} events held")
+        return True
+
+    def _overflow(self, stream: str, why: str) -> None:
+        """A hold reached its bound: publish what it holds, in id order, and stop holding."""
+        hold = self._holds.pop(stream)
+        self.hold_overflows += 1
+        log.warning("%s: %s held past its bound (%s): releasing; later backfilled events "
+                    "arrive out of order", self.symbol, stream, why)  # fmt: skip
+        hold.events.sort(key=_id_of)
+        for ev in hold.events:
+            self.publisher.publish(ev)
+
+    def _release(self, stream: str, hold: _Hold, upto: float) -> None:
+        """Publish held events with ids below ``upto`` and below every gap still pending,
+        in id order; the hold ends once no gap is pending and nothing is left."""
+        bound = min([upto, *(first for first, _ in hold.gaps)])
+        hold.events.sort(key=_id_of)
+        n = 0
+        for ev in hold.events:
+            if _id_of(ev) >= bound:
+                break
+            self.publisher.publish(ev)
+            n += 1
+        del hold.events[:n]
+        if not hold.gaps and not hold.events:
+            del self._holds[stream]
+
+    def hold_deadline(self) -> float | None:
+        """When the oldest hold must be released at the latest (None: nothing held)."""
+        return min((h.deadline for h in self._holds.values()), default=None)
+
+    def release_overdue(self) -> None:
+        """Release every hold past its deadline (the actor calls it when one is due)."""
+        now = trio.current_time()
+        for stream in [s for s, h in self._holds.items() if h.deadline <= now]:
+            self._overflow(stream, f"held {self.hold_max_seconds}s")
 
     def _candle_gap(self, gap: CandleGap) -> None:
         self.gaps += 1
@@ -328,12 +421,21 @@ class SymbolState:
             return
         stream = req.kind if req.interval is None else f"kline_{req.interval}"
         self.backfilled += len(result.events)
-        if req.kind == "aggTrade" and result.events:
-            prices = [ev.price for ev in result.events if isinstance(ev, AggTrade)]
+        hold = self._holds.get(stream) if req.interval is None else None
+        if hold is not None and (req.first, req.last) in hold.gaps:
+            hold.gaps.remove((req.first, req.last))
+        else:
+            hold = None  # not held (or released at its bound already): publish as they come
+        if (req.kind == "aggTrade" or req.kind == "trade") and result.events:
+            prices = [ev.price for ev in result.events if isinstance(ev, _TRADES)]
             now = trio.current_time()
             self._fire(self.stops.check_range(min(prices), max(prices), now), result.events[0])
-            for ev in result.events:
-                self.publisher.publish(ev)
+            if hold is not None:
+                hold.events.extend(result.events)
+                self._release(stream, hold, req.last + 1)  # this gap's events first
+            else:
+                for ev in result.events:
+                    self.publisher.publish(ev)
         elif req.interval is not None and result.events:
             buf = self.candles.buffer(req.interval)
             for candle in buf.backfill(k for k in result.events if isinstance(k, Kline)):
@@ -345,6 +447,8 @@ class SymbolState:
         else:
             start = req.first if result.missing_from is None else result.missing_from
             self._unfilled(stream, start, req.last, result.error or "not served")
+        if hold is not None and self._holds.get(stream) is hold:
+            self._release(stream, hold, math.inf)  # the live events held behind it
 
     # Slow path (actor task and owner API) --------------------------------------
 
@@ -403,7 +507,7 @@ class SymbolState:
         for item in items:
             if type(item) is CloseResult:
                 self.on_close_result(item)
-            else:
+            elif item is not _WAKE:
                 dropped += 1
         self.dropped += dropped
         self.request_due_closes()  # the crash may have come between a trigger and its close
@@ -432,6 +536,10 @@ class SymbolState:
         stream = req.kind if req.interval is None else f"kline_{req.interval}"
         self._unfilled(stream, req.first, req.last,
                        "the symbol's mailbox was full: the fetched rows were dropped")  # fmt: skip
+        hold = self._holds.get(stream)
+        if hold is not None and (req.first, req.last) in hold.gaps:
+            hold.gaps.remove((req.first, req.last))
+            self._release(stream, hold, math.inf)
 
     # Warm-up and the REST price fallback (slow path) ---------------------------------
 
@@ -472,6 +580,8 @@ class SymbolState:
             "gaps": self.gaps,
             "duplicates": self.duplicates,
             "backfilled": self.backfilled,
+            "held": sum(len(h.events) for h in self._holds.values()),
+            "hold_overflows": self.hold_overflows,
             "snapshot_failures": self.snapshot_failures,
             "order_book": self.book.state.value if self.book is not None else None,
             "restarts": self.restarts,
@@ -517,11 +627,15 @@ async def symbol_actor(mailbox: Mailbox[Any], state: SymbolState, ctx: ActorCont
     try:
         while True:
             retry_at = state.stops.next_due()
+            hold_at = state.hold_deadline()
+            at = min(math.inf if retry_at is None else retry_at,
+                     math.inf if hold_at is None else hold_at)  # fmt: skip
             item = None
-            with trio.move_on_at(retry_at if retry_at is not None else math.inf):
+            with trio.move_on_at(at):
                 item = await mailbox.receive()
             if item is None:
                 state.request_due_closes()
+                state.release_overdue()
                 continue
             _handle_item(state, item)
     finally:
@@ -529,6 +643,8 @@ async def symbol_actor(mailbox: Mailbox[Any], state: SymbolState, ctx: ActorCont
 
 
 def _handle_item(state: SymbolState, item: Any) -> None:
+    if item is _WAKE:
+        return  # the loop takes the new hold deadline into account
     kind = type(item)
     if kind is Crash:
         raise SymbolHandlerError(

@@ -121,6 +121,8 @@ class SimulatorConfig:
     book_levels: int = attrs.field(default=100, validator=positive_int)
     #: aggregate trades REST keeps per symbol (deep enough to backfill a 25,000-id gap)
     agg_history: int = attrs.field(default=50_000, validator=positive_int)
+    #: plain trades REST keeps per symbol for ``historicalTrades``
+    trade_history: int = attrs.field(default=50_000, validator=positive_int)
     kline_history: int = attrs.field(default=1000, validator=positive_int)
     clock: ClockKind = attrs.field(default=ClockKind.WALL, converter=_clock)
     #: epoch (Unix seconds) of virtual time 0 (2026-01-01T00:00:00Z)

@@ -114,7 +114,8 @@ class SimulatorControl:
 
     def drop_trades(self, symbol: str, count: int) -> range:
         """Do not send the next ``count`` trades of ``symbol`` (and aggTrades holding them):
-        a gap in the ids. REST aggTrades still has them, for backfill. Returns the ids."""
+        a gap in the ids. REST (aggTrades, historicalTrades) still has them, for backfill.
+        Returns the ids."""
         sym = self._market.symbol(symbol)
         ids = range(sym.next_trade_id, sym.next_trade_id + count)
         self._hub.drops.setdefault(sym.name, []).append(ids)

@@ -49,6 +49,8 @@ class SymbolMarket:
         self.aggs: deque[tuple[int, int, int, int, int, int, bool]] = deque(
             maxlen=market.agg_history
         )
+        #: Plain trades REST keeps (``historicalTrades``): (id, price, qty, time, maker).
+        self.trades: deque[tuple[int, int, int, int, bool]] = deque(maxlen=market.trade_history)
         self.last_qty = 0
         self.last_trade_time = now_us
         self.changed = False
@@ -117,10 +119,12 @@ class SymbolMarket:
         first = tid = self.next_trade_id
         name, s_trade, add = self.name, self.s_trade, self.candles.add_trade
         send = s_trade in wanted
+        keep = self.trades.append
         for qty in qtys:
             closed = add(now_us, price, qty, tid, maker)
             if closed:
                 self._klines(closed, now_us, wanted, out)
+            keep((tid, price, qty, now_us, maker))
             if send:
                 out.append((s_trade, "trade", (name, tid, price, qty, now_us, maker, now_us)))
             tid += 1
@@ -214,11 +218,13 @@ class Market:
         self, *, symbols: tuple[str, ...], seed: int = 0, start_price: float = 100.0,
         tick_size: float = 0.01, volatility: float = 0.00005, book_levels: int = 100,
         agg_history: int = 50_000, kline_history: int = 1000, now_us: int = 0,
+        trade_history: int = 50_000,
     ) -> None:  # fmt: skip
         self.seed, self.start_price, self.volatility = seed, start_price, volatility
         self.tick_e8 = round(tick_size * _E8)
         self.book_levels, self.agg_history, self.kline_history = (
             book_levels, agg_history, kline_history)  # fmt: skip
+        self.trade_history = trade_history
         self.listed = tuple(normalize_symbol(s) for s in symbols)
         self._symbols: dict[str, SymbolMarket] = {}
         self._order: list[SymbolMarket] = []

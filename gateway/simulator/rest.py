@@ -1,8 +1,8 @@
 """The REST side: the public ``/api/v3`` market endpoints a gateway needs, on hypercorn.
 
 Served from the same `Market` as the streams, so ``depth``'s ``lastUpdateId`` fits the
-diff stream's update ids and ``aggTrades`` fills trade gaps. Errors use the exchange's
-bodies (``{"code": -1121, "msg": "Invalid symbol."}``) with HTTP 400.
+diff stream's update ids and ``aggTrades`` / ``historicalTrades`` fill trade gaps. Errors
+use the exchange's bodies (``{"code": -1121, "msg": "Invalid symbol."}``) with HTTP 400.
 
 Every answer carries ``X-MBX-USED-WEIGHT-1M`` (the documented weights, counted per
 minute of trio time); past 6000 a request is answered 429 with ``Retry-After``. `RestSide`
@@ -45,9 +45,10 @@ _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", 
 
 #: Documented request weights (binance-market-streams.md 5.2); depth goes by its limit.
 _WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2, "uiKlines": 2,
-            "aggTrades": 4, "ticker/24hr": 2, "avgPrice": 2, "ticker/bookTicker": 2,
-            "ticker/price": 2}  # fmt: skip
+            "aggTrades": 4, "historicalTrades": 25, "ticker/24hr": 2, "avgPrice": 2,
+            "ticker/bookTicker": 2, "ticker/price": 2}  # fmt: skip
 WEIGHT_LIMIT = 6000  #: REQUEST_WEIGHT per minute
+_E8 = 100_000_000  # prices and quantities are integers in 1e-8 units
 
 
 def request_weight(route: str, limit: int | None) -> int:
@@ -269,6 +270,24 @@ def build_app(
         return [{"a": a, "p": fmt8(p), "q": fmt8(q), "f": f, "l": last, "T": t // div, "m": m,
                  "M": True} for a, p, q, f, last, t, m in rows]  # fmt: skip
 
+    async def historical_trades(request: Request) -> list[dict[str, Any]]:
+        """Plain trades by id (``fromId``; the newest ``limit`` without it), Binance rows."""
+        sym = symbol_of(request)
+        limit = limit_of(request, 500, 1000)
+        from_id = _int(request, "fromId")
+        trades = sym.trades
+        if from_id is None:
+            rows = list(trades)[-limit:]
+        elif trades:
+            skip = max(0, from_id - trades[0][0])
+            rows = list(itertools.islice(trades, skip, skip + limit))
+        else:
+            rows = []
+        div = div_of(request)
+        return [{"id": i, "price": fmt8(p), "qty": fmt8(q), "quoteQty": fmt8(p * q // _E8),
+                 "time": t // div, "isBuyerMaker": m, "isBestMatch": True}
+                for i, p, q, t, m in rows]  # fmt: skip
+
     async def ticker_24hr(request: Request) -> dict[str, Any]:
         sym = symbol_of(request)
         t = ticker_dict(sym.ticker(clock.now_us()), div_of(request))
@@ -343,6 +362,7 @@ def build_app(
     routes = {
         "ping": ping, "time": server_time, "exchangeInfo": exchange_info, "depth": depth,
         "klines": klines, "uiKlines": klines, "aggTrades": agg_trades,
+        "historicalTrades": historical_trades,
         "ticker/24hr": ticker_24hr, "avgPrice": avg_price, "ticker/bookTicker": book_ticker,
         "ticker/price": price,
     }  # fmt: skip

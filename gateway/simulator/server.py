@@ -80,6 +80,7 @@ async def open_simulator(
         symbols=cfg.symbols, seed=cfg.seed, start_price=cfg.start_price,
         tick_size=cfg.tick_size, volatility=cfg.volatility, book_levels=cfg.book_levels,
         agg_history=cfg.agg_history, kline_history=cfg.kline_history, now_us=clock.now_us(),
+        trade_history=cfg.trade_history,
     )  # fmt: skip
     hub = Hub(cfg.client_buffer_frames)
     hub.on_new_stream = partial(_create_symbol, market)
