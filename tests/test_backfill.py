@@ -17,6 +17,8 @@ from gateway import (
     GapDetected,
     GapFilled,
     GapUnfilled,
+    Gateway,
+    GatewayError,
     StopTriggered,
     Trade,
     open_gateway,
@@ -126,6 +128,33 @@ async def test_rest_down_ends_the_gap_in_gap_unfilled_with_its_exact_range(
         assert [r.status for r in sim.control.rest_requests("aggTrades")] == [503] * 3
         rest = gw.stats()["rest"]
         assert (rest["requests"], rest["retries"], rest["failed"]) == (3, 2, 1)
+
+
+@pytest.mark.parametrize(("streams", "path"), [(("aggTrade",), "aggTrades"),
+                                                (("trade",), "historicalTrades")])
+async def test_a_malformed_rest_answer_ends_the_gap_in_gap_unfilled_and_nothing_escapes(
+    autojump_clock: MockClock, streams: tuple[str, ...], path: str
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange_and_gateway(_ONE, streams=streams, on_error=errors.append) as (sim, gw):
+        kind = AggTrade if streams == ("aggTrade",) else Trade
+        with gw.subscribe("BTCUSDT", [*_GAPS, kind], buffer=100) as sub:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await drain(sub, 1)
+            sim.control.corrupt_rest(count=10, path=path)  # 200s the client cannot read
+            ids = await _gap_of(sim, 3)
+            events = await drain(sub, 3)  # the gap, the live marker, its end
+        unfilled = events[-1] if isinstance(events[-1], GapUnfilled) else events[1]
+        assert isinstance(unfilled, GapUnfilled) and unfilled.last - unfilled.first + 1 == len(ids)
+        await streams_on(sim, gw, kind)  # the gateway is up and streaming
+    assert not [e for e in errors if not isinstance(e, GatewayError)]
+
+
+async def streams_on(sim: Simulator, gw: Gateway, kind: type) -> None:
+    """A trade injected now reaches a subscriber."""
+    with gw.subscribe("BTCUSDT", kind, buffer=10) as sub:
+        sim.control.inject_trade("BTCUSDT", 98.0, 1.0)
+        assert (await drain(sub, 1))[0].price == 98.0
 
 
 async def test_a_refused_rest_port_ends_the_gap_in_gap_unfilled(autojump_clock: MockClock) -> None:
@@ -552,3 +581,25 @@ async def test_a_candle_gap_is_filled_over_rest_and_ends_in_gap_filled(
             "kline_1s", detected.first, detected.last,
         )  # fmt: skip
         assert filled.count == (detected.last + 1 - detected.first) // 1000
+
+
+@pytest.mark.parametrize("kind", ["aggTrade", "trade", "kline", "depth"])
+async def test_a_malformed_rest_body_is_a_failed_result_for_every_kind(
+    autojump_clock: MockClock, kind: str
+) -> None:
+    send, receive = trio.open_memory_channel[BackfillResult](10)
+    async with exchange(_ONE) as sim:
+        sim.control.generate(trades=3)
+        path = {"aggTrade": "aggTrades", "trade": "historicalTrades"}.get(kind, kind + "s")
+        sim.control.corrupt_rest(count=10, path=path.replace("depths", "depth"))  # HTTP 200
+        backfiller = Backfiller(sim.rest_url, lambda _symbol, result: send.send_nowait(result))
+        now_ms = sim.market.symbol("BTCUSDT").last_trade_time // 1000
+        request = BackfillRequest("BTCUSDT", kind, 1, 3) if kind != "kline" else BackfillRequest(
+            "BTCUSDT", "kline", now_ms - 180_000, now_ms, interval="1m")  # fmt: skip
+        async with trio.open_nursery() as nursery:
+            await nursery.start(backfiller.run)
+            assert backfiller.request(request)
+            with trio.fail_after(60):
+                result = await receive.receive()  # a result, not an exception in the nursery
+            nursery.cancel_scope.cancel()
+    assert result.error is not None and result.events == ()

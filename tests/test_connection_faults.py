@@ -389,6 +389,7 @@ FAULTS: dict[str, Callable[[Simulator], object]] = {
     "a gap": lambda sim: sim.control.drop_trades("BTCUSDT", 30),
     "REST 500s": lambda sim: sim.control.fail_rest(500, count=1000),
     "REST down": lambda sim: sim.control.rest_down(3600),
+    "REST malformed": lambda sim: sim.control.corrupt_rest(count=1000),
     "zombie": lambda sim: sim.control.zombie(),
     "close 1011": lambda sim: sim.control.close_connections(1011, "internal error"),
     "close 1008": lambda sim: sim.control.close_connections(1008, "Too many requests"),

@@ -36,6 +36,10 @@ from gateway.core.streams import INTERVAL_MS
 
 log = logging.getLogger(__name__)
 
+#: A request that failed, or a body of the wrong shape (rows too short, objects for lists).
+_BAD_ANSWER: tuple[type[Exception], ...] = (
+    httpx.HTTPError, ValueError, LookupError, TypeError, AttributeError, ArithmeticError
+)
 _MAX_ROWS = 1000  # the exchange's page size for aggTrades, historicalTrades and klines
 _MAX_WAIT = 120.0  # the longest Retry-After we wait out in one go
 _WINDOW = 60.0  # REQUEST_WEIGHT is counted per minute
@@ -52,6 +56,9 @@ def depth_weight(limit: int) -> int:
 
 class RestUnavailable(Exception):
     """A REST request failed for good: retries used up, or an answer that no retry mends."""
+
+
+_FAILED: tuple[type[Exception], ...] = (RestUnavailable, *_BAD_ANSWER)
 
 
 @attrs.frozen(slots=True)
@@ -219,7 +226,7 @@ class Backfiller:
                 WEIGHTS["/api/v3/klines"],
             )  # fmt: skip
             klines = [kline_from_rest(symbol, interval, row, server_ms) for row in rows]
-        except (httpx.HTTPError, ValueError, KeyError, TypeError, IndexError) as exc:
+        except _BAD_ANSWER as exc:
             raise RestUnavailable(redact_text(f"REST klines: {exc!r}")) from None
         self.fetched += len(klines)
         return [k for k in klines if k.is_closed][-count:]
@@ -232,14 +239,14 @@ class Backfiller:
             body = await self._get(client, "/api/v3/ticker/price", {"symbol": symbol},
                                    WEIGHTS["/api/v3/ticker/price"])  # fmt: skip
             return float(body["price"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        except _BAD_ANSWER as exc:
             raise RestUnavailable(redact_text(f"REST ticker/price: {exc!r}")) from None
 
     async def _serve(self, client: httpx.AsyncClient, req: BackfillRequest) -> None:
         async with self._limit:
             try:
                 result = await self._fetch(client, req)
-            except (RestUnavailable, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            except _FAILED as exc:
                 error = redact_text(str(exc) or repr(exc))  # the URLs hold no credentials
                 result = BackfillResult(req, (), error, req.first)
         if result.error is not None:

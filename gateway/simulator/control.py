@@ -204,6 +204,13 @@ class SimulatorControl:
                              f"{status}, {count}")  # fmt: skip
         self._rest.faults.append(RestFault(status, count, _route(path), retry_after))
 
+    def corrupt_rest(self, count: int = 1, path: str | None = None) -> None:
+        """Answer the next ``count`` REST requests (to ``path``; None: any) with HTTP 200
+        and a body of the wrong shape (short rows, a stray object)."""
+        if count < 1:
+            raise ValueError(f"corrupt_rest needs count >= 1, got {count}")
+        self._rest.faults.append(RestFault(200, count, _route(path), None))
+
     def hang_rest(self, count: int = 1, path: str | None = None) -> None:
         """Never answer the next ``count`` REST requests (to ``path`` only) within any
         client's timeout: an hour passes first."""

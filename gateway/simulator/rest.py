@@ -74,7 +74,7 @@ class RestFault:
     """One queued REST fault: answer ``left`` more requests to ``route`` (None: any) with
     ``status`` (0: never answer), with ``Retry-After`` if ``retry_after`` is set."""
 
-    status: int  # 0: hang instead of answering
+    status: int  # 0: hang instead of answering; 200: a malformed body
     left: int
     route: str | None
     retry_after: float | None
@@ -336,6 +336,10 @@ def build_app(
                 rest.log.append(RestRequest(now, route, 0))
                 await trio.sleep(3600)  # longer than any client waits
                 return Response(status_code=0)
+            if fault is not None and fault.status == 200:  # a 200 the client cannot parse
+                resp = _json([[1, "1", "1"], {"x": None}])
+                resp.headers.update(headers)
+                return resp
             if fault is not None and fault.status:
                 if fault.retry_after is not None:
                     headers["Retry-After"] = f"{fault.retry_after:g}"
