@@ -394,9 +394,17 @@ class Gateway:
             kept = self._states[symbol].warm_up(interval, klines)
             log.info("%s: warm-up: %d closed kline_%s candles", symbol, kept, interval)
 
-        async with trio.open_nursery() as nursery:
-            for symbol, interval in wanted:
-                nursery.start_soon(one, symbol, interval)
+        # Bounded: armed stops have neither live prices nor the fallback until it ends.
+        limit = 2 * self.config.rest_timeout
+        with trio.move_on_after(limit) as bound:
+            async with trio.open_nursery() as nursery:
+                for symbol, interval in wanted:
+                    nursery.start_soon(one, symbol, interval)
+        if bound.cancelled_caught:
+            late = RestUnavailable(f"warm-up took longer than {limit:g} s; the buffers not "
+                                   "filled by then start empty")  # fmt: skip
+            log.warning("%s", late)
+            self.publisher.report_error("warmup", late)
 
     def _symbol_failed(self, symbol: str, error: Exception) -> None:
         """``symbol``'s supervisor gave up: quarantine it alone, or end the gateway."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 import trio
+import trio.testing
 from trio.testing import MockClock
 
 from gateway import ConfigError, Kline, Trade, open_gateway
@@ -93,3 +94,21 @@ def test_warmup_candles_is_validated() -> None:
     for bad in (-1, 1000, 2.5, True):
         with pytest.raises(ConfigError, match="warmup_candles"):
             GatewayConfig(symbols=("BTCUSDT",), warmup_candles=bad)  # type: ignore[arg-type]
+
+
+async def test_a_warm_up_that_hangs_is_bounded_and_the_gateway_opens(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange({"symbols": ("BTCUSDT",)}) as sim:
+        await _history(sim, 3)
+        sim.control.hang_rest(count=100, path="klines")  # every attempt times out
+        started = trio.current_time()
+        async with open_gateway(
+            url=sim.ws_url, rest_url=sim.rest_url, symbols=("BTCUSDT",), streams=("kline_1m",),
+            warmup_candles=5, rest_timeout=2.0, rest_retries=10, on_error=errors.append,
+        ) as gw:  # fmt: skip
+            assert trio.current_time() - started <= 2 * 2.0 + 1.0  # not 10 retries of 2 s
+            assert gw.candles("BTCUSDT", "1m") == []
+            await trio.testing.wait_all_tasks_blocked()  # the error callback has run
+            assert any("warm-up took longer than 4 s" in str(e) for e in errors)
