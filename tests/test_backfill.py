@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from trio.testing import MockClock
 
 from actors import Mailbox, Overflow
@@ -603,3 +604,26 @@ async def test_a_malformed_rest_body_is_a_failed_result_for_every_kind(
                 result = await receive.receive()  # a result, not an exception in the nursery
             nursery.cancel_scope.cancel()
     assert result.error is not None and result.events == ()
+
+
+async def test_the_backfill_queue_is_a_real_bound_while_rest_hangs(
+    autojump_clock: MockClock,
+) -> None:
+    results: list[BackfillResult] = []
+    async with exchange(_ONE) as sim:
+        sim.control.generate(trades=3)
+        sim.control.hang_rest(count=100)  # nothing is ever answered within the timeout
+        backfiller = Backfiller(
+            sim.rest_url, lambda _symbol, result: results.append(result), concurrency=2,
+            queue_size=3, timeout=30.0,
+        )  # fmt: skip
+        accepted = []
+        async with trio.open_nursery() as nursery:
+            await nursery.start(backfiller.run)
+            for i in range(1, 11):
+                accepted.append(backfiller.request(BackfillRequest("BTCUSDT", "aggTrade", i, i)))
+                await trio.testing.wait_all_tasks_blocked()
+            assert results == []  # nothing answered yet
+            nursery.cancel_scope.cancel()
+    # 2 in flight, 1 taken off the queue waiting for a slot, 3 queued: the rest refused
+    assert accepted == [True] * 6 + [False] * 4

@@ -206,7 +206,10 @@ class Backfiller:
             self._client = client
             task_status.started()
             async for req in self.requests:
-                nursery.start_soon(self._serve, client, req)
+                # A slot before a task: the rest wait in the bounded queue, not as tasks.
+                slot = object()
+                await self._limit.acquire_on_behalf_of(slot)
+                nursery.start_soon(self._serve, client, req, slot)
 
     def _live_client(self) -> httpx.AsyncClient:
         if self._client is None or self._client.is_closed:
@@ -242,13 +245,14 @@ class Backfiller:
         except _BAD_ANSWER as exc:
             raise RestUnavailable(redact_text(f"REST ticker/price: {exc!r}")) from None
 
-    async def _serve(self, client: httpx.AsyncClient, req: BackfillRequest) -> None:
-        async with self._limit:
-            try:
-                result = await self._fetch(client, req)
-            except _FAILED as exc:
-                error = redact_text(str(exc) or repr(exc))  # the URLs hold no credentials
-                result = BackfillResult(req, (), error, req.first)
+    async def _serve(self, client: httpx.AsyncClient, req: BackfillRequest, slot: object) -> None:
+        try:
+            result = await self._fetch(client, req)
+        except _FAILED as exc:
+            error = redact_text(str(exc) or repr(exc))  # the URLs hold no credentials
+            result = BackfillResult(req, (), error, req.first)
+        finally:
+            self._limit.release_on_behalf_of(slot)
         if result.error is not None:
             self.failed += 1
             log.warning("backfill of %s %s %d..%d failed (%d..%d not served): %s", req.symbol,
