@@ -40,14 +40,14 @@ def test_connect_watch_pictures_the_planned_connections_and_notes_errors_until_l
     watch.on_error(lost(1))
     watch.on_error(SubscriptionError(2, "stream x refused"))  # not a connection attempt
     watch.on_error(lost(2))
-    assert watch.failures == 2 and watch.last_error == str(lost(2))
+    assert watch.last_error == str(lost(2))
     assert [line.split(":")[0] for line in tracker.errors] == [
         "error connection", "error gateway", "error connection"]  # fmt: skip
-    watch.on_error(ConnectionFailed("[conn-1] gave up after 3 attempts"))
-    assert watch.gave_up == "[conn-1] gave up after 3 attempts"
+    watch.on_error(ConnectionFailed("[conn-1] gave up after 3 attempts"))  # the run's error
+    assert watch.last_error == str(lost(2)) and len(tracker.errors) == 3
     watch.live = True
     watch.on_error(lost(3))  # after live: the tracker's subscription reports it
-    assert watch.failures == 2 and len(tracker.errors) == 3
+    assert watch.last_error == str(lost(2)) and len(tracker.errors) == 3
 
 
 def test_a_never_live_summary_is_printed_and_masks_credentials() -> None:

@@ -33,23 +33,18 @@ class ConnectWatch:
         self.tracker = tracker
         self.gateway: Gateway | None = None  #: set by `attach`, before anything connects
         self.live = False  #: set once open_gateway yielded: the tracker sees errors from then on
-        self.failures = 0  #: failed attempts before the gateway was live
-        self.last_error: str | None = None
-        self.gave_up: str | None = None  #: the `ConnectionFailed` message, if one came
+        self.last_error: str | None = None  #: the last failed attempt before going live
 
     def attach(self, gateway: Gateway) -> None:
         """`open_gateway`'s ``on_start``: watch this gateway's connections."""
         self.gateway = gateway
 
     def on_error(self, error: BaseException) -> None:
-        """`open_gateway`'s ``on_error``: before the gateway is live, count and note each error."""
-        if isinstance(error, ConnectionFailed):
-            self.gave_up = str(error)
-            return
-        if self.live:
-            return  # from now on the tracker's subscription reports them, with their source
+        """`open_gateway`'s ``on_error``: before the gateway is live, note each error (attempt
+        counts and states are the connections' own, read through `attach`)."""
+        if self.live or isinstance(error, ConnectionFailed):
+            return  # the tracker's subscription, or the run's own error, reports these
         if isinstance(error, ConnectionLost):  # one failed attempt of one connection
-            self.failures += 1
             self.last_error = str(error)
             self.tracker.take(GatewayErrorEvent("connection", error))
         else:  # a refused stream, a raising tap ... while still connecting

@@ -32,7 +32,7 @@ from gateway.app.summary import build_summary, write_summary
 from gateway.app.tracker import RunTracker
 from gateway.config import GatewayConfig
 from gateway.core.redact import redact_url
-from gateway.errors import ConfigError, ConnectionFailed, GatewayError
+from gateway.errors import ConfigError, GatewayError
 from gateway.runtime.router import FrameTap
 from gateway.simulator import Simulator, open_simulator
 
@@ -205,8 +205,6 @@ class _Run:
                 raise
             except GatewayError as exc:
                 self.ended_by, self.error = "error", str(exc)
-                if isinstance(exc, ConnectionFailed) and not self.went_live:
-                    self.watch.gave_up = str(exc)
             finally:
                 stopper.starting = None
         if self._elapsed is None:
