@@ -49,6 +49,13 @@ async def _gap_of(sim: Simulator, count: int, price: float = 99.0) -> range:
     return ids
 
 
+async def _marker(sim: Simulator, gw: Gateway) -> None:
+    """One trade at 99.0, waited for until the gateway handled it: the ids before a gap."""
+    with gw.subscribe("BTCUSDT", [Trade, AggTrade], buffer=10) as seen:
+        sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+        await drain(seen, 1)
+
+
 async def test_a_25000_id_gap_is_filled_completely_and_a_stop_inside_it_fires_once(
     autojump_clock: MockClock,
 ) -> None:
@@ -87,8 +94,7 @@ async def test_a_failed_first_request_is_retried_and_the_gap_filled(
 ) -> None:
     async with exchange_and_gateway(_ONE, streams=("aggTrade",), rest_timeout=2.0) as (sim, gw):
         with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
-            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
-            await trio.sleep(0.5)
+            await _marker(sim, gw)
             if fault == "500":
                 sim.control.fail_rest(500, count=1, path="/api/v3/aggTrades")
             elif fault == "timeout":
@@ -167,8 +173,7 @@ async def test_a_refused_rest_port_ends_the_gap_in_gap_unfilled(autojump_clock: 
         ) as gw,  # fmt: skip
     ):
         with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
-            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
-            await trio.sleep(0.5)
+            await _marker(sim, gw)
             ids = await _gap_of(sim, 2)
             detected, unfilled = await drain(gaps, 2)
         assert isinstance(detected, GapDetected) and isinstance(unfilled, GapUnfilled)
@@ -240,8 +245,7 @@ async def test_a_500_trade_gap_is_filled_from_historical_trades_and_a_stop_insid
 async def test_a_plain_trade_gap_is_paged_by_1000_ids(autojump_clock: MockClock) -> None:
     async with exchange_and_gateway(_ONE, streams=("trade",)) as (sim, gw):
         with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
-            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
-            await trio.sleep(0.5)
+            await _marker(sim, gw)
             ids = sim.control.drop_trades("BTCUSDT", 2500)
             for _ in range(2501):
                 sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
@@ -258,8 +262,7 @@ async def test_a_plain_trade_gap_older_than_the_exchange_history_is_reported_unf
         {**_ONE, "trade_history": 1000}, streams=("trade",)
     ) as (sim, gw):  # fmt: skip
         with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
-            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
-            await trio.sleep(0.5)
+            await _marker(sim, gw)
             ids = sim.control.drop_trades("BTCUSDT", 1500)
             for _ in range(1501):
                 sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
@@ -437,8 +440,7 @@ async def test_the_weight_budget_spreads_pages_over_minutes_without_a_429(
     options: dict[str, Any] = {"streams": ("aggTrade",), "rest_weight_per_minute": 40}
     async with exchange_and_gateway(_ONE, **options) as (sim, gw):
         with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
-            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
-            await trio.sleep(0.5)
+            await _marker(sim, gw)
             ids = await _gap_of(sim, 20_000)  # 20 pages of weight 4: two minutes' budget
             with trio.fail_after(600):
                 _detected, filled = await gaps.receive(), await gaps.receive()
@@ -510,8 +512,7 @@ async def test_the_used_weight_header_holds_pages_back_until_the_next_minute(
 
     async with exchange_and_gateway(_ONE, streams=("aggTrade",)) as (sim, gw):
         with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
-            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
-            await trio.sleep(0.5)
+            await _marker(sim, gw)
             async with httpx.AsyncClient(base_url=sim.rest_url) as client:
                 for _ in range(23):  # another client on our IP spends 5750 of the 6000
                     await client.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5000})

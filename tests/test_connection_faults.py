@@ -21,6 +21,7 @@ import wsproto.utilities
 from trio.testing import MockClock
 
 from gateway import (
+    ConfigError,
     ConnectionFailed,
     ConnectionLost,
     Gateway,
@@ -31,7 +32,10 @@ from gateway import (
     Trade,
     open_gateway,
 )
+from gateway.core.backoff import ReconnectPolicy
+from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.streams import chunk_for_control
+from gateway.runtime.connection import Connection
 from gateway.runtime.endings import EndKind, classify
 from gateway.runtime.groups import leaves
 from gateway.runtime.router import Router
@@ -490,3 +494,10 @@ async def test_a_silent_peer_that_answers_no_ping_is_replaced_after_the_silence_
         await streams_again(sim, gw)
     [lost] = errors
     assert isinstance(lost, ConnectionLost) and lost.reason == "silent for 6.0 s"
+
+
+@pytest.mark.parametrize("url", ["not a url", "https://h:9443", "127.0.0.1:9000", "ws://"])
+def test_a_connection_built_directly_refuses_what_the_config_refuses(url: str) -> None:
+    with pytest.raises(ConfigError, match="url must be a ws:// or wss:// URL with a host"):
+        Connection("c", url, [], Router(), policy=ReconnectPolicy(),
+                   connect_limiter=RollingWindowLimiter(1, 1.0))  # fmt: skip

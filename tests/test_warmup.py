@@ -71,7 +71,7 @@ async def test_a_rest_failure_during_warm_up_is_reported_and_the_gateway_still_o
             with gw.subscribe("BTCUSDT", Trade) as trades:
                 sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
                 assert [t.price for t in await drain(trades, 1)] == [99.0]  # it streams
-            await trio.sleep(0.1)  # let the error callback run
+            await trio.testing.wait_all_tasks_blocked()  # the error callback has run
         assert len(errors) == 1 and "503" in str(errors[0])
 
 

@@ -33,11 +33,18 @@ from gateway.core.events import ControlError, ControlReply, ServerShutdown
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.redact import redact_url, split_credentials
 from gateway.core.streams import chunk_for_control
-from gateway.errors import ConnectionFailed, ConnectionLost, InternalError, SubscriptionError
+from gateway.errors import (
+    ConfigError,
+    ConnectionFailed,
+    ConnectionLost,
+    InternalError,
+    SubscriptionError,
+)
 from gateway.runtime.endings import NETWORK_ERRORS, EndKind, SessionEnded, classify
 from gateway.runtime.liveness import Group, StreamWatch, names_of
 from gateway.runtime.router import ControlSink, Router
 from gateway.runtime.websocket import open_websocket
+from gateway.validators import url_problem
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,10 @@ class Connection(ControlSink):
         trade_silence_floor: float = 10.0,
     ) -> None:
         self.conn_id = conn_id
+        problem = url_problem(base_url, ("ws", "wss"))
+        if problem is not None:  # never guess a host or speak plaintext for https://
+            raise ConfigError(f"url must be a ws:// or wss:// URL with a host; got "
+                              f"{redact_url(base_url)!r} ({problem})")  # fmt: skip
         #: The URL as it may be shown: logs, errors, stats (credentials masked).
         self.display_url = redact_url(base_url.rstrip("/"))
         bare, user, password = split_credentials(base_url)
@@ -395,7 +406,8 @@ class Connection(ControlSink):
         resource = (parts.path.rstrip("/") or "") + "/stream"
         if self.time_unit == "MICROSECOND":
             resource += "?timeUnit=MICROSECOND"
-        return parts.scheme, parts.hostname or "127.0.0.1", port, resource
+        assert parts.hostname  # checked when the connection was made
+        return parts.scheme, parts.hostname, port, resource
 
     async def _session(self, task_status: trio.TaskStatus[None] | None) -> NoReturn:
         scheme, host, port, resource = self._url_parts()
