@@ -61,8 +61,10 @@ class CandleBuffer:
     - an open update whose open time is not older than the open candle's, and
       not of an already-closed candle, replaces the open candle; returns None;
     - a closed update newer than the last closed candle is appended (the oldest
-      is evicted past ``maxlen``) and returned; if candles were skipped between
-      the two, a `CandleGap` is recorded (see `take_gaps`);
+      is evicted past ``maxlen``) and returned;
+    - candles skipped before an update are recorded once as a `CandleGap` (see
+      `take_gaps`), on the first update that shows them: usually the open update
+      right after a reconnect, so a backfill need not wait for the candle to close;
     - anything else (a duplicate or older close, a late open update) is
       ignored, counted in ``ignored``, and returns None.
 
@@ -71,7 +73,9 @@ class CandleBuffer:
     candle is open, so that an open update costs two comparisons).
     """
 
-    __slots__ = ("_closed", "_gaps", "_next_open", "_open", "ignored", "interval", "symbol")
+    __slots__ = (
+        "_closed", "_gaps", "_next_open", "_open", "_reported", "ignored", "interval", "symbol"
+    )
 
     def __init__(self, interval: str, maxlen: int = 1000, symbol: str | None = None) -> None:
         if interval not in INTERVALS:
@@ -85,6 +89,7 @@ class CandleBuffer:
         # open time of the first candle not yet closed here (last close_time + 1)
         self._next_open = _NOTHING_CLOSED
         self._gaps: list[CandleGap] = []
+        self._reported = _NOTHING_CLOSED  # open times before this were reported missing
         self.ignored = 0
 
     @property
@@ -102,11 +107,29 @@ class CandleBuffer:
             if t < self._next_open or (current is not None and t < current.open_time):
                 self.ignored += 1
                 return None
-            if current is None:
-                self._check(kline)
+            if current is None or t != current.open_time:
+                self._new_open(kline, current)
             self._open = kline
             return None
         return self._apply_closed(kline)
+
+    def _new_open(self, kline: Kline, current: Kline | None) -> None:
+        """The first update of a new open candle: candles skipped before it are a gap."""
+        self._check(kline)
+        if self._next_open != _NOTHING_CLOSED:
+            expected = self._next_open
+        elif current is not None:
+            expected = current.open_time  # the candle open before never closed here
+        else:
+            return
+        self._gap_before(kline, expected)
+
+    def _gap_before(self, kline: Kline, expected: int) -> None:
+        t = kline.open_time
+        expected = max(expected, self._reported)
+        if expected < t:
+            self._gaps.append(CandleGap(kline.symbol, self.interval, expected, t))
+            self._reported = t
 
     def _apply_closed(self, kline: Kline) -> Kline | None:
         self._check(kline)
@@ -120,8 +143,7 @@ class CandleBuffer:
             expected = self._open.open_time  # an open candle we saw never closed here
         else:
             expected = t
-        if expected < t:
-            self._gaps.append(CandleGap(kline.symbol, self.interval, expected, t))
+        self._gap_before(kline, expected)
         self._closed.append(kline)
         self._next_open = kline.close_time + 1
         if self._open is not None and self._open.open_time < self._next_open:

@@ -38,12 +38,6 @@ class _Watch:
         self.polls = 0
 
 
-def _live_trades(state: SymbolState) -> int:
-    """Trades the hot path handled so far (backfilled rows are not counted there)."""
-    counts = state.counts
-    return counts.get("Trade", 0) + counts.get("AggTrade", 0)
-
-
 class PriceFallback:
     """The REST price fallback for every symbol of one gateway; `run` is the actor."""
 
@@ -82,7 +76,7 @@ class PriceFallback:
         for symbol in [s for s in self._watch if s not in self._states]:
             del self._watch[symbol]  # removed symbols
         for symbol, state in self._states.items():
-            trades = _live_trades(state)
+            trades = state.live_trades()
             w = self._watch.get(symbol)
             if w is None:
                 w = self._watch[symbol] = _Watch(trades, now)
@@ -114,6 +108,7 @@ class PriceFallback:
 
     async def _poll(self, symbol: str, state: SymbolState, w: _Watch) -> None:
         """One REST price, posted to the symbol's actor (its mailbox, never run here)."""
+        asked = state.live_trades()
         try:
             price = await self._rest.ticker_price(symbol)
         except RestUnavailable as exc:
@@ -126,4 +121,4 @@ class PriceFallback:
             w.in_flight = False
         w.polls += 1
         if w.active and math.isfinite(price):
-            state.post_fallback_price(price)
+            state.post_fallback_price(price, asked)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -105,27 +106,54 @@ class CloseResult:
 
 @attrs.frozen(slots=True)
 class FallbackPrice:
-    """REST fallback to symbol actor: the exchange's last price while no live trade came."""
+    """REST fallback to symbol actor: the exchange's last price while no live trade came.
+
+    ``live_trades``: the symbol's live trade count when the poll was sent; a live trade
+    since then makes the price stale (the stream and its backfill cover that time).
+    """
 
     price: float
+    live_trades: int = -1
 
 
 @attrs.define(slots=True)
 class _Hold:
-    """Live events of one trade stream held back while gaps before them are backfilled."""
+    """What one stream publishes while gaps before it are backfilled: held back, in order.
+
+    ``items`` are ``(key, seq, item)``: the order key (trade id, or candle open time for
+    a kline stream), an arrival counter that keeps equal keys in arrival order, and the
+    event, `CandleClosed` or gap ending to publish. A gap's ending is keyed by its last
+    id, after its own rows, so subscribers see a gap's events before it is declared over.
+    """
 
     deadline: float  # trio time after which everything held is released as it is
     gaps: list[tuple[int, int]]  # (first, last) being backfilled, oldest first
-    events: list[Any]
+    items: list[tuple[int, int, Any]]
+    live: int = 0  # live events held (bounded by hold_max_events; backfilled rows are not)
 
 
 #: Symbol to its own actor: a hold began, so wake and take its deadline into account.
 _WAKE = object()
 
 
-def _id_of(event: Any) -> int:
-    """The id a held `Trade` or `AggTrade` is ordered by."""
-    return event.agg_trade_id if type(event) is AggTrade else event.trade_id
+def _key_of(item: Any) -> int:
+    """The order key of a held event: its id, or its candle's open time."""
+    kind = type(item)
+    if kind is AggTrade:
+        return int(item.agg_trade_id)
+    if kind is Trade:
+        return int(item.trade_id)
+    if kind is Kline:
+        return int(item.open_time)
+    return int(item.candle.open_time)  # CandleClosed
+
+
+_first_two = operator.itemgetter(0, 1)
+
+
+def _stream_of(request: BackfillRequest) -> str:
+    """The stream name a backfill request fills (``kline_<interval>`` for candles)."""
+    return request.kind if request.interval is None else f"kline_{request.interval}"
 
 
 class SymbolState:
@@ -182,6 +210,10 @@ class SymbolState:
         self.hold_max_seconds = hold_max_seconds
         self._holds: dict[str, _Hold] = {}
         self.hold_overflows = 0  # holds released early (count or time bound reached)
+        self._seq = 0  # arrival order of held items
+        #: Gaps ended when the symbol was quarantined: their REST results are ignored.
+        self._abandoned: set[tuple[str, int, int]] = set()
+        self.stale_fallbacks = 0  # REST prices dropped: a live trade came after the poll
         #: Test hook: called with a point name ("after_trigger"); may raise to simulate a bug.
         self.fault: Callable[[str, Any], None] | None = None
 
@@ -237,10 +269,12 @@ class SymbolState:
                 self.stop_latency.record(time.time_ns() - event.receive_ns)
         elif kind is Kline:
             closed = self.candles.apply(event)
+            gaps = self.candles.take_gaps()  # found on the first update after the gap
+            for gap in gaps:
+                self._candle_gap(gap)
             if closed is not None:
-                self.publisher.publish(CandleClosed(self.symbol, closed, event.receive_ns))
-                for gap in self.candles.take_gaps():
-                    self._candle_gap(gap)
+                self._emit(f"kline_{event.interval}",
+                           CandleClosed(self.symbol, closed, event.receive_ns))  # fmt: skip
         elif kind is DepthUpdate:
             self._on_depth(event)
         if not self._holds or not self._held(kind, event):
@@ -289,10 +323,10 @@ class SymbolState:
             self._unfilled(stream, seen.first_missing, seen.last_missing,
                            self._no_backfill_reason())  # fmt: skip
 
-    # Holding live trades behind a gap --------------------------------------------
+    # Holding live events behind a gap ------------------------------------------------
 
     def _start_hold(self, stream: str, first: int, last: int) -> None:
-        """Hold live ``stream`` events from now until ``first..last`` ends (bounded)."""
+        """Hold what ``stream`` publishes from now until ``first..last`` ends (bounded)."""
         hold = self._holds.get(stream)
         if hold is None:
             deadline = trio.current_time() + self.hold_max_seconds
@@ -304,41 +338,76 @@ class SymbolState:
 
     def _held(self, kind: type, event: Any) -> bool:
         """Hold ``event`` if its stream is held; True if it was (and is not published)."""
-        if kind is not Trade and kind is not AggTrade:
+        if kind is Trade:
+            stream = "trade"
+        elif kind is AggTrade:
+            stream = "aggTrade"
+        elif kind is Kline:
+            stream = f"kline_{event.interval}"
+        else:
             return False
-        stream = "trade" if kind is Trade else "aggTrade"
         hold = self._holds.get(stream)
         if hold is None:
             return False
-        hold.events.append(event)
-        if len(hold.events) >= self.hold_max_events:
-            self._overflow(stream, f"{len(hold.events)} events held")
+        self._add(stream, hold, _key_of(event), event)
         return True
 
+    def _emit(self, stream: str, item: Any, *, live: bool = True) -> None:
+        """Publish ``item`` of ``stream`` now, or behind the stream's hold if it has one."""
+        hold = self._holds.get(stream) if self._holds else None
+        if hold is None:
+            self.publisher.publish(item)
+        else:
+            self._add(stream, hold, _key_of(item), item, live=live)
+
+    def _add(self, stream: str, hold: _Hold, key: int, item: Any, *, live: bool = True) -> None:
+        self._seq += 1
+        hold.items.append((key, self._seq, item))
+        if live:
+            hold.live += 1
+            if hold.live >= self.hold_max_events:
+                self._overflow(stream, f"{hold.live} live events held")
+
     def _overflow(self, stream: str, why: str) -> None:
-        """A hold reached its bound: publish what it holds, in id order, and stop holding."""
+        """A hold reached its bound: publish what it holds, in order, and stop holding."""
         hold = self._holds.pop(stream)
         self.hold_overflows += 1
         log.warning("%s: %s held past its bound (%s): releasing; later backfilled events "
                     "arrive out of order", self.symbol, stream, why)  # fmt: skip
-        hold.events.sort(key=_id_of)
-        for ev in hold.events:
-            self.publisher.publish(ev)
+        hold.items.sort(key=_first_two)
+        for _, _, item in hold.items:
+            self.publisher.publish(item)
 
-    def _release(self, stream: str, hold: _Hold, upto: float) -> None:
-        """Publish held events with ids below ``upto`` and below every gap still pending,
-        in id order; the hold ends once no gap is pending and nothing is left."""
-        bound = min([upto, *(first for first, _ in hold.gaps)])
-        hold.events.sort(key=_id_of)
-        n = 0
-        for ev in hold.events:
-            if _id_of(ev) >= bound:
-                break
-            self.publisher.publish(ev)
-            n += 1
-        del hold.events[:n]
-        if not hold.gaps and not hold.events:
-            del self._holds[stream]
+    def _release(self, stream: str, hold: _Hold) -> None:
+        """Publish, in order, what is held below every gap still pending; the hold ends
+        once no gap is pending."""
+        items = hold.items
+        items.sort(key=_first_two)
+        if hold.gaps:
+            bound = min(first for first, _ in hold.gaps)
+            n = 0
+            for key, _, item in items:
+                if key >= bound:
+                    break
+                self.publisher.publish(item)
+                n += 1
+            del items[:n]
+            return
+        del self._holds[stream]
+        for _, _, item in items:
+            self.publisher.publish(item)
+
+    def _gap_ended(self, stream: str, first: int, last: int, ending: Any) -> None:
+        """Publish a gap's ending (`GapFilled` / `GapUnfilled`) after its rows, and release
+        what its hold kept behind it."""
+        hold = self._holds.get(stream)
+        if hold is None or (first, last) not in hold.gaps:
+            self.publisher.publish(ending)
+            return
+        hold.gaps.remove((first, last))
+        self._seq += 1
+        hold.items.append((last, self._seq, ending))
+        self._release(stream, hold)
 
     def hold_deadline(self) -> float | None:
         """When the oldest hold must be released at the latest (None: nothing held)."""
@@ -358,6 +427,8 @@ class SymbolState:
         )
         log.warning("%s: kline_%s candles %d..%d missing%s", self.symbol, gap.interval,
                     first, last, "; backfilling" if filling else "")  # fmt: skip
+        if filling and self.hold_max_events > 0:
+            self._start_hold(f"kline_{gap.interval}", first, last)
         self.publisher.publish(
             GapDetected(self.symbol, f"kline_{gap.interval}", first, last, filling)
         )
@@ -371,9 +442,12 @@ class SymbolState:
             return "no REST endpoint (rest_url is empty)"
         return "the backfill queue is full"
 
-    def _unfilled(self, stream: str, first: int, last: int, reason: str) -> None:
-        log.warning("%s: %s %d..%d not backfilled: %s", self.symbol, stream, first, last, reason)
-        self.publisher.publish(GapUnfilled(self.symbol, stream, first, last, reason))
+    def _unfilled(self, stream: str, first: int, last: int, reason: str,
+                  start: int | None = None) -> None:
+        """``start..last`` of gap ``first..last`` will not be served (``start``: first)."""
+        start = first if start is None else start
+        log.warning("%s: %s %d..%d not backfilled: %s", self.symbol, stream, start, last, reason)
+        self._gap_ended(stream, first, last, GapUnfilled(self.symbol, stream, start, last, reason))
 
     def _on_depth(self, event: DepthUpdate) -> None:
         book = self.book
@@ -419,36 +493,32 @@ class SymbolState:
             if state is SyncState.SYNCED:
                 log.info("%s: order book synced at %d", self.symbol, snap.last_update_id)
             return
-        stream = req.kind if req.interval is None else f"kline_{req.interval}"
+        stream = _stream_of(req)
         self.backfilled += len(result.events)
-        hold = self._holds.get(stream) if req.interval is None else None
-        if hold is not None and (req.first, req.last) in hold.gaps:
-            hold.gaps.remove((req.first, req.last))
-        else:
-            hold = None  # not held (or released at its bound already): publish as they come
         if (req.kind == "aggTrade" or req.kind == "trade") and result.events:
-            prices = [ev.price for ev in result.events if isinstance(ev, _TRADES)]
-            now = trio.current_time()
-            self._fire(self.stops.check_range(min(prices), max(prices), now), result.events[0])
-            if hold is not None:
-                hold.events.extend(result.events)
-                self._release(stream, hold, req.last + 1)  # this gap's events first
-            else:
-                for ev in result.events:
-                    self.publisher.publish(ev)
+            self._check_rows(result.events)
+            for ev in result.events:
+                self._emit(stream, ev, live=False)
         elif req.interval is not None and result.events:
             buf = self.candles.buffer(req.interval)
             for candle in buf.backfill(k for k in result.events if isinstance(k, Kline)):
-                self.publisher.publish(CandleClosed(self.symbol, candle, 0))
-        # The gap ends here: filled, or the exact part not served (after what was).
+                self._emit(stream, CandleClosed(self.symbol, candle, 0), live=False)
+                self._emit(stream, candle, live=False)
+        # The gap ends here, after its rows: filled, or the exact part not served.
         if result.missing_from is None and result.error is None:
             count = len(result.events)
-            self.publisher.publish(GapFilled(self.symbol, stream, req.first, req.last, count))
+            self._gap_ended(stream, req.first, req.last,
+                            GapFilled(self.symbol, stream, req.first, req.last, count))  # fmt: skip
         else:
-            start = req.first if result.missing_from is None else result.missing_from
-            self._unfilled(stream, start, req.last, result.error or "not served")
-        if hold is not None and self._holds.get(stream) is hold:
-            self._release(stream, hold, math.inf)  # the live events held behind it
+            self._unfilled(stream, req.first, req.last, result.error or "not served",
+                           result.missing_from)  # fmt: skip
+
+    def _check_rows(self, rows: Sequence[Any]) -> None:
+        """Let backfilled trades fire the stops their price range crosses (once each)."""
+        prices = [ev.price for ev in rows if type(ev) in _TRADES]
+        if prices:
+            now = trio.current_time()
+            self._fire(self.stops.check_range(min(prices), max(prices), now), rows[0])
 
     # Slow path (actor task and owner API) --------------------------------------
 
@@ -497,6 +567,7 @@ class SymbolState:
         """
         self.live = False
         self.quarantined = True
+        self._abandon_holds()
         mailbox = self.mailbox
         if mailbox is None or mailbox.closed:
             return 0
@@ -505,20 +576,46 @@ class SymbolState:
         mailbox.mark_handled()
         dropped = 0
         for item in items:
-            if type(item) is CloseResult:
+            kind = type(item)
+            if kind is CloseResult:
                 self.on_close_result(item)
-            elif item is not _WAKE:
+            elif kind is BackfillResult:
+                self._quarantined_result(item)
+            elif item is not _WAKE and kind is not FallbackPrice:
                 dropped += 1
         self.dropped += dropped
         self.request_due_closes()  # the crash may have come between a trigger and its close
         return dropped
 
+    def _abandon_holds(self) -> None:
+        """Quarantine: what is held is published in order, each pending gap ends
+        unfilled, and its REST result, when it comes, is ignored."""
+        for stream, hold in list(self._holds.items()):
+            for first, last in list(hold.gaps):
+                self._abandoned.add((stream, first, last))
+                self._unfilled(stream, first, last, "the symbol was quarantined")
+            if self._holds.get(stream) is hold:
+                self._release(stream, hold)
+
+    def _quarantined_result(self, result: BackfillResult) -> None:
+        """A REST result for a quarantined symbol: its gap ends unfilled (once)."""
+        req = result.request
+        if req.kind == "depth":
+            return
+        stream = _stream_of(req)
+        if (stream, req.first, req.last) in self._abandoned:
+            self._abandoned.discard((stream, req.first, req.last))
+            return
+        self._unfilled(stream, req.first, req.last, "the symbol was quarantined")
+
     def post_result(self, item: BackfillResult | CloseResult) -> None:
         """Hook runner or backfill to this symbol: queue ``item`` for the actor. Once
-        quarantined, close results are recorded at once and backfills dropped."""
+        quarantined, close results are recorded at once and gaps end unfilled."""
         if self.quarantined:
             if type(item) is CloseResult:
                 self.on_close_result(item)
+            elif type(item) is BackfillResult:
+                self._quarantined_result(item)
             return
         mailbox = self.mailbox
         if mailbox is None or mailbox.closed:
@@ -527,19 +624,16 @@ class SymbolState:
             self._result_lost(item)
 
     def _result_lost(self, result: BackfillResult) -> None:
-        """A full mailbox refused a REST result: end its gap (or retry its snapshot) now."""
+        """A full mailbox refused a REST result: its rows still reach the stop-loss book,
+        and its gap ends now (or its snapshot is asked for again later)."""
         req = result.request
         if req.kind == "depth":
             self._snapshot_pending = False
             self._snapshot_failed("the symbol's mailbox was full")
             return
-        stream = req.kind if req.interval is None else f"kline_{req.interval}"
-        self._unfilled(stream, req.first, req.last,
+        self._check_rows(result.events)
+        self._unfilled(_stream_of(req), req.first, req.last,
                        "the symbol's mailbox was full: the fetched rows were dropped")  # fmt: skip
-        hold = self._holds.get(stream)
-        if hold is not None and (req.first, req.last) in hold.gaps:
-            hold.gaps.remove((req.first, req.last))
-            self._release(stream, hold, math.inf)
 
     # Warm-up and the REST price fallback (slow path) ---------------------------------
 
@@ -548,16 +642,26 @@ class SymbolState:
         are history from before the gateway opened); returns how many were kept."""
         return len(self.candles.buffer(interval).backfill(klines))
 
-    def post_fallback_price(self, price: float) -> bool:
-        """REST fallback to this symbol: queue ``price`` for the actor's stop checks;
-        False if the symbol is gone, quarantined or its mailbox is full."""
+    def live_trades(self) -> int:
+        """Trades the hot path handled so far (backfilled rows are not counted there)."""
+        counts = self.counts
+        return counts.get("Trade", 0) + counts.get("AggTrade", 0)
+
+    def post_fallback_price(self, price: float, live_trades: int = -1) -> bool:
+        """REST fallback to this symbol: queue ``price`` (polled when ``live_trades`` had
+        been handled) for the actor's stop checks; False if the symbol is gone,
+        quarantined or its mailbox is full."""
         mailbox = self.mailbox
         if self.quarantined or mailbox is None or mailbox.closed:
             return False
-        return mailbox.put_nowait(FallbackPrice(price))
+        return mailbox.put_nowait(FallbackPrice(price, live_trades))
 
     def on_fallback_price(self, item: FallbackPrice) -> None:
-        """Check the armed stops against a REST price (fired positions never fire again)."""
+        """Check the armed stops against a REST price (fired positions never fire again),
+        unless a live trade came since it was polled: the stream speaks again."""
+        if item.live_trades >= 0 and item.live_trades != self.live_trades():
+            self.stale_fallbacks += 1
+            return
         price = item.price
         if self.stops.crosses(price):
             triggers = self.stops.check_range(price, price, trio.current_time())
@@ -580,8 +684,9 @@ class SymbolState:
             "gaps": self.gaps,
             "duplicates": self.duplicates,
             "backfilled": self.backfilled,
-            "held": sum(len(h.events) for h in self._holds.values()),
+            "held": sum(len(h.items) for h in self._holds.values()),
             "hold_overflows": self.hold_overflows,
+            "stale_fallbacks": self.stale_fallbacks,
             "snapshot_failures": self.snapshot_failures,
             "order_book": self.book.state.value if self.book is not None else None,
             "restarts": self.restarts,
