@@ -353,6 +353,7 @@ class Gateway:
             request_backfill=self.backfiller.request if self.backfiller else None,
             hold_max_events=self.config.hold_max_events,
             hold_max_seconds=self.config.hold_max_seconds,
+            hold_overflow=self.config.hold_overflow,
         )  # fmt: skip
         self._states[symbol] = state
         actor = ChildSpec(

@@ -28,6 +28,7 @@ from gateway.validators import (
     http_url_or_empty,
     non_negative,
     non_negative_int,
+    one_of,
     positive,
     positive_int,
     ws_url,
@@ -146,6 +147,12 @@ class GatewayConfig:
     #: then published after the backfilled ones. Stop-losses never wait for them.
     hold_max_events: int = attrs.field(default=10_000, validator=non_negative_int)
     hold_max_seconds: float = attrs.field(default=10.0, validator=positive)
+    #: A hold that reaches its bound publishes what it holds; its gaps still pending then
+    #: end in `GapUnfilled` and their rows, when they come, only feed the stop-loss book
+    #: (``"unfilled"``: ids never go back), or are published late (``"late"``).
+    hold_overflow: str = attrs.field(
+        default="unfilled", validator=one_of("unfilled", "late")
+    )
     #: REST weight the gateway spends per minute at most, all symbols together (the
     #: exchange's cap is 6000); ``X-MBX-USED-WEIGHT-1M`` is tracked and requests wait.
     rest_weight_per_minute: int = attrs.field(default=5000, validator=positive_int)
@@ -192,7 +199,7 @@ class GatewayConfig:
     #: alone (a `SymbolQuarantined` event); ``"raise"`` ends the gateway with
     #: `SymbolFailed` (its cause: the `RestartIntensityExceeded`).
     on_symbol_failure: str = attrs.field(
-        default="quarantine", validator=attrs.validators.in_(("quarantine", "raise"))
+        default="quarantine", validator=one_of("quarantine", "raise")
     )
 
     def __attrs_post_init__(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -41,6 +42,18 @@ def positive_int(_inst: object, attribute: attrs.Attribute[Any], value: int) -> 
     """An integer of at least one."""
     if type(value) is not int or value < 1:
         raise ConfigError(f"{attribute.name} must be an integer >= 1, got {value!r}")
+
+
+def one_of(*choices: str) -> Callable[[object, attrs.Attribute[Any], str], None]:
+    """A validator: the value is one of ``choices`` (named in the error)."""
+
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
+        if value not in choices:
+            raise ConfigError(
+                f"{attribute.name} must be one of {', '.join(map(repr, choices))}, got {value!r}"
+            )
+
+    return check
 
 
 def non_negative_int(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:

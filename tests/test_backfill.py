@@ -349,7 +349,8 @@ async def test_a_stop_crossed_by_a_held_live_trade_fires_before_the_gap_is_fille
 async def test_a_hold_past_its_bound_releases_the_live_trades_and_counts_it(
     autojump_clock: MockClock, bound: str
 ) -> None:
-    options: dict[str, Any] = {"streams": ("trade",), "rest_timeout": 30.0}
+    options: dict[str, Any] = {"streams": ("trade",), "rest_timeout": 30.0,
+                               "hold_overflow": "late"}  # fmt: skip
     options.update({"hold_max_events": 3} if bound == "count" else {"hold_max_seconds": 1.0})
     async with exchange_and_gateway(_ONE, **options) as (sim, gw):
         with (
@@ -372,6 +373,39 @@ async def test_a_hold_past_its_bound_releases_the_live_trades_and_counts_it(
         assert [t.trade_id for t in late] == list(range(first + 1, first + 11))
         assert all(t.backfilled for t in late) and not any(t.backfilled for t in live)
         assert 1.0 <= waited < 30.0 if bound == "time" else waited < 1.0
+        assert gw.stats()["symbols"]["BTCUSDT"]["hold_overflows"] == 1
+
+
+@pytest.mark.parametrize("bound", ["count", "time"])
+async def test_by_default_a_hold_past_its_bound_ends_its_gap_unfilled_and_ids_never_go_back(
+    autojump_clock: MockClock, bound: str
+) -> None:
+    options: dict[str, Any] = {"streams": ("trade",), "rest_timeout": 30.0}
+    options.update({"hold_max_events": 3} if bound == "count" else {"hold_max_seconds": 1.0})
+    async with exchange_and_gateway(_ONE, **options) as (sim, gw):
+        gw.open_position("BTCUSDT", "long", entry_price=100.0, quantity=1.0, stop_price=95.0)
+        with (
+            gw.subscribe("BTCUSDT", [*_GAPS, StopTriggered], buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", Trade, buffer=1000) as trades,
+        ):
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(trades, 1))[0].trade_id
+            sim.control.hang_rest(count=1, path="historicalTrades")  # the fill takes 30 s+
+            sim.control.drop_trades("BTCUSDT", 10)
+            for i in range(10 + 5):  # a crossing price inside the gap; 5 live trades after
+                sim.control.inject_trade("BTCUSDT", 90.0 if i == 4 else 99.0, 1.0)
+            live = await drain(trades, 5)
+            detected, unfilled = await drain(gaps, 2)
+            fired = await drain(gaps, 1)  # from the rows, once REST answers at last
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            (after,) = await drain(trades, 1)
+            leftover = queued(trades)
+        assert isinstance(detected, GapDetected) and isinstance(unfilled, GapUnfilled)
+        assert (unfilled.first, unfilled.last) == (first + 1, first + 10)
+        assert "held past its bound" in unfilled.reason
+        assert [t.trade_id for t in live] == list(range(first + 11, first + 16))
+        assert after.trade_id == first + 16 and not leftover  # the rows: never published
+        assert isinstance(fired[0], StopTriggered) and fired[0].trigger_price == 90.0
         assert gw.stats()["symbols"]["BTCUSDT"]["hold_overflows"] == 1
 
 
@@ -438,7 +472,8 @@ async def test_backfilled_agg_trades_and_candles_are_marked_and_live_ones_not(
 async def test_the_weight_budget_spreads_pages_over_minutes_without_a_429(
     autojump_clock: MockClock,
 ) -> None:
-    options: dict[str, Any] = {"streams": ("aggTrade",), "rest_weight_per_minute": 40}
+    options: dict[str, Any] = {"streams": ("aggTrade",), "rest_weight_per_minute": 40,
+                               "hold_max_seconds": 600.0}  # fmt: skip
     async with exchange_and_gateway(_ONE, **options) as (sim, gw):
         with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
             await _marker(sim, gw)
@@ -511,7 +546,8 @@ async def test_the_used_weight_header_holds_pages_back_until_the_next_minute(
 ) -> None:
     import httpx
 
-    async with exchange_and_gateway(_ONE, streams=("aggTrade",)) as (sim, gw):
+    options: dict[str, Any] = {"streams": ("aggTrade",), "hold_max_seconds": 600.0}
+    async with exchange_and_gateway(_ONE, **options) as (sim, gw):
         with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
             await _marker(sim, gw)
             async with httpx.AsyncClient(base_url=sim.rest_url) as client:
@@ -533,7 +569,7 @@ async def test_the_used_weight_header_holds_pages_back_until_the_next_minute(
     ("key", "value"),
     [("backfill_max_ids", 0), ("rest_weight_per_minute", 0), ("rest_timeout", 0.0),
      ("rest_retries", -1), ("rest_retries", 1.5), ("backfill_max_ids", 2.0),
-     ("hold_max_events", -1), ("hold_max_seconds", 0.0)],
+     ("hold_max_events", -1), ("hold_max_seconds", 0.0), ("hold_overflow", "drop")],
 )  # fmt: skip
 def test_backfill_settings_are_validated_naming_the_key(key: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=key):

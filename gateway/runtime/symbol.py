@@ -170,6 +170,7 @@ class SymbolState:
         request_backfill: Callable[[BackfillRequest], bool] | None = None,
         hold_max_events: int = 0,
         hold_max_seconds: float = 10.0,
+        hold_overflow: str = "unfilled",
     ) -> None:
         self.symbol = symbol
         self.publisher = publisher
@@ -208,10 +209,12 @@ class SymbolState:
         #: (per stream, at most this many and this long; 0: never held). Stops never wait.
         self.hold_max_events = hold_max_events
         self.hold_max_seconds = hold_max_seconds
+        self.hold_overflow = hold_overflow  # "unfilled" or "late" (see GatewayConfig)
         self._holds: dict[str, _Hold] = {}
         self.hold_overflows = 0  # holds released early (count or time bound reached)
         self._seq = 0  # arrival order of held items
-        #: Gaps ended when the symbol was quarantined: their REST results are ignored.
+        #: Gaps ended before their REST result (a hold past its bound, a quarantine):
+        #: their rows only reach the stop-loss book.
         self._abandoned: set[tuple[str, int, int]] = set()
         self.stale_fallbacks = 0  # REST prices dropped: a live trade came after the poll
         #: Test hook: called with a point name ("after_trigger"); may raise to simulate a bug.
@@ -369,11 +372,23 @@ class SymbolState:
                 self._overflow(stream, f"{hold.live} live events held")
 
     def _overflow(self, stream: str, why: str) -> None:
-        """A hold reached its bound: publish what it holds, in order, and stop holding."""
+        """A hold reached its bound: publish what it holds, in order, and stop holding.
+        Its pending gaps end unfilled now (``hold_overflow`` "unfilled") or their rows
+        are published when they come, out of order ("late")."""
         hold = self._holds.pop(stream)
         self.hold_overflows += 1
-        log.warning("%s: %s held past its bound (%s): releasing; later backfilled events "
-                    "arrive out of order", self.symbol, stream, why)  # fmt: skip
+        late = self.hold_overflow == "late"
+        log.warning("%s: %s held past its bound (%s): releasing; %s", self.symbol, stream, why,
+                    "later backfilled events arrive out of order" if late else
+                    "the gaps still pending end unfilled")  # fmt: skip
+        if not late:
+            reason = (f"held past its bound ({why}) before REST answered: live events went "
+                      f"on; the gap's rows only reach the stop-loss book")  # fmt: skip
+            for first, last in hold.gaps:
+                self._abandoned.add((stream, first, last))
+                self._seq += 1
+                hold.items.append((last, self._seq, self._unfilled_event(
+                    stream, first, last, reason)))  # fmt: skip
         hold.items.sort(key=_first_two)
         for _, _, item in hold.items:
             self.publisher.publish(item)
@@ -446,8 +461,11 @@ class SymbolState:
                   start: int | None = None) -> None:
         """``start..last`` of gap ``first..last`` will not be served (``start``: first)."""
         start = first if start is None else start
-        log.warning("%s: %s %d..%d not backfilled: %s", self.symbol, stream, start, last, reason)
-        self._gap_ended(stream, first, last, GapUnfilled(self.symbol, stream, start, last, reason))
+        self._gap_ended(stream, first, last, self._unfilled_event(stream, start, last, reason))
+
+    def _unfilled_event(self, stream: str, first: int, last: int, reason: str) -> GapUnfilled:
+        log.warning("%s: %s %d..%d not backfilled: %s", self.symbol, stream, first, last, reason)
+        return GapUnfilled(self.symbol, stream, first, last, reason)
 
     def _on_depth(self, event: DepthUpdate) -> None:
         book = self.book
@@ -495,6 +513,13 @@ class SymbolState:
             return
         stream = _stream_of(req)
         self.backfilled += len(result.events)
+        if (stream, req.first, req.last) in self._abandoned:  # its gap already ended
+            self._abandoned.discard((stream, req.first, req.last))
+            self._check_rows(result.events)
+            if req.interval is not None:
+                self.candles.buffer(req.interval).backfill(
+                    k for k in result.events if isinstance(k, Kline))  # fmt: skip
+            return
         if (req.kind == "aggTrade" or req.kind == "trade") and result.events:
             self._check_rows(result.events)
             for ev in result.events:
