@@ -657,7 +657,11 @@ class SymbolState:
             self._snapshot_failed("the symbol's mailbox was full")
             return
         self._check_rows(result.events)
-        self._unfilled(_stream_of(req), req.first, req.last,
+        stream = _stream_of(req)
+        if (stream, req.first, req.last) in self._abandoned:  # its gap already ended
+            self._abandoned.discard((stream, req.first, req.last))
+            return
+        self._unfilled(stream, req.first, req.last,
                        "the symbol's mailbox was full: the fetched rows were dropped")  # fmt: skip
 
     # Warm-up and the REST price fallback (slow path) ---------------------------------
