@@ -223,7 +223,7 @@ class SymbolState:
                 if seen is DUPLICATE:  # e.g. the overlap of a reconnect: drop it
                     self.duplicates += 1
                     return
-                self._trade_gap(kind, seen)
+                self._trade_gap(kind, seen, event.trade_time)
         name = kind.__name__
         self.counts[name] = self.counts.get(name, 0) + 1
         if kind is Trade or kind is AggTrade:
@@ -270,14 +270,20 @@ class SymbolState:
             self.fault("after_trigger", event)
         self.request_due_closes()
 
-    def _trade_gap(self, kind: type, seen: Observation) -> None:
+    def _trade_gap(self, kind: type, seen: Observation, next_time: int) -> None:
         assert seen.first_missing is not None and seen.last_missing is not None
         self.gaps += 1
         stream = "aggTrade" if kind is AggTrade else "trade"
-        # REST serves both by id without a key: aggTrades and historicalTrades.
+        # REST serves both by id without a key: aggTrades and historicalTrades. The trade
+        # times around the gap (ms) bound the aggTrades window used if historicalTrades fails.
+        unit, prev = self._unit_ns, self.last_trade_time
         filling = self._backfill(
-            BackfillRequest(self.symbol, stream, seen.first_missing, seen.last_missing)
-        )
+            BackfillRequest(
+                self.symbol, stream, seen.first_missing, seen.last_missing,
+                after_time=None if prev is None else prev * unit // 1_000_000,
+                before_time=-(-next_time * unit // 1_000_000),
+            )
+        )  # fmt: skip
         log.warning("%s: %s ids %d..%d missing%s", self.symbol, stream, seen.first_missing,
                     seen.last_missing, "; backfilling" if filling else "")  # fmt: skip
         if filling and self.hold_max_events > 0:
@@ -440,13 +446,19 @@ class SymbolState:
             buf = self.candles.buffer(req.interval)
             for candle in buf.backfill(k for k in result.events if isinstance(k, Kline)):
                 self.publisher.publish(CandleClosed(self.symbol, candle, 0))
+        reason = result.error or "not served"
+        if result.stop_prices is not None:  # aggTrades priced the part not served
+            low, high = result.stop_prices
+            self._fire(self.stops.check_range(low, high, trio.current_time()),
+                       Trade(self.symbol, -1, low, 0.0, 0, False, 0, 0))  # fmt: skip
+            reason += f"; stops checked against {result.stop_rows} aggregate trades"
         # The gap ends here: filled, or the exact part not served (after what was).
         if result.missing_from is None and result.error is None:
             count = len(result.events)
             self.publisher.publish(GapFilled(self.symbol, stream, req.first, req.last, count))
         else:
             start = req.first if result.missing_from is None else result.missing_from
-            self._unfilled(stream, start, req.last, result.error or "not served")
+            self._unfilled(stream, start, req.last, reason)
         if hold is not None and self._holds.get(stream) is hold:
             self._release(stream, hold, math.inf)  # the live events held behind it
 
