@@ -140,6 +140,13 @@ def _time_us(value: int | None) -> int | None:
     return value if value >= 10**14 else value * 1000
 
 
+def _end_us(value: int | None) -> int | None:
+    """An inclusive ``endTime`` in µs: one in ms takes in its whole millisecond."""
+    if value is None or value >= 10**14:
+        return value
+    return value * 1000 + 999
+
+
 def _split(symbol: str) -> tuple[str, str]:
     for quote in _QUOTES:
         if symbol.endswith(quote) and len(symbol) > len(quote):
@@ -253,7 +260,7 @@ def build_app(
         limit = limit_of(request, 500, 1000)
         from_id = _int(request, "fromId")
         start = _time_us(_int(request, "startTime"))
-        end = _time_us(_int(request, "endTime"))
+        end = _end_us(_int(request, "endTime"))  # both inclusive, in ms (or µs)
         if from_id is not None and (start is not None or end is not None):
             raise _ApiError(-1128, "Combination of optional parameters invalid.")
         rows = list(sym.aggs) if from_id is None else []
