@@ -564,11 +564,14 @@ class Connection(ControlSink):
             return True
         return False
 
-    def _event_count(self, symbol: str, kind: str) -> int | None:
-        """``symbol``'s count of ``kind`` events, None while its actor is not live."""
+    def _event_count(self, symbol: str, kind: str, interval: str | None) -> int | None:
+        """``symbol``'s count of ``kind`` events (klines: of ``interval``, from its candle
+        book, so that each interval is judged alone), None while its actor is not live."""
         state = self.router.state_of(symbol)
         if state is None or not state.live or state.quarantined:
             return None
+        if interval is not None:
+            return state.candles.updates(interval)
         return state.counts.get(kind, 0)
 
     async def _verify_streams(self, ws: WebSocketConnection, overdue: tuple[Group, ...]) -> None:
