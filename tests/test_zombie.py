@@ -11,7 +11,7 @@ import logging
 import math
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import pytest
@@ -54,9 +54,12 @@ async def drive(sim: Simulator, trades_until: float = math.inf) -> None:
 @asynccontextmanager
 async def running(
     errors: list[BaseException], trades_until: float = math.inf,
-    streams: tuple[str, ...] = STREAMS, **options: Any,
+    streams: tuple[str, ...] = STREAMS, sim: Simulator | None = None, **options: Any,
 ) -> AsyncIterator[tuple[Simulator, Gateway]]:
-    async with open_simulator(**SIM) as sim, trio.open_nursery() as nursery:
+    given: AbstractAsyncContextManager[Simulator] = (
+        open_simulator(**SIM) if sim is None else nullcontext(sim)
+    )
+    async with given as sim, trio.open_nursery() as nursery:
         nursery.start_soon(drive, sim, trio.current_time() + trades_until)
         async with open_gateway(
             url=sim.ws_url, rest_url=sim.rest_url, on_error=errors.append, symbols=SYMBOLS,
@@ -90,6 +93,41 @@ async def test_a_zombie_connection_is_replaced_make_before_break(
     zombie_logs = [r for r in caplog.records if "zombie" in r.getMessage()]
     assert len(zombie_logs) == 1  # once, with the silence measured
     assert re.search(r"for 1\d\.\d s", zombie_logs[0].getMessage())
+
+
+async def test_a_zombie_waiting_its_turn_to_ping_is_replaced_not_taken_for_a_dead_peer(
+    autojump_clock: MockClock,
+) -> None:
+    # Three 1008 penalties slow the control pace to one frame per 8 s. A SUBSCRIBE sent
+    # just before the zombie verdict takes that slot, so the verdict's ping waits 5.5-7.5 s
+    # for its turn: longer than the 5 s a pong is waited for, though pongs come.
+    errors: list[BaseException] = []
+    async with open_simulator(**SIM) as sim:
+        sim.control.close_on_subscribe(1008, "Too many requests", count=3)
+        # Trades only: no kline stream goes overdue (and asks) a check before the verdict.
+        async with running(errors, streams=("trade",), sim=sim, control_rate=1) as (_, gw):
+            conn = gw.connections[0]
+            assert conn.snapshot()["control_pace"] == "1/8s" and conn.reconnects == 3
+            await trio.sleep(5)  # every trade stream armed
+            assert sim.control.zombie() == 1
+            fault = trio.current_time()
+            # The verdict comes 9-11 s after the fault (10 s of silence, counted from the
+            # last check that saw a frame, at most 1 s before the fault; checks every 1 s).
+            await trio.sleep(8.5)
+            await gw.add_streams(["btcusdt@aggTrade"])  # the pace's one slot, for 8 s
+            assert trio.current_time() - fault < 9.0
+            with gw.subscribe("ETHUSDT", Trade, buffer=100) as sub:
+                with trio.fail_after(30):
+                    await sub.receive()
+            elapsed = trio.current_time() - fault
+            snap = conn.snapshot()
+        stats = sim.control.stats()
+    lost = [e for e in errors if isinstance(e, ConnectionLost)]
+    assert [e.reason for e in lost] == ["closed by the exchange: 1008 Too many requests"] * 3
+    assert snap["zombie_replacements"] == 1 and snap["reconnects"] == 3  # not a dead peer
+    assert stats.connections_total == 5  # 3 penalised, the zombie, its replacement
+    # the ping goes out when its turn comes (16.5 s after the fault), then make-before-break
+    assert 16.5 <= elapsed <= 17.5
 
 
 async def test_silence_without_pongs_is_a_dead_peer_reconnected_at_once(
