@@ -120,6 +120,30 @@ async def test_exceeding_the_exchanges_message_rate_slows_down_until_it_is_accep
     assert set(stats.closes_by_code) <= {1000, 1008}
 
 
+async def test_a_ping_waiting_for_a_slowed_control_pace_is_not_silence(
+    autojump_clock: MockClock,
+) -> None:
+    # Three 1008 penalties: one control frame per 8 s. A quiet market (trades only, none
+    # traded) sends no frame, so the watchdog pings every 3 s (silence_timeout 6): each
+    # ping waits up to 8 s for its slot, longer than the 3 s a pong is waited for.
+    errors: list[BaseException] = []
+    async with exchange() as sim:
+        sim.control.close_on_subscribe(1008, "Too many requests", count=3)
+        async with gateway(
+            sim, errors, streams=("trade",), control_rate=1, silence_timeout=6.0
+        ) as gw:
+            conn = gw.connections[0]
+            assert conn.snapshot()["control_pace"] == "1/8s" and conn.reconnects == 3
+            await trio.sleep(60)  # about 7 pings, every one answered after its turn
+            snap = conn.snapshot()
+            await streams_again(sim, gw)
+        stats = sim.control.stats()
+    lost = [e for e in errors if isinstance(e, ConnectionLost)]
+    assert [e.reason for e in lost] == ["closed by the exchange: 1008 Too many requests"] * 3
+    assert snap["reconnects"] == 3 and snap["state"] == "live"  # no "silent for 6.0 s"
+    assert stats.connections_total == 4
+
+
 async def test_a_reset_during_subscription_is_a_reconnect_at_start_and_later(
     autojump_clock: MockClock,
 ) -> None:

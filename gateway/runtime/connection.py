@@ -502,7 +502,8 @@ class Connection(ControlSink):
                 route(frame, now, self)
 
     async def _watchdog(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:
-        """Ping after half the silence timeout without frames; reconnect after the whole."""
+        """Ping after half the silence timeout without frames; reconnect if neither a frame
+        nor the pong came within the other half (the wait for a control slot not counted)."""
         opened = trio.current_time()
         half = self.silence_timeout / 2
         while True:
@@ -514,8 +515,11 @@ class Connection(ControlSink):
                 return
             if self.frames != seen:
                 continue
+            # Waiting for a control slot (a busy pace) is not silence: only ping -> pong is
+            # timed. Not bounded: a slot frees within the pace's window per waiter ahead,
+            # and the session's end cancels the wait.
+            await self._acquire(lambda: self.control_limiter)
             with trio.move_on_after(half) as ping_scope:
-                await self._acquire(lambda: self.control_limiter)
                 await ws.ping()
             if ping_scope.cancelled_caught and self.frames == seen:
                 log.warning("[%s] silent for %.1fs: reconnecting", self.conn_id, 2 * half)
@@ -541,7 +545,11 @@ class Connection(ControlSink):
             found = watch.check(now, self._event_count, self.frames - self.control_replies)
             if found.zombie is not None:
                 silence = found.zombie
-                if await self._answers_ping(ws):
+                market = self.frames - self.control_replies
+                answered = await self._answers_ping(ws)
+                if self.frames - self.control_replies != market or ws is not self._ws:
+                    continue  # data came while the ping waited for its turn: not silent
+                if answered:
                     self.zombie_replacements += 1
                     log.warning(
                         "[%s] zombie: no market frame on %d streams for %.1f s while pongs "
@@ -549,7 +557,7 @@ class Connection(ControlSink):
                         len(self.streams), silence,
                     )  # fmt: skip
                     self._rotate()
-                elif ws is self._ws:  # nothing at all: a dead peer, no need to wait longer
+                else:  # nothing at all: a dead peer, no need to wait longer
                     log.warning("[%s] no market frame for %.1f s and no pong: reconnecting",
                                 self.conn_id, silence)  # fmt: skip
                     self._end_session(f"no market frame for {silence:.1f} s and no pong")
@@ -557,18 +565,24 @@ class Connection(ControlSink):
                 await self._verify_streams(ws, found.overdue)
 
     async def _answers_ping(self, ws: WebSocketConnection) -> bool:
-        """Ping (paced) and wait a bounded time for the pong: does the peer still answer?"""
+        """Ping (paced) and wait a bounded time for the pong: does the peer still answer?
+
+        The wait for a control slot comes first and is not part of that bound: a pace
+        kept busy by SUBSCRIBE traffic is not a dead peer (see `_watchdog`)."""
+        await self._acquire(lambda: self.control_limiter)
         with trio.move_on_after(min(5.0, self.silence_timeout / 2)):
-            await self._acquire(lambda: self.control_limiter)
             await ws.ping()
             return True
         return False
 
-    def _event_count(self, symbol: str, kind: str) -> int | None:
-        """``symbol``'s count of ``kind`` events, None while its actor is not live."""
+    def _event_count(self, symbol: str, kind: str, interval: str | None) -> int | None:
+        """``symbol``'s count of ``kind`` events (klines: of ``interval``, from its candle
+        book, so that each interval is judged alone), None while its actor is not live."""
         state = self.router.state_of(symbol)
         if state is None or not state.live or state.quarantined:
             return None
+        if interval is not None:
+            return state.candles.updates(interval)
         return state.counts.get(kind, 0)
 
     async def _verify_streams(self, ws: WebSocketConnection, overdue: tuple[Group, ...]) -> None:
