@@ -285,9 +285,10 @@ def test_no_event_the_exchange_could_serve_is_lost(short_run: dict[str, Any]) ->
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "defect: a hold is released hold_max_seconds (10 s) after its first gap, while the "
-    "backfill of a later gap in it still waits on REST (retries through rest_down and 5xx, "
-    "then a hung request: rest_timeout is 10 s too): its aggTrades come after later live ones"
+    "defect: a hold is released hold_max_seconds (10 s) after its first gap, while a "
+    "backfill still waits on REST (a hung request alone costs rest_timeout, also 10 s; "
+    "here: rest_down and 500 retries, then a hung request): the gap's aggTrades come "
+    "after later live ones"
 ))  # fmt: skip
 def test_aggregate_trade_ids_reach_subscribers_in_order(short_run: dict[str, Any]) -> None:
     assert short_run["totals"]["aggTrade"]["out_of_order"] == 0
