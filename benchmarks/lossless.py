@@ -634,7 +634,8 @@ def main(args: argparse.Namespace) -> int:
     data["wall_s"] = round(time.perf_counter() - wall, 2)
     data["machine"] = finish_machine_info(info)
     print(render(data))
-    print(f"virtual time {data['phases_s'].get('settled', 0):.1f} s, wall {data['wall_s']} s")
+    trio_s = data["phases_s"].get("settled", 0.0)
+    print(f"trio time {trio_s:.1f} s ({params.clock} clock), wall {data['wall_s']} s")
     path = args.json if args.json is not None else args.out / "lossless.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
