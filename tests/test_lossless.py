@@ -1,8 +1,7 @@
 """The lossless judge (`benchmarks.lossless`): its own accounting on hand-made event
 lists, then one short run against the embedded exchange (4 symbols, 30 faulted virtual
 seconds, every fault kind, MockClock autojump, real sockets on 127.0.0.1) asserting each
-invariant of the issue's "Done when". The invariants the gateway breaks on main are
-strict xfails naming the defect (the command to see the figures:
+invariant of the issue's "Done when" (the command to see the figures:
 ``python -m benchmarks lossless --quick --seed 10``)."""
 
 from __future__ import annotations
@@ -274,29 +273,14 @@ def test_nothing_is_lost_on_a_stream_that_was_never_refused(short_run: dict[str,
     assert every["lost"] - every["lost_after_refusal"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: a stream the exchange refused once (refuse_streams, then a reconnect) is "
-    "dropped for good (Connection.refused is never resubscribed), so everything after "
-    "its StreamRefused is lost without a GapUnfilled, though the exchange serves it again"
-))  # fmt: skip
 def test_no_event_the_exchange_could_serve_is_lost(short_run: dict[str, Any]) -> None:
     assert short_run["totals"]["all"]["lost"] == 0
     assert short_run["invariants"]["every stream reached its last key"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: a hold is released hold_max_seconds (10 s) after its first gap, while a "
-    "backfill still waits on REST (a hung request alone costs rest_timeout, also 10 s; "
-    "here: rest_down and 500 retries, then a hung request): the gap's aggTrades come "
-    "after later live ones"
-))  # fmt: skip
 def test_aggregate_trade_ids_reach_subscribers_in_order(short_run: dict[str, Any]) -> None:
     assert short_run["totals"]["aggTrade"]["out_of_order"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect: backfilled candles are published (CandleClosed) after the later live candle "
-    "that revealed the gap: klines are never held behind a gap as trades are"
-))  # fmt: skip
 def test_closed_candles_reach_subscribers_in_open_time_order(short_run: dict[str, Any]) -> None:
     assert short_run["totals"]["kline"]["out_of_order"] == 0
