@@ -219,7 +219,8 @@ class Recorder:
             ))  # fmt: skip
         elif kind in (GapDetected, GapFilled, GapUnfilled):
             name = {GapDetected: "detected", GapFilled: "filled", GapUnfilled: "unfilled"}[kind]
-            self.gaps.append(GapRecord(name, ev.symbol, ev.stream, ev.first, ev.last, seq))
+            why = ev.reason if kind is GapUnfilled else ""
+            self.gaps.append(GapRecord(name, ev.symbol, ev.stream, ev.first, ev.last, seq, why))
             self.gap_balance += 1 if kind is GapDetected else -1
             if kind is GapUnfilled:
                 self.unfilled[(ev.symbol, ev.stream)].append((ev.first, ev.last))

@@ -14,6 +14,7 @@ position's true price path with the `StopTriggered` events for it.
 from __future__ import annotations
 
 import bisect
+import re
 from collections import Counter
 from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any
@@ -196,6 +197,7 @@ class GapRecord:
     first: int
     last: int
     seq: int = 0
+    reason: str = ""  # a GapUnfilled's reason
 
 
 @attrs.define(slots=True)
@@ -208,6 +210,8 @@ class GapFigures:
     never_ended: list[GapRecord] = attrs.Factory(list)
     ended_twice: list[GapRecord] = attrs.Factory(list)
     orphan_endings: list[GapRecord] = attrs.Factory(list)
+    #: Why gaps ended unfilled: the reason with its numbers as N, and how often.
+    unfilled_reasons: dict[str, int] = attrs.Factory(dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The figures as plain JSON-ready values (the offending gaps listed)."""
@@ -216,6 +220,7 @@ class GapFigures:
             "never_ended": [attrs.asdict(g) for g in self.never_ended],
             "ended_twice": [attrs.asdict(g) for g in self.ended_twice],
             "orphan_endings": [attrs.asdict(g) for g in self.orphan_endings],
+            "unfilled_reasons": dict(self.unfilled_reasons),
         }  # fmt: skip
 
 
@@ -235,6 +240,8 @@ def judge_gaps(records: Sequence[GapRecord]) -> GapFigures:
             fig.filled += 1
         else:
             fig.unfilled += 1
+            why = re.sub(r"\d+(\.\d+)?", "N", rec.reason)
+            fig.unfilled_reasons[why] = fig.unfilled_reasons.get(why, 0) + 1
         fits = [c for c in open_.get(key, ()) if (c[0].first == rec.first if rec.kind == "filled"
                                                   else c[0].first <= rec.first)]  # fmt: skip
         if not fits:
