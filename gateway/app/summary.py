@@ -128,6 +128,7 @@ def _stop(e: StopTriggered) -> dict[str, Any]:
         "stop_price": e.stop_price,
         "trigger_price": e.trigger_price,
         "trade_time": e.trade_time,
+        "triggered_at_epoch": e.triggered_at_epoch,
     }
 
 
