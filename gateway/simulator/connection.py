@@ -86,6 +86,13 @@ def _is_subscribe(message: str | bytes) -> bool:
     return type(req) is dict and req.get("method") == "SUBSCRIBE"
 
 
+def _log_refused(session_id: int, message: str | bytes, reason: str) -> None:
+    """One WARNING line for a refused control message: the reason and the message's start."""
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    shown = text[:200] + ("..." if len(text) > 200 else "")
+    logger.warning("connection %d: refused control message %s: %s", session_id, shown, reason)
+
+
 class ConnectionLimiter:
     """Sliding-window count of connection attempts (sans-I/O: ``now`` passed in)."""
 
@@ -149,6 +156,8 @@ class WebSocketSide:
             await trio.aclose_forcefully(stream)
 
     async def _reject(self, request: WebSocketRequest, status: int, msg: str) -> None:
+        logger.warning("refused WebSocket upgrade %s: HTTP %d %s", request.path[:200], status,
+                       msg)  # fmt: skip
         self.hub.connections_rejected += 1
         self.hub.notify()
         body = orjson.dumps({"code": -1003 if status == 429 else -1, "msg": msg})
@@ -229,6 +238,8 @@ class WebSocketSide:
                     max_frame_bytes=cfg.max_control_frame_bytes,
                     refused=hub.refused_streams,
                 )  # fmt: skip
+                if outcome.rejected:
+                    _log_refused(session.id, message, outcome.rejected)
                 if outcome.subscribe:
                     hub.subscribe(session, outcome.subscribe)
                 if outcome.unsubscribe:
