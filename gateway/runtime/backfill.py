@@ -34,7 +34,7 @@ from gateway.core.candles import kline_from_rest
 from gateway.core.events import AggTrade, Kline, Trade
 from gateway.core.redact import redact_text, split_credentials
 from gateway.core.streams import INTERVAL_MS
-from gateway.runtime.tls import client_ssl_context
+from gateway.runtime.tls import client_ssl_context, first_words
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ class Backfiller:
             try:
                 resp = await client.get(path, params=params)
             except httpx.TransportError as exc:  # timeouts, refused or reset connections
-                problem = f"{type(exc).__name__}: {exc}"
+                problem = f"{type(exc).__name__}: {first_words(exc)}"
                 wait = self.retry.delay(attempt, self._rng)
             else:
                 self.budget.observe(resp.headers.get("X-MBX-USED-WEIGHT-1M"))
