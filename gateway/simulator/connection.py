@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import ssl
 from collections import deque
 from collections.abc import Callable, Generator
 
@@ -112,8 +113,12 @@ class ConnectionLimiter:
 class WebSocketSide:
     """Serves the stream endpoints for one simulator; `serve` runs until cancelled."""
 
-    def __init__(self, config: SimulatorConfig, hub: Hub, now_us: Callable[[], int]) -> None:
+    def __init__(
+        self, config: SimulatorConfig, hub: Hub, now_us: Callable[[], int],
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:  # fmt: skip
         self.config = config
+        self.ssl_context = ssl_context  #: serve wss:// (TLS) when set
         self.hub = hub
         self.now_us = now_us
         self.limiter = ConnectionLimiter(
@@ -132,7 +137,24 @@ class WebSocketSide:
             await nursery.start(trio.serve_listeners, self._serve_stream, listeners)
             task_status.started(self.port)
 
-    async def _serve_stream(self, stream: trio.SocketStream) -> None:
+    async def _serve_stream(self, tcp: trio.SocketStream) -> None:
+        if self.ssl_context is None:
+            await self._serve_ws(tcp)
+            return
+        tls = trio.SSLStream(tcp, self.ssl_context, server_side=True, https_compatible=True)
+        done = False
+        with trio.move_on_after(_HANDSHAKE_TIMEOUT):
+            try:
+                await tls.do_handshake()
+                done = True
+            except trio.BrokenResourceError as exc:  # the client refused our certificate...
+                logger.warning("refused TLS handshake: %s", exc.__cause__ or exc)
+        if done:
+            await self._serve_ws(tls)
+        else:
+            await trio.aclose_forcefully(tcp)
+
+    async def _serve_ws(self, stream: trio.abc.Stream) -> None:
         metered = _MeteredWS(self.hub)
         conn = WebSocketConnection(
             stream, metered, message_queue_size=16, max_message_size=self.config.max_message_size

@@ -17,7 +17,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
@@ -36,6 +36,9 @@ from gateway.simulator.config import SimulatorConfig, TimeUnit
 from gateway.simulator.encode import fmt8, kline_body, ticker_dict
 from gateway.simulator.market import Market, SymbolMarket
 from gateway.simulator.tickers import average_price
+
+if TYPE_CHECKING:
+    from gateway.simulator.tls import ServerTls
 
 __all__ = ["RestFault", "RestRequest", "RestSide", "build_app", "request_weight", "serve_rest"]
 
@@ -469,12 +472,15 @@ def build_app(
 
 async def serve_rest(
     config: SimulatorConfig, market: Market, clock: EventClock, shutdown: trio.Event,
-    *, side: RestSide | None = None,
+    *, side: RestSide | None = None, tls: ServerTls | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:  # fmt: skip
-    """Serve the REST side until ``shutdown`` is set; reports the bound port when ready."""
+    """Serve the REST side (HTTPS with ``tls``) until ``shutdown`` is set; reports the
+    bound port when ready."""
     hc = HypercornConfig()
     hc.bind = [f"{config.host}:{config.rest_port}"]
+    if tls is not None:
+        hc.certfile, hc.keyfile = tls.cert_file, tls.key_file
     hc.accesslog = None
     hc.errorlog = None
     hc.graceful_timeout = 0.5
