@@ -13,11 +13,6 @@ from tests._conformance import SKIP_REASON, SYMBOL, exchange, open_client, strea
 pytest.importorskip("cryptofeed.exchanges", reason=SKIP_REASON)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the simulator has no TLS yet (SimulatorConfig has no tls option) and cryptofeed "
-    "refuses any address that is not wss://",
-)
 async def test_cryptofeed_streams() -> None:
     async with exchange(tls=True) as sim:
         warm_up(sim)
