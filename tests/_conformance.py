@@ -127,12 +127,13 @@ class ClientProcess:
 
 @asynccontextmanager
 async def open_client(
-    name: str, sim: Simulator, lifetime: float = 90
+    name: str, sim: Simulator, lifetime: float = 90, *, rest_on_ws_port: bool = False
 ) -> AsyncIterator[ClientProcess]:
-    """Start client ``name`` against ``sim`` (it ends itself after ``lifetime`` seconds);
+    """Start client ``name`` against ``sim`` (it ends itself after ``lifetime`` seconds;
+    ``rest_on_ws_port``: its REST base is the WebSocket port, ``http(s)://`` of ``ws(s)://``);
     on exit close its stdin and end it."""
     ws = sim.ws_url
-    rest = sim.rest_url
+    rest = "http" + ws.removeprefix("ws") if rest_on_ws_port else sim.rest_url
     ca_file = getattr(sim, "ca_file", None)
     cfg = {"ws": ws, "rest": rest, "symbol": SYMBOL, "timeout": lifetime,
            "ca_file": str(ca_file) if ca_file else None}  # fmt: skip
@@ -240,7 +241,7 @@ async def streams_conform(
     trade (by id, price and quantity; aggregate ids with ``agg_trades``), the open 1m
     kline as the exchange has it after the last trade, and then, the market quiet, a
     book equal to the exchange's whole book."""
-    await wait_subscribed(sim, client, streams)
+    await wait_subscribed(sim, client, streams, seconds)
     driver = MarketDriver(sim)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(driver.run)

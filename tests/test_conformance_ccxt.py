@@ -1,8 +1,8 @@
 """ccxt (REST, ``ccxt.async_support.binance``) and ccxt.pro (WebSocket,
 ``ccxt.pro.binance``), unmodified, against the embedded exchange: only the documented
 ``urls`` override (``urls['api']['public']``, ``urls['api']['ws']['spot']``) points them at
-127.0.0.1, and ``options['fetchMarkets']`` keeps ``load_markets`` on spot (the futures
-APIs are not simulated)."""
+127.0.0.1, and ``options['fetchMarkets']`` keeps ``load_markets`` on spot (the futures APIs
+are not simulated). The REST client is given the WebSocket port, which serves REST too."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ REST_CALLS = ("load_markets", "fetch_trades", "fetch_trades/publicGetTrades", "f
 async def test_ccxt_rest() -> None:
     async with exchange() as sim:
         warm_up(sim)
-        async with open_client("ccxt", sim) as client:
+        async with open_client("ccxt", sim, rest_on_ws_port=True) as client:
             await client.wait_for("REST calls", lambda: bool(client.of("rest_done")), 30)
             assert not rest_failures(client, REST_CALLS), rest_failures(client, REST_CALLS)
             assert {"BTC/USDT", "ETH/USDT"} <= set(client.rest("load_markets")["data"])
@@ -78,3 +78,20 @@ async def test_ccxt_pro_streams() -> None:
                 },
                 kline_trades=False,
             )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding: the simulator reads only the first request head of a connection, so the "
+    "WebSocket upgrade GET /ws/0 that aiohttp sends on the kept-alive connection of "
+    "load_markets (REST on the WebSocket port) is answered HTTP 404 -1000 'Unknown endpoint'",
+)
+async def test_ccxt_pro_streams_with_rest_on_the_websocket_port() -> None:
+    async with exchange() as sim:
+        warm_up(sim)
+        async with open_client("ccxt.pro", sim, rest_on_ws_port=True) as client:
+            await client.wait_for("load_markets", lambda: bool(client.of("rest_done")), 30)
+            await streams_conform(sim, client, {f"{SYMBOL.lower()}@trade",
+                                                f"{SYMBOL.lower()}@kline_1m",
+                                                f"{SYMBOL.lower()}@depth@100ms"},
+                                  kline_trades=False, seconds=10)  # fmt: skip

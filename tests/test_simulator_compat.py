@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import ssl
 
 import httpx
 import orjson
@@ -13,7 +14,9 @@ import pytest
 import trio
 from trio_websocket import ConnectionRejected
 
-from gateway.simulator import SimulatorConfig, open_simulator
+from gateway import AggTrade, GapFilled, open_gateway
+from gateway.simulator import Simulator, SimulatorConfig, open_simulator
+from tests._loopback import drain
 from tests._simclient import bounded, ws_client
 
 UUID = "6f1c2b9e-6c1d-4e4a-9a57-3c1f2d9b8e70"
@@ -159,6 +162,7 @@ async def test_rest_errors_are_binance_json_with_the_weight_header_and_logged(
             "/api/v3/trades?symbol=BTCUSDT&limit=5000": (400, (
                 -1130, "Data sent for parameter 'limit' is not valid.")),
             "/api/v3/exchangeInfo?symbol=NOPE": (400, (-1121, "Invalid symbol.")),
+            "/api/v3/exchangeInfo?symbols=123": (400, None),  # was a 500 (list(123))
         }  # fmt: skip
         for path, (status, body) in cases.items():
             r = await http.get(path)
@@ -178,3 +182,59 @@ async def test_rest_errors_are_binance_json_with_the_weight_header_and_logged(
     assert len(lines) == len(cases) + 2, lines
     assert "/api/v3/nope" in lines[0] and "404" in lines[0]
     assert "Invalid symbol." in lines[2] and "-1121" in lines[2]
+
+
+# --- REST on the WebSocket port: ws://HOST:PORT's REST base is http://HOST:PORT ----------
+
+
+def same_port(sim: Simulator) -> str:
+    return sim.ws_url.replace("ws", "http", 1)
+
+
+@bounded()
+@pytest.mark.parametrize("tls", [False, True])
+async def test_the_websocket_port_also_serves_rest(autojump_clock: object, tls: bool) -> None:
+    async with open_simulator(rest_config(tls=tls)) as sim:
+        verify = ssl.create_default_context(cafile=sim.ca_file) if tls else True
+        async with httpx.AsyncClient(base_url=same_port(sim), verify=verify) as http:
+            tid = sim.control.inject_trade("BTCUSDT", 100.5, 1.0)
+            for _ in range(3):  # one kept-alive connection, several requests
+                r = await http.get("/api/v3/trades", params={"symbol": "BTCUSDT", "limit": 1})
+                assert r.status_code == 200 and r.json()[0]["id"] == tid
+                assert "X-MBX-USED-WEIGHT-1M" in r.headers
+            r = await http.get("/api/v3/nope")
+            assert r.status_code == 404 and r.headers["content-type"] == "application/json"
+            r = await http.get("/api/v3/depth", params={"symbol": "NOPE"})
+            assert r.json() == {"code": -1121, "msg": "Invalid symbol."}
+        assert len(sim.control.rest_requests("trades")) == 3
+        ws_url = sim.stream_url(["btcusdt@trade"])
+        if not tls:  # WebSocket and REST side by side on the one port
+            async with ws_client(ws_url) as ws:
+                tid = sim.control.inject_trade("BTCUSDT", 100.6, 1.0)
+                assert orjson.loads(await ws.get_message())["data"]["t"] == tid
+
+
+@bounded()
+async def test_a_gateway_backfills_from_the_websocket_port(autojump_clock: object) -> None:
+    async with open_simulator(rest_config(symbols=("BTCUSDT",))) as sim, open_gateway(
+        symbols=("BTCUSDT",), streams=("aggTrade",), url=sim.ws_url, rest_url=same_port(sim),
+    ) as gw:  # fmt: skip
+        with gw.subscribe("BTCUSDT", [AggTrade, GapFilled], buffer=100) as seen:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(seen, 1))[0]
+            sim.control.drop_trades("BTCUSDT", 2)
+            for _ in range(3):
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            got = await drain(seen, 4)
+        a = first.agg_trade_id
+        assert GapFilled("BTCUSDT", "aggTrade", a + 1, a + 2, 2) in got
+        assert len(sim.control.rest_requests("aggTrades")) == 1
+
+
+@bounded()
+async def test_junk_on_the_websocket_port_gets_400(autojump_clock: object) -> None:
+    async with open_simulator(rest_config()) as sim, await trio.open_tcp_stream(
+        "127.0.0.1", sim.port
+    ) as junk:  # fmt: skip
+        await junk.send_all(b"\x16\x03\x01 definitely not HTTP\r\n\r\n")
+        assert b"400" in await junk.receive_some(1000)

@@ -19,7 +19,7 @@ from gateway import AggTrade, ConnectionFailed, GapDetected, GapFilled, open_gat
 from gateway.cli import build_parser
 from gateway.config import GatewayConfig, ReconnectConfig
 from gateway.errors import ConfigError
-from gateway.simulator import open_simulator
+from gateway.simulator import Simulator, open_simulator
 from gateway.simulator.cli import _announce, _config
 from tests._loopback import drain, exchange
 from tests._simclient import bounded
@@ -109,3 +109,10 @@ async def test_simulate_announces_the_ca_file(
         out = capsys.readouterr().out
         assert f"ca_file={sim.ca_file}" in out and "ws_url=wss://" in out
         await trio.lowlevel.checkpoint()
+
+
+@pytest.mark.parametrize("binance_simulator", [{"tls": True}], indirect=True)
+async def test_the_fixture_takes_tls(
+    binance_simulator: Simulator, autojump_clock: MockClock
+) -> None:
+    assert binance_simulator.ws_url.startswith("wss://") and binance_simulator.ca_file

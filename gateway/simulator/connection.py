@@ -10,6 +10,7 @@ connection's stream under its send lock.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import ssl
@@ -25,6 +26,7 @@ from wsproto.events import CloseConnection, Ping, Pong
 from wsproto.events import Event as WsEvent
 
 from gateway.simulator.config import SimulatorConfig
+from gateway.simulator.http1 import AsgiApp, is_websocket_upgrade, read_head, serve_http
 from gateway.simulator.hub import Hub, Session
 from gateway.simulator.protocol import TargetError, handle_control, parse_target
 
@@ -119,6 +121,8 @@ class WebSocketSide:
     ) -> None:  # fmt: skip
         self.config = config
         self.ssl_context = ssl_context  #: serve wss:// (TLS) when set
+        #: the REST side's ASGI app, also served on this port (None: REST off)
+        self.rest_app: AsgiApp | None = None
         self.hub = hub
         self.now_us = now_us
         self.limiter = ConnectionLimiter(
@@ -138,8 +142,12 @@ class WebSocketSide:
             task_status.started(self.port)
 
     async def _serve_stream(self, tcp: trio.SocketStream) -> None:
+        try:
+            peer = tcp.socket.getpeername()[:2]
+        except OSError:
+            peer = None
         if self.ssl_context is None:
-            await self._serve_ws(tcp)
+            await self._serve_ws(tcp, peer)
             return
         tls = trio.SSLStream(tcp, self.ssl_context, server_side=True, https_compatible=True)
         done = False
@@ -150,16 +158,34 @@ class WebSocketSide:
             except trio.BrokenResourceError as exc:  # the client refused our certificate...
                 logger.warning("refused TLS handshake: %s", exc.__cause__ or exc)
         if done:
-            await self._serve_ws(tls)
+            await self._serve_ws(tls, peer)
         else:
             await trio.aclose_forcefully(tcp)
 
-    async def _serve_ws(self, stream: trio.abc.Stream) -> None:
+    async def _serve_ws(self, stream: trio.abc.Stream, peer: tuple[str, int] | None) -> None:
+        """One connection: plain HTTP goes to the REST app (if served), the rest is a
+        WebSocket handshake (the head already read is fed to wsproto first)."""
         metered = _MeteredWS(self.hub)
         conn = WebSocketConnection(
             stream, metered, message_queue_size=16, max_message_size=self.config.max_message_size
         )
         try:
+            head = await read_head(stream, _HANDSHAKE_TIMEOUT)
+            if not head:
+                return  # closed (or silent) before a request: nothing to answer
+            if self.rest_app is not None and not is_websocket_upgrade(head):
+                scheme = "https" if self.ssl_context is not None else "http"
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await serve_http(stream, self.rest_app, head, scheme=scheme,
+                                     server=(self.config.host, self.port), client=peer)  # fmt: skip
+                return  # a REST client that went away needs no answer
+            try:
+                metered.receive_data(head)
+            except wsproto.utilities.RemoteProtocolError as err:  # as trio-websocket answers
+                logger.warning("refused WebSocket upgrade: %s", err)
+                if err.event_hint is not None:
+                    await stream.send_all(metered.send(err.event_hint))
+                return
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(conn._reader_task)
                 request: WebSocketRequest | None = None

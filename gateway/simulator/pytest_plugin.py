@@ -14,6 +14,8 @@ parameter holding option overrides::
 
     @pytest.mark.parametrize("binance_simulator", [{"pacing": "manual"}], indirect=True)
     async def test_quiet_market(binance_simulator): ...
+
+``{"tls": True}`` serves ``wss://`` / ``https://``; trust ``binance_simulator.ca_file``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from gateway.simulator.hub import Hub
 from gateway.simulator.market import Market
 from gateway.simulator.pacing import run_pacing
 from gateway.simulator.replay import Recording, load_recording, run_replay
-from gateway.simulator.rest import RestSide, serve_rest
+from gateway.simulator.rest import RestSide, build_app, serve_rest
 
 __all__ = ["Simulator", "open_simulator"]
 
@@ -99,7 +99,8 @@ async def open_simulator(
             port = await nursery.start(ws.serve)
             rest_url = None
             rest_side = RestSide()
-            if cfg.rest:
+            if cfg.rest:  # the WebSocket port answers REST too (http://HOST:PORT)
+                ws.rest_app = build_app(cfg, market, clock, rest_side)
                 rest_port = await nursery.start(
                     partial(serve_rest, cfg, market, clock, shutdown, side=rest_side, tls=tls)
                 )
