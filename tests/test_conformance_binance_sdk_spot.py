@@ -1,0 +1,64 @@
+"""The official connector, binance-sdk-spot (``Spot`` with its REST API and WebSocket
+streams), unmodified, against the embedded exchange: only ``ConfigurationRestAPI``'s
+``base_path`` and ``ConfigurationWebSocketStreams``' ``stream_url`` point it at 127.0.0.1.
+It has no order-book helper, so the runner keeps the book by Binance's documented
+procedure from what the SDK delivers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests._conformance import (
+    SKIP_REASON,
+    SYMBOL,
+    book_of,
+    exchange,
+    kline_of,
+    last_price,
+    norm,
+    norm_levels,
+    open_client,
+    rest_failures,
+    streams_conform,
+    trades_of,
+    warm_up,
+)
+
+pytest.importorskip("binance_sdk_spot.spot", reason=SKIP_REASON)
+
+CALLS = ("ping", "get_trades", "historical_trades", "ticker24hr", "depth", "klines")
+
+
+async def test_binance_sdk_spot_rest_and_streams() -> None:
+    async with exchange() as sim:
+        warm_up(sim)
+        async with open_client("binance-sdk-spot", sim) as client:
+            await client.wait_for("REST calls", lambda: bool(client.of("rest_done")), 30)
+            assert not rest_failures(client, CALLS), rest_failures(client, CALLS)
+            want = trades_of(sim)[-10:]
+            for call in ("get_trades", "historical_trades"):
+                rows = client.rest(call)["data"]
+                assert [(t["id"], norm(t["price"]), norm(t["qty"])) for t in rows] == want
+            ticker = client.rest("ticker24hr")["data"]
+            assert (ticker["symbol"], norm(ticker["lastPrice"])) == (SYMBOL, last_price(sim))
+            book = client.rest("depth")["data"]
+            last, bids, asks = book_of(sim)
+            assert book["lastUpdateId"] == last
+            assert (norm_levels(book["bids"]), norm_levels(book["asks"])) == (bids, asks)
+            k = client.rest("klines")["data"][-1]
+            want_k = kline_of(sim)
+            assert (k[0], norm(k[4]), norm(k[5]), k[8]) == (
+                want_k["t"],
+                want_k["c"],
+                want_k["v"],
+                want_k["n"],
+            )
+            await streams_conform(
+                sim,
+                client,
+                {
+                    f"{SYMBOL.lower()}@trade",
+                    f"{SYMBOL.lower()}@kline_1m",
+                    f"{SYMBOL.lower()}@depth@100ms",
+                },
+            )
