@@ -80,12 +80,6 @@ async def test_ccxt_pro_streams() -> None:
             )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: the simulator reads only the first request head of a connection, so the "
-    "WebSocket upgrade GET /ws/0 that aiohttp sends on the kept-alive connection of "
-    "load_markets (REST on the WebSocket port) is answered HTTP 404 -1000 'Unknown endpoint'",
-)
 async def test_ccxt_pro_streams_with_rest_on_the_websocket_port() -> None:
     async with exchange() as sim:
         warm_up(sim)

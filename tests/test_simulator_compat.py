@@ -238,3 +238,30 @@ async def test_junk_on_the_websocket_port_gets_400(autojump_clock: object) -> No
     ) as junk:  # fmt: skip
         await junk.send_all(b"\x16\x03\x01 definitely not HTTP\r\n\r\n")
         assert b"400" in await junk.receive_some(1000)
+
+
+@bounded()
+async def test_a_websocket_upgrade_after_rest_on_the_same_connection_is_a_websocket(
+    autojump_clock: object,
+) -> None:
+    # aiohttp (so ccxt.pro) sends its upgrade on the kept-alive connection of its REST calls.
+    async with open_simulator(rest_config()) as sim, await trio.open_tcp_stream(
+        "127.0.0.1", sim.port
+    ) as tcp:  # fmt: skip
+        host = f"127.0.0.1:{sim.port}".encode()
+        await tcp.send_all(b"GET /api/v3/ping HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        answer = b""
+        with trio.fail_after(5):
+            while b"{}" not in answer:
+                answer += await tcp.receive_some(1000)
+        assert answer.startswith(b"HTTP/1.1 200")
+        await tcp.send_all(
+            b"GET /ws/0 HTTP/1.1\r\nHost: " + host + b"\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        switched = b""
+        with trio.fail_after(5):
+            while b"\r\n\r\n" not in switched:
+                switched += await tcp.receive_some(1000)
+        assert switched.startswith(b"HTTP/1.1 101"), switched

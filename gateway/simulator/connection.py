@@ -175,10 +175,14 @@ class WebSocketSide:
                 return  # closed (or silent) before a request: nothing to answer
             if self.rest_app is not None and not is_websocket_upgrade(head):
                 scheme = "https" if self.ssl_context is not None else "http"
+                upgrade: bytes | None = None
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await serve_http(stream, self.rest_app, head, scheme=scheme,
-                                     server=(self.config.host, self.port), client=peer)  # fmt: skip
-                return  # a REST client that went away needs no answer
+                    upgrade = await serve_http(stream, self.rest_app, head, scheme=scheme,
+                                               server=(self.config.host, self.port),
+                                               client=peer)  # fmt: skip
+                if upgrade is None:
+                    return  # done, or a REST client that went away: no answer needed
+                head = upgrade  # a WebSocket upgrade after REST on the same connection
             try:
                 metered.receive_data(head)
             except wsproto.utilities.RemoteProtocolError as err:  # as trio-websocket answers

@@ -65,21 +65,28 @@ def is_websocket_upgrade(head: bytes) -> bool:
 async def serve_http(
     stream: trio.abc.Stream, app: AsgiApp, head: bytes, *, scheme: str,
     server: tuple[str, int], client: tuple[str, int] | None,
-) -> None:  # fmt: skip
+) -> bytes | None:  # fmt: skip
     """Answer HTTP/1.1 requests on ``stream`` with ``app`` (``head``: bytes already read)
-    until the client closes, stays idle ``_IDLE`` s, or ``_MAX_REQUESTS`` were served."""
+    until the client closes, stays idle ``_IDLE`` s, or ``_MAX_REQUESTS`` were served.
+
+    A WebSocket upgrade on the kept-alive connection (aiohttp, so ccxt.pro, reuses the
+    connection of its REST calls) ends the HTTP part: its head and what followed it are
+    returned for the WebSocket handshake. None: the connection is done.
+    """
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
     conn.receive_data(head)
     for _ in range(_MAX_REQUESTS):
         try:
             request = await _next_request(stream, conn)
             if request is None:
-                return
+                return None
+            if _asks_upgrade(request):
+                return _head_of(request) + conn.trailing_data[0]
             body = await _read_body(stream, conn)
         except h11.RemoteProtocolError as exc:
             logger.warning("refused HTTP request on the WebSocket port: %s", exc)
             await _send_raw_error(stream, exc.error_status_hint, str(exc))
-            return
+            return None
         status, headers, payload = await _call(app, request, body, scheme, server, client)
         keep = [(k, v) for k, v in headers if k.lower() not in (b"connection",)]
         for event in (h11.Response(status_code=status, headers=keep), h11.Data(data=payload),
@@ -88,8 +95,20 @@ async def serve_http(
             if data:
                 await stream.send_all(data)
         if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-            return  # the client asked to close (or sent a body we did not take)
+            return None  # the client asked to close (or sent a body we did not take)
         conn.start_next_cycle()
+    return None
+
+
+def _asks_upgrade(request: h11.Request) -> bool:
+    return any(k == b"upgrade" and v.strip().lower() == b"websocket" for k, v in request.headers)
+
+
+def _head_of(request: h11.Request) -> bytes:
+    """The request head again, as bytes (for the WebSocket handshake that reads it)."""
+    lines = [b"%s %s HTTP/%s" % (request.method, request.target, request.http_version)]
+    lines += [k + b": " + v for k, v in request.headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 async def _next_request(stream: trio.abc.ReceiveStream, conn: h11.Connection) -> h11.Request | None:
