@@ -216,3 +216,30 @@ def test_the_first_stop_request_wins_and_is_announced_once() -> None:
     stopper.request("terminate")
     stopper.request("interrupt")
     assert stopper.reason == "terminate" and told == ["terminate"]
+
+
+@bounded(60)
+async def test_a_fatal_error_after_going_live_still_writes_the_summary(
+    autojump_clock: MockClock, tmp_path: Path
+) -> None:
+    async with open_simulator(symbols=("BTCUSDT",), clock="virtual", pacing="manual") as sim:
+        plan = plan_of("--url", sim.ws_url, "--symbols", "BTCUSDT",
+                       "--streams", "trade", "--max-attempts", "2")  # fmt: skip
+        outcome: list[tuple[RunResult, dict[str, Any], str]] = []
+
+        async def run_it() -> None:
+            outcome.append(await run(plan, tmp_path))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_it)
+            await sim.control.wait_for(lambda st: any(st.subscriptions.values()))  # live
+            sim.control.inject_trade("BTCUSDT", 100.0, 1.0)
+            await trio.sleep(1.0)  # the trade reaches the gateway (virtual time)
+            sim.control.refuse_connections(3600)  # from now on: gone for good
+            sim.control.close_connections(abrupt=True)
+    ((result, summary, printed),) = outcome
+    assert (result.ended_by, result.exit_code, result.went_live) == ("error", 1, True)
+    assert summary["ended_by"] == "error" and summary["went_live"] is True
+    assert "gave up after 2 attempts" in summary["error"]
+    assert summary["symbols"]["BTCUSDT"]["events"].get("Trade", 0) >= 1, summary["symbols"]
+    assert "summary error " in printed
