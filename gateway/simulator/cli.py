@@ -193,9 +193,17 @@ async def _serve(config: SimulatorConfig, args: argparse.Namespace) -> None:
         await trio.sleep_forever()
 
 
+#: The streams the suggested ``gateway run`` subscribes (depth: a synced order book).
+SUGGESTED_STREAMS = ("trade", "kline_1m", "depth@100ms")
+
+
 def _announce(sim: Simulator) -> None:
+    from gateway.app.options import run_command_line  # the app, only for this line
+
     print(f"ws_url={sim.ws_url} rest_url={sim.rest_url or '-'}", flush=True)
     print(f"  combined: {sim.ws_url}/stream?streams=btcusdt@trade/btcusdt@kline_1m", flush=True)
+    command = run_command_line(sim.ws_url, sim.rest_url, sim.config.symbols, SUGGESTED_STREAMS)
+    print(f"try: {command}", flush=True)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
