@@ -89,6 +89,7 @@ class Gateway:
                 config.rest_url, self._deliver, timeout=config.rest_timeout,
                 max_ids=config.backfill_max_ids, weight_per_minute=config.rest_weight_per_minute,
                 retry=ReconnectPolicy(0.5, 2.0, 30.0, config.rest_retries),
+                ca_file=config.ca_file,
             )
             if config.rest_url
             else None
@@ -479,7 +480,7 @@ class Gateway:
             on_rotate=self._rotate,
             on_refused=lambda name, code, msg: self._stream_refused(conn_id, name, code, msg),
             stream_silence_factor=c.stream_silence_factor,
-            trade_silence_floor=c.trade_silence_floor,
+            trade_silence_floor=c.trade_silence_floor, ca_file=c.ca_file,
         )  # fmt: skip
         self.connections.append(conn)
         return conn

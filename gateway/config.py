@@ -168,6 +168,15 @@ def _at_least_two(_inst: object, attribute: attrs.Attribute[Any], value: Any) ->
         raise ConfigError(f"{attribute.name} must be a number of at least 2, got {value!r}")
 
 
+def _ca_file(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """``""`` (the system's trust store only) or a file that exists."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{attribute.name} must be a path to a PEM file or '', got {value!r}")
+    if value and not Path(value).is_file():
+        raise ConfigError(f"{attribute.name}: no such file {value!r} (a PEM file of CA "
+                          "certificates to trust, e.g. the embedded exchange's sim.ca_file)")
+
+
 def _warmup(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     """An integer 0..999: the last candles of one REST page (its open candle dropped)."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 999:
@@ -200,6 +209,9 @@ class GatewayConfig:
     #: ``exchangeInfo`` first: unknown ones are a `ConfigError`, a status other than
     #: ``TRADING`` a warning. False: no check (an endpoint without ``exchangeInfo``).
     check_symbols: bool = True
+    #: A PEM file of CA certificates trusted for ``wss://`` and ``https://``, on top of
+    #: the system's store (e.g. ``Simulator.ca_file`` of an exchange run with ``tls=True``).
+    ca_file: str = attrs.field(default="", validator=_ca_file)
     #: REST backfill: trade or aggregate-trade ids fetched per gap at most (1000 a page,
     #: weight 25 or 4 each); the rest of a bigger gap is reported as `GapUnfilled`.
     backfill_max_ids: int = attrs.field(default=100_000, validator=positive_int)

@@ -13,6 +13,7 @@ from trio.testing import MockClock
 
 from gateway import open_gateway
 from gateway.config import GatewayConfig, config_from_dict, evolve_config, rest_url_for
+from gateway.core.orderbook import SyncState
 from gateway.errors import ConfigError
 from tests._loopback import dead_port, exchange
 
@@ -84,25 +85,41 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return asked
 
 
-async def test_a_loopback_stream_url_never_sends_rest_to_a_binance_host(
-    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+async def test_a_loopback_stream_url_sends_rest_to_the_same_port_and_nowhere_else(
+    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked = _loopback_only(monkeypatch)
-    caplog.set_level(logging.WARNING)
     async with exchange({"symbols": ("BTCUSDT",)}) as sim:
         port = sim.ws_url.rsplit(":", 1)[1]
+        assert sim.rest_url != f"http://127.0.0.1:{port}"  # its own REST port: not used
         async with open_gateway(
-            url=sim.ws_url, symbols="BTCUSDT", streams="trade,depth@100ms", rest_retries=0
+            url=sim.ws_url, symbols="BTCUSDT", streams="trade,depth@100ms"
         ) as gw:
             assert gw.config.rest_url == f"http://127.0.0.1:{port}"
             assert gw.backfiller is not None
             assert gw.backfiller.rest_url == f"http://127.0.0.1:{port}"
-            for _ in range(20):  # diffs ask for a depth snapshot over REST
+            for _ in range(40):  # diffs, then a depth snapshot from the WebSocket port
+                book = gw.order_book("BTCUSDT")
+                if book is not None and book.state is SyncState.SYNCED:
+                    break
                 sim.control.generate(5)
                 await trio.sleep(0.5)
+            assert book is not None
+            assert book.state is SyncState.SYNCED
+        # the symbol check and the snapshot were served by the exchange on its stream port
+        assert sim.control.rest_requests("exchangeInfo") and sim.control.rest_requests("depth")
     assert not [h for h in asked if "binance" in h]
-    rest_lines = [r.getMessage() for r in caplog.records if "REST" in r.getMessage()]
-    assert rest_lines, "the depth snapshot was requested"
+
+
+async def test_unknown_symbols_are_refused_through_the_derived_rest_endpoint(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange({"symbols": ("BTCUSDT",)}) as sim:
+        with pytest.raises(
+            ConfigError, match=r"not listed on http://127\.0\.0\.1:\d+ .*'FOOBARUSDT'"
+        ):
+            async with open_gateway(url=sim.ws_url, symbols="BTCUSDT,FOOBARUSDT"):
+                pytest.fail("an unknown symbol went live")
 
 
 @pytest.mark.parametrize("rest", ["dead port", "HTTP 503"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.simulator.protocol import TargetError, handle_control, parse_target
@@ -83,6 +84,30 @@ def test_ids_may_be_strings_signed_or_null() -> None:
     assert "error" in answer('{"method":"LIST_SUBSCRIPTIONS","id":"' + "a" * 37 + '"}').reply
 
 
+@pytest.mark.parametrize(
+    "rid",
+    ['"6f1c2b9e-6c1d-4e4a-9a57-3c1f2d9b8e70"', '"req_1-a"', '"a"', str(2**63 - 1),
+     str(-(2**63)), "0", "null"],
+)  # fmt: skip
+def test_production_accepts_uuid_and_64_bit_ids(rid: str) -> None:
+    """binance-sdk-spot sends UUID ids (36 chars, hyphens); production answers them."""
+    out = answer('{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":' + rid + "}")
+    assert out.reply == {"result": None, "id": orjson.loads(rid)}
+    assert out.subscribe == ("btcusdt@trade",) and out.rejected == ""
+
+
+@pytest.mark.parametrize(
+    "rid",
+    ["1.5", "1e3", '{"a":1}', "[1]", "true", "false", '"' + "a" * 37 + '"', str(2**63),
+     str(-(2**63) - 1)],
+)  # fmt: skip
+def test_other_id_types_get_binances_error(rid: str) -> None:
+    out = answer('{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":' + rid + "}")
+    assert out.reply == {"error": {"code": 2, "msg": "Invalid request: request ID must be an "
+                                   "unsigned integer"}, "id": None}  # fmt: skip
+    assert out.subscribe == () and "request ID" in out.rejected
+
+
 def test_oversized_control_frames_get_no_reply() -> None:
     names = [f"sym{i}usdt@aggTrade" for i in range(300)]
     text = '{"method":"SUBSCRIBE","params":' + str(names).replace("'", '"') + ',"id":1}'
@@ -95,8 +120,27 @@ def test_parse_target_raw_combined_and_time_unit() -> None:
     t = parse_target("/stream?streams=btcusdt@trade/ethusdt%40kline_1m&timeUnit=MICROSECOND", 1024)
     assert (t.combined, t.streams, t.micros) == (True, ("btcusdt@trade", "ethusdt@kline_1m"), True)
     assert parse_target("/ws", 1024).streams == ()
-    for bad, status in [("/nope", 404), ("/ws/btcusdt@bad", 400), ("/stream?timeUnit=NANO", 400),
+    for bad, status in [("/nope", 404), ("/stream?streams=btcusdt@bad", 400),
+                        ("/stream?timeUnit=NANO", 400),
                         ("/stream?streams=a@trade/b@trade/c@trade/d@trade", 400)]:  # fmt: skip
         with pytest.raises(TargetError) as info:
             parse_target(bad, 3)
         assert info.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("target", "combined", "streams"),
+    [("/ws/0", False, ()), ("/ws/1", False, ()), ("/ws/btcusdt@bad", False, ()),
+     ("/ws/anything-at-all", False, ()), ("/ws/btcusdt@trade", False, ("btcusdt@trade",)),
+     ("/ws/btcusdt@trade/0", False, ("btcusdt@trade",)), ("/ws/", False, ()),
+     ("/ws", False, ()), ("/stream", True, ()), ("/stream?streams=", True, ()),
+     ("/stream?streams=btcusdt@trade/ethusdt@aggTrade", True,
+      ("btcusdt@trade", "ethusdt@aggTrade"))],
+)  # fmt: skip
+def test_any_raw_endpoint_name_opens_a_session(
+    target: str, combined: bool, streams: tuple[str, ...]
+) -> None:
+    """ccxt pro opens /ws/0, /ws/1, ... and subscribes later: production accepts the path,
+    subscribing the name only if it is a stream."""
+    t = parse_target(target, 1024)
+    assert (t.combined, t.streams) == (combined, streams)

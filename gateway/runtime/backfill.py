@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from gateway.core.candles import kline_from_rest
 from gateway.core.events import AggTrade, Kline, Trade
 from gateway.core.redact import redact_text, split_credentials
 from gateway.core.streams import INTERVAL_MS
+from gateway.runtime.tls import client_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +162,14 @@ class Backfiller:
         weight_per_minute: int = 5000,
         retry: ReconnectPolicy | None = None,
         rng: UniformSource | None = None,
+        ca_file: str = "",
     ) -> None:
         bare, user, password = split_credentials(rest_url.rstrip("/"))
         #: The REST endpoint without its credentials (they travel in ``_auth``).
         self.rest_url = bare
         self._auth = httpx.BasicAuth(user or "", password or "") if user or password else None
+        #: httpx's own trust store, or with ``ca_file`` the system's plus its CAs
+        self._verify: ssl.SSLContext | bool = client_ssl_context(ca_file) if ca_file else True
         self._deliver = deliver
         self._limit = trio.CapacityLimiter(concurrency)
         self._timeout = timeout
@@ -199,7 +204,7 @@ class Backfiller:
         """Serve requests until cancelled."""
         async with (
             httpx.AsyncClient(
-                base_url=self.rest_url, auth=self._auth, timeout=self._timeout
+                base_url=self.rest_url, auth=self._auth, timeout=self._timeout, verify=self._verify
             ) as client,
             trio.open_nursery() as nursery,
         ):

@@ -17,7 +17,6 @@ import base64
 import logging
 import math
 import random
-import ssl
 import time
 import urllib.parse
 from collections import deque
@@ -43,6 +42,7 @@ from gateway.errors import (
 from gateway.runtime.endings import NETWORK_ERRORS, EndKind, SessionEnded, classify
 from gateway.runtime.liveness import Group, StreamWatch, names_of
 from gateway.runtime.router import ControlSink, Router
+from gateway.runtime.tls import client_ssl_context
 from gateway.runtime.websocket import open_websocket
 from gateway.validators import url_problem
 
@@ -80,8 +80,10 @@ class Connection(ControlSink):
         reply_timeout: float = 10.0,
         stream_silence_factor: float = 5.0,
         trade_silence_floor: float = 10.0,
+        ca_file: str = "",
     ) -> None:
         self.conn_id = conn_id
+        self.ca_file = ca_file  #: extra CAs trusted for wss:// (GatewayConfig.ca_file)
         problem = url_problem(base_url, ("ws", "wss"))
         if problem is not None:  # never guess a host or speak plaintext for https://
             raise ConfigError(f"url must be a ws:// or wss:// URL with a host; got "
@@ -419,8 +421,15 @@ class Connection(ControlSink):
                 tcp = await trio.open_tcp_stream(host, port)
                 stream: Any = tcp
                 if scheme == "wss":
-                    ctx = ssl.create_default_context()
+                    ctx = client_ssl_context(self.ca_file)
                     stream = trio.SSLStream(tcp, ctx, server_hostname=host, https_compatible=True)
+                    # Here, not in the WebSocket reader (which would hide why it failed): a
+                    # certificate refused is then reported as such (ca_file, see config).
+                    try:
+                        await stream.do_handshake()
+                    except BaseException:
+                        await trio.aclose_forcefully(stream)
+                        raise
                 try:
                     ws = await open_websocket(nursery, stream, host, resource, self._headers)
                 except BaseException:

@@ -107,6 +107,13 @@ def _rank(exc: BaseException) -> int:
     return 5
 
 
+def _tls_text(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"TLS error: certificate verify failed: {exc.verify_message} (a private CA? "
+                "trust it with ca_file)")  # fmt: skip
+    return f"TLS error: {exc.reason or exc}"
+
+
 def describe(exc: BaseException) -> str:
     """One line for logs and errors, credentials masked."""
     if isinstance(exc, ConnectionClosed):
@@ -118,7 +125,9 @@ def describe(exc: BaseException) -> str:
     elif isinstance(exc, ConnectionRejected):
         text = f"handshake rejected: HTTP {exc.status_code}"
     elif isinstance(exc, ssl.SSLError):
-        text = f"TLS error: {exc.reason or exc}"
+        text = _tls_text(exc)
+    elif isinstance(exc, trio.BrokenResourceError) and isinstance(exc.__cause__, ssl.SSLError):
+        text = _tls_text(exc.__cause__)  # trio's SSLStream wraps the handshake's failure
     elif isinstance(exc, OSError):
         inner = leaves(exc.__cause__)[0] if exc.__cause__ is not None else None
         if exc.strerror is None and isinstance(inner, OSError) and inner.strerror:

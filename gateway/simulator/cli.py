@@ -56,6 +56,8 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--port", type=int, default=d.port, help="WebSocket port (0: pick a free one)")
     add("--rest-port", type=int, default=d.rest_port, help="REST port (0: pick a free one)")
     add("--no-rest", action="store_true", help="do not serve the REST side")
+    add("--tls", action="store_true",
+        help="serve wss:// and https:// under a throwaway CA (its file is printed)")  # fmt: skip
     add("--symbols", default=",".join(d.symbols), help="comma-separated listed symbols")
     add("--seed", type=int, default=d.seed, help="market seed (default %(default)s)")
     add("--rate", type=float, default=d.rate, help="trades per second, all symbols")
@@ -85,6 +87,7 @@ def _config(args: argparse.Namespace) -> SimulatorConfig:
     pacing = args.pacing or ("replay" if args.replay else "rate")
     return SimulatorConfig(
         host=args.host, port=args.port, rest_port=args.rest_port, rest=not args.no_rest,
+        tls=args.tls,
         symbols=args.symbols, seed=args.seed, rate=args.rate, pacing=pacing,
         replay_file=args.replay, replay_speed=args.speed, replay_loop=args.loop,
         time_unit=args.time_unit, clock=args.clock, start_price=args.start_price,
@@ -200,7 +203,8 @@ SUGGESTED_STREAMS = ("trade", "kline_1m", "depth@100ms")
 def _announce(sim: Simulator) -> None:
     from gateway.app.options import run_command_line  # the app, only for this line
 
-    print(f"ws_url={sim.ws_url} rest_url={sim.rest_url or '-'}", flush=True)
+    ca = f" ca_file={sim.ca_file}" if sim.ca_file else ""
+    print(f"ws_url={sim.ws_url} rest_url={sim.rest_url or '-'}{ca}", flush=True)
     print(f"  combined: {sim.ws_url}/stream?streams=btcusdt@trade/btcusdt@kline_1m", flush=True)
     command = run_command_line(sim.ws_url, sim.rest_url, sim.config.symbols, SUGGESTED_STREAMS)
     print(f"try: {command}", flush=True)

@@ -94,6 +94,8 @@ class SimulatorConfig:
     port: int = 0  #: WebSocket port; 0 picks a free one
     rest_port: int = 0  #: REST port; 0 picks a free one
     rest: bool = True  #: serve the REST side at all
+    #: Serve ``wss://`` and ``https://`` under a throwaway CA (``Simulator.ca_file``).
+    tls: bool = False
 
     # --- connection rules ------------------------------------------------------------
     ping_interval: float = attrs.field(default=20.0, validator=positive)

@@ -10,8 +10,10 @@ connection's stream under its send lock.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
+import ssl
 from collections import deque
 from collections.abc import Callable, Generator
 
@@ -24,6 +26,7 @@ from wsproto.events import CloseConnection, Ping, Pong
 from wsproto.events import Event as WsEvent
 
 from gateway.simulator.config import SimulatorConfig
+from gateway.simulator.http1 import AsgiApp, is_websocket_upgrade, read_head, serve_http
 from gateway.simulator.hub import Hub, Session
 from gateway.simulator.protocol import TargetError, handle_control, parse_target
 
@@ -86,6 +89,13 @@ def _is_subscribe(message: str | bytes) -> bool:
     return type(req) is dict and req.get("method") == "SUBSCRIBE"
 
 
+def _log_refused(session_id: int, message: str | bytes, reason: str) -> None:
+    """One WARNING line for a refused control message: the reason and the message's start."""
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    shown = text[:200] + ("..." if len(text) > 200 else "")
+    logger.warning("connection %d: refused control message %s: %s", session_id, shown, reason)
+
+
 class ConnectionLimiter:
     """Sliding-window count of connection attempts (sans-I/O: ``now`` passed in)."""
 
@@ -105,8 +115,14 @@ class ConnectionLimiter:
 class WebSocketSide:
     """Serves the stream endpoints for one simulator; `serve` runs until cancelled."""
 
-    def __init__(self, config: SimulatorConfig, hub: Hub, now_us: Callable[[], int]) -> None:
+    def __init__(
+        self, config: SimulatorConfig, hub: Hub, now_us: Callable[[], int],
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:  # fmt: skip
         self.config = config
+        self.ssl_context = ssl_context  #: serve wss:// (TLS) when set
+        #: the REST side's ASGI app, also served on this port (None: REST off)
+        self.rest_app: AsgiApp | None = None
         self.hub = hub
         self.now_us = now_us
         self.limiter = ConnectionLimiter(
@@ -125,12 +141,51 @@ class WebSocketSide:
             await nursery.start(trio.serve_listeners, self._serve_stream, listeners)
             task_status.started(self.port)
 
-    async def _serve_stream(self, stream: trio.SocketStream) -> None:
+    async def _serve_stream(self, tcp: trio.SocketStream) -> None:
+        try:
+            peer = tcp.socket.getpeername()[:2]
+        except OSError:
+            peer = None
+        if self.ssl_context is None:
+            await self._serve_ws(tcp, peer)
+            return
+        tls = trio.SSLStream(tcp, self.ssl_context, server_side=True, https_compatible=True)
+        done = False
+        with trio.move_on_after(_HANDSHAKE_TIMEOUT):
+            try:
+                await tls.do_handshake()
+                done = True
+            except trio.BrokenResourceError as exc:  # the client refused our certificate...
+                logger.warning("refused TLS handshake: %s", exc.__cause__ or exc)
+        if done:
+            await self._serve_ws(tls, peer)
+        else:
+            await trio.aclose_forcefully(tcp)
+
+    async def _serve_ws(self, stream: trio.abc.Stream, peer: tuple[str, int] | None) -> None:
+        """One connection: plain HTTP goes to the REST app (if served), the rest is a
+        WebSocket handshake (the head already read is fed to wsproto first)."""
         metered = _MeteredWS(self.hub)
         conn = WebSocketConnection(
             stream, metered, message_queue_size=16, max_message_size=self.config.max_message_size
         )
         try:
+            head = await read_head(stream, _HANDSHAKE_TIMEOUT)
+            if not head:
+                return  # closed (or silent) before a request: nothing to answer
+            if self.rest_app is not None and not is_websocket_upgrade(head):
+                scheme = "https" if self.ssl_context is not None else "http"
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await serve_http(stream, self.rest_app, head, scheme=scheme,
+                                     server=(self.config.host, self.port), client=peer)  # fmt: skip
+                return  # a REST client that went away needs no answer
+            try:
+                metered.receive_data(head)
+            except wsproto.utilities.RemoteProtocolError as err:  # as trio-websocket answers
+                logger.warning("refused WebSocket upgrade: %s", err)
+                if err.event_hint is not None:
+                    await stream.send_all(metered.send(err.event_hint))
+                return
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(conn._reader_task)
                 request: WebSocketRequest | None = None
@@ -149,6 +204,8 @@ class WebSocketSide:
             await trio.aclose_forcefully(stream)
 
     async def _reject(self, request: WebSocketRequest, status: int, msg: str) -> None:
+        logger.warning("refused WebSocket upgrade %s: HTTP %d %s", request.path[:200], status,
+                       msg)  # fmt: skip
         self.hub.connections_rejected += 1
         self.hub.notify()
         body = orjson.dumps({"code": -1003 if status == 429 else -1, "msg": msg})
@@ -229,6 +286,8 @@ class WebSocketSide:
                     max_frame_bytes=cfg.max_control_frame_bytes,
                     refused=hub.refused_streams,
                 )  # fmt: skip
+                if outcome.rejected:
+                    _log_refused(session.id, message, outcome.rejected)
                 if outcome.subscribe:
                     hub.subscribe(session, outcome.subscribe)
                 if outcome.unsubscribe:

@@ -8,7 +8,6 @@ codes (binance-market-streams.md section 3), and says what to change.
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +22,8 @@ __all__ = ["ControlOutcome", "Target", "TargetError", "handle_control", "parse_t
            "valid_stream"]  # fmt: skip
 
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
-_ID_STRING = re.compile(r"^[A-Za-z0-9]{1,36}$")
+#: Longest string id production answers (a UUID, hyphens included: binance-sdk-spot's ids).
+_ID_MAX_CHARS = 36
 _I64 = (-(2**63), 2**63 - 1)
 
 
@@ -65,7 +65,10 @@ def parse_target(target: str, max_streams: int) -> Target:
     if path in ("/ws", "/ws/"):
         combined, names = False, []
     elif path.startswith("/ws/"):
-        combined, names = False, path[len("/ws/") :].split("/")
+        # Production opens a raw session for any name (ccxt pro opens /ws/0, /ws/1, ...
+        # and subscribes later): names that are streams are subscribed, others ignored.
+        combined = False
+        names = [n for n in path[len("/ws/") :].split("/") if valid_stream(n)]
     elif path in ("/stream", "/stream/"):
         combined = True
         joined = query.get("streams", [""])[-1]
@@ -90,18 +93,21 @@ class ControlOutcome:
     subscribe: tuple[str, ...] = ()
     unsubscribe: tuple[str, ...] = ()
     combined: bool | None = None
+    #: Why the request was refused ("" if it was not), for the server's log.
+    rejected: str = ""
 
 
 def _error(code: int, msg: str, rid: Any = None) -> ControlOutcome:
-    return ControlOutcome({"error": {"code": code, "msg": msg}, "id": rid})
+    return ControlOutcome({"error": {"code": code, "msg": msg}, "id": rid}, rejected=msg)
 
 
 def _valid_id(rid: object) -> bool:
+    """What production answers: null, a signed 64-bit integer, a string of <= 36 chars."""
     if rid is None:
         return True
-    if type(rid) is int:
+    if type(rid) is int:  # not bool, not float
         return _I64[0] <= rid <= _I64[1]
-    return isinstance(rid, str) and bool(_ID_STRING.match(rid))
+    return type(rid) is str and len(rid) <= _ID_MAX_CHARS
 
 
 def handle_control(
@@ -115,8 +121,9 @@ def handle_control(
     for the whole request, as the exchange answers one invalid name.
     """
     size = len(text.encode() if isinstance(text, str) else text)
-    if size > max_frame_bytes:
-        return ControlOutcome(None)  # observed: oversized control frames get no reply
+    if size > max_frame_bytes:  # observed: oversized control frames get no reply
+        return ControlOutcome(None, rejected=f"control frame of {size} bytes is over "
+                                             f"{max_frame_bytes}: no reply")  # fmt: skip
     try:
         req = orjson.loads(text)
     except orjson.JSONDecodeError as exc:

@@ -17,7 +17,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
@@ -37,6 +37,9 @@ from gateway.simulator.encode import fmt8, kline_body, ticker_dict
 from gateway.simulator.market import Market, SymbolMarket
 from gateway.simulator.tickers import average_price
 
+if TYPE_CHECKING:
+    from gateway.simulator.tls import ServerTls
+
 __all__ = ["RestFault", "RestRequest", "RestSide", "build_app", "request_weight", "serve_rest"]
 
 logger = logging.getLogger(__name__)
@@ -45,18 +48,38 @@ _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", 
 
 #: Documented request weights (binance-market-streams.md 5.2); depth goes by its limit.
 _WEIGHTS = {"ping": 1, "time": 1, "exchangeInfo": 20, "klines": 2, "uiKlines": 2,
-            "aggTrades": 4, "historicalTrades": 25, "ticker/24hr": 2, "avgPrice": 2,
-            "ticker/bookTicker": 2, "ticker/price": 2}  # fmt: skip
+            "aggTrades": 4, "historicalTrades": 25, "trades": 25, "ticker/24hr": 2,
+            "avgPrice": 2, "ticker/bookTicker": 2, "ticker/price": 2}  # fmt: skip
+_TICKERS = ("ticker/24hr", "ticker/bookTicker", "ticker/price")
+_SYMBOLS_RANGE = r"""'^\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\]$'"""
 WEIGHT_LIMIT = 6000  #: REQUEST_WEIGHT per minute
 _E8 = 100_000_000  # prices and quantities are integers in 1e-8 units
 
 
-def request_weight(route: str, limit: int | None) -> int:
-    """The weight of one request to ``/api/v3/<route>`` (``limit``: depth's parameter)."""
+def request_weight(route: str, limit: int | None, symbols: int | None = 1) -> int:
+    """The weight of one request to ``/api/v3/<route>`` (``limit``: depth's parameter;
+    ``symbols``: how many a ticker asks for, None for all)."""
     if route == "depth":
         n = 100 if limit is None else limit
         return 5 if n <= 100 else 25 if n <= 500 else 50 if n <= 1000 else 250
+    if route in _TICKERS and symbols != 1:
+        if route != "ticker/24hr":
+            return 4
+        return 80 if symbols is None or symbols > 100 else 40 if symbols > 20 else 2
     return _WEIGHTS.get(route, 1)
+
+
+def _symbol_count(request: Request) -> int | None:
+    """How many symbols a request names (for its weight): 1, the ``symbols`` list's
+    length, or None (no symbol: all of them)."""
+    params = request.query_params
+    if "symbol" in params or "symbols" not in params:
+        return 1 if "symbol" in params else None
+    try:
+        wanted = orjson.loads(params["symbols"])
+    except orjson.JSONDecodeError:
+        return 1
+    return len(wanted) if isinstance(wanted, list) else 1
 
 
 @attrs.frozen(slots=True)
@@ -123,6 +146,14 @@ def _json(obj: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(obj), status_code=status, media_type="application/json")
 
 
+def _log_refused(request: Request, resp: Response) -> None:
+    """One WARNING line for a REST answer that is an error: what was asked, and the answer."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    body = bytes(resp.body[:300]).decode("utf-8", "replace")
+    logger.warning("REST %s %s refused: HTTP %d %s", request.method, target[:300],
+                   resp.status_code, body)  # fmt: skip
+
+
 def _int(request: Request, name: str, default: int | None = None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -166,6 +197,35 @@ def build_app(
         if sym is None:
             raise _ApiError(-1121, "Invalid symbol.")
         return sym
+
+    def symbols_of(request: Request) -> list[SymbolMarket] | None:
+        """The symbols a ticker asks for: ``symbols=["A","B"]`` (JSON), or None when it
+        names one with ``symbol=``; neither: every symbol that trades."""
+        params = request.query_params
+        if "symbols" not in params:
+            return None if "symbol" in params else list(market.active)
+        if "symbol" in params:
+            raise _ApiError(-1128, "Combination of optional parameters invalid.")
+        try:
+            wanted = orjson.loads(params["symbols"])
+        except orjson.JSONDecodeError:
+            wanted = None
+        if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
+            raise _ApiError(-1100, "Illegal characters found in parameter 'symbols'; legal "
+                                   f"range is {_SYMBOLS_RANGE}.")  # fmt: skip
+        found = [market.get(w) if w.isalnum() and w.isupper() else None for w in wanted]
+        if any(f is None for f in found):
+            raise _ApiError(-1121, "Invalid symbol.")
+        return [f for f in found if f is not None]
+
+    def tickers(
+        request: Request, one: Callable[[SymbolMarket], dict[str, Any]]
+    ) -> dict[str, Any] | list[dict[str, Any]]:
+        """``one``'s answer for ``symbol=``, a list of them for ``symbols=`` or for none."""
+        many = symbols_of(request)
+        if many is None:
+            return one(symbol_of(request))
+        return [one(sym) for sym in many]
 
     def limit_of(request: Request, default: int, most: int, clamp: bool = False) -> int:
         limit = _int(request, "limit", default)
@@ -270,11 +330,17 @@ def build_app(
         return [{"a": a, "p": fmt8(p), "q": fmt8(q), "f": f, "l": last, "T": t // div, "m": m,
                  "M": True} for a, p, q, f, last, t, m in rows]  # fmt: skip
 
+    async def recent_trades(request: Request) -> list[dict[str, Any]]:
+        """The newest ``limit`` plain trades (``/api/v3/trades``), Binance rows."""
+        return trade_rows(request, None)
+
     async def historical_trades(request: Request) -> list[dict[str, Any]]:
         """Plain trades by id (``fromId``; the newest ``limit`` without it), Binance rows."""
+        return trade_rows(request, _int(request, "fromId"))
+
+    def trade_rows(request: Request, from_id: int | None) -> list[dict[str, Any]]:
         sym = symbol_of(request)
         limit = limit_of(request, 500, 1000)
-        from_id = _int(request, "fromId")
         trades = sym.trades
         if from_id is None:
             rows = list(trades)[-limit:]
@@ -288,9 +354,12 @@ def build_app(
                  "time": t // div, "isBuyerMaker": m, "isBestMatch": True}
                 for i, p, q, t, m in rows]  # fmt: skip
 
-    async def ticker_24hr(request: Request) -> dict[str, Any]:
-        sym = symbol_of(request)
-        t = ticker_dict(sym.ticker(clock.now_us()), div_of(request))
+    async def ticker_24hr(request: Request) -> dict[str, Any] | list[dict[str, Any]]:
+        div = div_of(request)
+        return tickers(request, lambda sym: ticker_24hr_of(sym, div))
+
+    def ticker_24hr_of(sym: SymbolMarket, div: int) -> dict[str, Any]:
+        t = ticker_dict(sym.ticker(clock.now_us()), div)
         keys = {"s": "symbol", "p": "priceChange", "P": "priceChangePercent",
                 "w": "weightedAvgPrice", "x": "prevClosePrice", "c": "lastPrice",
                 "Q": "lastQty", "b": "bidPrice", "B": "bidQty", "a": "askPrice", "A": "askQty",
@@ -305,13 +374,18 @@ def build_app(
         return {"mins": 5, "price": fmt8(average_price(sym.candles, now)),
                 "closeTime": sym.last_trade_time // div_of(request)}  # fmt: skip
 
-    async def book_ticker(request: Request) -> dict[str, Any]:
-        s, _, b, bq, a, aq = symbol_of(request).book_ticker()
+    async def book_ticker(request: Request) -> dict[str, Any] | list[dict[str, Any]]:
+        return tickers(request, book_ticker_of)
+
+    def book_ticker_of(sym: SymbolMarket) -> dict[str, Any]:
+        s, _, b, bq, a, aq = sym.book_ticker()
         return {"symbol": s, "bidPrice": fmt8(b), "bidQty": fmt8(bq), "askPrice": fmt8(a),
                 "askQty": fmt8(aq)}  # fmt: skip
 
-    async def price(request: Request) -> dict[str, Any]:
-        sym = symbol_of(request)
+    async def price(request: Request) -> dict[str, Any] | list[dict[str, Any]]:
+        return tickers(request, price_of)
+
+    def price_of(sym: SymbolMarket) -> dict[str, Any]:
         return {"symbol": sym.name, "price": fmt8(sym.candles.last_price)}
 
     def endpoint(
@@ -322,15 +396,20 @@ def build_app(
             resp = await answer(request, arrived)
             if resp.status_code:  # a hang was logged when it began
                 rest.log.append(RestRequest(arrived, route, resp.status_code))
+            if resp.status_code >= 400:
+                _log_refused(request, resp)
             return resp
 
         async def answer(request: Request, now: float) -> Response:
             raw = request.query_params.get("limit", "")
-            used = rest.spend(request_weight(route, int(raw) if raw.isdigit() else None))
+            used = rest.spend(request_weight(route, int(raw) if raw.isdigit() else None,
+                                             _symbol_count(request)))  # fmt: skip
             headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
             if now < rest.down_until:
-                return _json({"code": -1001, "msg": "Internal error; unable to process your "
+                resp = _json({"code": -1001, "msg": "Internal error; unable to process your "
                               "request. Please try again."}, 503)  # fmt: skip
+                resp.headers.update(headers)
+                return resp
             fault = rest.take(route)
             if fault is not None and fault.status == 0:
                 rest.log.append(RestRequest(now, route, 0))
@@ -366,21 +445,42 @@ def build_app(
     routes = {
         "ping": ping, "time": server_time, "exchangeInfo": exchange_info, "depth": depth,
         "klines": klines, "uiKlines": klines, "aggTrades": agg_trades,
-        "historicalTrades": historical_trades,
+        "historicalTrades": historical_trades, "trades": recent_trades,
         "ticker/24hr": ticker_24hr, "avgPrice": avg_price, "ticker/bookTicker": book_ticker,
         "ticker/price": price,
     }  # fmt: skip
-    return Starlette(routes=[Route(f"/api/v3/{p}", endpoint(p, fn)) for p, fn in routes.items()])
+    async def no_route(request: Request, exc: Exception) -> Response:
+        """404 / 405 as JSON with the weight header (never Starlette's text/plain)."""
+        status = getattr(exc, "status_code", 404)
+        route = request.url.path.removeprefix("/api/v3/")
+        used = rest.spend(1)
+        if status == 405:
+            msg = f"Method {request.method} is not allowed for {request.url.path}."
+        else:
+            msg = f"Unknown endpoint {request.url.path}; this exchange serves /api/v3/ only."
+        resp = _json({"code": -1000, "msg": msg}, status)
+        resp.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+        rest.log.append(RestRequest(trio.current_time(), route, status))
+        _log_refused(request, resp)
+        return resp
+
+    return Starlette(
+        routes=[Route(f"/api/v3/{p}", endpoint(p, fn)) for p, fn in routes.items()],
+        exception_handlers={404: no_route, 405: no_route},
+    )
 
 
 async def serve_rest(
     config: SimulatorConfig, market: Market, clock: EventClock, shutdown: trio.Event,
-    *, side: RestSide | None = None,
+    *, side: RestSide | None = None, tls: ServerTls | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:  # fmt: skip
-    """Serve the REST side until ``shutdown`` is set; reports the bound port when ready."""
+    """Serve the REST side (HTTPS with ``tls``) until ``shutdown`` is set; reports the
+    bound port when ready."""
     hc = HypercornConfig()
     hc.bind = [f"{config.host}:{config.rest_port}"]
+    if tls is not None:
+        hc.certfile, hc.keyfile = tls.cert_file, tls.key_file
     hc.accesslog = None
     hc.errorlog = None
     hc.graceful_timeout = 0.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -20,7 +20,7 @@ from gateway.simulator.hub import Hub
 from gateway.simulator.market import Market
 from gateway.simulator.pacing import run_pacing
 from gateway.simulator.replay import Recording, load_recording, run_replay
-from gateway.simulator.rest import RestSide, serve_rest
+from gateway.simulator.rest import RestSide, build_app, serve_rest
 
 __all__ = ["Simulator", "open_simulator"]
 
@@ -37,6 +37,8 @@ class Simulator:
     control: SimulatorControl
     market: Market
     recording: Recording | None = None
+    #: With ``tls=True``: the PEM file of the throwaway CA to trust (removed on exit).
+    ca_file: str | None = None
 
     @property
     def port(self) -> int:
@@ -84,19 +86,25 @@ async def open_simulator(
     )  # fmt: skip
     hub = Hub(cfg.client_buffer_frames)
     hub.on_new_stream = partial(_create_symbol, market)
-    ws = WebSocketSide(cfg, hub, clock.now_us)
     shutdown = trio.Event()
     replay_done = trio.Event()
     try:
-        async with trio.open_nursery() as nursery:
+        async with AsyncExitStack() as stack, trio.open_nursery() as nursery:
+            tls = None
+            if cfg.tls:
+                from gateway.simulator.tls import throwaway_tls  # cryptography: only if used
+
+                tls = stack.enter_context(throwaway_tls(cfg.host))
+            ws = WebSocketSide(cfg, hub, clock.now_us, tls.context if tls else None)
             port = await nursery.start(ws.serve)
             rest_url = None
             rest_side = RestSide()
-            if cfg.rest:
+            if cfg.rest:  # the WebSocket port answers REST too (http://HOST:PORT)
+                ws.rest_app = build_app(cfg, market, clock, rest_side)
                 rest_port = await nursery.start(
-                    partial(serve_rest, cfg, market, clock, shutdown, side=rest_side)
+                    partial(serve_rest, cfg, market, clock, shutdown, side=rest_side, tls=tls)
                 )
-                rest_url = f"http://{cfg.host}:{rest_port}"
+                rest_url = f"{'https' if tls else 'http'}://{cfg.host}:{rest_port}"
             control = SimulatorControl(cfg, market, hub, ws, clock, replay_done, rest_side)
             if recording is not None and cfg.pacing is Pacing.REPLAY:
                 nursery.start_soon(partial(
@@ -105,7 +113,8 @@ async def open_simulator(
                     done=replay_done,
                 ))  # fmt: skip
             nursery.start_soon(run_pacing, cfg, market, hub, clock)
-            sim = Simulator(cfg, f"ws://{cfg.host}:{port}", rest_url, control, market, recording)
+            sim = Simulator(cfg, f"{'wss' if tls else 'ws'}://{cfg.host}:{port}", rest_url,
+                            control, market, recording, tls.ca_file if tls else None)  # fmt: skip
             logger.info("simulator on %s (REST %s)", sim.ws_url, rest_url)
             try:
                 yield sim

@@ -1,0 +1,17 @@
+"""The client TLS context for ``wss://`` streams and ``https://`` REST: the system's trust
+store, plus the CA of ``GatewayConfig.ca_file`` when one is given (e.g. the embedded
+exchange's throwaway CA under ``tls=True``)."""
+
+from __future__ import annotations
+
+import ssl
+
+__all__ = ["client_ssl_context"]
+
+
+def client_ssl_context(ca_file: str = "") -> ssl.SSLContext:
+    """A verifying client context (hostnames checked) that also trusts ``ca_file``'s CAs."""
+    ctx = ssl.create_default_context()
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
+    return ctx

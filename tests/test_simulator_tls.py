@@ -1,0 +1,111 @@
+"""TLS (issue 13): the embedded exchange serves wss:// and https:// with a throwaway CA
+(``tls=True``, ``--tls``), and the gateway trusts it with ``ca_file``; without it, the
+gateway fails with a certificate error, never a hang."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import trio
+import trio.lowlevel
+from trio.testing import MockClock
+from trio_websocket import open_websocket_url
+
+from gateway import AggTrade, ConnectionFailed, GapDetected, GapFilled, open_gateway
+from gateway.cli import build_parser
+from gateway.config import GatewayConfig, ReconnectConfig
+from gateway.errors import ConfigError
+from gateway.simulator import open_simulator
+from gateway.simulator.cli import _announce, _config
+from tests._loopback import drain, exchange
+from tests._simclient import bounded
+
+
+def trusting(ca_file: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
+
+
+@bounded()
+async def test_tls_simulator_serves_wss_and_https_under_its_own_ca(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange({"tls": True}) as sim:
+        assert sim.ws_url.startswith("wss://127.0.0.1:")
+        assert sim.rest_url is not None and sim.rest_url.startswith("https://127.0.0.1:")
+        assert sim.ca_file is not None
+        assert b"BEGIN CERTIFICATE" in Path(sim.ca_file).read_bytes()  # noqa: ASYNC240
+        ctx = trusting(sim.ca_file)
+        async with open_websocket_url(f"{sim.ws_url}/ws/btcusdt@trade", ctx) as ws:
+            tid = sim.control.inject_trade("BTCUSDT", 100.5, 1.0)
+            assert orjson.loads(await ws.get_message())["t"] == tid
+        async with httpx.AsyncClient(base_url=sim.rest_url, verify=ctx) as http:
+            r = await http.get("/api/v3/trades", params={"symbol": "BTCUSDT"})
+            assert r.status_code == 200 and r.json()[-1]["id"] == tid
+        ca_file = sim.ca_file
+    assert not Path(ca_file).exists()  # noqa: ASYNC240 - a throwaway CA: gone with the exchange
+
+
+async def test_plain_simulator_has_no_ca_file(autojump_clock: MockClock) -> None:
+    async with exchange() as sim:
+        assert sim.ca_file is None and sim.ws_url.startswith("ws://")
+
+
+@bounded(60)
+async def test_gateway_with_ca_file_streams_and_backfills_over_tls(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange({"tls": True, "symbols": ("BTCUSDT",)}) as sim, open_gateway(
+        symbols=("BTCUSDT",), streams=("aggTrade",), url=sim.ws_url, rest_url=sim.rest_url,
+        ca_file=sim.ca_file,
+    ) as gw:  # fmt: skip
+        with gw.subscribe("BTCUSDT", [AggTrade, GapDetected, GapFilled], buffer=100) as seen:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            first = (await drain(seen, 1))[0]
+            assert isinstance(first, AggTrade)
+            sim.control.drop_trades("BTCUSDT", 3)
+            for _ in range(4):
+                sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            got = await drain(seen, 6)
+        ids = range(first.agg_trade_id + 1, first.agg_trade_id + 4)
+        assert GapFilled("BTCUSDT", "aggTrade", ids[0], ids[-1], 3) in got
+        assert [e.agg_trade_id for e in got if isinstance(e, AggTrade)] == [*ids, ids[-1] + 1]
+        assert {r.status for r in sim.control.rest_requests("aggTrades")} == {200}
+
+
+@bounded(60)
+async def test_gateway_without_ca_file_fails_with_a_certificate_error(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange({"tls": True}) as sim:
+        config = GatewayConfig(
+            symbols=("BTCUSDT",), url=sim.ws_url, rest_url=sim.rest_url or "",
+            reconnect=ReconnectConfig(initial=0.1, cap=0.5, max_attempts=2),
+        )  # fmt: skip
+        with pytest.raises(ConnectionFailed, match="certificate verify failed"):
+            async with open_gateway(config):
+                pytest.fail("a self-signed exchange must not be trusted")  # pragma: no cover
+
+
+def test_ca_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ca_file"):
+        GatewayConfig(symbols=("BTCUSDT",), ca_file=str(tmp_path / "missing.pem"))
+
+
+def test_simulate_tls_option_and_announcement(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["simulate", "--tls"])
+    assert _config(args).tls is True
+    assert _config(build_parser().parse_args(["simulate"])).tls is False
+
+
+async def test_simulate_announces_the_ca_file(
+    autojump_clock: MockClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with open_simulator(tls=True, pacing="manual", clock="virtual") as sim:
+        _announce(sim)
+        out = capsys.readouterr().out
+        assert f"ca_file={sim.ca_file}" in out and "ws_url=wss://" in out
+        await trio.lowlevel.checkpoint()
