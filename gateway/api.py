@@ -374,6 +374,7 @@ class Gateway:
         await check_symbols(
             self.config.rest_url, symbols, limit=self.config.rest_timeout, key=key,
             observe_weight=budget.observe if budget is not None else None,
+            ca_file=self.config.ca_file,
         )  # fmt: skip
 
     async def _start_symbol(self, symbol: str) -> None:

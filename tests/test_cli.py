@@ -412,6 +412,7 @@ def test_the_run_command_simulate_prints_goes_live_and_syncs_the_order_books(
     with serving("simulate", "--port", "0", "--rest-port", "0", "--symbols", "BTCUSDT,ETHUSDT",
                  "--log-level", "WARNING") as (_, command):  # fmt: skip
         assert "--symbols BTCUSDT,ETHUSDT" in command and "depth@100ms" in command
+        assert "--rest-url" not in command  # REST on the stream port: the derived one
         status, err, summary = run_suggested(command, tmp_path)
         assert status == 0, err
         assert summary["went_live"] is True and summary["error"] is None, summary

@@ -162,3 +162,12 @@ async def test_check_symbols_false_skips_the_listing_and_many_unknown_are_summed
             await gw.add_symbols(["BAZUSDT"])
             assert set(gw.last_prices()) == {"FOOBARUSDT", "BAZUSDT"}
         assert len(sim.control.rest_requests("exchangeInfo")) == before
+
+
+async def test_the_check_trusts_ca_file_like_the_streams_do(autojump_clock: MockClock) -> None:
+    async with exchange({"tls": True}) as sim:
+        assert sim.ws_url.startswith("wss://") and sim.ca_file
+        with pytest.raises(ConfigError, match=r"not listed on https://127\.0\.0\.1:.*'FOOBARUSDT'"):
+            async with open_gateway(url=sim.ws_url, ca_file=sim.ca_file,
+                                    symbols="BTCUSDT,FOOBARUSDT"):  # fmt: skip
+                pytest.fail("an unknown symbol went live")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ import trio
 
 from gateway.core.redact import redact_text, split_credentials
 from gateway.errors import ConfigError
+from gateway.runtime.tls import client_ssl_context
 
 __all__ = ["check_symbols", "listing_problems"]
 
@@ -69,11 +71,13 @@ async def check_symbols(
     limit: float,
     key: str = "symbols",
     observe_weight: Callable[[str | None], None] | None = None,
+    ca_file: str = "",
 ) -> None:
     """Raise `ConfigError` if the exchange at ``rest_url`` does not list every one of
     ``symbols`` (canonical spellings); warn for those not ``TRADING``; warn and return
     if the listing cannot be fetched within ``limit`` seconds (or ``rest_url`` is
-    empty). ``observe_weight`` gets each answer's ``X-MBX-USED-WEIGHT-1M``."""
+    empty). ``observe_weight`` gets each answer's ``X-MBX-USED-WEIGHT-1M``; ``ca_file``:
+    CAs trusted for ``https://`` on top of the system's (as the backfill client does)."""
     if not symbols:
         return
     if not rest_url:
@@ -86,8 +90,10 @@ async def check_symbols(
     problem = f"no answer within {limit:g} s (rest_timeout)"
     with trio.move_on_after(limit):
         try:
-            statuses = await _fetch(bare, user, password, symbols, limit, observe_weight)
-        except (httpx.HTTPError, ValueError, LookupError, TypeError, AttributeError) as exc:
+            verify = client_ssl_context(ca_file) if ca_file else True
+            statuses = await _fetch(bare, user, password, verify, symbols, limit, observe_weight)
+        except (httpx.HTTPError, OSError, ValueError, LookupError, TypeError,
+                AttributeError) as exc:  # fmt: skip
             problem = redact_text(f"{type(exc).__name__}: {exc}")
     if statuses is None:
         log.warning("symbols not checked against the exchange: GET %s%s failed (%s); "
@@ -101,13 +107,16 @@ async def check_symbols(
 
 
 async def _fetch(
-    bare: str, user: str | None, password: str | None, symbols: Sequence[str],
-    per_request: float, observe_weight: Callable[[str | None], None] | None,
+    bare: str, user: str | None, password: str | None, verify: ssl.SSLContext | bool,
+    symbols: Sequence[str], per_request: float,
+    observe_weight: Callable[[str | None], None] | None,
 ) -> dict[str, str]:  # fmt: skip
     """Symbol -> status of ``symbols`` (just those if all are listed, else the whole
     listing, to name the missing ones); raises on a failed request or a bad body."""
     auth = httpx.BasicAuth(user or "", password or "") if user or password else None
-    async with httpx.AsyncClient(base_url=bare, auth=auth, timeout=per_request) as client:
+    async with httpx.AsyncClient(
+        base_url=bare, auth=auth, timeout=per_request, verify=verify
+    ) as client:
         body: Any = None
         if len(symbols) <= _MAX_NAMED:
             named = json.dumps(list(symbols), separators=(",", ":"), ensure_ascii=False)
