@@ -7,6 +7,9 @@ End to end (each writes ``<out>/<command>.json`` and ``<out>/<command>.png``):
 - ``throughput``: frames/s through the gateway against a bare trio-websocket loop on
   the same loopback feed, for 1/10/100/1000 symbols, interleaved rounds.
 - ``soak``: a long steady run sampling RSS, event-loop lag, latency and counters.
+- ``lossless``: every fault the embedded exchange can inject, in MockClock time; judges
+  that every event arrives once and in order (or in a GapUnfilled) and every crossed stop
+  fires once. Exits 1 when an invariant is broken.
 
 Micro-benchmarks (their own options, passed through): ``decode``, ``mailbox``,
 ``latency-recorder``, ``core-hot-paths`` (also runnable as ``python -m benchmarks.decode``
@@ -23,7 +26,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-_END_TO_END = ("latency", "throughput", "soak")
+_END_TO_END = ("latency", "throughput", "soak", "lossless")
 _MICRO = {
     "decode": "benchmarks.decode",
     "mailbox": "benchmarks.mailbox",
@@ -68,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     module = _module(args.command)
     if args.quick:
         module.quick(args)
-    module.main(args)
-    return 0
+    result = module.main(args)
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from gateway.app.connecting import ConnectWatch
@@ -69,3 +71,42 @@ def test_a_never_live_summary_is_printed_and_masks_credentials() -> None:
     shown = out.getvalue()
     assert "never live" in shown and "conn-1 reconnecting, never live, 1 reconnects" in shown
     assert "hunter2" not in repr(summary) + "\n".join(lines) + shown
+
+
+def _busy_summary() -> dict[str, Any]:
+    """A long run's summary: five symbols with seven-digit counts."""
+    symbols = {}
+    for i, sym in enumerate(("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")):
+        symbols[sym] = {
+            "events": {"AggTrade": 1234567 + i, "Kline": 98765 + i, "Ticker": 86400 + i,
+                       "Trade": 7654321 + i},
+            "candles_closed": {"1s": 86399 + i, "1m": 1439 + i, "1h": 24},
+            "stops_fired": 12 + i, "dropped": 123456 + i, "restarts": 3 + i,
+            "latency_us": {"receive_to_handled": {"p50": 1234.5 + i, "p99": 98765.4 + i}},
+        }  # fmt: skip
+    return {"duration_s": 86400.123, "ended_by": "interrupt", "went_live": True,
+            "symbols": symbols, "connections": [], "stop_losses": [], "error": None}  # fmt: skip
+
+
+@pytest.mark.parametrize("scale", [1, 10**6])
+def test_the_summary_at_80_columns_shows_every_number_whole(scale: int) -> None:
+    """A table while it fits in 80 columns, wrapped paragraphs past that; before, the
+    table cut counts (``Trade=1…``)."""
+    summary = _busy_summary()
+    for s in summary["symbols"].values():
+        s["events"]["Trade"] *= scale
+        s["dropped"] *= scale
+        s["latency_us"]["receive_to_handled"]["p99"] *= scale
+    out = io.StringIO()
+    LiveOutput(Console(file=out, width=80, color_system=None)).final(summary)
+    shown = out.getvalue()
+    assert "…" not in shown, shown
+    assert max(len(line) for line in shown.splitlines()) <= 80
+    words = set(shown.split())
+    for s in summary["symbols"].values():
+        for kind, n in [*s["events"].items(), *s["candles_closed"].items()]:
+            assert f"{kind}={n}" in words, (kind, n, shown)
+        lat = s["latency_us"]["receive_to_handled"]
+        for n in (s["stops_fired"], s["dropped"], s["restarts"], lat["p50"], lat["p99"]):
+            text = f"{n:.1f}" if isinstance(n, float) else str(n)
+            assert re.search(rf"(?<![\d.]){re.escape(text)}(?![\d.])", shown), (n, shown)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 
 import pytest
 import trio
@@ -10,10 +11,12 @@ from rich.console import Console
 from trio.testing import MockClock
 
 from gateway import open_gateway
+from gateway.app.output import LiveOutput
 from gateway.app.snapshot import CandleView, ConnectionRow, Snapshot, SnapshotTaker, SymbolRow
 from gateway.app.tracker import RunTracker
 from gateway.app.view import render, status_lines
 from gateway.simulator import open_simulator
+from tests._terminal import screen
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT")
 
@@ -112,3 +115,28 @@ async def test_snapshots_of_a_live_gateway_render(autojump_clock: MockClock) -> 
     assert snap.symbols[0].position == "LONG armed stop 50.00"
     for width in (80, 200):
         assert "BTCUSDT" in _rendered(snap, width)
+
+
+async def test_stray_output_goes_above_the_live_view_not_through_it(
+    autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes to stdout or stderr while the view is live (a library's log handler, a
+    print) land above the view; before, they tore it (the view redrew over them)."""
+    terminal = io.StringIO()
+    console = Console(file=terminal, width=80, force_terminal=True, color_system=None)
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    output = LiveOutput(console, fps=4.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(output.run, _snapshot)
+        await trio.sleep(1.0)
+        print("stray print", file=sys.stderr)
+        await trio.sleep(1.0)
+        print("stray stdout")
+        await trio.sleep(1.0)
+        nursery.cancel_scope.cancel()
+    lines = screen(terminal.getvalue())
+    head = [i for i, line in enumerate(lines) if line.startswith("gateway · ws://127.0.0.1:1234")]
+    assert lines.count("stray print") == 1 and lines.count("stray stdout") == 1, lines
+    assert len(head) == 1, lines
+    assert lines.index("stray print") < lines.index("stray stdout") < head[0]

@@ -25,6 +25,7 @@ from gateway import (
     open_gateway,
 )
 from gateway.config import GatewayConfig, config_from_dict
+from gateway.core.backoff import ReconnectPolicy
 from gateway.core.candles import kline_from_rest
 from gateway.core.orderbook import SyncState
 from gateway.runtime.backfill import Backfiller, BackfillRequest, BackfillResult
@@ -269,8 +270,9 @@ async def test_a_plain_trade_gap_older_than_the_exchange_history_is_reported_unf
             detected, unfilled = await drain(gaps, 2)
         assert isinstance(detected, GapDetected) and detected.backfilling
         assert unfilled == GapUnfilled(
-            "BTCUSDT", "trade", ids[0], ids[-1], f"the exchange does not serve trade id {ids[0]}"
-        )
+            "BTCUSDT", "trade", ids[0], ids[-1], f"the exchange does not serve trade id "
+            f"{ids[0]}; stops checked against 1500 aggregate trades",  # aggTrades still has them
+        )  # fmt: skip
 
 
 async def test_a_plain_trade_gap_without_a_rest_url_is_reported_unfilled_at_once(
@@ -665,3 +667,128 @@ async def test_the_backfill_queue_is_a_real_bound_while_rest_hangs(
             nursery.cancel_scope.cancel()
     # 2 in flight, 1 taken off the queue waiting for a slot, 3 queued: the rest refused
     assert accepted == [True] * 6 + [False] * 4
+
+
+async def _plain_gap_with_a_dip(
+    sim: Simulator, gw: Gateway, count: int, dip_at: int
+) -> tuple[int, list[StopTriggered]]:
+    """Arm a LONG stop at 95, trade at 99 live, drop ``count`` plain trades (99.0, but
+    94.0 at offset ``dip_at``), then one live trade at 98: returns the first dropped id."""
+    fired: list[StopTriggered] = []
+    gw.on_stop_loss(fired.append)
+    with gw.subscribe("BTCUSDT", Trade, buffer=10) as seen:
+        sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+        await drain(seen, 1)
+    ids = sim.control.drop_trades("BTCUSDT", count)
+    for offset in range(count):
+        await trio.sleep(0.0003)  # trade times inside milliseconds: the window's edges
+        sim.control.inject_trade("BTCUSDT", 94.0 if offset == dip_at else 99.0, 1.0)
+    await trio.sleep(0.0003)
+    sim.control.inject_trade("BTCUSDT", 98.0, 1.0)
+    return ids[0], fired
+
+
+async def test_a_plain_trade_gap_historical_trades_cannot_serve_still_fires_a_stop_once(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(_ONE, streams=("trade",), rest_retries=2) as (sim, gw):
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        sim.control.fail_rest(500, count=3, path="historicalTrades")  # every attempt
+        with (
+            gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", Trade, buffer=100) as trades,
+        ):
+            first, fired = await _plain_gap_with_a_dip(sim, gw, 5, dip_at=2)
+            detected, unfilled = await drain(gaps, 2)
+            _marker_trade, live = await drain(trades, 2)
+            await trio.sleep(1)
+            assert queued(trades) == [] and queued(gaps) == []
+        assert detected == GapDetected("BTCUSDT", "trade", first, first + 4, True)
+        assert isinstance(unfilled, GapUnfilled)
+        assert (unfilled.stream, unfilled.first, unfilled.last) == ("trade", first, first + 4)
+        assert "HTTP 500" in unfilled.reason
+        assert unfilled.reason.endswith("stops checked against 5 aggregate trades")
+        assert (live.trade_id, live.price, live.backfilled) == (first + 5, 98.0, False)
+        assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
+        assert [r.status for r in sim.control.rest_requests("historicalTrades")] == [500] * 3
+        assert {r.status for r in sim.control.rest_requests("aggTrades")} == {200}
+        assert gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 1
+
+
+async def test_the_unserved_tail_of_a_plain_trade_gap_is_priced_from_agg_trades(
+    autojump_clock: MockClock,
+) -> None:
+    options: dict[str, Any] = {"streams": ("trade",), "backfill_max_ids": 1000}
+    async with exchange_and_gateway(_ONE, **options) as (sim, gw):
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        with (
+            gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps,
+            gw.subscribe("BTCUSDT", Trade, buffer=2000) as trades,
+        ):
+            first, fired = await _plain_gap_with_a_dip(sim, gw, 1500, dip_at=1200)
+            _detected, unfilled = await drain(gaps, 2)
+            got = (await drain(trades, 1002))[1:]  # after the marker
+        assert unfilled == GapUnfilled(
+            "BTCUSDT", "trade", first + 1000, first + 1499,
+            "backfill_max_ids is 1000; stops checked against 500 aggregate trades",
+        )  # fmt: skip
+        assert [t.trade_id for t in got] == [*range(first, first + 1000), first + 1500]
+        assert 94.0 not in {t.price for t in got}  # the dip is in the tail: never published
+        await trio.sleep(1)
+        assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
+
+
+async def test_a_plain_trade_gap_both_rest_endpoints_fail_ends_unfilled_and_nothing_fires(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    options: dict[str, Any] = {"streams": ("trade",), "rest_retries": 2,
+                               "on_error": errors.append}  # fmt: skip
+    async with exchange_and_gateway(_ONE, **options) as (sim, gw):
+        gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        sim.control.fail_rest(500, count=3, path="historicalTrades")
+        sim.control.fail_rest(503, count=3, path="aggTrades")
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+            first, fired = await _plain_gap_with_a_dip(sim, gw, 5, dip_at=2)
+            _detected, unfilled = await drain(gaps, 2)
+        assert isinstance(unfilled, GapUnfilled)
+        assert (unfilled.first, unfilled.last) == (first, first + 4)
+        assert "HTTP 500" in unfilled.reason and "aggTrades: REST" in unfilled.reason
+        assert "HTTP 503" in unfilled.reason and "stops checked" not in unfilled.reason
+        assert [r.status for r in sim.control.rest_requests("aggTrades")] == [503] * 3
+        await trio.sleep(1)
+        assert fired == [] and gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 0
+        await streams_on(sim, gw, Trade)  # the gateway is up and streaming
+    assert not [e for e in errors if not isinstance(e, GatewayError)]
+
+
+async def test_agg_trade_prices_come_from_hour_windows_then_from_id_pages(
+    autojump_clock: MockClock,
+) -> None:
+    send, receive = trio.open_memory_channel[BackfillResult](10)
+    async with exchange(_ONE) as sim:
+        sim.control.generate(trades=3000, symbol="BTCUSDT")
+        sym = sim.market.symbol("BTCUSDT")
+        now_ms = sym.last_trade_time // 1000
+        last = sym.next_trade_id - 10
+        first = last - 2400  # about 1600 aggregate trades: two fromId pages after the first
+        covering = [a for a in sym.aggs if a[4] >= first and a[3] <= last]
+        past = next(i for i, a in enumerate(sym.aggs) if a[3] > last)  # where paging stops
+        sim.control.fail_rest(500, count=10, path="historicalTrades")
+        backfiller = Backfiller(sim.rest_url, lambda _symbol, result: send.send_nowait(result),
+                                retry=ReconnectPolicy(0.5, 2.0, 30.0, 0))  # fmt: skip
+        request = BackfillRequest("BTCUSDT", "trade", first, last,
+                                  after_time=now_ms - 7_200_000, before_time=now_ms)  # fmt: skip
+        async with trio.open_nursery() as nursery:
+            await nursery.start(backfiller.run)
+            assert backfiller.request(request)
+            with trio.fail_after(60):
+                result = await receive.receive()
+            nursery.cancel_scope.cancel()
+        pages = sim.control.rest_requests("aggTrades")
+    assert (result.missing_from, result.stop_rows) == (first, len(covering))
+    prices = [a[1] / 100_000_000 for a in covering]
+    assert result.stop_prices == (min(prices), max(prices))
+    assert result.error == f"REST {sim.rest_url}/api/v3/historicalTrades: HTTP 500 after 1 attempts"
+    # two empty hour windows, the one holding every trade, then fromId pages to `past`
+    assert len(pages) == 2 + past // 1000 + 1 and {p.status for p in pages} == {200}

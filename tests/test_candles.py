@@ -184,6 +184,17 @@ def test_candle_book_keeps_one_buffer_per_interval() -> None:
     assert book.take_gaps() == [CandleGap("BTCUSDT", "1m", T0 + MIN, T0 + 3 * MIN)]
 
 
+def test_candle_book_counts_every_update_per_interval_as_proof_of_life() -> None:
+    book = CandleBook("BTCUSDT", maxlen=10)
+    assert book.updates("1m") == book.updates("5m") == 0  # no buffer yet: nothing seen
+    for update in (k(0), k(0, close=101.0), k(0, closed=True), k(0, closed=True)):
+        book.apply(update)  # the repeated close is ignored, but the stream did push it
+    book.apply(k(0, interval="5m", step=5 * MIN))
+    assert (book.updates("1m"), book.updates("5m")) == (4, 1)
+    book.buffer("1m").backfill([k(1, closed=True)])  # REST candles are no sign of the stream
+    assert book.updates("1m") == 4 and book["1m"].ignored == 1
+
+
 def test_kline_from_rest_row() -> None:
     row = [T0, "94213.57", "94251.00", "94198.02", "94240.10", "12.48", T0 + MIN - 1,
            "1176221.83", 1235, "7.10", "669201.44", "0"]  # fmt: skip

@@ -189,9 +189,9 @@ def test_a_signal_while_connecting_ends_the_run_with_its_summary(
         try:
             # no REST: the listing check would be the first to hang on the listener
             client, _ = listener.accept()  # the gateway is connecting: its upgrade hangs
-            client.close()
-            proc.send_signal(signum)
-            rest, err = proc.communicate(timeout=15)
+            with client:  # kept open until the run ended: a close would be a reconnect
+                proc.send_signal(signum)
+                rest, err = proc.communicate(timeout=15)
         finally:
             proc.kill()
     assert proc.returncode == status, err

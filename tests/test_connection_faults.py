@@ -21,9 +21,11 @@ import wsproto.utilities
 from trio.testing import MockClock
 
 from gateway import (
+    AggTrade,
     ConfigError,
     ConnectionFailed,
     ConnectionLost,
+    GapFilled,
     Gateway,
     InternalError,
     ReconnectConfig,
@@ -35,13 +37,13 @@ from gateway import (
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.streams import chunk_for_control
-from gateway.runtime.connection import Connection
+from gateway.runtime.connection import REFUSED_RETRY, Connection
 from gateway.runtime.endings import EndKind, classify
 from gateway.runtime.groups import leaves
 from gateway.runtime.router import Router
 from gateway.runtime.websocket import open_websocket
 from gateway.simulator import Simulator, open_simulator
-from tests._loopback import read_request_head
+from tests._loopback import drain, queued, read_request_head
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 SIM = {"symbols": SYMBOLS, "seed": 11, "clock": "virtual", "pacing": "manual"}
@@ -119,6 +121,30 @@ async def test_exceeding_the_exchanges_message_rate_slows_down_until_it_is_accep
         stats = sim.control.stats()
     assert stats.connection_attempts == 1 + conn.rate_penalties <= 3
     assert set(stats.closes_by_code) <= {1000, 1008}
+
+
+async def test_a_ping_waiting_for_a_slowed_control_pace_is_not_silence(
+    autojump_clock: MockClock,
+) -> None:
+    # Three 1008 penalties: one control frame per 8 s. A quiet market (trades only, none
+    # traded) sends no frame, so the watchdog pings every 3 s (silence_timeout 6): each
+    # ping waits up to 8 s for its slot, longer than the 3 s a pong is waited for.
+    errors: list[BaseException] = []
+    async with exchange() as sim:
+        sim.control.close_on_subscribe(1008, "Too many requests", count=3)
+        async with gateway(
+            sim, errors, streams=("trade",), control_rate=1, silence_timeout=6.0
+        ) as gw:
+            conn = gw.connections[0]
+            assert conn.snapshot()["control_pace"] == "1/8s" and conn.reconnects == 3
+            await trio.sleep(60)  # about 7 pings, every one answered after its turn
+            snap = conn.snapshot()
+            await streams_again(sim, gw)
+        stats = sim.control.stats()
+    lost = [e for e in errors if isinstance(e, ConnectionLost)]
+    assert [e.reason for e in lost] == ["closed by the exchange: 1008 Too many requests"] * 3
+    assert snap["reconnects"] == 3 and snap["state"] == "live"  # no "silent for 6.0 s"
+    assert stats.connections_total == 4
 
 
 async def test_a_reset_during_subscription_is_a_reconnect_at_start_and_later(
@@ -274,7 +300,7 @@ async def test_a_refused_stream_is_reported_and_dropped_and_the_others_stream(
             }  # fmt: skip
             for symbol in SYMBOLS:
                 await streams_again(sim, gw, symbol)
-            # a reconnect does not ask for it again
+            # a reconnect does not ask for it at once (its own retry timer does)
             sim.control.close_connections(abrupt=True)
             with trio.fail_after(60):
                 await sim.control.wait_for(lambda st: st.connections_total >= 2)
@@ -284,6 +310,46 @@ async def test_a_refused_stream_is_reported_and_dropped_and_the_others_stream(
     assert conn.connects == 2 and set(closes) == {1000, 1006}  # no reconnect for the refusal
     refused = [e for e in errors if isinstance(e, SubscriptionError)]
     assert len(refused) == 1 and refused[0].code == 2 and "ethusdt@aggTrade" in str(refused[0])
+
+
+async def test_a_refused_stream_is_asked_for_again_and_once_accepted_its_gap_is_filled(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange() as sim, gateway(sim, errors, streams=("aggTrade",)) as gw:
+        with (
+            gw.subscribe("ETHUSDT", [AggTrade, GapFilled], buffer=1000) as sub,
+            gw.subscribe("ETHUSDT", StreamRefused, buffer=10) as refused,
+        ):
+            sim.control.inject_trade("ETHUSDT", 99.0, 1.0)
+            events: list[Any] = await drain(sub, 1)  # flowing: the ids before the refusal
+            # At the next session the exchange refuses the stream for a while.
+            sim.control.refuse_streams(["ethusdt@aggTrade"])
+            sim.control.close_connections(abrupt=True)
+            await drain(refused, 1)
+            conn = gw.connections[0]
+            for _ in range(3):  # refused again at its first retries: logged, not reported
+                sim.control.inject_trade("ETHUSDT", 99.0, 1.0)
+                await trio.sleep(REFUSED_RETRY.ceiling(0))
+            accepted_at = trio.current_time()
+            sim.control.accept_streams(["ethusdt@aggTrade"])
+            with trio.fail_after(60):
+                while not any(isinstance(e, GapFilled) for e in events):
+                    sim.control.inject_trade("ETHUSDT", 99.0, 1.0)
+                    await trio.sleep(1.0)
+                    events.extend(queued(sub))
+            back_after = trio.current_time() - accepted_at
+            sim.control.inject_trade("ETHUSDT", 99.0, 1.0)  # and live after the gap
+            events.extend(await drain(sub, 1))
+            assert not queued(refused)  # reported once, however often it was asked again
+        assert "ethusdt@aggTrade" in conn.streams and not conn.refused
+        assert conn.snapshot()["refusal_retries"] >= 2
+    ids = [e.agg_trade_id for e in events if isinstance(e, AggTrade)]
+    assert ids == list(range(ids[0], ids[-1] + 1))  # every aggregate trade, once, in order
+    assert sum(1 for e in events if isinstance(e, AggTrade) and e.backfilled) >= 3
+    assert back_after <= REFUSED_RETRY.ceiling(3) + 2  # the next retry's wait, at most
+    refusals = [e for e in errors if isinstance(e, SubscriptionError)]
+    assert len(refusals) == 1  # reported once, however often it was asked for again
 
 
 async def test_too_many_subscriptions_refuses_the_whole_chunk_without_halving(

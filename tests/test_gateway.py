@@ -457,3 +457,36 @@ async def test_order_book_syncs_from_snapshot_and_diffs_and_matches_the_exchange
         bids, asks = book.top(10)
         assert bids == [(float(p), float(q)) for p, q in snap["bids"]]
         assert asks == [(float(p), float(q)) for p, q in snap["asks"]]
+
+
+async def test_stop_times_reach_users_as_epoch_not_the_trio_clock(
+    autojump_clock: MockClock,
+) -> None:
+    """The event, the position snapshots and the run summary carry Unix epoch seconds;
+    before, only ``trio.current_time()`` values (near 0 under MockClock) were there."""
+    import time
+
+    from gateway.app.summary import _stop
+
+    fired: list[StopTriggered] = []
+    before = time.time()
+    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, close_hook=lambda ev: None) as (
+        sim,
+        gw,
+    ):
+        gw.on_stop_loss(fired.append)
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_pct=0.05)
+        with gw.subscribe(kinds=[Trade]) as trades:
+            sim.control.inject_trade("BTCUSDT", 94.0, 1.0)
+            await drain(trades, 1)
+        await trio.testing.wait_all_tasks_blocked()
+        [status] = gw.positions()
+    after = time.time()
+    [event] = fired
+    assert event.position_id == pid and before <= event.triggered_at_epoch <= after
+    assert event.receive_ns and before <= event.handled_ns / 1e9 <= after
+    assert status.state is StopState.CLOSED and status.trigger is not None
+    assert status.trigger.triggered_at_epoch == event.triggered_at_epoch
+    assert status.closed_at_epoch is not None and before <= status.closed_at_epoch <= after
+    assert status.trigger.triggered_at < 1e6  # the trio clock stays for deadlines
+    assert _stop(event)["triggered_at_epoch"] == event.triggered_at_epoch

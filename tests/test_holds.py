@@ -188,3 +188,24 @@ async def test_against_the_exchange_a_kline_subscriber_sees_open_times_never_go_
     assert closed == list(range(closed[0], closed[-1] + 1, 1000)), "a candle is missing"
     backfilled = [e for e in events if isinstance(e, Kline) and e.backfilled]
     assert backfilled and all(gaps[0].first <= k.open_time <= gaps[0].last for k in backfilled)
+
+
+async def test_a_gap_ended_at_its_holds_bound_never_ends_again_whatever_its_answer_meets(
+    autojump_clock: MockClock,
+) -> None:
+    publisher = Publisher()
+    state = SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True,
+                        hold_max_events=2)  # fmt: skip
+    state.mailbox = Mailbox(1, Overflow.DROP_NEWEST)
+    state.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
+    with publisher.subscribe(kinds=[Trade, StopTriggered, *_GAPS]) as sub:
+        for i in (1, 5, 6):  # 2..4 missing; the second held trade reaches the bound
+            state.handle(_trade(i))
+        state.mailbox.drain_nowait(10)  # the hold's wake-up
+        state.mailbox.put_nowait("busy")  # the answer meets a full mailbox
+        rows = (_trade(2, backfilled=True), _trade(3, 90.0, True), _trade(4, backfilled=True))
+        state.post_result(BackfillResult(BackfillRequest("BTCUSDT", "trade", 2, 4), rows))
+        events = sub.drain_nowait(100)
+    labels = [_label(e) if not isinstance(e, StopTriggered) else "fired" for e in events]
+    assert labels == [1, ("GapDetected", 2), ("GapUnfilled", 2), 5, 6, "fired"]
+    assert "held past its bound" in events[2].reason

@@ -162,6 +162,7 @@ async def test_rest_errors_are_binance_json_with_the_weight_header_and_logged(
             "/api/v3/trades?symbol=BTCUSDT&limit=5000": (400, (
                 -1130, "Data sent for parameter 'limit' is not valid.")),
             "/api/v3/exchangeInfo?symbol=NOPE": (400, (-1121, "Invalid symbol.")),
+            "/api/v3/exchangeInfo?symbols=123": (400, None),  # was a 500 (list(123))
         }  # fmt: skip
         for path, (status, body) in cases.items():
             r = await http.get(path)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -127,3 +128,18 @@ async def test_gateway_simulate_serves_until_interrupted() -> None:
             await proc.wait()
         if proc.stdout is not None:
             await proc.stdout.aclose()
+
+
+@pytest.mark.parametrize("what", ["missing", "directory"])
+def test_simulate_replay_of_an_unreadable_file_is_one_line_and_exit_2(
+    tmp_path: Path, what: str
+) -> None:
+    """Before, a missing ``--replay`` file ended in a FileNotFoundError traceback."""
+    path = tmp_path / "missing.txt" if what == "missing" else tmp_path
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "simulate", "--replay", str(path), "--no-rest"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    reason = "No such file or directory" if what == "missing" else "Is a directory"
+    assert done.stderr.splitlines() == [f"gateway simulate: cannot read {path}: {reason}"]

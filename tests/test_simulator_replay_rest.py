@@ -126,3 +126,33 @@ def test_recordings_parse() -> None:
         rec = load_recording(path)
         assert rec.url.startswith("wss://") and rec.frames
         assert all(orjson.loads(f.text)["stream"] == f.stream for f in rec.frames)
+
+
+@bounded()
+async def test_agg_trades_time_bounds_are_inclusive_milliseconds_and_limit_at_most_1000(
+    autojump_clock: object,
+) -> None:
+    cfg = SimulatorConfig(symbols=("BTCUSDT",), pacing="manual", clock="virtual")
+    async with open_simulator(cfg) as sim, httpx.AsyncClient(base_url=str(sim.rest_url)) as http:
+
+        async def aggs(**params: int) -> list[dict[str, object]]:
+            r = await http.get("/api/v3/aggTrades", params={"symbol": "BTCUSDT", **params})
+            assert r.status_code == 200
+            rows: list[dict[str, object]] = r.json()
+            return rows
+
+        for _ in range(8):
+            await trio.sleep(0.0007)  # trade times that fall inside a millisecond
+            sim.control.generate(3, symbol="BTCUSDT")
+        rows = await aggs()
+        for row in rows:  # startTime == endTime == T still finds the row (both inclusive)
+            assert row in await aggs(startTime=row["T"], endTime=row["T"])  # type: ignore[arg-type]
+        mid: int = rows[len(rows) // 2]["T"]  # type: ignore[assignment]
+        assert await aggs(startTime=mid) == [r for r in rows if r["T"] >= mid]  # type: ignore[operator]
+        assert await aggs(endTime=mid) == [r for r in rows if r["T"] <= mid]  # type: ignore[operator]
+        assert await aggs(startTime=mid, endTime=mid, limit=1) == [
+            next(r for r in rows if r["T"] == mid)
+        ]
+        assert len(await aggs(limit=1000)) == len(rows)
+        r = await http.get("/api/v3/aggTrades", params={"symbol": "BTCUSDT", "limit": 1001})
+        assert r.status_code == 400 and r.json()["code"] == -1130

@@ -18,8 +18,10 @@ from trio_websocket import open_websocket_url
 from gateway import AggTrade, ConnectionFailed, GapDetected, GapFilled, open_gateway
 from gateway.cli import build_parser
 from gateway.config import GatewayConfig, ReconnectConfig
+from gateway.core.backoff import ReconnectPolicy
 from gateway.errors import ConfigError
-from gateway.simulator import open_simulator
+from gateway.runtime.backfill import Backfiller, RestUnavailable
+from gateway.simulator import Simulator, open_simulator
 from gateway.simulator.cli import _announce, _config
 from tests._loopback import drain, exchange
 from tests._simclient import bounded
@@ -109,3 +111,26 @@ async def test_simulate_announces_the_ca_file(
         out = capsys.readouterr().out
         assert f"ca_file={sim.ca_file}" in out and "ws_url=wss://" in out
         await trio.lowlevel.checkpoint()
+
+
+@pytest.mark.parametrize("binance_simulator", [{"tls": True}], indirect=True)
+async def test_the_fixture_takes_tls(
+    binance_simulator: Simulator, autojump_clock: MockClock
+) -> None:
+    assert binance_simulator.ws_url.startswith("wss://") and binance_simulator.ca_file
+
+
+@bounded(60)
+async def test_rest_without_ca_file_fails_with_a_certificate_error(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange({"tls": True}) as sim, trio.open_nursery() as nursery:
+        assert sim.rest_url is not None
+        rest = Backfiller(sim.rest_url, lambda *_: None, retry=ReconnectPolicy(0.1, 2.0, 1.0, 1))
+        await nursery.start(rest.run)
+        with pytest.raises(RestUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            await rest.ticker_price("BTCUSDT")
+        trusted = Backfiller(sim.rest_url, lambda *_: None, ca_file=sim.ca_file or "")
+        await nursery.start(trusted.run)
+        assert await trusted.ticker_price("BTCUSDT") > 0
+        nursery.cancel_scope.cancel()

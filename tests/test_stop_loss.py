@@ -32,8 +32,11 @@ def short(id: str = "s1", entry: float = 100.0, pct: float | None = 0.02,
     return Position(id, SYM, Side.SHORT, entry, 1.0, stop_pct=pct, stop_price=price)
 
 
+EPOCH = 1_700_000_000.0  #: the wall clock of `book_with` books (the book's ``now`` is apart)
+
+
 def book_with(*positions: Position) -> StopLossBook:
-    book = StopLossBook(SYM)
+    book = StopLossBook(SYM, wall_clock=lambda: EPOCH)
     for p in positions:
         book.open(p)
     return book
@@ -54,7 +57,7 @@ def test_long_stop_fires_once_at_threshold() -> None:
     book = book_with(pos)
     assert book.check(98.01, now=1.0) == []
     fired = book.check(pos.stop_level, now=2.0, trade_time=1234)
-    assert fired == [StopTrigger(pos, pos.stop_level, 2.0, 1234)]
+    assert fired == [StopTrigger(pos, pos.stop_level, 2.0, 1234, triggered_at_epoch=EPOCH)]
     assert book.status("p1").state is StopState.TRIGGERED
     assert book.check(50.0, now=3.0) == []  # never again
     assert book.fired == 1
@@ -396,3 +399,29 @@ class StopLossMachine(RuleBasedStateMachine):
 
 TestStopLossMachine = StopLossMachine.TestCase
 TestStopLossMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+def test_users_get_epoch_times_while_deadlines_stay_on_the_books_clock() -> None:
+    """``now`` is the actor's trio clock (here near 0, as under MockClock); every time a
+    user sees also comes as Unix epoch seconds from the wall clock. Before, only the trio
+    clock values existed (``triggered_at`` 5.0, not a date)."""
+    wall = [EPOCH]
+    book = StopLossBook(SYM, retry_initial=0.5, close_timeout=10.0, wall_clock=lambda: wall[0])
+    book.open(long())
+    [trig] = book.check(97.0, now=5.0, trade_time=1_700_000_000_123)
+    assert (trig.triggered_at, trig.triggered_at_epoch) == (5.0, EPOCH)
+    status = book.status("p1")
+    assert status.trigger == trig and status.next_attempt_at_epoch == EPOCH
+    wall[0] = EPOCH + 1.0
+    book.mark_closing("p1", now=6.0)
+    assert book.status("p1").next_attempt_at == 16.0  # the hung-close deadline
+    assert book.status("p1").next_attempt_at_epoch == EPOCH + 11.0
+    book.close_failed("p1", "TimeoutError()", now=6.0)
+    assert book.status("p1").next_attempt_at_epoch == EPOCH + 1.5
+    wall[0] = EPOCH + 2.0
+    book.mark_closing("p1", now=7.0)
+    book.close_succeeded("p1", now=7.0)
+    status = book.status("p1")
+    assert (status.closed_at, status.closed_at_epoch) == (7.0, EPOCH + 2.0)
+    assert status.next_attempt_at is None and status.next_attempt_at_epoch is None
+    assert status.trigger is not None and status.trigger.triggered_at_epoch == EPOCH

@@ -11,7 +11,7 @@ import logging
 import math
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import pytest
@@ -53,13 +53,17 @@ async def drive(sim: Simulator, trades_until: float = math.inf) -> None:
 
 @asynccontextmanager
 async def running(
-    errors: list[BaseException], trades_until: float = math.inf, **options: Any
+    errors: list[BaseException], trades_until: float = math.inf,
+    streams: tuple[str, ...] = STREAMS, sim: Simulator | None = None, **options: Any,
 ) -> AsyncIterator[tuple[Simulator, Gateway]]:
-    async with open_simulator(**SIM) as sim, trio.open_nursery() as nursery:
+    given: AbstractAsyncContextManager[Simulator] = (
+        open_simulator(**SIM) if sim is None else nullcontext(sim)
+    )
+    async with given as sim, trio.open_nursery() as nursery:
         nursery.start_soon(drive, sim, trio.current_time() + trades_until)
         async with open_gateway(
             url=sim.ws_url, rest_url=sim.rest_url, on_error=errors.append, symbols=SYMBOLS,
-            streams=STREAMS, **options,
+            streams=streams, **options,
         ) as gw:  # fmt: skip
             yield sim, gw
         nursery.cancel_scope.cancel()
@@ -89,6 +93,41 @@ async def test_a_zombie_connection_is_replaced_make_before_break(
     zombie_logs = [r for r in caplog.records if "zombie" in r.getMessage()]
     assert len(zombie_logs) == 1  # once, with the silence measured
     assert re.search(r"for 1\d\.\d s", zombie_logs[0].getMessage())
+
+
+async def test_a_zombie_waiting_its_turn_to_ping_is_replaced_not_taken_for_a_dead_peer(
+    autojump_clock: MockClock,
+) -> None:
+    # Three 1008 penalties slow the control pace to one frame per 8 s. A SUBSCRIBE sent
+    # just before the zombie verdict takes that slot, so the verdict's ping waits 5.5-7.5 s
+    # for its turn: longer than the 5 s a pong is waited for, though pongs come.
+    errors: list[BaseException] = []
+    async with open_simulator(**SIM) as sim:
+        sim.control.close_on_subscribe(1008, "Too many requests", count=3)
+        # Trades only: no kline stream goes overdue (and asks) a check before the verdict.
+        async with running(errors, streams=("trade",), sim=sim, control_rate=1) as (_, gw):
+            conn = gw.connections[0]
+            assert conn.snapshot()["control_pace"] == "1/8s" and conn.reconnects == 3
+            await trio.sleep(5)  # every trade stream armed
+            assert sim.control.zombie() == 1
+            fault = trio.current_time()
+            # The verdict comes 9-11 s after the fault (10 s of silence, counted from the
+            # last check that saw a frame, at most 1 s before the fault; checks every 1 s).
+            await trio.sleep(8.5)
+            await gw.add_streams(["btcusdt@aggTrade"])  # the pace's one slot, for 8 s
+            assert trio.current_time() - fault < 9.0
+            with gw.subscribe("ETHUSDT", Trade, buffer=100) as sub:
+                with trio.fail_after(30):
+                    await sub.receive()
+            elapsed = trio.current_time() - fault
+            snap = conn.snapshot()
+        stats = sim.control.stats()
+    lost = [e for e in errors if isinstance(e, ConnectionLost)]
+    assert [e.reason for e in lost] == ["closed by the exchange: 1008 Too many requests"] * 3
+    assert snap["zombie_replacements"] == 1 and snap["reconnects"] == 3  # not a dead peer
+    assert stats.connections_total == 5  # 3 penalised, the zombie, its replacement
+    # the ping goes out when its turn comes (16.5 s after the fault), then make-before-break
+    assert 16.5 <= elapsed <= 17.5
 
 
 async def test_silence_without_pongs_is_a_dead_peer_reconnected_at_once(
@@ -137,6 +176,39 @@ async def test_a_forgotten_stream_is_resubscribed_alone(autojump_clock: MockCloc
     assert not errors
 
 
+async def test_a_forgotten_kline_interval_beside_a_flowing_one_is_resubscribed_alone(
+    autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # kline_1m and kline_5m of one symbol: the 1m stream keeps flowing while the exchange
+    # forgets the 5m one, which must still be found silent (it is judged alone).
+    errors: list[BaseException] = []
+    caplog.set_level(logging.WARNING, "gateway.runtime.connection")
+    async with running(errors, streams=("trade", "kline_1m", "kline_5m")) as (sim, gw):
+        await trio.sleep(5)
+        assert sim.control.forget_stream("btcusdt@kline_5m") == 1
+        fault = trio.current_time()
+        intervals: list[str] = []
+        with gw.subscribe("BTCUSDT", Kline, buffer=1000) as klines:
+            with trio.fail_after(REPLACED_WITHIN):
+                for _ in range(1000):  # about 8 kline_1m pushes come before the 5m one
+                    intervals.append((await klines.receive()).interval)
+                    if intervals[-1] == "5m":
+                        break
+        elapsed = trio.current_time() - fault
+        snap = gw.connections[0].snapshot()
+        stats = sim.control.stats()
+    assert 10.0 <= elapsed <= REPLACED_WITHIN
+    assert intervals.count("1m") >= 4  # the 1m stream flowed all along (every 2 s)
+    assert snap["stream_resubscribes"] == 1 and snap["stream_checks"] == 1
+    assert snap["zombie_replacements"] == 0 and snap["reconnects"] == 0
+    assert stats.connections_total == 1
+    assert {"btcusdt@kline_1m", "btcusdt@kline_5m"} <= set(stats.subscriptions[1])
+    resubscribed = [r.getMessage() for r in caplog.records if "subscribing again" in r.getMessage()]
+    assert len(resubscribed) == 1 and "btcusdt@kline_5m" in resubscribed[0]
+    assert "kline_1m" not in resubscribed[0]  # only the silent interval was sent again
+    assert not errors
+
+
 async def test_a_quiet_market_causes_no_replacement_and_no_resubscribe(
     autojump_clock: MockClock,
 ) -> None:
@@ -156,14 +228,15 @@ async def test_a_quiet_market_causes_no_replacement_and_no_resubscribe(
 
 
 def test_cadences_follow_the_reference() -> None:
-    assert cadence("btcusdt@kline_1m") == (("BTCUSDT", "Kline"), 2.0)
-    assert cadence("btcusdt@kline_1s") == (("BTCUSDT", "Kline"), 1.0)
-    assert cadence("btcusdt@ticker") == (("BTCUSDT", "Ticker"), 1.0)
-    assert cadence("btcusdt@depth@100ms") == (("BTCUSDT", "DepthUpdate"), None)  # on change
-    assert cadence("btcusdt@depth5@100ms") == (("BTCUSDT", "PartialDepth"), 0.1)
-    assert cadence("btcusdt@depth5") == (("BTCUSDT", "PartialDepth"), 1.0)
-    assert cadence("btcusdt@bookTicker") == (("BTCUSDT", "BookTicker"), None)
-    assert cadence("btcusdt@trade") == (("BTCUSDT", "Trade"), None)
+    assert cadence("btcusdt@kline_1m") == (("BTCUSDT", "Kline", "1m"), 2.0)  # per interval
+    assert cadence("btcusdt@kline_5m") == (("BTCUSDT", "Kline", "5m"), 2.0)
+    assert cadence("btcusdt@kline_1s") == (("BTCUSDT", "Kline", "1s"), 1.0)
+    assert cadence("btcusdt@ticker") == (("BTCUSDT", "Ticker", None), 1.0)
+    assert cadence("btcusdt@depth@100ms") == (("BTCUSDT", "DepthUpdate", None), None)  # on change
+    assert cadence("btcusdt@depth5@100ms") == (("BTCUSDT", "PartialDepth", None), 0.1)
+    assert cadence("btcusdt@depth5") == (("BTCUSDT", "PartialDepth", None), 1.0)
+    assert cadence("btcusdt@bookTicker") == (("BTCUSDT", "BookTicker", None), None)
+    assert cadence("btcusdt@trade") == (("BTCUSDT", "Trade", None), None)
     assert cadence("!miniTicker@arr") is None
 
 
@@ -175,16 +248,16 @@ def test_a_trade_stream_is_watched_only_after_recent_activity() -> None:
     now, frames = 0.0, 0
     for _ in range(100):  # never traded: never overdue, never a zombie
         now += 1
-        assert watch.check(now, lambda _s, k: counts[k], frames) == Check()
+        assert watch.check(now, lambda _s, k, _i: counts[k], frames) == Check()
     for _ in range(ARM_EVENTS):  # one trade a second: armed, deadline max(10, 5 x 1) s
         now += 1
         counts["Trade"] += 1
         frames += 1
-        assert not watch.check(now, lambda _s, k: counts[k], frames).overdue
+        assert not watch.check(now, lambda _s, k, _i: counts[k], frames).overdue
     now += 9
-    assert not watch.check(now, lambda _s, k: counts[k], frames).overdue
+    assert not watch.check(now, lambda _s, k, _i: counts[k], frames).overdue
     now += 1
-    found = watch.check(now, lambda _s, k: counts[k], frames)
+    found = watch.check(now, lambda _s, k, _i: counts[k], frames)
     assert found.zombie == 10.0  # the only watched stream, and nothing else came
 
 
@@ -200,31 +273,50 @@ def test_the_silence_settings_are_validated() -> None:
         GatewayConfig(symbols=("BTCUSDT",), trade_silence_floor=0)
 
 
-def _reader(counts: dict[tuple[str, str], int]) -> Reader:
-    return lambda symbol, kind: counts.get((symbol, kind), 0)
+def _reader(counts: dict[tuple[str, str, str | None], int]) -> Reader:
+    return lambda symbol, kind, interval: counts.get((symbol, kind, interval), 0)
 
 
 def test_streams_of_one_counter_are_one_group_and_a_quiet_one_backs_off() -> None:
     watch = StreamWatch(5.0, 10.0)
-    names = ["btcusdt@kline_1m", "btcusdt@kline_1s", "btcusdt@ticker", "!miniTicker@arr"]
+    names = ["btcusdt@ticker_1h", "btcusdt@ticker_4h", "btcusdt@ticker", "!miniTicker@arr"]
     watch.sync(dict.fromkeys(names), 0.0)
     watch.reset(0.0)
-    kline = watch.groups["BTCUSDT", "Kline"]
-    assert kline.names == names[:2] and kline.cadence == 1.0  # the faster one decides
+    rolling = watch.groups["BTCUSDT", "RollingTicker", None]  # two windows, one counter
+    assert rolling.names == names[:2] and rolling.cadence == 1.0
     assert len(watch.groups) == 2  # the market-wide array is not watched
-    counts = {("BTCUSDT", "Kline"): 0, ("BTCUSDT", "Ticker"): 0}
+    counts = {("BTCUSDT", "RollingTicker", None): 0, ("BTCUSDT", "Ticker", None): 0}
     now = frames = 0
-    for now in range(1, 6):  # klines flow, the ticker does not: overdue after 5 x 1 s
-        counts["BTCUSDT", "Kline"] += 1
+    for now in range(1, 6):  # rolling tickers flow, the ticker does not: overdue after 5 s
+        counts["BTCUSDT", "RollingTicker", None] += 1
         frames += 1
         found = watch.check(now, _reader(counts), frames)
     assert found.zombie is None and [g.names for g in found.overdue] == [["btcusdt@ticker"]]
     watch.listed(found.overdue[0], now)  # still listed: a quiet market, ask after 10 s
     for now in range(6, 15):
-        counts["BTCUSDT", "Kline"] += 1
+        counts["BTCUSDT", "RollingTicker", None] += 1
         frames += 1
         assert not watch.check(now, _reader(counts), frames).overdue
     assert watch.check(15, _reader(counts), frames + 1).overdue  # 5 s x backoff 2
+
+
+def test_each_kline_interval_is_judged_alone() -> None:
+    watch = StreamWatch(5.0, 10.0)
+    names = ["btcusdt@kline_1m", "btcusdt@kline_5m", "btcusdt@kline_1s"]
+    watch.sync(dict.fromkeys(names), 0.0)
+    watch.reset(0.0)
+    assert [g.names for g in watch.groups.values()] == [[n] for n in names]
+    assert [g.cadence for g in watch.groups.values()] == [2.0, 2.0, 1.0]
+    counts = dict.fromkeys([("BTCUSDT", "Kline", i) for i in ("1m", "5m", "1s")], 0)
+    found = Check()
+    for now in range(1, 11):  # 1m and 1s flow; 5m is silent: overdue after 5 x 2 s
+        counts["BTCUSDT", "Kline", "1m"] += 1
+        counts["BTCUSDT", "Kline", "1s"] += 1
+        found = watch.check(float(now), _reader(counts), 2 * now)
+        assert found.zombie is None
+        if now < 10:
+            assert not found.overdue
+    assert [g.names for g in found.overdue] == [["btcusdt@kline_5m"]]
 
 
 @given(
@@ -239,14 +331,15 @@ def test_streams_that_push_within_their_deadline_are_never_suspect(
     watch = StreamWatch(5.0, 10.0)
     watch.sync(dict.fromkeys(["btcusdt@kline_1m", "btcusdt@ticker", "btcusdt@trade"]), 0.0)
     watch.reset(0.0)
-    counts = dict.fromkeys([("BTCUSDT", k) for k in ("Kline", "Ticker", "Trade")], 0)
+    counts = dict.fromkeys([("BTCUSDT", k, None) for k in ("Ticker", "Trade")], 0)
+    counts["BTCUSDT", "Kline", "1m"] = 0
     frames = 0
     for now, pushed in enumerate(pushes, start=1):
         pushed = pushed | {"Ticker"} | ({"Kline"} if now % 2 == 0 else set())
         if now >= quiet_trades_from:
             pushed.discard("Trade")
         for kind in pushed:
-            counts["BTCUSDT", kind] += 1
+            counts["BTCUSDT", kind, "1m" if kind == "Kline" else None] += 1
             frames += 1
         found = watch.check(float(now), _reader(counts), frames)
         assert found.zombie is None

@@ -105,10 +105,14 @@ class LiveOutput(Output):
         self, take: Callable[[], Snapshot], *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:  # fmt: skip
-        """Refresh the view until cancelled; the last picture stays on screen."""
+        """Refresh the view until cancelled; the last picture stays on screen.
+
+        While it is live, whatever else writes to stdout or stderr (a print, a log handler
+        of a library) goes through the console, above the view, instead of tearing it.
+        """
         console = self.console
         with Live(render(take(), console.width), console=console, auto_refresh=False,
-                  redirect_stdout=False, redirect_stderr=False) as live:  # fmt: skip
+                  redirect_stdout=True, redirect_stderr=True) as live:  # fmt: skip
             task_status.started()
             try:
                 while True:
@@ -119,7 +123,7 @@ class LiveOutput(Output):
 
     def final(self, summary: dict[str, Any]) -> None:
         """Print the summary table (and, for a run that never went live, its connections)."""
-        self.console.print(summary_table(summary))
+        self.console.print(summary_table(summary, self.console.width))
         for c in summary["connections"]:
             if not c["went_live"]:
                 self.console.print(

@@ -52,7 +52,9 @@ def choose_output(args: argparse.Namespace) -> Output:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         return PlainOutput(sys.stdout, args.status_every)
     console = Console()
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console)])
+    # force: a handler set up earlier would write under the live view, not above it
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(console=console)],
+                        force=True)  # fmt: skip
     return LiveOutput(console, args.fps if args.fps > 0 else 4.0)
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from rich import box
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from gateway.app.tracker import RunTracker
 from gateway.core.redact import redact_text, redact_url
@@ -126,6 +128,7 @@ def _stop(e: StopTriggered) -> dict[str, Any]:
         "stop_price": e.stop_price,
         "trigger_price": e.trigger_price,
         "trade_time": e.trade_time,
+        "triggered_at_epoch": e.triggered_at_epoch,
     }
 
 
@@ -137,20 +140,23 @@ def _lat(lat: dict[str, float], key: str) -> str:
     return f"{lat[key]:.1f}us" if key in lat else "-"
 
 
+def _symbol_words(sym: str, s: dict[str, Any]) -> str:
+    lat = s["latency_us"]["receive_to_handled"]
+    return (
+        f"{sym} events {_kv(s['events']) or '-'} "
+        f"candles {_kv(s['candles_closed']) or '-'} stops={s['stops_fired']} "
+        f"drops={s['dropped']} restarts={s['restarts']} "
+        f"p50={_lat(lat, 'p50')} p99={_lat(lat, 'p99')}"
+    )
+
+
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The summary as ``summary ...`` lines of ``key=value`` words (the plain output)."""
     lines = [
         f"summary run url={summary['url']} duration_s={summary['duration_s']} "
         f"ended_by={summary['ended_by']} went_live={'yes' if summary['went_live'] else 'no'}"
     ]
-    for sym, s in summary["symbols"].items():
-        lat = s["latency_us"]["receive_to_handled"]
-        lines.append(
-            f"summary {sym} events {_kv(s['events']) or '-'} "
-            f"candles {_kv(s['candles_closed']) or '-'} stops={s['stops_fired']} "
-            f"drops={s['dropped']} restarts={s['restarts']} "
-            f"p50={_lat(lat, 'p50')} p99={_lat(lat, 'p99')}"
-        )
+    lines += [f"summary {_symbol_words(sym, s)}" for sym, s in summary["symbols"].items()]
     for c in summary["connections"]:
         connects = "-" if c["connects"] is None else c["connects"]
         line = (
@@ -170,20 +176,44 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
-    """The per-symbol part of the summary as a rich table (the terminal output)."""
+def _lines(mapping: dict[str, Any]) -> str:
+    return "\n".join(f"{k}={v}" for k, v in mapping.items())
+
+
+def _lat_cell(lat: dict[str, float], key: str) -> str:
+    return f"{lat[key]:.1f}" if key in lat else "-"
+
+
+def summary_table(summary: dict[str, Any], width: int | None = None) -> RenderableType:
+    """The per-symbol part of the summary for a terminal ``width`` columns wide.
+
+    A table, one ``kind=count`` per line, when its widest lines fit in ``width``; else
+    the same facts as one wrapped paragraph per symbol. Numbers are never cut short.
+    """
     never = "" if summary["went_live"] else ", never live"
-    table = Table(title=f"summary: {summary['duration_s']}s, ended by {summary['ended_by']}{never}",
-                  box=box.SIMPLE_HEAD)  # fmt: skip
-    for name in ("symbol", "events", "candles closed", "stops", "drops", "restarts",
-                 "p50 µs", "p99 µs"):  # fmt: skip
-        table.add_column(name, justify="left" if name in ("symbol", "events") else "right")
+    title = f"summary: {summary['duration_s']}s, ended by {summary['ended_by']}{never}"
+    rows = []
     for sym, s in summary["symbols"].items():
         lat = s["latency_us"]["receive_to_handled"]
-        table.add_row(
-            sym, _kv(s["events"]), _kv(s["candles_closed"]), str(s["stops_fired"]),
-            str(s["dropped"]), str(s["restarts"]), _lat(lat, "p50"), _lat(lat, "p99"),
-        )  # fmt: skip
+        rows.append((
+            sym, _lines(s["events"]), _lines(s["candles_closed"]), str(s["stops_fired"]),
+            str(s["dropped"]), str(s["restarts"]), _lat_cell(lat, "p50"), _lat_cell(lat, "p99"),
+        ))  # fmt: skip
+    headers = ("symbol", "events", "candles\nclosed", "stops", "drops", "restarts",
+               "p50 µs", "p99 µs")  # fmt: skip
+    widest = [max(len(line) for cell in (name, *(r[i] for r in rows)) for line in cell.split("\n"))
+              for i, name in enumerate(headers)]  # fmt: skip
+    # columns are one divider and one space apart
+    if width is not None and sum(widest) + 2 * (len(headers) - 1) > width:
+        words = [_symbol_words(sym, s) for sym, s in summary["symbols"].items()]
+        return Group(Text(title, style="bold"), *(Text(w, overflow="fold") for w in words))
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1, 0, 0))  # fmt: skip
+    for name, least in zip(headers, widest, strict=True):
+        table.add_column(name, justify="left" if name in ("symbol", "events") else "right",
+                         overflow="fold", min_width=least)  # fmt: skip
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

@@ -71,11 +71,13 @@ class CandleBuffer:
     ``symbol`` is taken from the first kline when not given. Klines of another
     interval or symbol raise `CandleError` (checked on closed updates and when no
     candle is open, so that an open update costs two comparisons).
+
+    ``updates`` counts every kline given to `apply`, kept or ignored: the stream's proof
+    of life, read per interval by the connection's liveness checks.
     """
 
-    __slots__ = (
-        "_closed", "_gaps", "_next_open", "_open", "_reported", "ignored", "interval", "symbol"
-    )
+    __slots__ = ("_closed", "_gaps", "_next_open", "_open", "_reported", "ignored", "interval",
+                 "symbol", "updates")  # fmt: skip
 
     def __init__(self, interval: str, maxlen: int = 1000, symbol: str | None = None) -> None:
         if interval not in INTERVALS:
@@ -91,6 +93,7 @@ class CandleBuffer:
         self._gaps: list[CandleGap] = []
         self._reported = _NOTHING_CLOSED  # open times before this were reported missing
         self.ignored = 0
+        self.updates = 0
 
     @property
     def maxlen(self) -> int:
@@ -101,6 +104,7 @@ class CandleBuffer:
 
     def apply(self, kline: Kline) -> Kline | None:
         """Upsert one kline update; return it if it closed a candle, else None. O(1)."""
+        self.updates += 1
         if not kline.is_closed:
             t = kline.open_time
             current = self._open
@@ -275,6 +279,11 @@ class CandleBook:
         if buf is None:
             buf = self.buffer(kline.interval)
         return buf.apply(kline)
+
+    def updates(self, interval: str) -> int:
+        """Klines of ``interval`` applied so far (`CandleBuffer.updates`; 0 if none)."""
+        buf = self._buffers.get(interval)
+        return 0 if buf is None else buf.updates
 
     def take_gaps(self) -> list[CandleGap]:
         """The gaps of every interval found since the last call."""

@@ -78,9 +78,13 @@ class Position:
 
 @attrs.frozen(slots=True)
 class StopTrigger:
-    """A fired stop: the position, the price that crossed, and when (``now`` and trade time).
+    """A fired stop: the position, the price that crossed, and when.
 
-    ``attempts`` is how many close attempts had started when this record was made.
+    ``triggered_at``: the book's clock when it fired (the actor's ``trio.current_time()``:
+    not epoch, for deadlines); ``triggered_at_epoch``: Unix epoch seconds then, for
+    people and logs; ``trade_time``: the crossing trade's exchange time (epoch ms), None
+    when not from a trade. ``attempts`` is how many close attempts had started when this
+    record was made.
     """
 
     position: Position
@@ -88,11 +92,18 @@ class StopTrigger:
     triggered_at: float
     trade_time: int | None = None
     attempts: int = 0
+    triggered_at_epoch: float = 0.0
 
 
 @attrs.frozen(slots=True)
 class PositionStatus:
-    """A snapshot of one position in the book."""
+    """A snapshot of one position in the book.
+
+    ``next_attempt_at`` / ``closed_at`` are the book's clock (``trio.current_time()`` in
+    the gateway: not epoch); ``next_attempt_at_epoch`` / ``closed_at_epoch`` are the same
+    moments in Unix epoch seconds (the trigger's are on ``trigger``). None: not pending /
+    not closed.
+    """
 
     position: Position
     state: StopState
@@ -102,3 +113,5 @@ class PositionStatus:
     next_attempt_at: float | None
     last_error: str | None
     closed_at: float | None
+    next_attempt_at_epoch: float | None = None
+    closed_at_epoch: float | None = None

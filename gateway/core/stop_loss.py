@@ -34,11 +34,19 @@ be idempotent (close with a client order id derived from the position id).
 
 A non-crossing `check` is two float comparisons: the book keeps the highest
 armed LONG level and the lowest armed SHORT level.
+
+**Times.** ``now`` is the driver's clock (the actor passes ``trio.current_time()``,
+which is not epoch: it starts anywhere and runs virtual under ``MockClock``); the book
+keeps deadlines in it. What it hands out also carries Unix epoch seconds from
+``wall_clock`` (``time.time`` by default), read when the time is recorded: the
+``*_epoch`` fields of `StopTrigger` and `PositionStatus`. Show users those.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 
 import attrs
 
@@ -65,9 +73,11 @@ class _Entry:
     attempts: int = 0
     failures: int = 0
     next_attempt_at: float = _INF
+    next_attempt_epoch: float | None = None
     in_flight: bool = False
     last_error: str | None = None
     closed_at: float | None = None
+    closed_at_epoch: float | None = None
 
 
 class StopLossBook:
@@ -78,6 +88,7 @@ class StopLossBook:
     attempts are unlimited and counted. ``close_timeout``: a close marked
     `mark_closing` with no outcome after that long is offered again by
     `pending_closes` (a hook that hung); `recover` releases in-flight closes at once.
+    ``wall_clock``: Unix epoch seconds for the ``*_epoch`` fields (see Times above).
 
     Counters: ``fired`` (triggers, once per position), ``closed`` (closes that
     succeeded), ``close_failures`` (failed attempts), ``cancelled``.
@@ -96,6 +107,7 @@ class StopLossBook:
         "retry_cap",
         "retry_initial",
         "symbol",
+        "wall_clock",
     )
 
     def __init__(
@@ -105,8 +117,10 @@ class StopLossBook:
         retry_initial: float = 0.05,
         retry_cap: float = 5.0,
         close_timeout: float = 30.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.symbol = symbol
+        self.wall_clock = wall_clock
         self.retry_initial = retry_initial
         self.retry_cap = retry_cap
         self.close_timeout = close_timeout
@@ -150,6 +164,7 @@ class StopLossBook:
         self, low: float, high: float, now: float, trade_time: int | None
     ) -> list[StopTrigger]:
         fired: list[StopTrigger] = []
+        wall: float | None = None
         for pid, entry in list(self._armed.items()):
             pos = entry.position
             if pos.side is Side.LONG:
@@ -160,10 +175,12 @@ class StopLossBook:
                 if not high >= pos.stop_level:
                     continue
                 price = high
-            trigger = StopTrigger(pos, price, now, trade_time)
+            if wall is None:
+                wall = self.wall_clock()  # only when something fires: the hot path stays pure
+            trigger = StopTrigger(pos, price, now, trade_time, triggered_at_epoch=wall)
             entry.state = StopState.TRIGGERED
             entry.trigger = trigger
-            entry.next_attempt_at = now
+            entry.next_attempt_at, entry.next_attempt_epoch = now, wall
             del self._armed[pid]
             fired.append(trigger)
         if fired:
@@ -249,7 +266,7 @@ class StopLossBook:
         for entry in self._entries.values():
             if entry.in_flight:
                 entry.in_flight = False
-                entry.next_attempt_at = now
+                self._due(entry, now, now)
                 released += 1
         return released
 
@@ -283,7 +300,7 @@ class StopLossBook:
         entry.state = StopState.CLOSING
         entry.attempts += 1
         entry.in_flight = True
-        entry.next_attempt_at = now + self.close_timeout
+        self._due(entry, now + self.close_timeout, now)
         return entry.attempts
 
     def close_succeeded(self, id: str, now: float) -> bool:
@@ -294,8 +311,8 @@ class StopLossBook:
         entry = self._closable(id, "close_succeeded")
         entry.state = StopState.CLOSED
         entry.in_flight = False
-        entry.next_attempt_at = _INF
-        entry.closed_at = now
+        entry.next_attempt_at, entry.next_attempt_epoch = _INF, None
+        entry.closed_at, entry.closed_at_epoch = now, self.wall_clock()
         self.closed += 1
         return True
 
@@ -309,8 +326,13 @@ class StopLossBook:
         entry.last_error = error_repr
         self.close_failures += 1
         exponent = min(entry.failures - 1, 64)  # past 2**64 the cap has long applied
-        entry.next_attempt_at = now + min(self.retry_cap, self.retry_initial * 2.0**exponent)
+        self._due(entry, now + min(self.retry_cap, self.retry_initial * 2.0**exponent), now)
         return entry.next_attempt_at
+
+    def _due(self, entry: _Entry, at: float, now: float) -> None:
+        """The next attempt is due at ``at`` (the driver's clock) and as epoch seconds."""
+        entry.next_attempt_at = at
+        entry.next_attempt_epoch = self.wall_clock() + (at - now)
 
     # -- views --------------------------------------------------------------------------
 
@@ -354,7 +376,10 @@ def _triggered_at(t: StopTrigger) -> float:
 
 
 def _snapshot(e: _Entry) -> PositionStatus:
-    due = e.next_attempt_at if e.state in (StopState.TRIGGERED, StopState.CLOSING) else None
+    pending = e.state in (StopState.TRIGGERED, StopState.CLOSING)
     return PositionStatus(
-        e.position, e.state, e.trigger, e.attempts, e.failures, due, e.last_error, e.closed_at
-    )
+        e.position, e.state, e.trigger, e.attempts, e.failures,
+        e.next_attempt_at if pending else None, e.last_error, e.closed_at,
+        next_attempt_at_epoch=e.next_attempt_epoch if pending else None,
+        closed_at_epoch=e.closed_at_epoch,
+    )  # fmt: skip

@@ -11,6 +11,11 @@ next minute before they would pass ``weight_per_minute``. What was not served (t
 per-gap id budget, the exchange's history or its errors) is named exactly in the
 result (``missing_from``..``request.last``), never silently cut.
 
+A plain-trade gap that ``historicalTrades`` does not serve (or its unserved tail) is
+still priced for the stop-loss book: the aggregate trades whose ``f..l`` cover it are
+fetched from ``aggTrades`` by the gap's time window and their price range is put on the
+result (``stop_prices``); they are never published.
+
 Credentials in the REST URL (``https://user:pass@host``) are sent as HTTP basic auth,
 never as part of a URL, so no log line (ours or httpx's) and no error text holds them.
 """
@@ -34,7 +39,7 @@ from gateway.core.candles import kline_from_rest
 from gateway.core.events import AggTrade, Kline, Trade
 from gateway.core.redact import redact_text, split_credentials
 from gateway.core.streams import INTERVAL_MS
-from gateway.runtime.tls import client_ssl_context
+from gateway.runtime.tls import client_ssl_context, first_words
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,8 @@ _BAD_ANSWER: tuple[type[Exception], ...] = (
 _MAX_ROWS = 1000  # the exchange's page size for aggTrades, historicalTrades and klines
 _MAX_WAIT = 120.0  # the longest Retry-After we wait out in one go
 _WINDOW = 60.0  # REQUEST_WEIGHT is counted per minute
+_HOUR_MS = 3_600_000  # one aggTrades time window at most (the exchange's old rule; harmless)
+_MAX_WINDOWS = 24  # empty hour windows tried before the first aggregate trade is found
 #: Request weights (binance-market-streams.md 5.2): aggTrades 4, historicalTrades 25,
 #: klines 2, time 1, ticker/price (one symbol) 2.
 WEIGHTS = {"/api/v3/aggTrades": 4, "/api/v3/historicalTrades": 25, "/api/v3/klines": 2,
@@ -83,6 +90,10 @@ class BackfillRequest:
     first: int
     last: int
     interval: str | None = None
+    #: Exchange trade times (ms) of the last trade before and the first after a trade
+    #: gap: the window ``aggTrades`` is asked for when ``historicalTrades`` fails.
+    after_time: int | None = None
+    before_time: int | None = None
 
 
 @attrs.frozen(slots=True)
@@ -92,12 +103,19 @@ class BackfillResult:
     ``missing_from`` is None when all of ``first..last`` was served; otherwise the first
     id (or open time) not served, and ``missing_from..last`` is the part not served, for
     the reason in ``error``.
+
+    ``stop_prices`` (plain-trade requests only): the (lowest, highest) price of the
+    ``stop_rows`` aggregate trades whose ``f..l`` overlap ``missing_from..last``, for the
+    stop-loss book; None when there is no unserved part, no time window, or ``aggTrades``
+    failed too (then ``error`` says so).
     """
 
     request: BackfillRequest
     events: tuple[Trade | AggTrade | Kline | DepthSnapshot, ...]
     error: str | None = None
     missing_from: int | None = None
+    stop_prices: tuple[float, float] | None = None
+    stop_rows: int = 0
 
 
 class WeightBudget:
@@ -253,11 +271,16 @@ class Backfiller:
 
     async def _serve(self, client: httpx.AsyncClient, req: BackfillRequest, slot: object) -> None:
         try:
-            result = await self._fetch(client, req)
-        except _FAILED as exc:
-            text = str(exc) or repr(exc)  # the URLs hold no credentials
-            error = redact_text(text if self.rest_url in text else f"REST {self.rest_url}: {text}")
-            result = BackfillResult(req, (), error, req.first)
+            try:
+                result = await self._fetch(client, req)
+            except _FAILED as exc:
+                text = str(exc) or repr(exc)  # the URLs hold no credentials
+                error = redact_text(
+                    text if self.rest_url in text else f"REST {self.rest_url}: {text}"
+                )
+                result = BackfillResult(req, (), error, req.first)
+            if req.kind == "trade" and result.missing_from is not None:
+                result = await self._agg_prices(client, result)
         finally:
             self._limit.release_on_behalf_of(slot)
         if result.error is not None:
@@ -283,7 +306,7 @@ class Backfiller:
             try:
                 resp = await client.get(path, params=params)
             except httpx.TransportError as exc:  # timeouts, refused or reset connections
-                problem = f"{type(exc).__name__}: {exc}"
+                problem = f"{type(exc).__name__}: {first_words(exc)}"
                 wait = self.retry.delay(attempt, self._rng)
             else:
                 self.budget.observe(resp.headers.get("X-MBX-USED-WEIGHT-1M"))
@@ -365,6 +388,77 @@ class Backfiller:
                          else "page limit reached")  # fmt: skip
             return BackfillResult(req, tuple(out), error, next_id)
         return BackfillResult(req, tuple(out))
+
+    async def _agg_prices(
+        self, client: httpx.AsyncClient, result: BackfillResult
+    ) -> BackfillResult:
+        """``result`` with the price range of the aggregate trades covering its unserved
+        plain trade ids (``aggTrades`` by time window, then by ``fromId``); never raises
+        on a REST failure: it is added to ``error`` instead."""
+        req = result.request
+        first = result.missing_from
+        if first is None or req.after_time is None or req.before_time is None:
+            return result
+        after = req.after_time
+        served = result.events[-1] if result.events else None
+        if isinstance(served, Trade):  # the tail starts after the last trade served
+            after = max(after, served.trade_time)
+        end_id = min(req.last, first + self.max_ids - 1)
+        path = "/api/v3/aggTrades"
+        low, high, kept = math.inf, -math.inf, 0
+        cover_lo, cover_hi = math.inf, -math.inf
+        start, window_end, from_id = after, after, None
+        note = "page limit reached"
+        try:
+            for _ in range((end_id - first) // _MAX_ROWS + _MAX_WINDOWS + 4):  # bounded
+                params: dict[str, Any] = {"symbol": req.symbol, "limit": _MAX_ROWS}
+                if from_id is None:  # find the first page by time, at most an hour each
+                    if start > req.before_time:
+                        note = "no aggregate trade in the gap's time window"
+                        break
+                    window_end = min(req.before_time, start + _HOUR_MS - 1)
+                    params.update(startTime=start, endTime=window_end)
+                else:  # fromId must not be combined with startTime/endTime
+                    params["fromId"] = from_id
+                rows = await self._get(client, path, params, WEIGHTS[path])
+                if not rows:
+                    if from_id is not None:
+                        note = "the exchange has no later aggregate trade"
+                        break
+                    start = window_end + 1
+                    continue
+                past = False
+                for r in rows:
+                    f, last = int(r["f"]), int(r["l"])
+                    if f > end_id:
+                        past = True
+                        break
+                    if last >= first:
+                        price = float(r["p"])
+                        low, high, kept = min(low, price), max(high, price), kept + 1
+                        cover_lo, cover_hi = min(cover_lo, f), max(cover_hi, last)
+                if past:
+                    note = ""
+                    break
+                if from_id is not None and len(rows) < _MAX_ROWS:
+                    note = "the exchange has no later aggregate trade"
+                    break
+                from_id = int(rows[-1]["a"]) + 1
+        except _FAILED as exc:
+            note = redact_text(str(exc) or repr(exc))
+        if not kept and not note:
+            note = "no aggregate trade covers them"
+        if kept and (cover_lo > first or cover_hi < req.last):
+            covered = f"{max(first, int(cover_lo))}..{min(end_id, int(cover_hi))}"
+            note = (f"{note}; " if note else "") + f"they cover trade ids {covered} only"
+        if note:
+            log.warning("aggTrades for %s trade ids %d..%d: %s", req.symbol, first, req.last,
+                        note)  # fmt: skip
+        error = result.error or "not served"
+        if note:
+            error = f"{error}; aggTrades: {note}"
+        prices = (low, high) if kept else None
+        return attrs.evolve(result, error=error, stop_prices=prices, stop_rows=kept)
 
     async def _klines(self, client: httpx.AsyncClient, req: BackfillRequest) -> BackfillResult:
         """Closed candles with open times ``first..last``, page after page (bounded)."""

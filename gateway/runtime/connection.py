@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 _MAX_PACE_WINDOW = 8.0  # seconds: the slowest control pace after repeated 1008 closes
 _REFUSED_ALL = 4  # "Too many subscriptions": the whole chunk is refused, no bisecting
 _LIVENESS_PERIOD = 1.0  # seconds between proof-of-life checks (gateway.runtime.liveness)
+#: A refused stream is asked for again after 5 s, 10 s, 20 s ... at most every 5 minutes:
+#: a refusal can be passing (the exchange's own trouble), and once it is accepted again
+#: its gap is detected and backfilled like any other.
+REFUSED_RETRY = ReconnectPolicy(initial=5.0, factor=2.0, cap=300.0, max_attempts=None)
 
 #: ``on_refused(stream, code, message)``: the exchange refused ``stream``.
 RefusedHook = Callable[[str, "int | None", str], None]
@@ -125,8 +129,11 @@ class Connection(ControlSink):
         self.state = "idle"
         self.connects = 0
         self.reconnects = 0
-        #: Streams the exchange refused: name -> (code, message). Not resubscribed.
+        #: Streams the exchange refused: name -> (code, message). Asked for again later.
         self.refused: dict[str, tuple[int | None, str]] = {}
+        #: Refused streams: name -> (refusals so far, trio time of the next SUBSCRIBE).
+        self._refused_retry: dict[str, tuple[int, float]] = {}
+        self.refusal_retries = 0  #: SUBSCRIBEs sent again for refused streams
         #: 1008 closes received (the exchange's rate penalty); each slows the pace.
         self.rate_penalties = 0
         self._end_reason = "session ended"
@@ -153,6 +160,8 @@ class Connection(ControlSink):
         self.connects, self.reconnects, self.rotations = old.connects, old.reconnects, old.rotations
         self.control_limiter, self.rate_penalties = old.control_limiter, old.rate_penalties
         self.refused = dict(old.refused)
+        self._refused_retry = dict(old._refused_retry)
+        self.refusal_retries = old.refusal_retries
         self.zombie_replacements = old.zombie_replacements
         self.stream_resubscribes, self.stream_checks = old.stream_resubscribes, old.stream_checks
 
@@ -258,6 +267,7 @@ class Connection(ControlSink):
         self.streams.update(dict.fromkeys(new))
         for n in new:
             self.refused.pop(n, None)
+            self._refused_retry.pop(n, None)
         ws = self._ws
         if ws is not None and new:
             try:
@@ -272,6 +282,10 @@ class Connection(ControlSink):
         An error reply is logged: the streams are gone from this connection either way
         (frames that still come for them are counted as unrouted).
         """
+        names = list(names)
+        for n in names:  # a refused stream is no longer asked for either
+            self.refused.pop(n, None)
+            self._refused_retry.pop(n, None)
         gone = [n for n in names if n in self.streams]
         for n in gone:
             del self.streams[n]
@@ -314,13 +328,44 @@ class Connection(ControlSink):
                 self._refuse(name, exc.code, exc.message)
 
     def _refuse(self, name: str, code: int | None, message: str) -> None:
+        """Drop ``name`` from this connection and ask for it again later (`REFUSED_RETRY`);
+        only its first refusal is reported (a retry refused again is logged at info)."""
         if self.streams.pop(name, False) is False:
             return  # unsubscribed meanwhile: nothing to report
         self.refused[name] = (code, message)
-        log.warning("[%s] exchange refused stream %s: code %s: %s",
-                    self.conn_id, name, code, message)  # fmt: skip
+        count = self._refused_retry.get(name, (0, 0.0))[0] + 1
+        wait = REFUSED_RETRY.ceiling(count - 1)
+        self._refused_retry[name] = (count, trio.current_time() + wait)
+        if count > 1:
+            log.info("[%s] exchange refused stream %s again (%d times): code %s: %s; next "
+                     "try in %.0f s", self.conn_id, name, count, code, message, wait)  # fmt: skip
+            return
+        log.warning("[%s] exchange refused stream %s: code %s: %s; asking again in %.0f s",
+                    self.conn_id, name, code, message, wait)  # fmt: skip
         if self.on_refused is not None:
             self.on_refused(name, code, message)
+
+    async def _retry_refused(self, ws: WebSocketConnection) -> None:
+        """SUBSCRIBE again the refused streams whose wait is over; those accepted stream
+        again (their gap is detected and backfilled by the symbols)."""
+        now = trio.current_time()
+        due = [n for n, (_, at) in self._refused_retry.items() if at <= now and n in self.refused]
+        if not due:
+            return
+        self.refusal_retries += len(due)
+        self.streams.update(dict.fromkeys(due))
+        try:
+            await self._send_subscribe(ws, due)
+        except SubscriptionError as exc:
+            if self._ws is ws:  # no reply on a live session: replace it
+                self._end_session(f"SUBSCRIBE failed: {exc.message}")
+            return  # they are in self.streams: the next session asks for them
+        for name in due:
+            if name in self.streams:  # accepted this time
+                self.refused.pop(name, None)
+                count, _ = self._refused_retry.pop(name, (0, 0.0))
+                log.warning("[%s] exchange accepted stream %s again after %d refusals",
+                            self.conn_id, name, count)  # fmt: skip
 
     # The actor ----------------------------------------------------------------
 
@@ -511,7 +556,8 @@ class Connection(ControlSink):
                 route(frame, now, self)
 
     async def _watchdog(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:
-        """Ping after half the silence timeout without frames; reconnect after the whole."""
+        """Ping after half the silence timeout without frames; reconnect if neither a frame
+        nor the pong came within the other half (the wait for a control slot not counted)."""
         opened = trio.current_time()
         half = self.silence_timeout / 2
         while True:
@@ -523,8 +569,11 @@ class Connection(ControlSink):
                 return
             if self.frames != seen:
                 continue
+            # Waiting for a control slot (a busy pace) is not silence: only ping -> pong is
+            # timed. Not bounded: a slot frees within the pace's window per waiter ahead,
+            # and the session's end cancels the wait.
+            await self._acquire(lambda: self.control_limiter)
             with trio.move_on_after(half) as ping_scope:
-                await self._acquire(lambda: self.control_limiter)
                 await ws.ping()
             if ping_scope.cancelled_caught and self.frames == seen:
                 log.warning("[%s] silent for %.1fs: reconnecting", self.conn_id, 2 * half)
@@ -550,7 +599,11 @@ class Connection(ControlSink):
             found = watch.check(now, self._event_count, self.frames - self.control_replies)
             if found.zombie is not None:
                 silence = found.zombie
-                if await self._answers_ping(ws):
+                market = self.frames - self.control_replies
+                answered = await self._answers_ping(ws)
+                if self.frames - self.control_replies != market or ws is not self._ws:
+                    continue  # data came while the ping waited for its turn: not silent
+                if answered:
                     self.zombie_replacements += 1
                     log.warning(
                         "[%s] zombie: no market frame on %d streams for %.1f s while pongs "
@@ -558,26 +611,34 @@ class Connection(ControlSink):
                         len(self.streams), silence,
                     )  # fmt: skip
                     self._rotate()
-                elif ws is self._ws:  # nothing at all: a dead peer, no need to wait longer
+                else:  # nothing at all: a dead peer, no need to wait longer
                     log.warning("[%s] no market frame for %.1f s and no pong: reconnecting",
                                 self.conn_id, silence)  # fmt: skip
                     self._end_session(f"no market frame for {silence:.1f} s and no pong")
             elif found.overdue:
                 await self._verify_streams(ws, found.overdue)
+            if self._refused_retry and ws is self._ws and not self.rotating:
+                await self._retry_refused(ws)
 
     async def _answers_ping(self, ws: WebSocketConnection) -> bool:
-        """Ping (paced) and wait a bounded time for the pong: does the peer still answer?"""
+        """Ping (paced) and wait a bounded time for the pong: does the peer still answer?
+
+        The wait for a control slot comes first and is not part of that bound: a pace
+        kept busy by SUBSCRIBE traffic is not a dead peer (see `_watchdog`)."""
+        await self._acquire(lambda: self.control_limiter)
         with trio.move_on_after(min(5.0, self.silence_timeout / 2)):
-            await self._acquire(lambda: self.control_limiter)
             await ws.ping()
             return True
         return False
 
-    def _event_count(self, symbol: str, kind: str) -> int | None:
-        """``symbol``'s count of ``kind`` events, None while its actor is not live."""
+    def _event_count(self, symbol: str, kind: str, interval: str | None) -> int | None:
+        """``symbol``'s count of ``kind`` events (klines: of ``interval``, from its candle
+        book, so that each interval is judged alone), None while its actor is not live."""
         state = self.router.state_of(symbol)
         if state is None or not state.live or state.quarantined:
             return None
+        if interval is not None:
+            return state.candles.updates(interval)
         return state.counts.get(kind, 0)
 
     async def _verify_streams(self, ws: WebSocketConnection, overdue: tuple[Group, ...]) -> None:
@@ -629,5 +690,6 @@ class Connection(ControlSink):
             "stream_resubscribes": self.stream_resubscribes,
             "stream_checks": self.stream_checks,
             "refused": {name: list(err) for name, err in self.refused.items()},
+            "refusal_retries": self.refusal_retries,
             "last_error": self.last_error,
         }

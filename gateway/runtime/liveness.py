@@ -1,8 +1,9 @@
 """Proof of life per stream: which streams of a connection are silent past their cadence.
 
 Checked periodically by each connection's liveness task, never per frame: it reads
-counters the hot path keeps anyway (each `SymbolState`'s events per kind, the
-connection's frame count). The rules (docs/architecture.md, "Proof of life"):
+counters the hot path keeps anyway (each `SymbolState`'s events per kind, its candle
+book's updates per kline interval, the connection's frame count). The rules
+(docs/architecture.md, "Proof of life"):
 
 - A *scheduled* stream pushes on a fixed cadence whatever the market does (klines every
   2 s, 1 s for ``kline_1s``; tickers, mini tickers, avgPrice, referencePrice every
@@ -12,8 +13,11 @@ connection's frame count). The rules (docs/architecture.md, "Proof of life"):
   when the market moves. It is watched only once it is *armed*: ``ARM_EVENTS`` events
   seen; it is then overdue after ``max(floor, factor x`` its recent mean inter-arrival
   ``)``. A quiet symbol is never armed, so it never causes a request.
-- Streams that share one counter (two kline intervals of one symbol) are one group: the
-  group is overdue only when all of them are silent.
+- Each stream is judged alone by its own counter: kline streams by their interval's
+  update count (`CandleBook.updates`), so a silent ``kline_5m`` beside a flowing
+  ``kline_1m`` is found. Streams whose events cannot be told apart (two rolling-ticker
+  windows of one symbol, one interval with and without a timezone offset) share one
+  counter and are one group, overdue only when all of them are silent.
 - A connection with no market frame at all for the longest deadline of its watched
   groups, while it still has some, is a *zombie* (`Check.zombie`) if it still answers a
   ping (the connection checks), else a dead peer. Otherwise, overdue
@@ -51,11 +55,14 @@ _ACTIVITY = frozenset(
      StreamKind.DIFF_DEPTH}
 )  # fmt: skip
 
-#: ``read(symbol, event_class_name)``: that symbol's event count, None if it is not live.
-Reader = Callable[[str, str], "int | None"]
+#: A counter: (symbol, event class name, kline interval or None for other kinds).
+Key = tuple[str, str, "str | None"]
+#: ``read(symbol, event_class_name, interval)``: that symbol's count of those events (of
+#: that kline interval when not None), None if its actor is not live.
+Reader = Callable[[str, str, "str | None"], "int | None"]
 
 
-def cadence(name: str) -> tuple[tuple[str, str], float | None] | None:
+def cadence(name: str) -> tuple[Key, float | None] | None:
     """(counter key, push cadence in seconds or None for activity streams) of stream
     ``name``; None for streams not watched (market-wide arrays, unparsable names)."""
     try:
@@ -65,11 +72,11 @@ def cadence(name: str) -> tuple[tuple[str, str], float | None] | None:
     cls = _EVENT_CLASS.get(stream.kind)
     if stream.symbol is None or cls is None:
         return None
-    key = (stream.symbol, cls)
+    if stream.kind is StreamKind.KLINE:  # counted per interval: each judged alone
+        return (stream.symbol, cls, stream.interval), 1.0 if stream.interval == "1s" else 2.0
+    key = (stream.symbol, cls, None)
     if stream.kind in _ACTIVITY:
         return key, None
-    if stream.kind is StreamKind.KLINE:
-        return key, 1.0 if stream.interval == "1s" else 2.0
     if stream.kind is StreamKind.PARTIAL_DEPTH:
         return key, stream.speed_ms / 1000
     return key, 1.0
@@ -110,7 +117,7 @@ class StreamWatch:
     def __init__(self, factor: float, floor: float) -> None:
         self.factor = factor
         self.floor = floor
-        self.groups: dict[tuple[str, str], Group] = {}
+        self.groups: dict[Key, Group] = {}
         self._names: dict[str, None] = {}
         self._frames = -1
         self._frames_at = 0.0
@@ -147,8 +154,8 @@ class StreamWatch:
             self._frames, self._frames_at = frames, now
         overdue: list[Group] = []
         longest = 0.0
-        for (symbol, cls), g in self.groups.items():
-            count = read(symbol, cls)
+        for (symbol, cls, interval), g in self.groups.items():
+            count = read(symbol, cls, interval)
             if count is None:  # its actor is not live: no judgement, measure from now
                 g.count, g.changed_at = -1, now
                 continue

@@ -22,6 +22,7 @@ from actors import Mailbox, Overflow
 from gateway.core.events import (
     AvgPrice,
     BookTicker,
+    Kline,
     MiniTicker,
     PartialDepth,
     ReferencePrice,
@@ -41,7 +42,13 @@ _LATEST_VALUE: frozenset[type] = frozenset(
 
 @attrs.frozen(slots=True)
 class StopTriggered:
-    """A position's stop-loss fired (exactly once per position)."""
+    """A position's stop-loss fired (exactly once per position).
+
+    Times are epoch: ``trade_time`` the crossing trade's exchange time in ms (None when
+    not from a trade), ``receive_ns`` / ``handled_ns`` when its frame arrived and when the
+    stop was decided, in ns (0 when rebuilt after a restart), ``triggered_at_epoch`` when
+    the book fired it, in seconds.
+    """
 
     symbol: str
     position_id: str
@@ -51,6 +58,7 @@ class StopTriggered:
     trade_time: int | None
     receive_ns: int
     handled_ns: int
+    triggered_at_epoch: float = 0.0
 
     @classmethod
     def from_trigger(
@@ -60,16 +68,23 @@ class StopTriggered:
         pos = trigger.position
         return cls(
             pos.symbol, pos.id, pos.side.name, pos.stop_level, trigger.price,
-            trigger.trade_time, receive_ns, handled_ns,
+            trigger.trade_time, receive_ns, handled_ns, trigger.triggered_at_epoch,
         )  # fmt: skip
 
 
 @attrs.frozen(slots=True)
 class CandleClosed:
-    """A candle closed and entered its buffer (published once per candle)."""
+    """A candle closed and entered its buffer (published once per candle).
+
+    ``symbol``: the symbol, upper case. ``candle``: the closed `Kline` as buffered
+    (``is_closed`` true; ``interval``, ``open_time``/``close_time`` in epoch ms,
+    open/high/low/close, volumes, ``trade_count``; ``backfilled`` when it came over REST
+    to fill a gap). ``receive_ns``: epoch ns (``time.time_ns()``) at which the frame that
+    closed it arrived; 0 for a backfilled candle.
+    """
 
     symbol: str
-    candle: Any  # gateway.core.events.Kline
+    candle: Kline
     receive_ns: int
 
 

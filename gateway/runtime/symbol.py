@@ -258,7 +258,7 @@ class SymbolState:
                 if seen is DUPLICATE:  # e.g. the overlap of a reconnect: drop it
                     self.duplicates += 1
                     return
-                self._trade_gap(kind, seen)
+                self._trade_gap(kind, seen, event.trade_time)
         name = kind.__name__
         self.counts[name] = self.counts.get(name, 0) + 1
         if kind is Trade or kind is AggTrade:
@@ -307,14 +307,20 @@ class SymbolState:
             self.fault("after_trigger", event)
         self.request_due_closes()
 
-    def _trade_gap(self, kind: type, seen: Observation) -> None:
+    def _trade_gap(self, kind: type, seen: Observation, next_time: int) -> None:
         assert seen.first_missing is not None and seen.last_missing is not None
         self.gaps += 1
         stream = "aggTrade" if kind is AggTrade else "trade"
-        # REST serves both by id without a key: aggTrades and historicalTrades.
+        # REST serves both by id without a key: aggTrades and historicalTrades. The trade
+        # times around the gap (ms) bound the aggTrades window used if historicalTrades fails.
+        unit, prev = self._unit_ns, self.last_trade_time
         filling = self._backfill(
-            BackfillRequest(self.symbol, stream, seen.first_missing, seen.last_missing)
-        )
+            BackfillRequest(
+                self.symbol, stream, seen.first_missing, seen.last_missing,
+                after_time=None if prev is None else prev * unit // 1_000_000,
+                before_time=-(-next_time * unit // 1_000_000),
+            )
+        )  # fmt: skip
         log.warning("%s: %s ids %d..%d missing%s", self.symbol, stream, seen.first_missing,
                     seen.last_missing, "; backfilling" if filling else "")  # fmt: skip
         if filling and self.hold_max_events > 0:
@@ -516,6 +522,7 @@ class SymbolState:
         if (stream, req.first, req.last) in self._abandoned:  # its gap already ended
             self._abandoned.discard((stream, req.first, req.last))
             self._check_rows(result.events)
+            self._check_stop_prices(result)
             if req.interval is not None:
                 self.candles.buffer(req.interval).backfill(
                     k for k in result.events if isinstance(k, Kline))  # fmt: skip
@@ -529,14 +536,16 @@ class SymbolState:
             for candle in buf.backfill(k for k in result.events if isinstance(k, Kline)):
                 self._emit(stream, CandleClosed(self.symbol, candle, 0), live=False)
                 self._emit(stream, candle, live=False)
+        reason = result.error or "not served"
+        if self._check_stop_prices(result):
+            reason += f"; stops checked against {result.stop_rows} aggregate trades"
         # The gap ends here, after its rows: filled, or the exact part not served.
         if result.missing_from is None and result.error is None:
             count = len(result.events)
             self._gap_ended(stream, req.first, req.last,
                             GapFilled(self.symbol, stream, req.first, req.last, count))  # fmt: skip
         else:
-            self._unfilled(stream, req.first, req.last, result.error or "not served",
-                           result.missing_from)  # fmt: skip
+            self._unfilled(stream, req.first, req.last, reason, result.missing_from)
 
     def _check_rows(self, rows: Sequence[Any]) -> None:
         """Let backfilled trades fire the stops their price range crosses (once each)."""
@@ -544,6 +553,16 @@ class SymbolState:
         if prices:
             now = trio.current_time()
             self._fire(self.stops.check_range(min(prices), max(prices), now), rows[0])
+
+    def _check_stop_prices(self, result: BackfillResult) -> bool:
+        """Let the aggregate trades that priced an unserved plain-trade range fire the
+        stops they cross; True if there were any."""
+        if result.stop_prices is None:
+            return False
+        low, high = result.stop_prices
+        self._fire(self.stops.check_range(low, high, trio.current_time()),
+                   Trade(self.symbol, -1, low, 0.0, 0, False, 0, 0))  # fmt: skip
+        return True
 
     # Slow path (actor task and owner API) --------------------------------------
 
@@ -657,7 +676,12 @@ class SymbolState:
             self._snapshot_failed("the symbol's mailbox was full")
             return
         self._check_rows(result.events)
-        self._unfilled(_stream_of(req), req.first, req.last,
+        self._check_stop_prices(result)
+        stream = _stream_of(req)
+        if (stream, req.first, req.last) in self._abandoned:  # its gap already ended
+            self._abandoned.discard((stream, req.first, req.last))
+            return
+        self._unfilled(stream, req.first, req.last,
                        "the symbol's mailbox was full: the fetched rows were dropped")  # fmt: skip
 
     # Warm-up and the REST price fallback (slow path) ---------------------------------

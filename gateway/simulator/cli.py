@@ -218,9 +218,16 @@ def run_simulate(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
         config = _config(args)
+        if config.replay_file is not None:
+            open(config.replay_file, "rb").close()  # a missing file: one line, not a traceback
         trio.run(partial(_serve, config, args))
     except ConfigError as exc:
         print(f"gateway simulate: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        print(f"gateway simulate: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0

@@ -2,7 +2,8 @@
 
 Served from the same `Market` as the streams, so ``depth``'s ``lastUpdateId`` fits the
 diff stream's update ids and ``aggTrades`` / ``historicalTrades`` fill trade gaps. Errors
-use the exchange's bodies (``{"code": -1121, "msg": "Invalid symbol."}``) with HTTP 400.
+use the exchange's bodies (``{"code": -1121, "msg": "Invalid symbol."}``) with HTTP 400;
+unknown paths are 404 (wrong methods 405) with a JSON body too; each is logged (WARNING).
 
 Every answer carries ``X-MBX-USED-WEIGHT-1M`` (the documented weights, counted per
 minute of trio time); past 6000 a request is answered 429 with ``Retry-After``. `RestSide`
@@ -164,11 +165,30 @@ def _int(request: Request, name: str, default: int | None = None) -> int | None:
     return int(raw)
 
 
+def _symbol_list(raw: str) -> list[str]:
+    """A ``symbols`` parameter: a JSON array of strings, else ``-1100``."""
+    try:
+        wanted = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        wanted = None
+    if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
+        raise _ApiError(-1100, "Illegal characters found in parameter 'symbols'; legal "
+                               f"range is {_SYMBOLS_RANGE}.")  # fmt: skip
+    return wanted
+
+
 def _time_us(value: int | None) -> int | None:
     """REST time parameters may be ms or µs."""
     if value is None:
         return None
     return value if value >= 10**14 else value * 1000
+
+
+def _end_us(value: int | None) -> int | None:
+    """An inclusive ``endTime`` in µs: one in ms takes in its whole millisecond."""
+    if value is None or value >= 10**14:
+        return value
+    return value * 1000 + 999
 
 
 def _split(symbol: str) -> tuple[str, str]:
@@ -206,13 +226,7 @@ def build_app(
             return None if "symbol" in params else list(market.active)
         if "symbol" in params:
             raise _ApiError(-1128, "Combination of optional parameters invalid.")
-        try:
-            wanted = orjson.loads(params["symbols"])
-        except orjson.JSONDecodeError:
-            wanted = None
-        if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
-            raise _ApiError(-1100, "Illegal characters found in parameter 'symbols'; legal "
-                                   f"range is {_SYMBOLS_RANGE}.")  # fmt: skip
+        wanted = _symbol_list(params["symbols"])
         found = [market.get(w) if w.isalnum() and w.isupper() else None for w in wanted]
         if any(f is None for f in found):
             raise _ApiError(-1121, "Invalid symbol.")
@@ -247,10 +261,7 @@ def build_app(
         one = request.query_params.get("symbol")
         many = request.query_params.get("symbols")
         if one or many:
-            try:
-                wanted = [one] if one else list(orjson.loads(many or "[]"))
-            except orjson.JSONDecodeError:
-                raise _ApiError(-1100, "Illegal characters found in parameter 'symbols'.") from None
+            wanted = [one] if one else _symbol_list(many or "[]")
             if any(w not in names for w in wanted):
                 raise _ApiError(-1121, "Invalid symbol.")
             names = wanted
@@ -313,7 +324,7 @@ def build_app(
         limit = limit_of(request, 500, 1000)
         from_id = _int(request, "fromId")
         start = _time_us(_int(request, "startTime"))
-        end = _time_us(_int(request, "endTime"))
+        end = _end_us(_int(request, "endTime"))  # both inclusive, in ms (or µs)
         if from_id is not None and (start is not None or end is not None):
             raise _ApiError(-1128, "Combination of optional parameters invalid.")
         rows = list(sym.aggs) if from_id is None else []
