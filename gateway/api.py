@@ -28,7 +28,7 @@ from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Tick
 from gateway.core.orderbook import OrderBookSync
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.stop_loss import Position, PositionStatus, Side
-from gateway.core.streams import StreamKind, parse_stream, shard_streams
+from gateway.core.streams import StreamKind, canonical_symbol, parse_stream, shard_streams
 from gateway.errors import (
     ConfigError,
     ConnectionFailed,
@@ -41,6 +41,7 @@ from gateway.runtime.connection import Connection
 from gateway.runtime.fallback import PriceFallback
 from gateway.runtime.groups import collapse, leaves
 from gateway.runtime.hooks import CloseHook, HookRunner
+from gateway.runtime.listing import check_symbols
 from gateway.runtime.publish import (
     Callback,
     CandleClosed,
@@ -65,6 +66,8 @@ class Gateway:
     """
 
     def __init__(self, config: GatewayConfig, close_hook: CloseHook | None) -> None:
+        # "auto" resolved once: REST goes where the stream URL points, never elsewhere.
+        config = attrs.evolve(config, rest_url=config.resolved_rest_url())
         self.config = config
         self.router = Router()
         self.publisher = Publisher(config.callback_buffer)
@@ -116,6 +119,8 @@ class Gateway:
         """
         if isinstance(symbols, str):
             symbols = [symbols]
+        if symbols is not None:
+            symbols = [canonical_symbol(s) for s in symbols]
         if isinstance(kinds, type):
             kinds = [kinds]
         return self.publisher.subscribe(symbols, kinds, buffer or self.config.subscriber_buffer)
@@ -273,7 +278,7 @@ class Gateway:
         with ``"quarantined": True`` under ``on_symbol_failure = "quarantine"``);
         ``restarts`` counts the restarts before that.
         """
-        name = f"symbol:{symbol.upper()}"
+        name = f"symbol:{canonical_symbol(symbol)}"
         outer = self.supervisor.report().get(name)
         try:
             subtree = self.supervisor.child_state(name)
@@ -294,7 +299,7 @@ class Gateway:
 
     def _state(self, symbol: str) -> SymbolState:
         try:
-            return self._states[symbol.upper()]
+            return self._states[canonical_symbol(symbol)]
         except KeyError:
             raise GatewayError(
                 f"symbol {symbol!r} is not in this gateway; it has: {', '.join(self._states)}"
@@ -305,14 +310,29 @@ class Gateway:
     async def add_symbols(
         self, symbols: Iterable[str], streams: Iterable[str] | None = None
     ) -> None:
-        """Start actors for new symbols and subscribe their streams (suffixes) live."""
+        """Start actors for new symbols and subscribe their streams (suffixes) live.
+
+        Spellings such as ``eth/usdt`` mean ``ETHUSDT``; new symbols are checked against
+        the exchange's listing like at the start (`ConfigError` for an unknown one);
+        an empty ``streams`` is a `ConfigError`.
+        """
+        if isinstance(symbols, str):
+            symbols = [symbols]
         suffixes = list(streams) if streams is not None else list(self.config.streams)
-        await self.add_streams(f"{sym.lower()}@{suffix}" for sym in symbols for suffix in suffixes)
+        if not suffixes:
+            raise ConfigError("add_symbols: streams must name at least one stream suffix "
+                              f"(e.g. 'trade'), got {suffixes!r}")  # fmt: skip
+        await self.add_streams(
+            f"{canonical_symbol(sym).lower()}@{suffix}" for sym in symbols for suffix in suffixes
+        )
 
     async def add_streams(self, names: Iterable[str]) -> None:
         """Subscribe full stream names live, starting actors for symbols not seen before
-        (their kline buffers warmed up first with ``warmup_candles``)."""
-        parsed = [parse_stream(n) for n in names]
+        (checked against the exchange's listing first, `ConfigError` for an unknown one;
+        their kline buffers warmed up with ``warmup_candles``)."""
+        parsed = [parse_stream(_canonical_stream(n)) for n in names]
+        new = [s.symbol for s in parsed if s.symbol is not None and s.symbol not in self._states]
+        await self._check_listed(list(dict.fromkeys(new)), "add_symbols")
         for stream in parsed:
             if stream.symbol is not None:
                 await self._start_symbol(stream.symbol)
@@ -322,7 +342,7 @@ class Gateway:
     async def remove_symbols(self, symbols: Iterable[str]) -> None:
         """Unsubscribe symbols' streams and stop their actors."""
         for sym in symbols:
-            sym = sym.upper()
+            sym = canonical_symbol(sym)
             for conn in self.connections:
                 mine = [n for n in conn.streams if parse_stream(n).symbol == sym]
                 if mine:
@@ -344,6 +364,18 @@ class Gateway:
             await self._nursery.start(conn.run)
 
     # Lifecycle --------------------------------------------------------------------------
+
+    async def _check_listed(self, symbols: list[str], key: str) -> None:
+        """`check_symbols` against this gateway's REST endpoint, bounded by ``rest_timeout``
+        (nothing with ``check_symbols = False``)."""
+        if not self.config.check_symbols:
+            return
+        budget = self.backfiller.budget if self.backfiller is not None else None
+        await check_symbols(
+            self.config.rest_url, symbols, limit=self.config.rest_timeout, key=key,
+            observe_weight=budget.observe if budget is not None else None,
+            ca_file=self.config.ca_file,
+        )  # fmt: skip
 
     async def _start_symbol(self, symbol: str) -> None:
         if symbol in self._states:
@@ -403,8 +435,8 @@ class Gateway:
                 for symbol, interval in wanted:
                     nursery.start_soon(one, symbol, interval)
         if bound.cancelled_caught:
-            late = RestUnavailable(f"warm-up took longer than {limit:g} s; the buffers not "
-                                   "filled by then start empty")  # fmt: skip
+            late = RestUnavailable(f"warm-up from {rest.rest_url} took longer than {limit:g} s; "
+                                   "the buffers not filled by then start empty")  # fmt: skip
             log.warning("%s", late)
             self.publisher.report_error("warmup", late)
 
@@ -524,6 +556,9 @@ async def open_gateway(
         config = evolve_config(config, **overrides)
     if not config.all_symbols():
         raise ConfigError("symbols: at least one symbol is required")
+    if not config.stream_names():
+        raise ConfigError(f"streams: no stream to open for {', '.join(config.all_symbols())}; "
+                          f"got streams={config.streams!r}")  # fmt: skip
     gw = Gateway(config, close_hook)
     gw.router.frame_tap = frame_tap
     gw.router.on_tap_error = lambda exc: gw.publisher.report_error("frame_tap", exc)
@@ -531,6 +566,7 @@ async def open_gateway(
         gw.on_error(on_error)
     if on_start is not None:
         on_start(gw)
+    await gw._check_listed(list(config.all_symbols()), "symbols")  # bounded: rest_timeout
     try:
         async with trio.open_nursery() as nursery:
             gw._nursery = nursery
@@ -567,6 +603,15 @@ async def open_gateway(
         if isinstance(error, GatewayError):
             await _final_error(gw, error)
         raise error from error.__cause__  # keep the cause; hide the group around it
+
+
+def _canonical_stream(name: str) -> str:
+    """``BTC/USDT@trade`` as ``btcusdt@trade``: the symbol part's common spellings
+    (see `canonical_symbol`); market-wide ``!`` names as they are."""
+    if not isinstance(name, str) or name.startswith("!"):
+        return name
+    symbol, at, rest = name.partition("@")
+    return f"{canonical_symbol(symbol).lower()}{at}{rest}" if at else name
 
 
 def _ending_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ from cattrs.gen import make_dict_structure_fn
 
 from gateway.core.redact import redact_url
 from gateway.core.stop_loss import Side
-from gateway.core.streams import parse_stream
+from gateway.core.streams import canonical_symbol, normalize_symbol, parse_stream
 from gateway.errors import ConfigError, InvalidStreamName
 from gateway.validators import (
-    http_url_or_empty,
+    http_url_auto_or_empty,
     non_negative,
     non_negative_int,
     one_of,
@@ -38,13 +39,63 @@ from gateway.validators import (
 BINANCE_URL = "wss://stream.binance.com:9443"
 BINANCE_DATA_URL = "wss://data-stream.binance.vision"
 TESTNET_URL = "wss://stream.testnet.binance.vision"
+BINANCE_US_URL = "wss://stream.binance.us:9443"
+#: Their REST endpoints (binance-market-streams.md 1.4; Binance.US: api.binance.us).
 BINANCE_REST_URL = "https://api.binance.com"
+BINANCE_DATA_REST_URL = "https://data-api.binance.vision"
 TESTNET_REST_URL = "https://testnet.binance.vision"
+BINANCE_US_REST_URL = "https://api.binance.us"
+#: ``rest_url``'s default: the REST endpoint follows ``url`` (see `rest_url_for`).
+REST_AUTO = "auto"
+
+#: Known stream hosts (any of their documented ports) and the REST endpoint of each.
+REST_FOR_STREAM_HOST: dict[str, tuple[str, tuple[int | None, ...]]] = {
+    "stream.binance.com": (BINANCE_REST_URL, (None, 443, 9443)),
+    "data-stream.binance.vision": (BINANCE_DATA_REST_URL, (None, 443, 9443)),
+    "stream.testnet.binance.vision": (TESTNET_REST_URL, (None, 443, 9443)),
+    "stream.binance.us": (BINANCE_US_REST_URL, (None, 443, 9443)),
+}
+
+
+def rest_url_for(ws_url: str) -> str:
+    """The REST endpoint that goes with the stream endpoint ``ws_url``.
+
+    A known Binance stream host gives its own REST host (`REST_FOR_STREAM_HOST`); any
+    other host gives the same host and port (``ws`` -> ``http``, ``wss`` -> ``https``,
+    credentials kept, path dropped), where the embedded exchange serves REST too. So
+    REST never goes to a host the stream URL did not name (or a Binance one for it).
+    """
+    parts = urllib.parse.urlsplit(ws_url)
+    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        port = parts.port
+    except ValueError:  # the url validator reports it; no guess here
+        port = -1
+    known = REST_FOR_STREAM_HOST.get(host)
+    if known is not None and port in known[1]:
+        return known[0]
+    scheme = "https" if parts.scheme.lower() == "wss" else "http"
+    return f"{scheme}://{parts.netloc}"
 
 
 def _url_repr(url: str) -> str:
     """A URL field's repr, with its credentials masked."""
     return repr(redact_url(url)) if isinstance(url, str) else repr(url)
+
+
+def _canonical_symbols(value: Any) -> Any:
+    """Common spellings (``btc/usdt``, ``BTC-USDT``) as ``BTCUSDT``, repeats dropped;
+    anything but a sequence of strings is left for the validator to name."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return value
+    if not all(isinstance(v, str) for v in value):
+        return value
+    return tuple(dict.fromkeys(canonical_symbol(v) for v in value))
+
+
+def _canonical(value: Any) -> Any:
+    """One symbol's common spelling as ``BTCUSDT`` (a non-string is left as it is)."""
+    return canonical_symbol(value) if isinstance(value, str) else value
 
 
 def _names(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -75,7 +126,7 @@ class ReconnectConfig:
 class PositionConfig:
     """An open position protected by a stop-loss (percent from entry or absolute price)."""
 
-    symbol: str
+    symbol: str = attrs.field(converter=_canonical)
     side: Side
     entry_price: float = attrs.field(validator=positive)
     quantity: float = attrs.field(default=0.0, validator=non_negative)
@@ -136,18 +187,28 @@ def _warmup(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
 class GatewayConfig:
     """Everything a gateway needs; every field has a sensible default but ``symbols``."""
 
-    symbols: tuple[str, ...] = attrs.field(default=(), validator=_names)
+    #: Spellings such as ``btcusdt``, ``BTC/USDT``, ``BTC-USDT`` become ``BTCUSDT``.
+    #: `open_gateway` checks them against the exchange's ``exchangeInfo``.
+    symbols: tuple[str, ...] = attrs.field(
+        default=(), converter=_canonical_symbols, validator=_names
+    )
     #: Stream suffixes opened for every symbol, e.g. ``trade``, ``kline_1m``, ``ticker``.
     streams: tuple[str, ...] = attrs.field(default=("trade",), validator=_names)
     #: Full stream names opened in addition (their symbols join ``symbols``).
     extra_streams: tuple[str, ...] = attrs.field(default=(), validator=_names)
     #: The stream endpoint: ``ws://`` or ``wss://`` (TLS) with a host, nothing else.
     url: str = attrs.field(default=BINANCE_URL, validator=ws_url, repr=_url_repr)
-    #: The REST endpoint for gap backfill: ``http://`` or ``https://``; empty: no REST.
-    #: Credentials in it (``https://user:pass@host``) are sent as HTTP basic auth.
+    #: The REST endpoint (symbol checks, depth snapshots, backfill, warm-up, price
+    #: fallback): ``http://`` or ``https://``; empty: no REST. ``"auto"`` (the default):
+    #: follows ``url`` (`rest_url_for`: a Binance stream host's REST host, else the same
+    #: host and port). Credentials in it are sent as HTTP basic auth.
     rest_url: str = attrs.field(
-        default=BINANCE_REST_URL, validator=http_url_or_empty, repr=_url_repr
+        default=REST_AUTO, validator=http_url_auto_or_empty, repr=_url_repr
     )
+    #: Check ``symbols`` (and symbols added later) against the exchange's
+    #: ``exchangeInfo`` first: unknown ones are a `ConfigError`, a status other than
+    #: ``TRADING`` a warning. False: no check (an endpoint without ``exchangeInfo``).
+    check_symbols: bool = True
     #: A PEM file of CA certificates trusted for ``wss://`` and ``https://``, on top of
     #: the system's store (e.g. ``Simulator.ca_file`` of an exchange run with ``tls=True``).
     ca_file: str = attrs.field(default="", validator=_ca_file)
@@ -220,7 +281,22 @@ class GatewayConfig:
             raise ConfigError(
                 f"time_unit must be MILLISECOND or MICROSECOND, got {self.time_unit!r}"
             )
+        for i, symbol in enumerate(self.symbols):
+            try:
+                normalize_symbol(symbol)
+            except InvalidStreamName as exc:
+                raise ConfigError(f"symbols[{i}]: {exc}") from None
+        if self.symbols and not self.streams:
+            raise ConfigError(
+                f"streams must name at least one stream suffix (e.g. 'trade') for symbols "
+                f"{', '.join(self.symbols)}; got {self.streams!r}"
+            )
         self.stream_names()  # validates symbols and stream suffixes
+
+    def resolved_rest_url(self) -> str:
+        """The REST endpoint used: ``rest_url``, or `rest_url_for` ``url`` when it is
+        ``"auto"``; empty: no REST."""
+        return rest_url_for(self.url) if self.rest_url == REST_AUTO else self.rest_url
 
     def stream_names(self) -> list[str]:
         """Wire names of every stream, validated (raises `ConfigError` on a bad one)."""

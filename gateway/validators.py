@@ -19,6 +19,10 @@ _WS_ALLOWED = "a ws:// or wss:// URL with a host, e.g. wss://stream.binance.com:
 _HTTP_ALLOWED = (
     "an http:// or https:// URL with a host, e.g. https://api.binance.com, or empty for no REST"
 )
+_HTTP_AUTO_ALLOWED = (
+    "an http:// or https:// URL with a host, e.g. https://api.binance.com, 'auto' to "
+    "follow the stream url, or empty for no REST"
+)
 #: What the wrong scheme probably meant, per kind of field.
 _SCHEME_HINTS = {
     ("ws", "wss"): {"https": "for TLS write wss://", "http": "write ws://"},
@@ -71,6 +75,12 @@ def http_url_or_empty(_inst: object, attribute: attrs.Attribute[Any], value: str
     """An ``http://`` or ``https://`` URL with a host, or empty (no REST: gaps stay reported)."""
     if value != "":
         _check_url(attribute.name, value, ("http", "https"), _HTTP_ALLOWED)
+
+
+def http_url_auto_or_empty(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    """`http_url_or_empty`, or ``"auto"``: the REST endpoint follows the stream URL."""
+    if value not in ("", "auto"):
+        _check_url(attribute.name, value, ("http", "https"), _HTTP_AUTO_ALLOWED)
 
 
 def _check_url(name: str, value: object, schemes: tuple[str, str], allowed: str) -> None:

@@ -29,7 +29,7 @@ def test_url_exchange_and_testnet_point_at_a_real_endpoint() -> None:
     plan = plan_of("--url", "ws://127.0.0.1:9", "--symbols", "btcusdt,ETHUSDT")
     assert not plan.embedded and not plan.demo_position
     assert plan.config.url == "ws://127.0.0.1:9"
-    assert plan.config.symbols == ("btcusdt", "ETHUSDT")
+    assert plan.config.symbols == ("BTCUSDT", "ETHUSDT")  # spellings made canonical
     assert plan.config.all_symbols() == ("BTCUSDT", "ETHUSDT")
     assert plan_of("--exchange", "binance").config.url == BINANCE_URL
     testnet = plan_of("--testnet").config
@@ -77,3 +77,54 @@ def test_bad_flags_raise_config_errors_that_say_what_is_allowed(
         plan_of(*argv)
     for word in words:
         assert word in str(info.value)
+
+
+def test_rest_follows_the_stream_endpoint_unless_rest_url_names_one(tmp_path: Path) -> None:
+    assert plan_of("--url", "ws://127.0.0.1:9").config.resolved_rest_url() == (
+        "http://127.0.0.1:9"
+    )
+    assert plan_of("--exchange", "binance").config.resolved_rest_url() == (
+        "https://api.binance.com"
+    )
+    assert plan_of("--exchange", "binance-data").config.resolved_rest_url() == (
+        "https://data-api.binance.vision"
+    )
+    assert plan_of("--testnet").config.resolved_rest_url() == "https://testnet.binance.vision"
+    flagged = plan_of("--url", "ws://127.0.0.1:9", "--rest-url", "http://127.0.0.1:10")
+    assert flagged.config.resolved_rest_url() == "http://127.0.0.1:10"
+    assert plan_of("--url", "ws://127.0.0.1:9", "--rest-url", "").config.resolved_rest_url() == ""
+    path = tmp_path / "g.toml"
+    path.write_text('[gateway]\nurl = "ws://127.0.0.1:9"\nrest_url = "http://127.0.0.1:11"\n')
+    assert plan_of("--config", str(path)).config.resolved_rest_url() == "http://127.0.0.1:11"
+    # the file's rest_url is explicit: it wins over a derived one, the flag over it
+    moved = plan_of("--config", str(path), "--url", "ws://127.0.0.1:12").config
+    assert moved.resolved_rest_url() == "http://127.0.0.1:11"
+    assert plan_of("--config", str(path), "--rest-url", "auto").config.resolved_rest_url() == (
+        "http://127.0.0.1:9"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (("--streams", ""), ["--streams must name at least one", "e.g. --streams trade"]),
+        (("--rest-url", "http://127.0.0.1:9"), ["--rest-url", "needs a real endpoint"]),
+        (("--url", "ws://127.0.0.1:9", "--rest-url", "ws://127.0.0.1:9"), ["rest_url", "http"]),
+    ],
+)
+def test_empty_streams_and_bad_rest_urls_are_config_errors(
+    argv: tuple[str, ...], words: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        plan_of(*argv)
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_a_rest_url_password_never_shows_in_an_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        plan_of("--rest-url", "http://user:s3cr3tpw@127.0.0.1:9")
+    assert "s3cr3tpw" not in str(info.value) and "user:***@127.0.0.1:9" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        plan_of("--url", "ws://127.0.0.1:9", "--rest-url", "ftp://user:s3cr3tpw@127.0.0.1:9")
+    assert "s3cr3tpw" not in str(info.value)

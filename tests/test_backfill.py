@@ -789,6 +789,6 @@ async def test_agg_trade_prices_come_from_hour_windows_then_from_id_pages(
     assert (result.missing_from, result.stop_rows) == (first, len(covering))
     prices = [a[1] / 100_000_000 for a in covering]
     assert result.stop_prices == (min(prices), max(prices))
-    assert result.error == "REST /api/v3/historicalTrades: HTTP 500 after 1 attempts"
+    assert result.error == f"REST {sim.rest_url}/api/v3/historicalTrades: HTTP 500 after 1 attempts"
     # two empty hour windows, the one holding every trade, then fromId pages to `past`
     assert len(pages) == 2 + past // 1000 + 1 and {p.status for p in pages} == {200}

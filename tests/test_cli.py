@@ -9,6 +9,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -182,10 +183,11 @@ def test_a_signal_while_connecting_ends_the_run_with_its_summary(
     out = tmp_path / "out.json"
     with silent_port() as listener, subprocess.Popen(
         [*GATEWAY, "run", "--url", f"ws://127.0.0.1:{listener.getsockname()[1]}",
-         "--duration", "60", "--plain", "--summary", str(out)],
+         "--rest-url", "", "--duration", "60", "--plain", "--summary", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     ) as proc:  # fmt: skip
         try:
+            # no REST: the listing check would be the first to hang on the listener
             client, _ = listener.accept()  # the gateway is connecting: its upgrade hangs
             with client:  # kept open until the run ended: a close would be a reconnect
                 proc.send_signal(signum)
@@ -365,3 +367,75 @@ def test_record_writes_rotated_gzip_files_that_replay_as_a_recording(tmp_path: P
     summary = json.loads((tmp_path / "s.json").read_text())
     assert len(merged.frames) >= summary["router"]["frames"] - 1  # all but the SUBSCRIBE reply
     assert {f.stream.split("@")[0] for f in merged.frames} == {"btcusdt", "ethusdt"}
+
+
+def test_empty_streams_on_the_command_line_exit_2_with_a_clear_message() -> None:
+    proc = gateway("run", "--streams", "", "--duration", "1", "--plain")
+    assert proc.returncode == 2, proc.stderr
+    assert "gateway run: --streams must name at least one stream suffix" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@contextmanager
+def serving(*argv: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A ``gateway simulate`` or ``replay`` process and the ``gateway run`` command it
+    suggests (its ``try:`` line); stopped with SIGINT at the end."""
+    with subprocess.Popen(
+        [*GATEWAY, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    ) as server:  # fmt: skip
+        try:
+            line = first_line(server, "try: ")
+            assert line.startswith("try: gateway run --url ws://127.0.0.1:"), line
+            yield server, line[len("try: ") :].strip()
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.communicate(timeout=15)
+            finally:
+                server.kill()
+
+
+def run_suggested(command: str, tmp_path: Path, *extra: str) -> tuple[int, str, dict[str, Any]]:
+    """Run the suggested ``gateway run`` (3 s); its exit status, stderr and JSON summary."""
+    words = shlex.split(command)
+    assert words[:2] == ["gateway", "run"], words
+    out = tmp_path / "suggested.json"
+    proc = gateway(*words[1:], *extra, "--duration", "3", "--plain", "--status-every", "0",
+                   "--log-level", "INFO", "--summary", str(out))  # fmt: skip
+    summary = json.loads(out.read_text()) if out.exists() else {}
+    return proc.returncode, proc.stderr, summary
+
+
+def test_the_run_command_simulate_prints_goes_live_and_syncs_the_order_books(
+    tmp_path: Path,
+) -> None:
+    with serving("simulate", "--port", "0", "--rest-port", "0", "--symbols", "BTCUSDT,ETHUSDT",
+                 "--log-level", "WARNING") as (_, command):  # fmt: skip
+        assert "--symbols BTCUSDT,ETHUSDT" in command and "depth@100ms" in command
+        assert "--rest-url" not in command  # REST on the stream port: the derived one
+        status, err, summary = run_suggested(command, tmp_path)
+        assert status == 0, err
+        assert summary["went_live"] is True and summary["error"] is None, summary
+        for sym in ("BTCUSDT", "ETHUSDT"):
+            assert f"{sym}: order book synced at" in err, err
+        assert "symbols not checked" not in err and "api.binance.com" not in err
+        # the same exchange refuses a symbol it does not list, naming it (exit 2)
+        words = command.replace("BTCUSDT,ETHUSDT", "BTCUSDT,FOOBARUSDT")
+        status, err, _ = run_suggested(words, tmp_path)
+        assert status == 2, err
+        assert "gateway run: symbols: not listed on http://127.0.0.1:" in err
+        assert "'FOOBARUSDT'" in err and "Traceback" not in err
+
+
+def test_the_run_command_replay_prints_goes_live_without_asking_any_other_host(
+    tmp_path: Path,
+) -> None:
+    recording = recorded_dir() / RECORDINGS[0] / "stream.txt"
+    with serving("replay", str(recording), "--speed", "0") as (_, command):
+        assert "--rest-url ''" in command  # the replay serves no REST side
+        status, err, summary = run_suggested(command, tmp_path)
+    assert status == 0, err
+    assert summary["went_live"] is True and summary["error"] is None, summary
+    assert sum(sum(s["events"].values()) for s in summary["symbols"].values()) > 0
+    assert "api.binance.com" not in err
+    assert "symbols not checked against the exchange (no REST endpoint" in err

@@ -41,7 +41,7 @@ stop_pct = 0.02
 """
     )
     cfg = load_config(path)
-    assert cfg.symbols == ("BTCUSDT", "ethusdt")
+    assert cfg.symbols == ("BTCUSDT", "ETHUSDT")  # spellings made canonical
     assert cfg.all_symbols() == ("BTCUSDT", "ETHUSDT")
     assert cfg.reconnect.max_attempts == 3 and cfg.reconnect.initial == 0.1
     assert cfg.positions[0].side is Side.LONG and cfg.positions[0].stop_pct == 0.02

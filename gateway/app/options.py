@@ -3,13 +3,17 @@
 Resolution order for each setting: the flag if given, else the config file's key if
 present, else the application's default (the demo symbols and streams). The target
 is the embedded exchange unless ``--url``, ``--exchange``/``--testnet`` or the config
-file's ``url``/``testnet`` name a real endpoint.
+file's ``url``/``testnet`` name a real endpoint. The REST endpoint follows the stream
+endpoint (`gateway.config.rest_url_for`) unless ``--rest-url`` or the file's
+``rest_url`` names one.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import tomllib
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -23,10 +27,12 @@ from gateway.config import (
     GatewayConfig,
     evolve_config,
     load_config,
+    rest_url_for,
 )
+from gateway.core.redact import redact_url
 from gateway.errors import ConfigError
 
-__all__ = ["EXCHANGES", "RunPlan", "add_target_arguments", "resolve_plan"]
+__all__ = ["EXCHANGES", "RunPlan", "add_target_arguments", "resolve_plan", "run_command_line"]
 
 #: ``--exchange`` names: where each one connects.
 EXCHANGES: dict[str, str | None] = {
@@ -66,6 +72,11 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--exchange", choices=list(EXCHANGES), default=None,
                        help="a known endpoint instead of --url (default: embedded)")  # fmt: skip
     where.add_argument("--testnet", action="store_true", help="same as --exchange testnet")
+    add("--rest-url", default=None, metavar="URL",
+        help="REST endpoint (symbol check, depth snapshots, backfill), e.g. "
+        "http://127.0.0.1:8081; '' for none (default: the config file's rest_url, else "
+        "derived from the stream endpoint: a Binance stream host's REST host, any other "
+        "host the same host and port)")  # fmt: skip
     add("--symbols", type=_csv, default=None,
         help=f"comma-separated symbols (default: {','.join(DEMO_SYMBOLS)})")  # fmt: skip
     add(
@@ -87,6 +98,18 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         help="embedded exchange: do not open the demonstration position")  # fmt: skip
 
 
+def run_command_line(
+    ws_url: str, rest_url: str | None, symbols: Iterable[str], streams: Iterable[str]
+) -> str:
+    """A ``gateway run`` command line for the exchange at ``ws_url`` whose REST side is
+    ``rest_url`` (None: it has none): ``--rest-url`` only where the derived one differs."""
+    words = ["gateway", "run", "--url", ws_url]
+    if rest_url_for(ws_url) != (rest_url or ""):
+        words += ["--rest-url", rest_url or ""]
+    words += ["--symbols", ",".join(symbols), "--streams", ",".join(streams)]
+    return shlex.join(words)
+
+
 def _file_keys(path: str) -> set[str]:
     """The keys the config file sets explicitly (``load_config`` already validated it)."""
     with open(path, "rb") as fh:
@@ -103,6 +126,11 @@ def resolve_plan(args: argparse.Namespace) -> RunPlan:
         raise ConfigError(f"--rate must be > 0 trades per second, got {args.rate}")
     if args.max_attempts is not None and args.max_attempts < 1:
         raise ConfigError(f"--max-attempts must be >= 1, got {args.max_attempts}")
+    if args.streams == ():
+        raise ConfigError(
+            "--streams must name at least one stream suffix, e.g. --streams trade,kline_1m; "
+            "got an empty list"
+        )
     config, keys = GatewayConfig(), set()
     if args.config is not None:
         config = load_config(args.config)
@@ -122,6 +150,13 @@ def resolve_plan(args: argparse.Namespace) -> RunPlan:
         embedded = not ({"url", "testnet"} & keys)
         if config.testnet and config.url == BINANCE_URL:
             changes.update(url=TESTNET_URL, rest_url=TESTNET_REST_URL)
+    if args.rest_url is not None:
+        if embedded:
+            raise ConfigError(
+                f"--rest-url {redact_url(args.rest_url)!r} needs a real endpoint (--url, "
+                "--exchange or the config file's url): the embedded exchange serves its own REST"
+            )
+        changes["rest_url"] = args.rest_url
     if args.max_attempts is not None:
         changes["reconnect"] = attrs.evolve(config.reconnect, max_attempts=args.max_attempts)
     if args.symbols is not None:

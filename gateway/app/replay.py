@@ -19,6 +19,7 @@ from pathlib import Path
 
 import trio
 
+from gateway.app.options import run_command_line
 from gateway.app.recording import read_recording_lines
 from gateway.errors import ConfigError
 from gateway.simulator import Simulator, open_simulator
@@ -63,13 +64,11 @@ def merge_recordings(files: list[str], into: Path) -> Path:
 
 
 def suggested_run(sim: Simulator, recording: Recording) -> str:
-    """The ``gateway run`` command line that consumes this replay."""
+    """The ``gateway run`` command line that consumes this replay (``--rest-url ''``
+    while the replay serves no REST side)."""
     symbols = dict.fromkeys(s.split("@", 1)[0].upper() for s in recording.streams)
     suffixes = dict.fromkeys(s.split("@", 1)[1] for s in recording.streams if "@" in s)
-    return (
-        f"gateway run --url {sim.ws_url} --symbols {','.join(symbols)} "
-        f"--streams {','.join(suffixes)}"
-    )
+    return run_command_line(sim.ws_url, sim.rest_url, symbols, suffixes)
 
 
 async def _serve(args: argparse.Namespace, path: Path) -> None:

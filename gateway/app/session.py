@@ -214,7 +214,9 @@ class _Run:
         async with _exchange(self.plan) as (config, sim):
             self.config, self.url = config, config.url
             where = "embedded exchange" if sim is not None else "exchange"
-            self.output.message(f"gateway: {where} {redact_url(config.url)}")
+            rest = config.resolved_rest_url()
+            self.output.message(f"gateway: {where} {redact_url(config.url)} "
+                                f"(REST {redact_url(rest) if rest else 'none'})")  # fmt: skip
             tap = self.tap_factory(config) if self.tap_factory is not None else None
             async with open_gateway(
                 config, frame_tap=tap, on_error=self.watch.on_error, on_start=self.watch.attach

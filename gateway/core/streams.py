@@ -107,6 +107,16 @@ def normalize_symbol(symbol: str) -> str:
     return symbol.upper()
 
 
+#: Separators of common symbol spellings (``BTC/USDT``, ``BTC-USDT``, ``btc_usdt``).
+_SYMBOL_SEPARATORS = str.maketrans("", "", "/-_")
+
+
+def canonical_symbol(spelling: str) -> str:
+    """``BTCUSDT`` for ``btcusdt``, ``BTC/USDT``, ``BTC-USDT`` or ``btc_usdt``: separators
+    dropped, uppercase. Checks nothing (`normalize_symbol` does), so a lookup never raises."""
+    return spelling.strip().translate(_SYMBOL_SEPARATORS).upper()
+
+
 def _check_interval(interval: str) -> str:
     if interval not in INTERVALS:
         raise InvalidStreamName(

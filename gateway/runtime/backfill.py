@@ -236,7 +236,7 @@ class Backfiller:
 
     def _live_client(self) -> httpx.AsyncClient:
         if self._client is None or self._client.is_closed:
-            raise RestUnavailable("the REST client is not running")
+            raise RestUnavailable(f"the REST client for {self.rest_url} is not running")
         return self._client
 
     async def recent_klines(self, symbol: str, interval: str, count: int) -> list[Kline]:
@@ -253,7 +253,7 @@ class Backfiller:
             )  # fmt: skip
             klines = [kline_from_rest(symbol, interval, row, server_ms) for row in rows]
         except _BAD_ANSWER as exc:
-            raise RestUnavailable(redact_text(f"REST klines: {exc!r}")) from None
+            raise RestUnavailable(redact_text(f"REST {self.rest_url} klines: {exc!r}")) from None
         self.fetched += len(klines)
         return [k for k in klines if k.is_closed][-count:]
 
@@ -266,14 +266,18 @@ class Backfiller:
                                    WEIGHTS["/api/v3/ticker/price"])  # fmt: skip
             return float(body["price"])
         except _BAD_ANSWER as exc:
-            raise RestUnavailable(redact_text(f"REST ticker/price: {exc!r}")) from None
+            text = f"REST {self.rest_url} ticker/price: {exc!r}"
+            raise RestUnavailable(redact_text(text)) from None
 
     async def _serve(self, client: httpx.AsyncClient, req: BackfillRequest, slot: object) -> None:
         try:
             try:
                 result = await self._fetch(client, req)
             except _FAILED as exc:
-                error = redact_text(str(exc) or repr(exc))  # the URLs hold no credentials
+                text = str(exc) or repr(exc)  # the URLs hold no credentials
+                error = redact_text(
+                    text if self.rest_url in text else f"REST {self.rest_url}: {text}"
+                )
                 result = BackfillResult(req, (), error, req.first)
             if req.kind == "trade" and result.missing_from is not None:
                 result = await self._agg_prices(client, result)
@@ -281,9 +285,9 @@ class Backfiller:
             self._limit.release_on_behalf_of(slot)
         if result.error is not None:
             self.failed += 1
-            log.warning("backfill of %s %s %d..%d failed (%d..%d not served): %s", req.symbol,
-                        req.kind, req.first, req.last, result.missing_from, req.last,
-                        result.error)  # fmt: skip
+            log.warning("backfill of %s %s %d..%d failed (%d..%d not served by %s): %s",
+                        req.symbol, req.kind, req.first, req.last, result.missing_from,
+                        req.last, self.rest_url, result.error)  # fmt: skip
         self.fetched += len(result.events)
         self._deliver(req.symbol, result)
 
@@ -322,9 +326,10 @@ class Backfiller:
                 else:
                     return resp.json()
             if attempt + 1 < attempts:
-                log.warning("REST %s: %s; retry %d in %.2fs", path, problem, attempt + 1, wait)
+                log.warning("REST %s%s: %s; retry %d in %.2fs", self.rest_url, path, problem,
+                            attempt + 1, wait)  # fmt: skip
                 await trio.sleep(wait)
-        raise RestUnavailable(f"REST {path}: {problem} after {attempts} attempts")
+        raise RestUnavailable(f"REST {self.rest_url}{path}: {problem} after {attempts} attempts")
 
     async def _fetch(self, client: httpx.AsyncClient, req: BackfillRequest) -> BackfillResult:
         if req.kind == "aggTrade":

@@ -196,10 +196,21 @@ async def _serve(config: SimulatorConfig, args: argparse.Namespace) -> None:
         await trio.sleep_forever()
 
 
+#: The streams the suggested ``gateway run`` subscribes (depth: a synced order book).
+SUGGESTED_STREAMS = ("trade", "kline_1m", "depth@100ms")
+
+
 def _announce(sim: Simulator) -> None:
+    from gateway.app.options import run_command_line  # the app, only for this line
+    from gateway.config import rest_url_for
+
     ca = f" ca_file={sim.ca_file}" if sim.ca_file else ""
     print(f"ws_url={sim.ws_url} rest_url={sim.rest_url or '-'}{ca}", flush=True)
     print(f"  combined: {sim.ws_url}/stream?streams=btcusdt@trade/btcusdt@kline_1m", flush=True)
+    # The WebSocket port answers REST too: the gateway's derived endpoint is served.
+    rest = rest_url_for(sim.ws_url) if sim.rest_url else None
+    command = run_command_line(sim.ws_url, rest, sim.config.symbols, SUGGESTED_STREAMS)
+    print(f"try: {command}", flush=True)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
