@@ -224,7 +224,7 @@ async def test_a_fatal_error_after_going_live_still_writes_the_summary(
     autojump_clock: MockClock, tmp_path: Path
 ) -> None:
     async with open_simulator(symbols=("BTCUSDT",), clock="virtual", pacing="manual") as sim:
-        plan = plan_of("--url", sim.ws_url, "--symbols", "BTCUSDT",
+        plan = plan_of("--url", sim.ws_url, "--rest-url", sim.rest_url, "--symbols", "BTCUSDT",
                        "--streams", "trade", "--max-attempts", "2")  # fmt: skip
         outcome: list[tuple[RunResult, dict[str, Any], str]] = []
 
