@@ -427,15 +427,17 @@ def test_the_run_command_simulate_prints_goes_live_and_syncs_the_order_books(
         assert "'FOOBARUSDT'" in err and "Traceback" not in err
 
 
-def test_the_run_command_replay_prints_goes_live_without_asking_any_other_host(
-    tmp_path: Path,
+@pytest.mark.parametrize("recording", RECORDINGS)
+def test_the_run_command_replay_prints_syncs_every_book_without_asking_any_other_host(
+    tmp_path: Path, recording: str
 ) -> None:
-    recording = recorded_dir() / RECORDINGS[0] / "stream.txt"
-    with serving("replay", str(recording), "--speed", "0") as (_, command):
-        assert "--rest-url ''" in command  # the replay serves no REST side
+    path = recorded_dir() / recording / "stream.txt"
+    depth = {s.split("@")[0].upper() for s in load_recording(path).streams if "@depth" in s}
+    with serving("replay", str(path), "--speed", "0") as (_, command):
+        assert "--rest-url" not in command  # REST (the recorded snapshots) on the same port
         status, err, summary = run_suggested(command, tmp_path)
     assert status == 0, err
     assert summary["went_live"] is True and summary["error"] is None, summary
     assert sum(sum(s["events"].values()) for s in summary["symbols"].values()) > 0
-    assert "api.binance.com" not in err
-    assert "symbols not checked against the exchange (no REST endpoint" in err
+    assert depth and all(f"{sym}: order book synced at" in err for sym in depth), err
+    assert "api.binance.com" not in err and "symbols not checked" not in err

@@ -5,6 +5,11 @@ or with ``?streams=`` in the URL) and is served at ``--speed`` times the recorde
 (0: as fast as the clients take it). Each frame goes to the clients subscribed to its
 stream, byte for byte as recorded for combined-stream clients. Several files (a
 rotated recording) are served one after the other; gzip files are read as well.
+
+The REST side is served too, on the same port: ``exchangeInfo`` lists the recording's
+symbols and ``/api/v3/depth`` answers with the depth snapshots recorded beside the
+frames (``--rest FILE``, by default the ``rest.txt`` next to the first recording), so a
+gateway's order books sync on the replayed diffs with no request leaving the machine.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import trio
 
 from gateway.app.options import run_command_line
 from gateway.app.recording import read_recording_lines
+from gateway.config import rest_url_for
 from gateway.errors import ConfigError
 from gateway.simulator import Simulator, open_simulator
-from gateway.simulator.replay import Recording
+from gateway.simulator.replay import Recording, load_recording
 
 __all__ = ["add_replay_arguments", "main_replay", "merge_recordings", "suggested_run"]
 
@@ -43,6 +49,9 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     add("--host", default="127.0.0.1", help="interface to listen on")
     add("--port", type=int, default=0, help="WebSocket port (0: pick a free one)")
     add("--loop", action="store_true", help="start again after the last frame")
+    add("--rest", metavar="FILE", default=None,
+        help="recorded REST depth snapshots (default: rest.txt beside the first FILE, if "
+        "there)")  # fmt: skip
     add("--log-level", default="WARNING", help="logging level")
 
 
@@ -63,19 +72,35 @@ def merge_recordings(files: list[str], into: Path) -> Path:
     return into
 
 
+def rest_file_for(args: argparse.Namespace) -> str | None:
+    """The recorded REST snapshots to serve: ``--rest``, else ``rest.txt`` beside the
+    first recording (None if there is none)."""
+    if args.rest is not None:
+        return str(args.rest)
+    beside = Path(args.files[0]).with_name("rest.txt")
+    return str(beside) if beside.is_file() else None
+
+
+def symbols_of(recording: Recording) -> tuple[str, ...]:
+    """The symbols a recording streams, in order of first appearance."""
+    return tuple(dict.fromkeys(s.split("@", 1)[0].upper() for s in recording.streams))
+
+
 def suggested_run(sim: Simulator, recording: Recording) -> str:
-    """The ``gateway run`` command line that consumes this replay (``--rest-url ''``
-    while the replay serves no REST side)."""
+    """The ``gateway run`` command line that consumes this replay (REST included)."""
     symbols = dict.fromkeys(s.split("@", 1)[0].upper() for s in recording.streams)
     suffixes = dict.fromkeys(s.split("@", 1)[1] for s in recording.streams if "@" in s)
-    return run_command_line(sim.ws_url, sim.rest_url, symbols, suffixes)
+    rest = rest_url_for(sim.ws_url) if sim.rest_url else None  # the stream port serves it
+    return run_command_line(sim.ws_url, rest, symbols, suffixes)
 
 
 async def _serve(args: argparse.Namespace, path: Path) -> None:
+    symbols = symbols_of(load_recording(path))
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_simulator(
-            host=args.host, port=args.port, rest=False, pacing="replay",
+            host=args.host, port=args.port, rest=True, pacing="replay",
             replay_file=str(path), replay_speed=args.speed, replay_loop=args.loop,
+            replay_rest_file=rest_file_for(args), symbols=symbols,
         ) as sim, trio.open_nursery() as nursery:  # fmt: skip
             rec = sim.recording
             assert rec is not None

@@ -140,6 +140,9 @@ class SimulatorConfig:
     replay_speed: float = attrs.field(default=1.0, validator=non_negative)  #: 0 = max
     replay_wait_for_subscriber: bool = True
     replay_loop: bool = False
+    #: A recording's ``rest.txt``: its depth snapshots answer ``/api/v3/depth`` (the last
+    #: one recorded per symbol), so order books sync on replayed diffs.
+    replay_rest_file: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.pacing is Pacing.REPLAY and not self.replay_file:

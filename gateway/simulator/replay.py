@@ -9,7 +9,9 @@ line byte for byte, a raw client its ``data`` part.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import attrs
 import orjson
@@ -19,7 +21,7 @@ from gateway.errors import ConfigError
 from gateway.simulator.hub import Hub
 from gateway.simulator.market import Emission
 
-__all__ = ["RecordedFrame", "Recording", "load_recording", "run_replay"]
+__all__ = ["RecordedFrame", "Recording", "load_recording", "load_rest_depths", "run_replay"]
 
 logger = logging.getLogger(__name__)
 _BURST = 256
@@ -72,6 +74,30 @@ def load_recording(path: str | Path) -> Recording:
             data = orjson.dumps(obj["data"])
         frames.append(RecordedFrame(when, stream, text, data))
     return Recording(head[0], float(head[1]), tuple(frames))
+
+
+def load_rest_depths(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The depth snapshots of a recording's ``rest.txt`` (``<url> -> <time>: <body>``),
+    the last one per symbol; raises `ConfigError` naming a line that is not understood."""
+    out: dict[str, dict[str, Any]] = {}
+    for no, line in enumerate(Path(path).read_bytes().split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        head, _, text = line.partition(b": ")
+        url = head.decode(errors="replace").partition(" -> ")[0]
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        try:
+            body = orjson.loads(text)
+            symbol = query["symbol"][0].upper()
+            if not isinstance(body["lastUpdateId"], int):
+                raise TypeError
+            body["bids"], body["asks"] = list(body["bids"]), list(body["asks"])
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError):
+            raise ConfigError(f"{path}:{no}: expected '<depth url> -> <time>: <depth body>'"
+                              ) from None  # fmt: skip
+        if "/depth" in url:
+            out[symbol] = body
+    return out
 
 
 def _emission(frame: RecordedFrame) -> Emission:

@@ -113,6 +113,8 @@ class RestSide:
         self.minute = -1
         self.used_weight = 0
         self.log: deque[RestRequest] = deque(maxlen=100_000)
+        #: Replay: recorded ``/api/v3/depth`` bodies per symbol (None: the market's book).
+        self.recorded_depth: dict[str, dict[str, Any]] | None = None
 
     def take(self, route: str) -> RestFault | None:
         """The fault to apply to this request to ``route``, if one is queued (used up)."""
@@ -294,7 +296,14 @@ def build_app(
 
     async def depth(request: Request) -> dict[str, Any]:
         sym = symbol_of(request)
-        last, bids, asks = sym.depth(limit_of(request, 100, 5000, clamp=True))
+        limit = limit_of(request, 100, 5000, clamp=True)
+        if rest.recorded_depth is not None:  # a replay: the snapshot taken with the frames
+            body = rest.recorded_depth.get(sym.name)
+            if body is None:
+                raise _ApiError(-1121, f"No depth snapshot of {sym.name} was recorded.")
+            return {"lastUpdateId": body["lastUpdateId"], "bids": body["bids"][:limit],
+                    "asks": body["asks"][:limit]}  # fmt: skip
+        last, bids, asks = sym.depth(limit)
         return {"lastUpdateId": last, "bids": [[fmt8(p), fmt8(q)] for p, q in bids],
                 "asks": [[fmt8(p), fmt8(q)] for p, q in asks]}  # fmt: skip
 

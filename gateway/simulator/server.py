@@ -19,7 +19,7 @@ from gateway.simulator.control import SimulatorControl
 from gateway.simulator.hub import Hub
 from gateway.simulator.market import Market
 from gateway.simulator.pacing import run_pacing
-from gateway.simulator.replay import Recording, load_recording, run_replay
+from gateway.simulator.replay import Recording, load_recording, load_rest_depths, run_replay
 from gateway.simulator.rest import RestSide, build_app, serve_rest
 
 __all__ = ["Simulator", "open_simulator"]
@@ -99,6 +99,8 @@ async def open_simulator(
             port = await nursery.start(ws.serve)
             rest_url = None
             rest_side = RestSide()
+            if cfg.replay_rest_file:
+                rest_side.recorded_depth = load_rest_depths(cfg.replay_rest_file)
             if cfg.rest:  # the WebSocket port answers REST too (http://HOST:PORT)
                 ws.rest_app = build_app(cfg, market, clock, rest_side)
                 rest_port = await nursery.start(
