@@ -385,7 +385,8 @@ def serving(*argv: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     ) as server:  # fmt: skip
         try:
             line = first_line(server, "try: ")
-            assert line.startswith("try: gateway run --url ws://127.0.0.1:"), line
+            assert line.startswith(("try: gateway run --url ws://127.0.0.1:",
+                                    "try: gateway run --url wss://127.0.0.1:")), line
             yield server, line[len("try: ") :].strip()
         finally:
             server.send_signal(signal.SIGINT)
@@ -425,6 +426,22 @@ def test_the_run_command_simulate_prints_goes_live_and_syncs_the_order_books(
         assert status == 2, err
         assert "gateway run: symbols: not listed on http://127.0.0.1:" in err
         assert "'FOOBARUSDT'" in err and "Traceback" not in err
+
+
+def test_the_run_command_simulate_tls_prints_trusts_its_ca_and_goes_live(tmp_path: Path) -> None:
+    with serving("simulate", "--tls", "--port", "0", "--rest-port", "0", "--symbols", "BTCUSDT",
+                 "--log-level", "WARNING") as (_, command):  # fmt: skip
+        assert "--url wss://127.0.0.1:" in command and "--ca-file " in command
+        status, err, summary = run_suggested(command, tmp_path)
+        assert status == 0, err
+        assert summary["went_live"] is True and summary["error"] is None, summary
+        assert "BTCUSDT: order book synced at" in err, err
+        # without the CA: a clear certificate error, never a hang
+        words = shlex.split(command)
+        at = words.index("--ca-file")
+        status, err, summary = run_suggested(shlex.join(words[:at] + words[at + 2 :]), tmp_path,
+                                             "--max-attempts", "1")  # fmt: skip
+        assert status != 0 and "certificate verify failed" in err.lower(), err
 
 
 @pytest.mark.parametrize("recording", RECORDINGS)

@@ -77,6 +77,10 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         "http://127.0.0.1:8081; '' for none (default: the config file's rest_url, else "
         "derived from the stream endpoint: a Binance stream host's REST host, any other "
         "host the same host and port)")  # fmt: skip
+    add("--ca-file", default=None, metavar="PEM",
+        help="also trust this CA (PEM) for wss:// and https://, e.g. the ca_file= that "
+        "`gateway simulate --tls` prints (default: the config file's ca_file, else only "
+        "the system's CAs)")  # fmt: skip
     add("--symbols", type=_csv, default=None,
         help=f"comma-separated symbols (default: {','.join(DEMO_SYMBOLS)})")  # fmt: skip
     add(
@@ -99,13 +103,17 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command_line(
-    ws_url: str, rest_url: str | None, symbols: Iterable[str], streams: Iterable[str]
-) -> str:
+    ws_url: str, rest_url: str | None, symbols: Iterable[str], streams: Iterable[str],
+    ca_file: str | None = None,
+) -> str:  # fmt: skip
     """A ``gateway run`` command line for the exchange at ``ws_url`` whose REST side is
-    ``rest_url`` (None: it has none): ``--rest-url`` only where the derived one differs."""
+    ``rest_url`` (None: it has none): ``--rest-url`` only where the derived one differs;
+    ``--ca-file`` for an exchange under a private CA."""
     words = ["gateway", "run", "--url", ws_url]
     if rest_url_for(ws_url) != (rest_url or ""):
         words += ["--rest-url", rest_url or ""]
+    if ca_file:
+        words += ["--ca-file", ca_file]
     words += ["--symbols", ",".join(symbols), "--streams", ",".join(streams)]
     return shlex.join(words)
 
@@ -157,6 +165,8 @@ def resolve_plan(args: argparse.Namespace) -> RunPlan:
                 "--exchange or the config file's url): the embedded exchange serves its own REST"
             )
         changes["rest_url"] = args.rest_url
+    if args.ca_file is not None:
+        changes["ca_file"] = args.ca_file
     if args.max_attempts is not None:
         changes["reconnect"] = attrs.evolve(config.reconnect, max_attempts=args.max_attempts)
     if args.symbols is not None:

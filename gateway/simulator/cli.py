@@ -209,7 +209,8 @@ def _announce(sim: Simulator) -> None:
     print(f"  combined: {sim.ws_url}/stream?streams=btcusdt@trade/btcusdt@kline_1m", flush=True)
     # The WebSocket port answers REST too: the gateway's derived endpoint is served.
     rest = rest_url_for(sim.ws_url) if sim.rest_url else None
-    command = run_command_line(sim.ws_url, rest, sim.config.symbols, SUGGESTED_STREAMS)
+    command = run_command_line(sim.ws_url, rest, sim.config.symbols, SUGGESTED_STREAMS,
+                               sim.ca_file)  # fmt: skip
     print(f"try: {command}", flush=True)
 
 
