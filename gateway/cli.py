@@ -14,13 +14,17 @@ from gateway._version import __version__
 
 
 class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, unless its help already says it, or it is a flag
-    or an unset (None) value whose meaning the help explains."""
+    """Shows each option's default (``none`` when unset, ``required`` when it must be
+    given), unless its help already says it; flags are off unless given."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if "default" in text or action.nargs == 0 or action.default is None:
+        if "default" in text or action.nargs == 0 or not action.option_strings:
             return text
+        if action.required:
+            return f"{text} (required)"
+        if action.default is None or action.default == []:
+            return f"{text} (default: none)"
         return super()._get_help_string(action)
 
 

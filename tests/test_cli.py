@@ -458,3 +458,20 @@ def test_the_run_command_replay_prints_syncs_every_book_without_asking_any_other
     assert sum(sum(s["events"].values()) for s in summary["symbols"].values()) > 0
     assert depth and all(f"{sym}: order book synced at" in err for sym in depth), err
     assert "api.binance.com" not in err and "symbols not checked" not in err
+
+
+def test_every_option_of_every_command_shows_its_default_in_help() -> None:
+    import argparse
+
+    from gateway.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in sub.choices.items():
+        text = " ".join(command.format_help().split())
+        for action in command._actions:
+            if not action.option_strings or action.nargs == 0:
+                continue  # positional, or a flag (off unless given)
+            help_text = " ".join(command._get_formatter()._expand_help(action).split())
+            assert "default" in help_text or "(required)" in help_text, (name, action.dest)
+            assert help_text in text

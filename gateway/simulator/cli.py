@@ -69,11 +69,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--time-unit", choices=["MILLISECOND", "MICROSECOND"], default=d.time_unit.value,
         help="REST default time unit (streams choose with ?timeUnit=)")  # fmt: skip
     add("--clock", choices=["wall", "virtual"], default=d.clock.value, help="event time source")
-    add("--start-price", type=float, default=d.start_price)
-    add("--tick-size", type=float, default=d.tick_size)
+    add("--start-price", type=float, default=d.start_price, help="first price of every symbol")
+    add("--tick-size", type=float, default=d.tick_size, help="price step")
     add("--volatility", type=float, default=d.volatility, help="price std-dev per trade")
-    add("--ping-interval", type=float, default=d.ping_interval)
-    add("--pong-timeout", type=float, default=d.pong_timeout)
+    add("--ping-interval", type=float, default=d.ping_interval,
+        help="seconds between the server's pings")  # fmt: skip
+    add("--pong-timeout", type=float, default=d.pong_timeout,
+        help="seconds without a pong before the server disconnects")  # fmt: skip
     add("--lifetime", type=float, default=d.connection_lifetime, help="connection lifetime, s")
     add("--shutdown-notice", type=float, metavar="LEAD", default=None,
         help="send serverShutdown LEAD seconds before the lifetime close")  # fmt: skip
