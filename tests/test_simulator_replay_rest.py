@@ -15,8 +15,9 @@ from gateway.core.events import DepthUpdate, PartialDepth
 from gateway.simulator import SimulatorConfig, open_simulator
 from gateway.simulator.replay import load_recording
 from tests._simclient import bounded, ws_client
+from tests.recorded_data import recorded_dir
 
-RECORDINGS = sorted(Path("/work/shared/data/binance-recorded").glob("*/stream.txt"))
+RECORDINGS = sorted(recorded_dir().glob("*/stream.txt"))
 
 
 @bounded(120)
@@ -34,7 +35,7 @@ async def test_replay_serves_exactly_the_recorded_frames_in_order(path: Path) ->
 @bounded(600)
 async def test_replay_at_scaled_speed_keeps_the_pace_and_raw_mode(autojump_clock: object) -> None:
     if not RECORDINGS:
-        pytest.skip("no recordings in /work/shared/data/binance-recorded")
+        pytest.skip(f"no recordings in {recorded_dir()}")
     path = RECORDINGS[-1]
     recording = load_recording(path)
     cfg = SimulatorConfig(pacing="replay", replay_file=str(path), replay_speed=2, rest=False)

@@ -300,7 +300,7 @@ class SymbolState:
             pos = trig.position
             self.publisher.publish(StopTriggered.from_trigger(trig, event.receive_ns, now_ns))
             log.warning(
-                "stop-loss fired: %s %s position %s at %s (stop %s)",
+                "stop-loss fired: %s %s position %s at %.10g (stop %.10g)",
                 self.symbol, pos.side.name, pos.id, trig.price, pos.stop_level,
             )  # fmt: skip
         if self.fault is not None:
