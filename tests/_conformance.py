@@ -307,3 +307,22 @@ def norm_levels(rows: Any) -> list[list[str]]:
 
 def last_price(sim: Simulator, symbol: str = SYMBOL) -> str:
     return num(int(sim.market.symbol(symbol).candles.last_price))
+
+
+#: The streams every client's conformance test subscribes: trades, klines, a synced book.
+CORE_STREAMS = {f"{SYMBOL.lower()}@trade", f"{SYMBOL.lower()}@kline_1m",
+                f"{SYMBOL.lower()}@depth@100ms"}  # fmt: skip
+
+
+def assert_book_matches(sim: Simulator, last_update_id: Any, book: dict[str, Any]) -> None:
+    """A client's REST order book equals the exchange's (update id and every level)."""
+    last, bids, asks = book_of(sim)
+    assert last_update_id == last
+    assert (norm_levels(book["bids"]), norm_levels(book["asks"])) == (bids, asks)
+
+
+def assert_last_kline_matches(sim: Simulator, row: Any, *, trades: bool = True) -> None:
+    """A client's last REST kline row equals the exchange's open 1m candle."""
+    want = kline_of(sim)
+    got = (row[0], norm(row[4]), norm(row[5]), *((row[8],) if trades else ()))
+    assert got == (want["t"], want["c"], want["v"], *((want["n"],) if trades else ()))

@@ -77,3 +77,11 @@ async def read_request_head(stream: trio.abc.ReceiveStream, limit: float = 5) ->
                 break
             data += chunk
     return data
+
+
+async def flow(sim: Any, seconds: float) -> None:
+    """Let the manual-paced exchange trade and tick for ``seconds`` (4 steps a second)."""
+    for _ in range(int(seconds * 4)):
+        sim.control.generate(trades=2)
+        sim.control.tick()
+        await trio.sleep(0.25)

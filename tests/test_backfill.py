@@ -32,7 +32,7 @@ from gateway.runtime.backfill import Backfiller, BackfillRequest, BackfillResult
 from gateway.runtime.publish import Publisher
 from gateway.runtime.symbol import SymbolState
 from gateway.simulator import Simulator
-from tests._loopback import dead_port, drain, exchange, exchange_and_gateway, queued
+from tests._loopback import dead_port, drain, exchange, exchange_and_gateway, flow, queued
 
 _GAPS = [GapDetected, GapFilled, GapUnfilled]
 _ONE = {"symbols": ("BTCUSDT",)}
@@ -604,17 +604,10 @@ async def test_a_candle_gap_is_filled_over_rest_and_ends_in_gap_filled(
 ) -> None:
     async with exchange_and_gateway(_ONE, streams=("kline_1s",)) as (sim, gw):
         with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
-
-            async def flow(seconds: float) -> None:
-                for _ in range(int(seconds * 4)):
-                    sim.control.generate(trades=2)
-                    sim.control.tick()
-                    await trio.sleep(0.25)
-
-            await flow(3)
+            await flow(sim, 3)
             sim.control.stall(3)  # the candles that close meanwhile never reach us
-            await flow(3)
-            await flow(3)
+            await flow(sim, 3)
+            await flow(sim, 3)
             detected, filled = await drain(gaps, 2)
         assert isinstance(detected, GapDetected) and detected.backfilling
         assert isinstance(filled, GapFilled)

@@ -9,14 +9,14 @@ from __future__ import annotations
 import pytest
 
 from tests._conformance import (
+    CORE_STREAMS,
     SKIP_REASON,
     SYMBOL,
-    book_of,
+    assert_book_matches,
+    assert_last_kline_matches,
     exchange,
-    kline_of,
     last_price,
     norm,
-    norm_levels,
     open_client,
     rest_failures,
     streams_conform,
@@ -42,23 +42,6 @@ async def test_binance_sdk_spot_rest_and_streams() -> None:
             ticker = client.rest("ticker24hr")["data"]
             assert (ticker["symbol"], norm(ticker["lastPrice"])) == (SYMBOL, last_price(sim))
             book = client.rest("depth")["data"]
-            last, bids, asks = book_of(sim)
-            assert book["lastUpdateId"] == last
-            assert (norm_levels(book["bids"]), norm_levels(book["asks"])) == (bids, asks)
-            k = client.rest("klines")["data"][-1]
-            want_k = kline_of(sim)
-            assert (k[0], norm(k[4]), norm(k[5]), k[8]) == (
-                want_k["t"],
-                want_k["c"],
-                want_k["v"],
-                want_k["n"],
-            )
-            await streams_conform(
-                sim,
-                client,
-                {
-                    f"{SYMBOL.lower()}@trade",
-                    f"{SYMBOL.lower()}@kline_1m",
-                    f"{SYMBOL.lower()}@depth@100ms",
-                },
-            )
+            assert_book_matches(sim, book["lastUpdateId"], book)
+            assert_last_kline_matches(sim, client.rest("klines")["data"][-1])
+            await streams_conform(sim, client, CORE_STREAMS)

@@ -9,15 +9,14 @@ from __future__ import annotations
 import pytest
 
 from tests._conformance import (
+    CORE_STREAMS,
     SKIP_REASON,
-    SYMBOL,
     aggs_of,
-    book_of,
+    assert_book_matches,
+    assert_last_kline_matches,
     exchange,
-    kline_of,
     last_price,
     norm,
-    norm_levels,
     open_client,
     rest_failures,
     streams_conform,
@@ -53,12 +52,8 @@ async def test_ccxt_rest() -> None:
             assert norm(tickers["BTC/USDT"]["last"]) == last_price(sim)
             assert "ETH/USDT" in tickers
             book = client.rest("fetch_order_book")["data"]
-            last, bids, asks = book_of(sim)
-            assert book["nonce"] == last
-            assert (norm_levels(book["bids"]), norm_levels(book["asks"])) == (bids, asks)
-            row = client.rest("fetch_ohlcv")["data"][-1]
-            want = kline_of(sim)
-            assert (row[0], norm(row[4]), norm(row[5])) == (want["t"], want["c"], want["v"])
+            assert_book_matches(sim, book["nonce"], book)
+            assert_last_kline_matches(sim, client.rest("fetch_ohlcv")["data"][-1], trades=False)
         client.check_clean()
 
 
@@ -71,11 +66,7 @@ async def test_ccxt_pro_streams() -> None:
             await streams_conform(
                 sim,
                 client,
-                {
-                    f"{SYMBOL.lower()}@trade",
-                    f"{SYMBOL.lower()}@kline_1m",
-                    f"{SYMBOL.lower()}@depth@100ms",
-                },
+                CORE_STREAMS,
                 kline_trades=False,
             )
 
@@ -85,7 +76,5 @@ async def test_ccxt_pro_streams_with_rest_on_the_websocket_port() -> None:
         warm_up(sim)
         async with open_client("ccxt.pro", sim, rest_on_ws_port=True) as client:
             await client.wait_for("load_markets", lambda: bool(client.of("rest_done")), 30)
-            await streams_conform(sim, client, {f"{SYMBOL.lower()}@trade",
-                                                f"{SYMBOL.lower()}@kline_1m",
-                                                f"{SYMBOL.lower()}@depth@100ms"},
+            await streams_conform(sim, client, CORE_STREAMS,
                                   kline_trades=False, seconds=10)  # fmt: skip

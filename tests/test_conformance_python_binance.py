@@ -7,15 +7,15 @@ from __future__ import annotations
 import pytest
 
 from tests._conformance import (
+    CORE_STREAMS,
     SKIP_REASON,
     SYMBOL,
     aggs_of,
-    book_of,
+    assert_book_matches,
+    assert_last_kline_matches,
     exchange,
-    kline_of,
     last_price,
     norm,
-    norm_levels,
     open_client,
     rest_failures,
     streams_conform,
@@ -49,23 +49,6 @@ async def test_python_binance_rest_and_streams() -> None:
             prices = {t["symbol"]: norm(t["price"]) for t in client.rest("get_all_tickers")["data"]}
             assert prices[SYMBOL] == last_price(sim) and "ETHUSDT" in prices
             book = client.rest("get_order_book")["data"]
-            last, bids, asks = book_of(sim)
-            assert book["lastUpdateId"] == last
-            assert (norm_levels(book["bids"]), norm_levels(book["asks"])) == (bids, asks)
-            k = client.rest("get_klines")["data"][-1]
-            want_k = kline_of(sim)
-            assert (k[0], norm(k[4]), norm(k[5]), k[8]) == (
-                want_k["t"],
-                want_k["c"],
-                want_k["v"],
-                want_k["n"],
-            )
-            await streams_conform(
-                sim,
-                client,
-                {
-                    f"{SYMBOL.lower()}@trade",
-                    f"{SYMBOL.lower()}@kline_1m",
-                    f"{SYMBOL.lower()}@depth@100ms",
-                },
-            )
+            assert_book_matches(sim, book["lastUpdateId"], book)
+            assert_last_kline_matches(sim, client.rest("get_klines")["data"][-1])
+            await streams_conform(sim, client, CORE_STREAMS)

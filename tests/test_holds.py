@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import trio
 from trio.testing import MockClock
 
 from actors import Mailbox, Overflow
@@ -23,7 +22,7 @@ from gateway.core.positions import Position, Side
 from gateway.runtime.backfill import BackfillRequest, BackfillResult
 from gateway.runtime.publish import Publisher
 from gateway.runtime.symbol import FallbackPrice, SymbolState
-from tests._loopback import drain, exchange_and_gateway
+from tests._loopback import drain, exchange_and_gateway, flow
 
 _GAPS = [GapDetected, GapFilled, GapUnfilled]
 _MIN = 60_000
@@ -164,17 +163,10 @@ async def test_against_the_exchange_a_kline_subscriber_sees_open_times_never_go_
         sim, gw,
     ):  # fmt: skip
         with gw.subscribe("BTCUSDT", [Kline, CandleClosed, *_GAPS], buffer=1000) as sub:
-
-            async def flow(seconds: float) -> None:
-                for _ in range(int(seconds * 4)):
-                    sim.control.generate(trades=2)
-                    sim.control.tick()
-                    await trio.sleep(0.25)
-
-            await flow(3)
+            await flow(sim, 3)
             sim.control.stall(3)  # the candles that close meanwhile never reach us
-            await flow(3)
-            await flow(4)
+            await flow(sim, 3)
+            await flow(sim, 4)
             events = await drain(sub, len(sub))
     gaps = [e for e in events if isinstance(e, GapDetected)]
     ends = [e for e in events if isinstance(e, GapFilled)]
