@@ -38,6 +38,11 @@ _PACKAGES = (
 )  # fmt: skip
 
 
+#: Gateway options of the streaming benchmarks: the pre-rendered feed serves no REST, and
+#: these runs measure the stream path only (no symbol check, no backfill requests).
+STREAM_ONLY: dict[str, Any] = {"rest_url": "", "check_symbols": False}
+
+
 # --- subprocesses ----------------------------------------------------------------------
 
 

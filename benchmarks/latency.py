@@ -125,6 +125,7 @@ async def measure(url: str, names: list[str], args: argparse.Namespace,
     streams = tuple(args.streams.split(","))
     async with open_gateway(
         symbols=tuple(names), url=url, time_unit="MICROSECOND", streams=streams,
+        **harness.STREAM_ONLY,
     ) as gw, trio.open_nursery() as nursery:  # fmt: skip
         probe = Probe(gw, names, args.subscriber_buffer)
         nursery.start_soon(probe.subscriber)

@@ -139,7 +139,7 @@ async def _soak_body(
 ) -> None:  # fmt: skip
     async with open_gateway(
         symbols=tuple(names), url=url, time_unit="MICROSECOND",
-        streams=tuple(args.streams.split(",")),
+        streams=tuple(args.streams.split(",")), **harness.STREAM_ONLY,
     ) as gw, trio.open_nursery() as nursery:  # fmt: skip
         probe = Probe(gw, names, args.subscriber_buffer)
         nursery.start_soon(probe.subscriber)

@@ -99,7 +99,8 @@ async def gateway_round(
     rate = 0.0
     with trio.fail_after(warmup + duration + 120):
         async with open_gateway(
-            symbols=tuple(symbols), url=url, time_unit="MICROSECOND", streams=("trade",)
+            symbols=tuple(symbols), url=url, time_unit="MICROSECOND", streams=("trade",),
+            **harness.STREAM_ONLY,
         ) as gw, trio.open_nursery() as nursery:  # fmt: skip
             if subscriber:
                 sub = gw.subscribe()
@@ -142,9 +143,9 @@ def _version(name: str) -> str | None:
 def _peers() -> list[dict[str, Any]]:
     cryptofeed = {
         "name": "cryptofeed", "installed_version": _version("cryptofeed"), "status": "skipped",
-        "reason": "not measured: its Binance feed's endpoints are hard-coded in the feed class "
-        "and it loads symbol information from the real REST API when it starts, so it cannot "
-        "consume a loopback feed without patching its code",
+        "reason": "not measured yet: it runs against the embedded exchange (a subclass with "
+        "loopback endpoints, over TLS: tests/test_conformance_cryptofeed.py), but this "
+        "benchmark's pre-rendered feed serves neither TLS nor REST",
     }  # fmt: skip
     version = _version("python-binance")
     binance = {

@@ -96,8 +96,10 @@ async def check_symbols(
                 AttributeError) as exc:  # fmt: skip
             problem = redact_text(f"{type(exc).__name__}: {exc}")
     if statuses is None:
+        named = ", ".join(symbols[:10]) + (f" and {len(symbols) - 10} more"
+                                           if len(symbols) > 10 else "")  # fmt: skip
         log.warning("symbols not checked against the exchange: GET %s%s failed (%s); "
-                    "going on with %s", where, _PATH, problem, ", ".join(symbols))  # fmt: skip
+                    "going on with %s", where, _PATH, problem, named)  # fmt: skip
         return
     error, warnings = listing_problems(symbols, statuses, key, where)
     for text in warnings:
