@@ -37,3 +37,30 @@ async def test_a_late_answer_meeting_a_newer_hold_publishes_its_rows_before_its_
         events = [_label(e) for e in sub.drain_nowait(100)]
     end = events.index(("GapFilled", 2))
     assert all(i in events[:end] for i in (2, 3, 4)), events
+
+
+def _kline(open_time: int, closed: bool) -> Any:
+    from gateway import Kline
+
+    return Kline("BTCUSDT", "1m", open_time, open_time + 59_999, 1.0, 2.0, 0.5, 1.5, 1.0, 1.0,
+                 0.0, 0.0, 1, -1, -1, closed, open_time, 1, False)  # fmt: skip
+
+
+async def test_a_stale_kline_of_an_overlap_never_reaches_subscribers_behind_a_newer_one(
+    autojump_clock: MockClock,
+) -> None:
+    from gateway import CandleClosed, Kline
+
+    publisher = Publisher()
+    state = SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True,
+                        hold_max_events=100)  # fmt: skip
+    with publisher.subscribe(kinds=[Kline, CandleClosed]) as sub:
+        state.handle(_kline(0, False))
+        state.handle(_kline(0, True))
+        state.handle(_kline(60_000, False))  # the new connection is a candle ahead...
+        state.handle(_kline(0, False))  # ...of the old one's overlap: stale, ignored
+        state.handle(_kline(0, True))
+        events = sub.drain_nowait(100)
+    opens = [(e.open_time, e.is_closed) for e in events if isinstance(e, Kline)]
+    assert opens == [(0, False), (0, True), (60_000, False)]
+    assert len([e for e in events if isinstance(e, CandleClosed)]) == 1

@@ -271,7 +271,12 @@ class SymbolState:
             if event.receive_ns:  # the stop-loss decision for this trade is made
                 self.stop_latency.record(time.time_ns() - event.receive_ns)
         elif kind is Kline:
-            closed = self.candles.apply(event)
+            buf = self.candles.buffer(event.interval)
+            ignored = buf.ignored
+            closed = buf.apply(event)
+            if buf.ignored != ignored:  # stale (an overlap's, older than what was shown)
+                self.handled += 1
+                return
             gaps = self.candles.take_gaps()  # found on the first update after the gap
             for gap in gaps:
                 self._candle_gap(gap)
