@@ -344,7 +344,9 @@ class Gateway:
         for sym in symbols:
             sym = canonical_symbol(sym)
             for conn in self.connections:
-                mine = [n for n in conn.streams if parse_stream(n).symbol == sym]
+                # Refused streams too: they are no longer asked for again.
+                mine = [n for n in (*conn.streams, *conn.refused)
+                        if parse_stream(n).symbol == sym]  # fmt: skip
                 if mine:
                     await conn.unsubscribe(mine)
             self.router.detach(sym)

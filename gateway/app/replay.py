@@ -21,6 +21,7 @@ import sys
 import tempfile
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -82,8 +83,10 @@ def rest_file_for(args: argparse.Namespace) -> str | None:
 
 
 def symbols_of(recording: Recording) -> tuple[str, ...]:
-    """The symbols a recording streams, in order of first appearance."""
-    return tuple(dict.fromkeys(s.split("@", 1)[0].upper() for s in recording.streams))
+    """The symbols a recording streams, in order of first appearance (market-wide
+    streams such as ``!miniTicker@arr`` name none)."""
+    return tuple(dict.fromkeys(s.split("@", 1)[0].upper() for s in recording.streams
+                               if not s.startswith("!")))  # fmt: skip
 
 
 def suggested_run(sim: Simulator, recording: Recording) -> str:
@@ -96,11 +99,12 @@ def suggested_run(sim: Simulator, recording: Recording) -> str:
 
 async def _serve(args: argparse.Namespace, path: Path) -> None:
     symbols = symbols_of(load_recording(path))
+    named: dict[str, Any] = {"symbols": symbols} if symbols else {}  # none: the defaults
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_simulator(
             host=args.host, port=args.port, rest=True, pacing="replay",
             replay_file=str(path), replay_speed=args.speed, replay_loop=args.loop,
-            replay_rest_file=rest_file_for(args), symbols=symbols,
+            replay_rest_file=rest_file_for(args), **named,
         ) as sim, trio.open_nursery() as nursery:  # fmt: skip
             rec = sim.recording
             assert rec is not None

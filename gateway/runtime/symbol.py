@@ -271,7 +271,12 @@ class SymbolState:
             if event.receive_ns:  # the stop-loss decision for this trade is made
                 self.stop_latency.record(time.time_ns() - event.receive_ns)
         elif kind is Kline:
-            closed = self.candles.apply(event)
+            buf = self.candles.buffer(event.interval)
+            ignored = buf.ignored
+            closed = buf.apply(event)
+            if buf.ignored != ignored:  # stale (an overlap's, older than what was shown)
+                self.handled += 1
+                return
             gaps = self.candles.take_gaps()  # found on the first update after the gap
             for gap in gaps:
                 self._candle_gap(gap)
@@ -527,15 +532,25 @@ class SymbolState:
                 self.candles.buffer(req.interval).backfill(
                     k for k in result.events if isinstance(k, Kline))  # fmt: skip
             return
+        # A gap its hold still waits for: rows go behind it; else (released "late") now,
+        # not behind a newer hold of the stream that would keep them after their ending.
+        hold = self._holds.get(stream)
+        pending = hold is not None and (req.first, req.last) in hold.gaps
+        publish = self.publisher.publish
         if (req.kind == "aggTrade" or req.kind == "trade") and result.events:
             self._check_rows(result.events)
             for ev in result.events:
-                self._emit(stream, ev, live=False)
+                self._emit(stream, ev, live=False) if pending else publish(ev)
         elif req.interval is not None and result.events:
             buf = self.candles.buffer(req.interval)
             for candle in buf.backfill(k for k in result.events if isinstance(k, Kline)):
-                self._emit(stream, CandleClosed(self.symbol, candle, 0), live=False)
-                self._emit(stream, candle, live=False)
+                closed = CandleClosed(self.symbol, candle, 0)
+                if pending:
+                    self._emit(stream, closed, live=False)
+                    self._emit(stream, candle, live=False)
+                else:
+                    publish(closed)
+                    publish(candle)
         reason = result.error or "not served"
         if self._check_stop_prices(result):
             reason += f"; stops checked against {result.stop_rows} aggregate trades"

@@ -89,6 +89,8 @@ async def serve_http(
             return None
         status, headers, payload = await _call(app, request, body, scheme, server, client)
         keep = [(k, v) for k, v in headers if k.lower() not in (b"connection",)]
+        if request.method == b"HEAD":  # the head only (h11 refuses a body for HEAD)
+            payload = b""
         for event in (h11.Response(status_code=status, headers=keep), h11.Data(data=payload),
                       h11.EndOfMessage()):  # fmt: skip
             data = conn.send(event)

@@ -1,0 +1,32 @@
+"""Review findings on gateway replay: each test failed before its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from gateway.app.replay import symbols_of
+from gateway.simulator import open_simulator
+from gateway.simulator.replay import load_recording
+
+_TRADE = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1",'
+          '"q":"1","T":1,"m":true,"M":true}}')  # fmt: skip
+
+
+async def test_a_recording_with_a_market_wide_stream_is_served_with_its_symbols(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "stream.txt"
+    path.write_text(
+        "wss://stream.binance.com:9443/stream?streams=btcusdt@trade/!miniTicker@arr "
+        "<-> 1633998512.0\n"
+        f"1633998512.0: {_TRADE}\n"
+        '1633998512.1: {"stream":"!miniTicker@arr","data":[]}\n'
+    )
+    symbols = symbols_of(load_recording(path))
+    assert symbols == ("BTCUSDT",)
+    with trio.fail_after(30):
+        async with open_simulator(pacing="replay", replay_file=str(path), replay_speed=0,
+                                  symbols=symbols) as sim:  # fmt: skip
+            assert sim.rest_url
