@@ -1,4 +1,5 @@
-"""Review findings on gateway replay: each test failed before its fix."""
+"""A recording with a market-wide stream (``!miniTicker@arr``) replays, and the run it
+suggests names only real symbols and their streams."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import trio
 
-from gateway.app.replay import symbols_of
+from gateway.app.replay import suggested_run, symbols_of
 from gateway.simulator import open_simulator
 from gateway.simulator.replay import load_recording
 
@@ -30,3 +31,5 @@ async def test_a_recording_with_a_market_wide_stream_is_served_with_its_symbols(
         async with open_simulator(pacing="replay", replay_file=str(path), replay_speed=0,
                                   symbols=symbols) as sim:  # fmt: skip
             assert sim.rest_url
+            command = suggested_run(sim, load_recording(path))
+    assert "--symbols BTCUSDT --streams trade" in command and "!" not in command

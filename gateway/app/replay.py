@@ -91,8 +91,9 @@ def symbols_of(recording: Recording) -> tuple[str, ...]:
 
 def suggested_run(sim: Simulator, recording: Recording) -> str:
     """The ``gateway run`` command line that consumes this replay (REST included)."""
-    symbols = dict.fromkeys(s.split("@", 1)[0].upper() for s in recording.streams)
-    suffixes = dict.fromkeys(s.split("@", 1)[1] for s in recording.streams if "@" in s)
+    symbols = symbols_of(recording)  # market-wide streams (``!...``) are not a symbol's
+    suffixes = dict.fromkeys(s.split("@", 1)[1] for s in recording.streams
+                             if "@" in s and not s.startswith("!"))  # fmt: skip
     rest = rest_url_for(sim.ws_url) if sim.rest_url else None  # the stream port serves it
     return run_command_line(sim.ws_url, rest, symbols, suffixes)
 
