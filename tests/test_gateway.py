@@ -102,6 +102,34 @@ async def test_long_and_short_stops_fire_exactly_once_at_the_right_trade(
         assert states == {long_id: StopState.CLOSED, short_id: StopState.CLOSED}
 
 
+async def test_a_trade_the_handler_crashed_on_is_reported_unfilled_and_its_stop_still_fires(
+    autojump_clock: MockClock,
+) -> None:
+    from gateway import GapDetected, GapUnfilled, Trade
+
+    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, streams=("trade",)) as (sim, gw):
+        state = gw.state("BTCUSDT")
+        crashed: list[object] = []
+
+        def crash_once(point: str, event: object) -> None:
+            if point == "after_trigger" and not crashed:
+                crashed.append(event)
+                raise RuntimeError("injected crash in the handler")
+
+        state.fault = crash_once
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=90.0)
+        with gw.subscribe("BTCUSDT", [Trade, GapDetected, GapUnfilled], buffer=100) as sub:
+            ids = [sim.control.inject_trade("BTCUSDT", p, 1.0) for p in (95.0, 89.0, 96.0)]
+            got = await drain(sub, 4)
+        poison = ids[1]
+        assert [getattr(e, "trade_id", None) for e in got] == [ids[0], None, None, ids[2]]
+        detected, unfilled = got[1], got[2]
+        assert isinstance(detected, GapDetected) and isinstance(unfilled, GapUnfilled)
+        assert (detected.first, detected.last, unfilled.first, unfilled.last) == (poison,) * 4
+        assert "dead letter" in unfilled.reason
+        assert state.stops.fired == 1 and gw.positions("BTCUSDT")[0].position.id == pid
+
+
 async def test_stop_fires_once_when_the_actor_crashes_between_trigger_and_hook(
     autojump_clock: MockClock,
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from trio.testing import MockClock
 
 from actors import Mailbox, Overflow
@@ -201,3 +202,29 @@ async def test_a_gap_ended_at_its_holds_bound_never_ends_again_whatever_its_answ
     labels = [_label(e) if not isinstance(e, StopTriggered) else "fired" for e in events]
     assert labels == [1, ("GapDetected", 2), ("GapUnfilled", 2), 5, 6, "fired"]
     assert "held past its bound" in events[2].reason
+
+
+async def test_a_crash_while_applying_a_rest_answer_still_ends_its_gap_once(
+    autojump_clock: MockClock,
+) -> None:
+    from gateway.runtime.symbol import _handle_item
+
+    publisher = Publisher()
+    state = _state(publisher)
+    state.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
+
+    def crash(point: str, _event: object) -> None:
+        raise RuntimeError(f"injected at {point}")
+
+    with publisher.subscribe(kinds=[Trade, StopTriggered, *_GAPS]) as sub:
+        state.handle(_trade(1))
+        state.handle(_trade(5))  # 2..4 missing; 5 held
+        state.fault = crash  # the rows' crossing price fires the stop, then the hook raises
+        rows = (_trade(2, backfilled=True), _trade(3, 90.0, True), _trade(4, backfilled=True))
+        with pytest.raises(RuntimeError, match="injected"):
+            _handle_item(state, BackfillResult(BackfillRequest("BTCUSDT", "trade", 2, 4), rows))
+        events = sub.drain_nowait(100)
+    labels = [_label(e) if not isinstance(e, StopTriggered) else "fired" for e in events]
+    assert labels == [1, ("GapDetected", 2), "fired", ("GapUnfilled", 2), 5]
+    assert "raised while applying" in events[3].reason
+    assert state.hold_deadline() is None and state.stops.fired == 1

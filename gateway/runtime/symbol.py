@@ -217,6 +217,8 @@ class SymbolState:
         #: their rows only reach the stop-loss book.
         self._abandoned: set[tuple[str, int, int]] = set()
         self.stale_fallbacks = 0  # REST prices dropped: a live trade came after the poll
+        #: The gap whose REST answer is being applied, until its ending is published.
+        self._ending: tuple[str, int, int] | None = None
         #: Test hook: called with a point name ("after_trigger"); may raise to simulate a bug.
         self.fault: Callable[[str, Any], None] | None = None
 
@@ -231,8 +233,26 @@ class SymbolState:
                 self.live = False
                 self.crashes += 1
                 self._queue(Crash(event, exc))
+                self._poisoned(event, exc)
             return
         self._queue(event)
+
+    def _poisoned(self, event: Any, exc: Exception) -> None:
+        """The handler raised on ``event`` (a dead letter): a trade's price still reaches
+        the stop-loss book (checked when the actor is back), and its id is reported as a
+        one-id gap that will not be filled, never lost silently."""
+        kind = type(event)
+        if kind is not Trade and kind is not AggTrade:
+            return  # a lost kline or depth update shows as a gap of its own later
+        price = event.price
+        self.overflow_low = min(self.overflow_low, price)
+        self.overflow_high = max(self.overflow_high, price)
+        stream = "aggTrade" if kind is AggTrade else "trade"
+        tid = event.agg_trade_id if kind is AggTrade else event.trade_id
+        self.gaps += 1
+        self.publisher.publish(GapDetected(self.symbol, stream, tid, tid, False))
+        self._unfilled(stream, tid, tid, f"the symbol's handler raised {exc!r} on it "
+                       "(a dead letter; its price was still checked against the stops)")
 
     def _queue(self, item: Any) -> None:
         mailbox = self.mailbox
@@ -426,6 +446,8 @@ class SymbolState:
     def _gap_ended(self, stream: str, first: int, last: int, ending: Any) -> None:
         """Publish a gap's ending (`GapFilled` / `GapUnfilled`) after its rows, and release
         what its hold kept behind it."""
+        if self._ending == (stream, first, last):
+            self._ending = None  # out (or queued in order): a crash from here on is after it
         hold = self._holds.get(stream)
         if hold is None or (first, last) not in hold.gaps:
             self.publisher.publish(ending)
@@ -524,7 +546,9 @@ class SymbolState:
             return
         stream = _stream_of(req)
         self.backfilled += len(result.events)
+        self._ending = (stream, req.first, req.last)  # until its ending is out (crash-safe)
         if (stream, req.first, req.last) in self._abandoned:  # its gap already ended
+            self._ending = None
             self._abandoned.discard((stream, req.first, req.last))
             self._check_rows(result.events)
             self._check_stop_prices(result)
@@ -561,6 +585,20 @@ class SymbolState:
                             GapFilled(self.symbol, stream, req.first, req.last, count))  # fmt: skip
         else:
             self._unfilled(stream, req.first, req.last, reason, result.missing_from)
+
+    def backfill_crashed(self, result: BackfillResult) -> None:
+        """Applying ``result`` raised: end its gap unfilled unless its ending is out, and
+        ignore the rest of it (the actor restarts)."""
+        req = result.request
+        if req.kind == "depth":
+            self._snapshot_pending = False
+            return
+        stream = _stream_of(req)
+        key = (stream, req.first, req.last)
+        if self._ending != key:
+            return  # its ending was published before the crash
+        self._unfilled(stream, req.first, req.last,
+                       "the symbol's actor raised while applying the REST answer")  # fmt: skip
 
     def _check_rows(self, rows: Sequence[Any]) -> None:
         """Let backfilled trades fire the stops their price range crosses (once each)."""
@@ -822,7 +860,11 @@ def _handle_item(state: SymbolState, item: Any) -> None:
     if kind is CloseResult:
         state.on_close_result(item)
     elif kind is BackfillResult:
-        state.on_backfill(item)
+        try:
+            state.on_backfill(item)
+        except Exception:
+            state.backfill_crashed(item)  # its gap still ends, once; then the actor restarts
+            raise
     elif kind is FallbackPrice:
         state.on_fallback_price(item)
     else:
