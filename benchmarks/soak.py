@@ -377,7 +377,8 @@ _GROUPS = {
     "frames": ("garbage_frames", "wrong_types", "unknown_event", "duplicate_frames"),
     "gaps and REST": ("gap_small", "gap_large", "rest_5xx", "rest_429", "rest_timeout",
                       "rest_down"),
-    "in the gateway": ("actor_crash", "callback_raise", "hook_raise", "hook_hang"),
+    "in the gateway": ("actor_crash", "callback_raise", "hook_raise", "hook_hang",
+                       "crash_after_trigger"),
 }  # fmt: skip
 
 

@@ -53,7 +53,7 @@ from gateway import (
     Trade,
 )
 from gateway.app.chaos_exchange import LocalExchange, exchange_config, open_chaos_exchange
-from gateway.app.chaos_faults import KINDS, Fault, Step, build_schedule
+from gateway.app.chaos_faults import EXTRA_KINDS, KINDS, Fault, Step, build_schedule
 from gateway.app.chaos_ledger import Spans, StreamCheck, judge_stop, judge_stream
 
 __all__ = ["SoakParams", "add_soak_arguments", "main_soak", "render", "run_soak"]
@@ -330,6 +330,19 @@ class GatewayFaults:
 
         setattr(state, "handle", boom)  # noqa: B010 - an instance seam, removed on use
 
+    def crash_after_trigger(self, gw: Any, symbol: str) -> None:
+        """Make ``symbol``'s handler raise right after its next stop fired (once), through
+        the ``SymbolState.fault`` seam: the trigger is kept, the actor restarts."""
+        state = gw.state(symbol)
+
+        def fault(point: str, event: Any) -> None:
+            if point == "after_trigger":
+                state.fault = None
+                self.crashes += 1
+                raise RuntimeError(f"chaos: {symbol} crashes right after a stop fired")
+
+        state.fault = fault
+
 
 # --- the run ---------------------------------------------------------------------------------
 
@@ -441,6 +454,8 @@ async def _do(run: _Run, ex: Exchange, gw: Any, fault: Fault, step: Step) -> dic
         reply = await ex.call({"op": "mark"})
         if action == "crash":
             run.gf.crash(gw, sym)
+        elif action == "crash_after_trigger":
+            run.gf.crash_after_trigger(gw, sym)
         elif action == "callback_raise":
             run.gf.raise_next += 1
             run.gf.callback_raised_at.append((fault.index, trio.current_time()))
@@ -802,7 +817,8 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-rss-growth", type=float, default=d.max_rss_growth,
         help="percent RSS growth allowed after warm-up (runs of 5 min or more)")  # fmt: skip
     add("--kinds", default=",".join(d.kinds), metavar="KIND,...",
-        help="the fault kinds to draw from (default: all)")  # fmt: skip
+        help="the fault kinds to draw from (default: all of KINDS; also: "
+        + ", ".join(EXTRA_KINDS) + ")")  # fmt: skip
     add("--summary", metavar="FILE", default=None, help="write the summary JSON here")
 
 
@@ -837,7 +853,7 @@ def main_soak(args: argparse.Namespace) -> int:
               "--drain",
               file=sys.stderr)  # fmt: skip
         return 2
-    unknown = sorted(set(params.kinds) - set(KINDS))
+    unknown = sorted(set(params.kinds) - set(KINDS) - set(EXTRA_KINDS))
     if unknown or not params.kinds:
         print(f"gateway soak: unknown --kinds {unknown}; known: {', '.join(KINDS)}",
               file=sys.stderr)  # fmt: skip
