@@ -327,6 +327,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--clock", choices=("real", "mock"), default="real", help="--chaos: see gateway soak")
     add("--max-rss-growth", type=float, default=5.0, help="--chaos: percent after warm-up")
     add("--kinds", default=",".join(_chaos_kinds()), help="--chaos: fault kinds drawn")
+    add("--hold-seconds", type=float, default=None, help="--chaos: gateway hold_max_seconds")
     add("--summary", type=Path, default=None,
         help="--chaos: the summary JSON (default <out>/chaos-soak.json; the plot beside it)")
     add("--symbols", type=int, default=100)
@@ -388,17 +389,20 @@ def plot_chaos(data: dict[str, Any], path: Path) -> None:
     samples, p = data["samples"], data["params"]
     t = [s["t_s"] for s in samples]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
-    ax1.plot(t, [s["rss_mb"] for s in samples], label="gateway process RSS (MB)")
+    ax1.plot(t, [s["rss_mb"] for s in samples], label="gateway process RSS (MB, left)")
+    ax1.axvline(p["warmup"], color="grey", linestyle=":", label="end of warm-up")
+    ax1.set_ylabel("gateway MB")
     ex = [s.get("exchange_rss_mb") for s in samples]
     if any(v is not None for v in ex):
-        ax1.plot(t, [math.nan if v is None else v for v in ex], color="grey", alpha=0.6,
-                 label="exchange process RSS (MB)")  # fmt: skip
-    ax1.axvline(p["warmup"], color="grey", linestyle=":", label="end of warm-up")
-    ax1.set_ylabel("MB")
+        ax1b = ax1.twinx()
+        ax1b.plot(t, [math.nan if v is None else v for v in ex], color="grey", alpha=0.5,
+                  label="exchange process RSS (MB, right)")  # fmt: skip
+        ax1b.set_ylabel("exchange MB")
+        ax1b.legend(loc="lower right", fontsize=8)
     ax1.set_title(f"RSS (gateway after warm-up: {data['rss_mb']['after_warmup']} MB, "
                   f"peak {data['rss_mb']['peak']}, end {data['rss_mb']['end']}; "
                   f"growth {data['rss_growth_pct_after_warmup']}%)")  # fmt: skip
-    ax1.legend(fontsize=8)
+    ax1.legend(loc="upper left", fontsize=8)
     group_of = {k: g for g, kinds in _GROUPS.items() for k in kinds}
     for group in _GROUPS:
         pts = [(at, r) for at, kind, r in data["recovery_series"] if group_of.get(kind) == group]

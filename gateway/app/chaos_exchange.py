@@ -52,6 +52,8 @@ CONTROL_METHODS = frozenset({
     "clear_faults", "generate", "tick",
 })  # fmt: skip
 _READ_EVERY = 0.1  # seconds between ledger reads
+_MAX_READS = round(7 * 86400 / _READ_EVERY)  # the reader's bound: a week of reads
+_MAX_CHUNKS = 10**9  # the command loop's bound (a command is at least one chunk)
 _E8 = 100_000_000
 
 
@@ -93,8 +95,8 @@ class ChaosExchange:
             self.ledger.read(sym.name, sym.aggs)
 
     async def run_reader(self) -> None:
-        """Read the ledger every `_READ_EVERY` s until cancelled."""
-        while True:
+        """Read the ledger every `_READ_EVERY` s until cancelled (at most a week)."""
+        for _ in range(_MAX_READS):
             self.read()
             await trio.sleep(_READ_EVERY)
 
@@ -205,7 +207,7 @@ async def _serve(config: SimulatorConfig) -> None:
         stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
         buf = b""
         async with stdin:
-            while True:  # ends at end of input or on "quit"
+            for _ in range(_MAX_CHUNKS):  # ends at end of input or on "quit"
                 chunk = await stdin.receive_some(65536)
                 if not chunk:
                     return

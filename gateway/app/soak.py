@@ -88,6 +88,9 @@ class SoakParams:
     clock: str = "real"  #: "real" (exchange in its own process) or "mock" (one process)
     max_rss_growth: float = 5.0  #: percent after warm-up (judged on runs of 5 min or more)
     kinds: tuple[str, ...] = KINDS  #: the fault kinds drawn (each at least once)
+    #: the gateway's ``hold_max_seconds`` (None: its default): how long live trades after
+    #: a gap wait, in order, for the backfill before the gap ends unfilled
+    hold_seconds: float | None = None
     summary: str | None = None
 
     @property
@@ -370,6 +373,15 @@ class _Run:
     exchange_pid: int | None = None
 
 
+def _slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ``ys`` over ``xs`` (0 with fewer than two points)."""
+    if len(xs) < 2:
+        return 0.0
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
+
+
 def _seed_gateway(gw: Any, seed: int) -> None:
     """Seed the gateway's jitter sources (reconnect and REST retry backoff), which the
     public API leaves to the OS, so that a MockClock run repeats from its seed."""
@@ -515,6 +527,11 @@ async def _settle(run: _Run) -> bool:
     return run.rec.reached(run.ends)
 
 
+def _hold(p: SoakParams) -> dict[str, Any]:
+    """The gateway override for ``--hold-seconds`` (none by default)."""
+    return {} if p.hold_seconds is None else {"hold_max_seconds": p.hold_seconds}
+
+
 async def _drive(run: _Run, ex: Exchange) -> None:
     """Open the gateway, arm, inject, drain, close the window, settle."""
     from gateway.api import open_gateway
@@ -525,6 +542,7 @@ async def _drive(run: _Run, ex: Exchange) -> None:
         close_hook=gf.close_hook, silence_timeout=5.0, trade_silence_floor=5.0,
         close_hook_timeout=3.0, max_restarts=20, restart_period=10.0, fallback_after=0.0,
         on_start=lambda gw: _seed_gateway(gw, p.seed),
+        **_hold(p),
     ) as gw, trio.open_nursery() as nursery:  # fmt: skip
         sub = gw.subscribe(buffer=2_000_000)
 
@@ -664,6 +682,8 @@ def summarize(run: _Run) -> dict[str, Any]:
     }
     growth = (100 * (rss["end"] - rss["after_warmup"]) / rss["after_warmup"]
               if rss["end"] and rss["after_warmup"] else None)  # fmt: skip
+    half = [s for s in after if s["t_s"] >= (after[0]["t_s"] + after[-1]["t_s"]) / 2]
+    slope = _slope([s["t_s"] / 60 for s in half], [s["rss_mb"] for s in half])
     missed_reads = sum(b.get("missed_reads", 0) for b in books.values())
     reasons = []
     checks = [
@@ -719,6 +739,9 @@ def summarize(run: _Run) -> dict[str, Any]:
         "reconnects": run.gateway.get("reconnects"),
         "rss_mb": rss,
         "rss_growth_pct_after_warmup": None if growth is None else round(growth, 2),
+        #: least-squares slope over the second half of the time after warm-up: a leak
+        #: keeps a slope; the high-water mark of a backlog does not
+        "rss_slope_mb_per_min_second_half": round(slope, 4),
         "rss_judged": judged_rss,
         "exchange_rss_mb": {"start": first_sample.get("exchange_rss_mb"),
                             "end": run.ledger.get("rss_mb")},
@@ -816,6 +839,8 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
         help="real: exchange in its own process; mock: one process under MockClock")  # fmt: skip
     add("--max-rss-growth", type=float, default=d.max_rss_growth,
         help="percent RSS growth allowed after warm-up (runs of 5 min or more)")  # fmt: skip
+    add("--hold-seconds", type=float, default=None,
+        help="the gateway's hold_max_seconds (default: the gateway's own, 10 s)")  # fmt: skip
     add("--kinds", default=",".join(d.kinds), metavar="KIND,...",
         help="the fault kinds to draw from (default: all of KINDS; also: "
         + ", ".join(EXTRA_KINDS) + ")")  # fmt: skip
@@ -831,6 +856,7 @@ def params_of(args: argparse.Namespace) -> SoakParams:
         settle=args.settle, interval=args.interval, crossers=args.crossers,
         big_gap=args.big_gap, clock=args.clock, max_rss_growth=args.max_rss_growth,
         kinds=tuple(k for k in args.kinds.replace(" ", "").split(",") if k),
+        hold_seconds=args.hold_seconds,
         summary=args.summary,
     )  # fmt: skip
 
