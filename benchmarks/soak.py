@@ -366,7 +366,7 @@ def main_chaos(args: argparse.Namespace) -> int:
     if summary.exists():
         png = Path(summary).with_suffix(".png")
         plot_chaos(json.loads(Path(summary).read_text()), png)
-        print(f"wrote {summary} and {png}")
+        print(f"wrote {summary} and {png}", file=sys.stderr)  # the verdict stays last
     return code
 
 

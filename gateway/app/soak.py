@@ -518,10 +518,21 @@ async def _sample(run: _Run, gw: Any) -> None:
         })  # fmt: skip
 
 
+def _settled(run: _Run) -> bool:
+    """Every stream reached the window's end with no gap open, and every fault injected
+    has recovered (a fault late in the run may still be on its way back)."""
+    rec, gf = run.rec, run.gf
+    hooks_done = all(bad[1] in gf.hook_recovery for pid, bad in gf.bad_hooks.items()
+                     if pid in gf.hook_failed_at)  # fmt: skip
+    return (rec.reached(run.ends) and not any(rec.left.values())
+            and not gf.callback_raised_at and hooks_done)  # fmt: skip
+
+
 async def _settle(run: _Run) -> bool:
+    """Wait (at most ``--settle`` s) until `_settled`."""
     limit = run.params.settle
     for _ in range(math.ceil(limit / _SETTLE_POLL) + 1):
-        if run.rec.reached(run.ends):
+        if _settled(run):
             return True
         await trio.sleep(_SETTLE_POLL)
     return run.rec.reached(run.ends)
