@@ -4,6 +4,10 @@ counters every few seconds, to show that nothing grows without bound.
 Run: ``python -m benchmarks soak [--duration 1800] [--interval 5] [--warmup 60]
 [--symbols 100] [--rate 5000] [--source simulator|feed] [--quick]``.
 
+``--chaos`` runs the chaos soak instead (``gateway soak --chaos``, `gateway.app.soak`:
+every fault on a seeded schedule, judged against the exchange's ledger) and plots RSS
+and the recovery of every fault (``<out>/chaos-soak.json`` and ``.png``).
+
 The set-up is the latency benchmark's (exchange in its own process, µs event times, a
 position per symbol, one subscriber taking every trade). A lag probe sleeps 0.1 s again
 and again and records how much later than asked it woke up. Every ``--interval`` s a
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import math
 import statistics
@@ -309,8 +314,22 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``soak`` options."""
+    """The ``soak`` options (``--chaos`` and the options after it: ``gateway soak``'s)."""
     add = parser.add_argument
+    add("--chaos", action="store_true",
+        help="the chaos soak (gateway soak --chaos): every fault, judged on the ledger")
+    add("--faults", type=int, default=0, help="--chaos: faults (0: one per 8 s)")
+    add("--quiet", type=float, default=20.0, help="--chaos: seconds before the first fault")
+    add("--drain", type=float, default=30.0, help="--chaos: seconds without faults at the end")
+    add("--settle", type=float, default=120.0, help="--chaos: at most this long for last ids")
+    add("--crossers", type=int, default=3, help="--chaos: crossed stops per side and symbol")
+    add("--big-gap", type=int, default=25_000, help="--chaos: most ids a large gap drops")
+    add("--clock", choices=("real", "mock"), default="real", help="--chaos: see gateway soak")
+    add("--max-rss-growth", type=float, default=5.0, help="--chaos: percent after warm-up")
+    add("--kinds", default=",".join(_chaos_kinds()), help="--chaos: fault kinds drawn")
+    add("--hold-seconds", type=float, default=None, help="--chaos: gateway hold_max_seconds")
+    add("--summary", type=Path, default=None,
+        help="--chaos: the summary JSON (default <out>/chaos-soak.json; the plot beside it)")
     add("--symbols", type=int, default=100)
     add("--rate", type=float, default=5000.0, help="trades per second in total")
     add("--duration", type=float, default=300.0, help="seconds in all (warm-up included)")
@@ -323,12 +342,91 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def quick(args: argparse.Namespace) -> None:
-    """Shrink ``args`` to the --quick run (well under 30 s)."""
+    """Shrink ``args`` to the --quick run (well under 30 s; --chaos: every kind, mock clock)."""
     args.symbols, args.rate, args.duration, args.interval, args.warmup = 10, 1000.0, 6.0, 1.0, 2.0
+    if args.chaos:
+        args.symbols, args.rate, args.duration, args.interval = 4, 200.0, 60.0, 1.0
+        args.quiet, args.warmup, args.drain, args.crossers, args.big_gap = 5.0, 5.0, 15.0, 2, 12_000
+        args.clock = "mock"
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
-    """Run, print, write JSON and PNG; returns the data."""
+def _chaos_kinds() -> tuple[str, ...]:
+    from gateway.app.chaos_faults import KINDS
+
+    return KINDS
+
+
+def main_chaos(args: argparse.Namespace) -> int:
+    """``soak --chaos``: run `gateway.app.soak`, print, write the JSON and the plot."""
+    from gateway.app.soak import main_soak
+
+    summary = args.summary if args.summary is not None else args.out / "chaos-soak.json"
+    args.summary = str(summary)
+    code = main_soak(args)
+    if summary.exists():
+        png = Path(summary).with_suffix(".png")
+        plot_chaos(json.loads(Path(summary).read_text()), png)
+        print(f"wrote {summary} and {png}", file=sys.stderr)  # the verdict stays last
+    return code
+
+
+_GROUPS = {
+    "connection": ("close_abrupt", "close_1008", "close_1011", "subscribe_1008",
+                   "subscribe_reset", "server_shutdown", "lifetime_close", "refuse_connections",
+                   "oversized_frame"),
+    "silence": ("stall_silent", "stall_pinging", "zombie"),
+    "frames": ("garbage_frames", "wrong_types", "unknown_event", "duplicate_frames"),
+    "gaps and REST": ("gap_small", "gap_large", "rest_5xx", "rest_429", "rest_timeout",
+                      "rest_down"),
+    "in the gateway": ("actor_crash", "callback_raise", "hook_raise", "hook_hang",
+                       "crash_after_trigger"),
+}  # fmt: skip
+
+
+def plot_chaos(data: dict[str, Any], path: Path) -> None:
+    """RSS of both processes over time, and each fault's recovery time when injected."""
+    plt = harness.pyplot()
+    samples, p = data["samples"], data["params"]
+    t = [s["t_s"] for s in samples]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
+    ax1.plot(t, [s["rss_mb"] for s in samples], label="gateway process RSS (MB, left)")
+    ax1.axvline(p["warmup"], color="grey", linestyle=":", label="end of warm-up")
+    ax1.set_ylabel("gateway MB")
+    ex = [s.get("exchange_rss_mb") for s in samples]
+    if any(v is not None for v in ex):
+        ax1b = ax1.twinx()
+        ax1b.plot(t, [math.nan if v is None else v for v in ex], color="grey", alpha=0.5,
+                  label="exchange process RSS (MB, right)")  # fmt: skip
+        ax1b.set_ylabel("exchange MB")
+        ax1b.legend(loc="lower right", fontsize=8)
+    ax1.set_title(f"RSS (gateway after warm-up: {data['rss_mb']['after_warmup']} MB, "
+                  f"peak {data['rss_mb']['peak']}, end {data['rss_mb']['end']}; "
+                  f"growth {data['rss_growth_pct_after_warmup']}%)")  # fmt: skip
+    ax1.legend(loc="upper left", fontsize=8)
+    group_of = {k: g for g, kinds in _GROUPS.items() for k in kinds}
+    for group in _GROUPS:
+        pts = [(at, r) for at, kind, r in data["recovery_series"] if group_of.get(kind) == group]
+        if pts:
+            ax2.scatter([a for a, _ in pts], [max(r, 1e-3) for _, r in pts], s=14, label=group)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("seconds until every affected stream was live again")
+    ax2.set_xlabel("seconds into the run (fault injected)")
+    ax2.set_title("recovery per fault")
+    ax2.legend(fontsize=8)
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(f"Chaos soak: {p['symbols']} symbols, {p['rate']:,.0f} trades/s, "
+                 f"{p['duration']:g} s, {data['faults_total']} faults: "
+                 f"{data['verdict']}")  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(args: argparse.Namespace) -> dict[str, Any] | int:
+    """Run, print, write JSON and PNG; returns the data (``--chaos``: the exit status)."""
+    if args.chaos:
+        return main_chaos(args)
     logging.getLogger("gateway").setLevel(logging.WARNING)
     data = run(args)
     print(report(data))

@@ -1,4 +1,4 @@
-"""Command line entry point: ``gateway run | record | replay | simulate``.
+"""Command line entry point: ``gateway run | record | replay | simulate | soak``.
 
 A small dispatcher: each command's options and behaviour live in its own module
 (`gateway.app.run`, `gateway.app.record`, `gateway.app.replay`,
@@ -73,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the embedded Binance-compatible exchange on loopback",
     )  # fmt: skip
     add_simulate_arguments(simulate)
+    from gateway.app.soak import add_soak_arguments
+
+    soak = commands.add_parser(
+        "soak", formatter_class=_Defaults,
+        help="a long run against the embedded exchange, judged against its own ledger",
+        description="Soak: the embedded exchange in its own process, the gateway in this one; "
+        "with --chaos every fault on a seeded schedule. Checks from the exchange's ledger "
+        "that no event is lost, doubled or reordered and every crossed stop fires once; "
+        "prints a table, writes --summary, exits 1 on a broken invariant.",
+    )  # fmt: skip
+    add_soak_arguments(soak)
     return parser
 
 
@@ -104,5 +115,9 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from gateway.simulator.cli import run_simulate
 
         return run_simulate(args)
+    if args.command == "soak":
+        from gateway.app.soak import main_soak
+
+        return main_soak(args)
     parser.print_help()
     return 0

@@ -146,7 +146,9 @@ class Connection(ControlSink):
         self.last_error: str | None = None
         #: Proof of life per stream (see `gateway.runtime.liveness`), checked every second.
         self._watch = StreamWatch(stream_silence_factor, trade_silence_floor)
-        self.control_replies = 0  #: control replies received (frames that are not market data)
+        #: Frames that carried no market data (control replies, unknown, malformed,
+        #: unrouted): not proof of life for the streams.
+        self.control_replies = 0
         #: Replaced because no stream sent anything while pings were answered (a zombie).
         self.zombie_replacements = 0
         #: Streams subscribed again because the exchange no longer listed them.
@@ -175,6 +177,11 @@ class Connection(ControlSink):
             chan.send_nowait(reply)
         elif isinstance(reply, ControlError):
             log.warning("[%s] unsolicited error from exchange: %s", self.conn_id, reply)
+
+    def on_not_market(self) -> None:
+        """A frame with no market event: counted apart, so a zombie that still sends
+        junk is judged on its market frames alone."""
+        self.control_replies += 1
 
     def on_server_shutdown(self, event: ServerShutdown) -> None:
         """The exchange will close us: rotate (or reconnect) at once."""

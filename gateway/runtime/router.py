@@ -47,6 +47,10 @@ class ControlSink:
         """The exchange announced it will close this connection."""
         raise NotImplementedError
 
+    def on_not_market(self) -> None:
+        """A frame carried no market event (malformed, unknown, unrouted): it is no proof
+        that the connection's streams are alive."""
+
 
 class Router:
     """Routes decoded events to symbol states; owns the malformed/unknown counters.
@@ -91,6 +95,7 @@ class Router:
         except DecodeError as exc:
             self.malformed += 1
             self._log_once("malformed", "dropping malformed frame (counted): %s", exc)
+            sink.on_not_market()
             return
         state = self._symbols.get(event.symbol) if event.symbol else None  # type: ignore[union-attr]
         if state is not None and type(event) is not UnknownEvent:
@@ -110,6 +115,7 @@ class Router:
                     state.deliver(inner)
         elif type(event) is UnknownEvent:
             self.unknown += 1
+            sink.on_not_market()
             kind = str(event.raw.get("e"))[:40] if isinstance(event.raw, dict) else "array"
             if kind not in self.unknown_kinds and len(self.unknown_kinds) >= _MAX_KINDS:
                 kind = "(other)"  # a feed inventing names must not grow this without bound
@@ -117,6 +123,7 @@ class Router:
             self._log_once(f"unknown:{kind}", "skipping unknown event kind %r (counted)", kind)
         else:
             self.unrouted += 1
+            sink.on_not_market()
 
     def tap_failed(self, exc: Exception) -> None:
         """The frame tap raised on one frame: count, log once, report; never fatal."""

@@ -331,6 +331,8 @@ class WebSocketSide:
     ) -> None:
         while True:
             await trio.sleep(self.config.ping_interval)
+            if trio.current_time() < self.hub.pings_paused_until:
+                continue  # a silent stall: no ping either
             payload = str(next(self._ping_ids)).encode()
             self.hub.pings_sent += 1
             self.hub.notify()

@@ -83,6 +83,42 @@ class SimulatorControl:
         frame = Frame(f"{symbol.lower()}@futureStream", "raw", (data, None))
         return self._hub.send_frame(frame, connection)
 
+    def send_wrong_types(self, symbol: str = "BTCUSDT", *, connection: int | None = None) -> int:
+        """Send a trade event of ``symbol`` whose fields have the wrong JSON types (the
+        trade id a string, the price a number, the time a list): a decoder must reject
+        it, not take it for a trade. Raw or combined per connection; returns how many."""
+        data = orjson.dumps({"e": "trade", "E": self._clock.now_us() // 1000,
+                             "s": symbol.upper(), "t": "not-an-id", "p": 1.5, "q": None,
+                             "T": [1], "m": "yes", "M": True})  # fmt: skip
+        frame = Frame(f"{symbol.lower()}@trade", "raw", (data, None))
+        return self._hub.send_frame(frame, connection)
+
+    def send_oversized(self, size: int | None = None, *, connection: int | None = None) -> int:
+        """Send one text frame of ``size`` bytes (default: the configured
+        ``max_message_size`` plus one KiB), a well-formed JSON object padded with spaces:
+        bigger than a client accepts. Returns how many connections got it."""
+        n = self._config.max_message_size + 1024 if size is None else size
+        head = b'{"stream":"oversized","data":{"e":"oversized"}}'
+        return self._hub.send_text(head + b" " * max(0, n - len(head)), connection)
+
+    def send_server_shutdown(self, *, connection: int | None = None) -> int:
+        """Send the ``serverShutdown`` event (as before a lifetime close with
+        ``shutdown_notice``) to every connection (or one) now, without closing them;
+        `expire_connections` does the close. Returns how many."""
+        targets = self._hub.targets(connection)
+        for s in targets:
+            data = orjson.dumps({"e": "serverShutdown",
+                                 "E": self._clock.now_us() // (1 if s.micros else 1000)})
+            if s.combined:
+                data = b'{"stream":"!serverShutdown","data":' + data + b"}"
+            s.push_json(data)
+        return len(targets)
+
+    def expire_connections(self, *, connection: int | None = None) -> int:
+        """Close every connection (or one) now as its 24-hour lifetime would: code 1000,
+        "Connection lifetime expired". Returns how many."""
+        return self.close_connections(1000, "Connection lifetime expired", connection=connection)
+
     # --- faults ------------------------------------------------------------------------
     def close_connections(
         self, code: int = 1000, reason: str = "", *, abrupt: bool = False,
@@ -95,14 +131,17 @@ class SimulatorControl:
             s.request_close(code, reason, abrupt)
         return len(targets)
 
-    def stall(self, seconds: float = math.inf) -> None:
+    def stall(self, seconds: float = math.inf, *, pings: bool = True) -> None:
         """Stop sending market frames for ``seconds`` (frames of the stall are lost);
-        sockets stay open and pings continue."""
+        sockets stay open and pings continue, unless ``pings`` is False (a silent stall:
+        no server ping either, so only the client's own silence check can notice)."""
         self._hub.stall_until = trio.current_time() + seconds
+        if not pings:
+            self._hub.pings_paused_until = self._hub.stall_until
 
     def resume(self) -> None:
-        """End a stall or a delay now."""
-        self._hub.stall_until = self._hub.delay_until = -1.0
+        """End a stall (and its pause of pings) or a delay now."""
+        self._hub.stall_until = self._hub.delay_until = self._hub.pings_paused_until = -1.0
 
     def delay_frames(self, seconds: float) -> None:
         """Hold every outgoing frame for ``seconds``, then send them all (a latency spike)."""

@@ -136,6 +136,8 @@ class Hub:
         self.closes: Counter[int] = Counter()
         self.stall_until = -1.0
         self.delay_until = -1.0
+        #: Fault: no server ping is sent before this trio time (`SimulatorControl.stall`).
+        self.pings_paused_until = -1.0
         self.duplicate_left = 0
         self.drops: dict[str, list[range]] = {}
         #: Faults on SUBSCRIBE: each entry is used by one SUBSCRIBE, on any connection.
