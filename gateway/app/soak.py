@@ -833,7 +833,7 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--chaos", action="store_true", help="inject every fault kind on a seeded schedule")
     add("--duration", type=float, default=d.duration, help="seconds in all")
-    add("--seed", type=int, default=d.seed)
+    add("--seed", type=int, default=d.seed, help="seed of the market, the faults and the stops")
     add("--symbols", type=int, default=d.symbols, help="how many symbols")
     add("--rate", type=float, default=d.rate, help="trades per second, all symbols")
     add("--faults", type=int, default=d.faults,
