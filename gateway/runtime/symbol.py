@@ -297,8 +297,7 @@ class SymbolState:
             if buf.ignored != ignored:  # stale (an overlap's, older than what was shown)
                 self.handled += 1
                 return
-            gaps = self.candles.take_gaps()  # found on the first update after the gap
-            for gap in gaps:
+            for gap in buf.take_gaps():  # found on the first update after the gap
                 self._candle_gap(gap)
             if closed is not None:
                 self._emit(f"kline_{event.interval}",
