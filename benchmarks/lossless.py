@@ -29,7 +29,6 @@ import argparse
 import json
 import logging
 import math
-import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -61,7 +60,6 @@ from gateway import (
     GapDetected,
     GapFilled,
     GapUnfilled,
-    Gateway,
     GatewayError,
     GatewayErrorEvent,
     StopTriggered,
@@ -70,6 +68,7 @@ from gateway import (
     Trade,
     open_gateway,
 )
+from gateway.app.soak import seed_gateway, seed_trio
 from gateway.core.streams import INTERVAL_MS
 from gateway.simulator import Market, Simulator, SimulatorConfig, open_simulator
 from gateway.simulator.candles import CL, CNT, END, OT, VOL
@@ -284,23 +283,6 @@ class _Run:
     twin_matches: bool = True
 
 
-def _seed_gateway(gw: Gateway, seed: int) -> None:
-    """Seed the gateway's jitter sources (reconnect and REST retry backoff), which the
-    public API leaves to the OS: with trio's scheduler seeded too (`_seed_trio`), a
-    MockClock run is repeatable from its seed."""
-    gw._rng.seed(f"lossless-gateway:{seed}")
-    if gw.backfiller is not None:
-        gw.backfiller._rng = random.Random(f"lossless-rest:{seed}")
-
-
-def _seed_trio(seed: int) -> None:
-    """Seed the order in which trio runs a batch of ready tasks (its private random
-    source; skipped if a trio version has none)."""
-    source = getattr(trio._core._run, "_r", None)
-    if isinstance(source, random.Random):
-        source.seed(f"lossless-trio:{seed}")
-
-
 def _sim_config(params: Params) -> SimulatorConfig:
     return SimulatorConfig(symbols=tuple(symbol_names(params.symbols)), seed=params.seed,
                            clock="virtual", pacing="manual")  # fmt: skip
@@ -389,7 +371,7 @@ async def _drive(run: _Run, sim: Simulator) -> None:
     suffixes = params.streams
     async with open_gateway(
         url=sim.ws_url, rest_url=sim.rest_url, symbols=names, streams=suffixes,
-        on_start=lambda gw: _seed_gateway(gw, params.seed),
+        on_start=lambda gw: seed_gateway(gw, f"lossless:{params.seed}"),
     ) as gw, trio.open_nursery() as nursery:  # fmt: skip
         sub = gw.subscribe(buffer=5_000_000)
 
@@ -450,7 +432,7 @@ async def run_lossless(params: Params) -> dict[str, Any]:
     schedule = build_schedule(params.seed, params.seconds, cfg.symbols, params.streams,
                               params.faults)  # fmt: skip
     run = _Run(params, plan, schedule)
-    _seed_trio(params.seed)
+    seed_trio(f"lossless:{params.seed}")
     t0 = trio.current_time()
     async with open_simulator(cfg) as sim:
         try:

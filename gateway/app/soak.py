@@ -382,20 +382,21 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
-def _seed_gateway(gw: Any, seed: int) -> None:
+def seed_gateway(gw: Any, seed: str) -> None:
     """Seed the gateway's jitter sources (reconnect and REST retry backoff), which the
-    public API leaves to the OS, so that a MockClock run repeats from its seed."""
-    gw._rng.seed(f"soak-gateway:{seed}")
+    public API leaves to the OS, so that a MockClock run repeats from its seed (with
+    `seed_trio`). Shared by the soak and the lossless judge."""
+    gw._rng.seed(f"{seed}:gateway")
     if gw.backfiller is not None:
-        gw.backfiller._rng = random.Random(f"soak-rest:{seed}")
+        gw.backfiller._rng = random.Random(f"{seed}:rest")
 
 
-def _seed_trio(seed: int) -> None:
+def seed_trio(seed: str) -> None:
     """Seed the order in which trio runs a batch of ready tasks (its private random
     source; skipped if a trio version has none)."""
     source = getattr(trio._core._run, "_r", None)
     if isinstance(source, random.Random):
-        source.seed(f"soak-trio:{seed}")
+        source.seed(f"{seed}:trio")
 
 
 def _rss_mb(pid: int | None = None) -> float:
@@ -552,7 +553,7 @@ async def _drive(run: _Run, ex: Exchange) -> None:
         url=ex.ws_url, rest_url=ex.rest_url, symbols=run.names, streams=_STREAMS,
         close_hook=gf.close_hook, silence_timeout=5.0, trade_silence_floor=5.0,
         close_hook_timeout=3.0, max_restarts=20, restart_period=10.0, fallback_after=0.0,
-        on_start=lambda gw: _seed_gateway(gw, p.seed),
+        on_start=lambda gw: seed_gateway(gw, f"soak:{p.seed}"),
         **_hold(p),
     ) as gw, trio.open_nursery() as nursery:  # fmt: skip
         sub = gw.subscribe(buffer=2_000_000)
@@ -616,7 +617,7 @@ async def run_soak(params: SoakParams, log_path: Path | None = None) -> dict[str
     wall = time.perf_counter()
     try:
         if params.clock == "mock":
-            _seed_trio(params.seed)
+            seed_trio(f"soak:{params.seed}")
             cfg = exchange_config(tuple(names), params.seed, params.rate, clock="virtual",
                                   history=_history(params))  # fmt: skip
             async with open_chaos_exchange(cfg) as core:
