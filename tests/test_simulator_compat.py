@@ -12,6 +12,7 @@ import httpx
 import orjson
 import pytest
 import trio
+import trio.testing
 from trio_websocket import ConnectionRejected
 
 from gateway import AggTrade, GapFilled, open_gateway
@@ -78,7 +79,7 @@ async def test_refused_upgrades_and_control_messages_are_logged(
             assert reply["error"]["code"] == 2
             await ws.send_message('{"method":"SUBSCRIBE","params":["nope"],"id":2}')
             assert orjson.loads(await ws.get_message())["error"]["code"] == 2
-        await trio.sleep(0.1)
+        await trio.testing.wait_all_tasks_blocked()  # the server's handlers have logged
     lines = refusals(caplog)
     assert len(lines) == 4, lines
     assert "/nope" in lines[0] and "404" in lines[0]
