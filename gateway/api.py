@@ -36,7 +36,13 @@ from gateway.errors import (
     PositionError,
     SubscriptionError,
 )
-from gateway.runtime.backfill import Backfiller, BackfillResult, RestUnavailable
+from gateway.runtime.backfill import (
+    Backfiller,
+    BackfillRequest,
+    BackfillResult,
+    Need,
+    RestUnavailable,
+)
 from gateway.runtime.connection import Connection
 from gateway.runtime.fallback import PriceFallback
 from gateway.runtime.groups import collapse, leaves
@@ -89,7 +95,7 @@ class Gateway:
                 config.rest_url, self._deliver, timeout=config.rest_timeout,
                 max_ids=config.backfill_max_ids, weight_per_minute=config.rest_weight_per_minute,
                 retry=ReconnectPolicy(0.5, 2.0, 30.0, config.rest_retries),
-                ca_file=config.ca_file,
+                ca_file=config.ca_file, need=self._backfill_need,
             )
             if config.rest_url
             else None
@@ -461,6 +467,11 @@ class Gateway:
         )  # fmt: skip
         self.publisher.publish(SymbolQuarantined(symbol, restarts, error))
         self.publisher.report_error("symbol", error, symbol)
+
+    def _backfill_need(self, request: BackfillRequest) -> Need:
+        """What ``request``'s symbol still wants of it (nothing once the symbol is gone)."""
+        state = self._states.get(request.symbol)
+        return Need.NOTHING if state is None else state.backfill_need(request)
 
     def _deliver(self, symbol: str, item: BackfillResult | CloseResult) -> None:
         """Post a result to ``symbol``'s actor (dropped if the symbol is gone)."""

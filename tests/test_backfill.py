@@ -785,3 +785,47 @@ async def test_agg_trade_prices_come_from_hour_windows_then_from_id_pages(
     assert result.error == f"REST {sim.rest_url}/api/v3/historicalTrades: HTTP 500 after 1 attempts"
     # two empty hour windows, the one holding every trade, then fromId pages to `past`
     assert len(pages) == 2 + past // 1000 + 1 and {p.status for p in pages} == {200}
+
+
+# Under a gap storm the weight budget is the limit: a gap that already ended unfilled is
+# not worth historicalTrades pages (25 each) any more.
+_STARVED: dict[str, Any] = {"streams": ("trade",), "rest_weight_per_minute": 60,
+                            "hold_max_seconds": 1.0}  # fmt: skip
+
+
+async def test_a_trade_gap_that_ended_unfilled_is_not_fetched_on_when_no_stop_needs_it(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(_ONE, **_STARVED) as (sim, gw):
+        with gw.subscribe("BTCUSDT", [*_GAPS, Trade], buffer=5000) as seen:
+            first, _fired = await _plain_gap_with_a_dip(sim, gw, 3000, dip_at=2500)
+            await trio.sleep(300)  # five minutes' budget: the old way sent all 3 pages
+            got = queued(seen)
+        detected, unfilled = (e for e in got if type(e) in _GAPS)
+        assert (detected.first, detected.last) == (first, first + 2999)
+        assert isinstance(unfilled, GapUnfilled) and "held past its bound" in unfilled.reason
+        assert [t.trade_id for t in got if isinstance(t, Trade)] == [first - 1, first + 3000]
+        assert len(sim.control.rest_requests("historicalTrades")) == 1  # 2 of 3 pages shed
+        assert sim.control.rest_requests("aggTrades") == []  # no stop: no pricing either
+        rest = gw.stats()["rest"]
+        assert rest["shed"] >= 1 and rest["failed"] == 0
+
+
+async def test_a_trade_gap_that_ended_unfilled_is_priced_from_agg_trades_for_an_armed_stop(
+    autojump_clock: MockClock,
+) -> None:
+    async with exchange_and_gateway(_ONE, **_STARVED) as (sim, gw):
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        at: list[float] = []
+        gw.on_stop_loss(lambda _event: at.append(trio.current_time()))
+        with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
+            start = trio.current_time()
+            first, fired = await _plain_gap_with_a_dip(sim, gw, 3000, dip_at=2500)
+            _detected, unfilled = await drain(gaps, 2)
+            await trio.sleep(300)
+        assert isinstance(unfilled, GapUnfilled) and unfilled.first == first
+        assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
+        assert at[0] - start < 90  # in the second minute, not after the third page
+        assert len(sim.control.rest_requests("historicalTrades")) == 1
+        assert {r.status for r in sim.control.rest_requests("aggTrades")} == {200}
+        assert gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 1

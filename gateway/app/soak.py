@@ -499,12 +499,13 @@ async def _faults(run: _Run, ex: Exchange, gw: Any) -> None:
                            trio.current_time())  # fmt: skip
 
 
-async def _sample(run: _Run, gw: Any) -> None:
-    """A sample every ``interval`` s until cancelled."""
+async def _sample(run: _Run, gw: Any, sub: Any) -> None:
+    """A sample every ``interval`` s until cancelled; what memory is held where, too."""
     p = run.params
     for k in range(1, 10**9):  # bounded by the run's cancellation
         await trio.sleep_until(run.t0 + k * p.interval)
         stats_conn = [c.snapshot() for c in gw.connections]
+        symbols = gw.stats()["symbols"].values()
         run.samples.append({
             "t_s": round(trio.current_time() - run.t0, 3),
             "rss_mb": _rss_mb(),
@@ -516,6 +517,9 @@ async def _sample(run: _Run, gw: Any) -> None:
             "exchange_cpu_s": _cpu_s(run.exchange_pid) if run.exchange_pid else None,
             "rest_throttled": (gw.backfiller.snapshot()["throttled"]
                                if gw.backfiller is not None else None),
+            "held": sum(v["held"] for v in symbols),
+            "subscriber_queued": len(sub),
+            "backfill_queued": len(gw.backfiller.requests) if gw.backfiller is not None else 0,
         })  # fmt: skip
 
 
@@ -565,7 +569,7 @@ async def _drive(run: _Run, ex: Exchange) -> None:
         nursery.start_soon(consume)
         gw.on(Trade, gf.on_trade)
         run.t0 = trio.current_time()
-        nursery.start_soon(_sample, run, gw)
+        nursery.start_soon(_sample, run, gw, sub)
         start = await ex.call({"op": "start"})
         for cmd in _arm(run, gw, start["result"]):
             reply = await ex.call(cmd)

@@ -16,12 +16,20 @@ still priced for the stop-loss book: the aggregate trades whose ``f..l`` cover i
 fetched from ``aggTrades`` by the gap's time window and their price range is put on the
 result (``stop_prices``); they are never published.
 
+Under a gap storm the weight budget, not the network, is the limit: before a request
+starts, and before each of its pages, ``need`` (the symbol's own answer) says whether its
+rows are still wanted. A trade gap whose hold already ended unfilled is no longer worth
+``historicalTrades`` pages (weight 25 each): it is only priced for the stop-loss book
+from ``aggTrades`` (weight 4), or skipped when no stop is armed. The budget goes to gaps
+whose rows can still be published in order.
+
 Credentials in the REST URL (``https://user:pass@host``) are sent as HTTP basic auth,
 never as part of a URL, so no log line (ours or httpx's) and no error text holds them.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import random
@@ -63,11 +71,23 @@ def depth_weight(limit: int) -> int:
     return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
+class Need(enum.Enum):
+    """What a symbol still wants from a trade or aggTrade backfill request."""
+
+    ROWS = "rows"  # its gap is pending: publish the rows
+    PRICES = "prices"  # its gap already ended unfilled: only armed stops want its prices
+    NOTHING = "nothing"  # its gap ended unfilled and no stop is armed: skip it
+
+
 class RestUnavailable(Exception):
     """A REST request failed for good: retries used up, or an answer that no retry mends."""
 
 
 _FAILED: tuple[type[Exception], ...] = (RestUnavailable, *_BAD_ANSWER)
+
+
+class _Shed(Exception):
+    """The rest of a request is no longer wanted (its gap ended unfilled meanwhile)."""
 
 
 @attrs.frozen(slots=True)
@@ -181,6 +201,7 @@ class Backfiller:
         retry: ReconnectPolicy | None = None,
         rng: UniformSource | None = None,
         ca_file: str = "",
+        need: Callable[[BackfillRequest], Need] | None = None,
     ) -> None:
         bare, user, password = split_credentials(rest_url.rstrip("/"))
         #: The REST endpoint without its credentials (they travel in ``_auth``).
@@ -189,6 +210,7 @@ class Backfiller:
         #: httpx's own trust store, or with ``ca_file`` the system's plus its CAs
         self._verify: ssl.SSLContext | bool = client_ssl_context(ca_file) if ca_file else True
         self._deliver = deliver
+        self._need = need
         self._limit = trio.CapacityLimiter(concurrency)
         self._timeout = timeout
         self.requests: Mailbox[BackfillRequest] = Mailbox(queue_size, Overflow.DROP_NEWEST)
@@ -203,6 +225,8 @@ class Backfiller:
         self.failed = 0
         self.retries = 0
         self.requests_sent = 0
+        #: Requests (or their remaining pages) not sent because their gap already ended.
+        self.shed = 0
         self._client: httpx.AsyncClient | None = None  # set while `run` runs
 
     def snapshot(self) -> dict[str, int]:
@@ -211,6 +235,7 @@ class Backfiller:
             "requests": self.requests_sent, "retries": self.retries, "failed": self.failed,
             "fetched": self.fetched, "used_weight": self.budget.used,
             "weight_per_minute": self.budget.limit, "throttled": self.budget.waits,
+            "shed": self.shed,
         }  # fmt: skip
 
     def request(self, req: BackfillRequest) -> bool:
@@ -269,21 +294,33 @@ class Backfiller:
             text = f"REST {self.rest_url} ticker/price: {exc!r}"
             raise RestUnavailable(redact_text(text)) from None
 
+    def need(self, req: BackfillRequest) -> Need:
+        """What ``req``'s symbol still wants of it (always rows for klines and depth)."""
+        if self._need is None or req.kind not in ("trade", "aggTrade"):
+            return Need.ROWS
+        return self._need(req)
+
     async def _serve(self, client: httpx.AsyncClient, req: BackfillRequest, slot: object) -> None:
         try:
             try:
-                result = await self._fetch(client, req)
+                need = self.need(req)
+                if need is Need.ROWS or (need is Need.PRICES and req.kind == "aggTrade"):
+                    result = await self._fetch(client, req)
+                else:
+                    self.shed += 1
+                    result = BackfillResult(req, (), _SHED[need], req.first)
             except _FAILED as exc:
                 text = str(exc) or repr(exc)  # the URLs hold no credentials
                 error = redact_text(
                     text if self.rest_url in text else f"REST {self.rest_url}: {text}"
                 )
                 result = BackfillResult(req, (), error, req.first)
-            if req.kind == "trade" and result.missing_from is not None:
+            if (req.kind == "trade" and result.missing_from is not None
+                    and self.need(req) is not Need.NOTHING):
                 result = await self._agg_prices(client, result)
         finally:
             self._limit.release_on_behalf_of(slot)
-        if result.error is not None:
+        if result.error is not None and not result.error.startswith(_SHED_PREFIX):
             self.failed += 1
             log.warning("backfill of %s %s %d..%d failed (%d..%d not served by %s): %s",
                         req.symbol, req.kind, req.first, req.last, result.missing_from,
@@ -292,16 +329,22 @@ class Backfiller:
         self._deliver(req.symbol, result)
 
     async def _get(
-        self, client: httpx.AsyncClient, path: str, params: dict[str, Any], weight: int
-    ) -> Any:
+        self, client: httpx.AsyncClient, path: str, params: dict[str, Any], weight: int,
+        shed: Callable[[], bool] | None = None,
+    ) -> Any:  # fmt: skip
         """One GET, retried with backoff on 5xx, timeouts and connection errors and after
-        ``Retry-After`` on 429/418; raises `RestUnavailable` when the attempts run out."""
+        ``Retry-After`` on 429/418; raises `RestUnavailable` when the attempts run out, and
+        `_Shed` (its weight given back) if ``shed()`` says, once the budget lets it go,
+        that it is no longer wanted."""
         attempts = (self.retry.max_attempts or 0) + 1
         problem = ""
         for attempt in range(attempts):
             if attempt:
                 self.retries += 1
             await self.budget.reserve(weight)
+            if shed is not None and shed():
+                self.budget.used = max(0, self.budget.used - weight)
+                raise _Shed
             self.requests_sent += 1
             try:
                 resp = await client.get(path, params=params)
@@ -369,8 +412,11 @@ class Backfiller:
                 rows = await self._get(
                     client, path,
                     {"symbol": req.symbol, "fromId": next_id, "limit": _MAX_ROWS},
-                    WEIGHTS[path],
+                    WEIGHTS[path], shed=lambda: self._shed_rest(req),
                 )  # fmt: skip
+            except _Shed:
+                error = _SHED[self.need(req)]
+                break
             except RestUnavailable as exc:
                 error = str(exc)
                 break
@@ -388,6 +434,15 @@ class Backfiller:
                          else "page limit reached")  # fmt: skip
             return BackfillResult(req, tuple(out), error, next_id)
         return BackfillResult(req, tuple(out))
+
+    def _shed_rest(self, req: BackfillRequest) -> bool:
+        """True (and counted) if the rest of ``req``'s pages are no longer worth their
+        weight: plain trades wanted for prices only, or nothing wanted at all."""
+        need = self.need(req)
+        if need is Need.NOTHING or (need is Need.PRICES and req.kind == "trade"):
+            self.shed += 1
+            return True
+        return False
 
     async def _agg_prices(
         self, client: httpx.AsyncClient, result: BackfillResult
@@ -487,6 +542,13 @@ class Backfiller:
         except RestUnavailable as exc:
             return BackfillResult(req, tuple(out), str(exc), start)
         return BackfillResult(req, tuple(out))
+
+
+_SHED_PREFIX = "not fetched: the gap already ended unfilled"
+_SHED = {
+    Need.PRICES: f"{_SHED_PREFIX}; priced for the stop-loss book only",
+    Need.NOTHING: f"{_SHED_PREFIX} and no stop is armed",
+}
 
 
 def _agg_trade(symbol: str, r: dict[str, Any]) -> AggTrade:

@@ -36,7 +36,7 @@ from gateway.core.orderbook import OrderBookSync, SyncState
 from gateway.core.sequence import DUPLICATE, NEW, Observation, SequenceTracker
 from gateway.core.stop_loss import Position, StopLossBook, StopTrigger
 from gateway.errors import GatewayError
-from gateway.runtime.backfill import BackfillRequest, BackfillResult, DepthSnapshot
+from gateway.runtime.backfill import BackfillRequest, BackfillResult, DepthSnapshot, Need
 from gateway.runtime.publish import (
     CandleClosed,
     GapDetected,
@@ -584,6 +584,13 @@ class SymbolState:
                             GapFilled(self.symbol, stream, req.first, req.last, count))  # fmt: skip
         else:
             self._unfilled(stream, req.first, req.last, reason, result.missing_from)
+
+    def backfill_need(self, request: BackfillRequest) -> Need:
+        """What this symbol still wants of a trade or aggTrade request: its rows while its
+        gap is pending; once the gap ended unfilled, prices only if a stop is armed."""
+        if (_stream_of(request), request.first, request.last) not in self._abandoned:
+            return Need.ROWS
+        return Need.PRICES if self.stops.armed_count else Need.NOTHING
 
     def backfill_crashed(self, result: BackfillResult) -> None:
         """Applying ``result`` raised: end its gap unfilled unless its ending is out, and
