@@ -46,6 +46,7 @@ from gateway.runtime.backfill import (
 from gateway.runtime.connection import Connection
 from gateway.runtime.fallback import PriceFallback
 from gateway.runtime.groups import collapse, leaves
+from gateway.runtime.holds import HoldBudget
 from gateway.runtime.hooks import CloseHook, HookRunner
 from gateway.runtime.listing import check_symbols
 from gateway.runtime.publish import (
@@ -85,6 +86,8 @@ class Gateway:
             close_hook, self.publisher, self._deliver, timeout=config.close_hook_timeout
         )
         self._states: dict[str, SymbolState] = {}
+        #: Live events held behind gaps by every symbol together (one memory bound).
+        self.holds = HoldBudget(config.hold_max_total)
         self._ids = itertools.count(1)
         self._unit_ns = 1000 if config.time_unit.upper() == "MICROSECOND" else 1_000_000
         self._connect_limiter = RollingWindowLimiter(300, 300.0)
@@ -269,6 +272,7 @@ class Gateway:
                 for name, (code, msg) in c.refused.items()
             },
             "rest": self.backfiller.snapshot() if self.backfiller is not None else None,
+            "holds": self.holds.snapshot(),
             "callbacks": {
                 "calls": self.publisher.callback_calls,
                 "errors": self.publisher.callback_errors,
@@ -394,7 +398,7 @@ class Gateway:
             request_backfill=self.backfiller.request if self.backfiller else None,
             hold_max_events=self.config.hold_max_events,
             hold_max_seconds=self.config.hold_max_seconds,
-            hold_overflow=self.config.hold_overflow,
+            hold_overflow=self.config.hold_overflow, hold_budget=self.holds,
         )  # fmt: skip
         self._states[symbol] = state
         actor = ChildSpec(

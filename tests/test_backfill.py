@@ -829,3 +829,32 @@ async def test_a_trade_gap_that_ended_unfilled_is_priced_from_agg_trades_for_an_
         assert len(sim.control.rest_requests("historicalTrades")) == 1
         assert {r.status for r in sim.control.rest_requests("aggTrades")} == {200}
         assert gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 1
+
+
+async def test_one_bound_on_live_events_held_by_all_symbols_together(
+    autojump_clock: MockClock,
+) -> None:
+    options: dict[str, Any] = {"streams": ("trade",), "rest_timeout": 30.0,
+                               "hold_max_total": 5}  # fmt: skip
+    two = {"symbols": ("BTCUSDT", "ETHUSDT")}
+    async with exchange_and_gateway(two, **options) as (sim, gw):
+        with (
+            gw.subscribe(None, _GAPS, buffer=100) as gaps,
+            gw.subscribe(None, Trade, buffer=1000) as trades,
+        ):
+            for sym in two["symbols"]:
+                sim.control.inject_trade(sym, 99.0, 1.0)
+            await drain(trades, 2)
+            sim.control.hang_rest(count=2, path="historicalTrades")  # fills take 30 s+
+            for sym in two["symbols"]:  # BTCUSDT holds 3 live trades, ETHUSDT passes 5
+                sim.control.drop_trades(sym, 2)
+                for _ in range(2 + 3):
+                    sim.control.inject_trade(sym, 99.0, 1.0)
+            released = await drain(trades, 3)
+            detected = [await gaps.receive() for _ in range(3)]
+            holds = gw.stats()["holds"]
+        assert [t.symbol for t in released] == ["ETHUSDT"] * 3
+        unfilled = [e for e in detected if isinstance(e, GapUnfilled)]
+        assert [e.symbol for e in unfilled] == ["ETHUSDT"]
+        assert "5 live events held by all symbols" in unfilled[0].reason
+        assert holds == {"held": 3, "peak": 6, "limit": 5, "overflows": 1}

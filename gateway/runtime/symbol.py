@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import operator
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,6 +36,7 @@ from gateway.core.sequence import DUPLICATE, NEW, Observation, SequenceTracker
 from gateway.core.stop_loss import Position, StopLossBook, StopTrigger
 from gateway.errors import GatewayError
 from gateway.runtime.backfill import BackfillRequest, BackfillResult, DepthSnapshot, Need
+from gateway.runtime.holds import Hold, HoldBudget, by_key, key_of
 from gateway.runtime.publish import (
     CandleClosed,
     GapDetected,
@@ -116,39 +116,8 @@ class FallbackPrice:
     live_trades: int = -1
 
 
-@attrs.define(slots=True)
-class _Hold:
-    """What one stream publishes while gaps before it are backfilled: held back, in order.
-
-    ``items`` are ``(key, seq, item)``: the order key (trade id, or candle open time for
-    a kline stream), an arrival counter that keeps equal keys in arrival order, and the
-    event, `CandleClosed` or gap ending to publish. A gap's ending is keyed by its last
-    id, after its own rows, so subscribers see a gap's events before it is declared over.
-    """
-
-    deadline: float  # trio time after which everything held is released as it is
-    gaps: list[tuple[int, int]]  # (first, last) being backfilled, oldest first
-    items: list[tuple[int, int, Any]]
-    live: int = 0  # live events held (bounded by hold_max_events; backfilled rows are not)
-
-
 #: Symbol to its own actor: a hold began, so wake and take its deadline into account.
 _WAKE = object()
-
-
-def _key_of(item: Any) -> int:
-    """The order key of a held event: its id, or its candle's open time."""
-    kind = type(item)
-    if kind is AggTrade:
-        return int(item.agg_trade_id)
-    if kind is Trade:
-        return int(item.trade_id)
-    if kind is Kline:
-        return int(item.open_time)
-    return int(item.candle.open_time)  # CandleClosed
-
-
-_first_two = operator.itemgetter(0, 1)
 
 
 def _stream_of(request: BackfillRequest) -> str:
@@ -171,6 +140,7 @@ class SymbolState:
         hold_max_events: int = 0,
         hold_max_seconds: float = 10.0,
         hold_overflow: str = "unfilled",
+        hold_budget: HoldBudget | None = None,
     ) -> None:
         self.symbol = symbol
         self.publisher = publisher
@@ -210,7 +180,9 @@ class SymbolState:
         self.hold_max_events = hold_max_events
         self.hold_max_seconds = hold_max_seconds
         self.hold_overflow = hold_overflow  # "unfilled" or "late" (see GatewayConfig)
-        self._holds: dict[str, _Hold] = {}
+        self._holds: dict[str, Hold] = {}
+        #: Live events held by every symbol together (one bound per gateway), or None.
+        self._hold_budget = hold_budget
         self.hold_overflows = 0  # holds released early (count or time bound reached)
         self._seq = 0  # arrival order of held items
         #: Gaps ended before their REST result (a hold past its bound, a quarantine):
@@ -363,7 +335,7 @@ class SymbolState:
         hold = self._holds.get(stream)
         if hold is None:
             deadline = trio.current_time() + self.hold_max_seconds
-            hold = self._holds[stream] = _Hold(deadline, [], [])
+            hold = self._holds[stream] = Hold(deadline, [], [])
             mailbox = self.mailbox
             if mailbox is not None and not mailbox.closed:
                 mailbox.put_nowait(_WAKE)  # the actor's wait now ends by the deadline
@@ -382,7 +354,7 @@ class SymbolState:
         hold = self._holds.get(stream)
         if hold is None:
             return False
-        self._add(stream, hold, _key_of(event), event)
+        self._add(stream, hold, key_of(event), event)
         return True
 
     def _emit(self, stream: str, item: Any, *, live: bool = True) -> None:
@@ -391,21 +363,28 @@ class SymbolState:
         if hold is None:
             self.publisher.publish(item)
         else:
-            self._add(stream, hold, _key_of(item), item, live=live)
+            self._add(stream, hold, key_of(item), item, live=live)
 
-    def _add(self, stream: str, hold: _Hold, key: int, item: Any, *, live: bool = True) -> None:
+    def _add(self, stream: str, hold: Hold, key: int, item: Any, *, live: bool = True) -> None:
         self._seq += 1
         hold.items.append((key, self._seq, item))
         if live:
             hold.live += 1
+            budget = self._hold_budget
+            over_all = budget is not None and not budget.take()
             if hold.live >= self.hold_max_events:
                 self._overflow(stream, f"{hold.live} live events held")
+            elif over_all:
+                assert budget is not None
+                budget.overflows += 1
+                self._overflow(stream, f"{budget.limit} live events held by all symbols")
 
     def _overflow(self, stream: str, why: str) -> None:
         """A hold reached its bound: publish what it holds, in order, and stop holding.
         Its pending gaps end unfilled now (``hold_overflow`` "unfilled") or their rows
         are published when they come, out of order ("late")."""
         hold = self._holds.pop(stream)
+        self._hold_ended(hold)
         self.hold_overflows += 1
         late = self.hold_overflow == "late"
         log.warning("%s: %s held past its bound (%s): releasing; %s", self.symbol, stream, why,
@@ -419,15 +398,15 @@ class SymbolState:
                 self._seq += 1
                 hold.items.append((last, self._seq, self._unfilled_event(
                     stream, first, last, reason)))  # fmt: skip
-        hold.items.sort(key=_first_two)
+        hold.items.sort(key=by_key)
         for _, _, item in hold.items:
             self.publisher.publish(item)
 
-    def _release(self, stream: str, hold: _Hold) -> None:
+    def _release(self, stream: str, hold: Hold) -> None:
         """Publish, in order, what is held below every gap still pending; the hold ends
         once no gap is pending."""
         items = hold.items
-        items.sort(key=_first_two)
+        items.sort(key=by_key)
         if hold.gaps:
             bound = min(first for first, _ in hold.gaps)
             n = 0
@@ -439,8 +418,14 @@ class SymbolState:
             del items[:n]
             return
         del self._holds[stream]
+        self._hold_ended(hold)
         for _, _, item in items:
             self.publisher.publish(item)
+
+    def _hold_ended(self, hold: Hold) -> None:
+        """Give ``hold``'s live events back to the gateway-wide bound."""
+        if self._hold_budget is not None:
+            self._hold_budget.give_back(hold.live)
 
     def _gap_ended(self, stream: str, first: int, last: int, ending: Any) -> None:
         """Publish a gap's ending (`GapFilled` / `GapUnfilled`) after its rows, and release

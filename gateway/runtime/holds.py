@@ -1,0 +1,76 @@
+"""Holds: live events kept back behind gaps being backfilled, and the gateway-wide bound on
+how many are held at once (the memory a gap storm over many symbols may take)."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import attrs
+
+from gateway.core.events import AggTrade, Kline, Trade
+
+__all__ = ["Hold", "HoldBudget", "by_key", "key_of"]
+
+
+@attrs.define(slots=True)
+class Hold:
+    """What one stream publishes while gaps before it are backfilled: held back, in order.
+
+    ``items`` are ``(key, seq, item)``: the order key (trade id, or candle open time for
+    a kline stream), an arrival counter that keeps equal keys in arrival order, and the
+    event, `CandleClosed` or gap ending to publish. A gap's ending is keyed by its last
+    id, after its own rows, so subscribers see a gap's events before it is declared over.
+    """
+
+    deadline: float  # trio time after which everything held is released as it is
+    gaps: list[tuple[int, int]]  # (first, last) being backfilled, oldest first
+    items: list[tuple[int, int, Any]]
+    live: int = 0  # live events held (bounded by hold_max_events; backfilled rows are not)
+
+
+
+class HoldBudget:
+    """Live events held by every symbol of one gateway together, bounded by ``limit``
+    (0: no gateway-wide bound, only each stream's own)."""
+
+    __slots__ = ("held", "limit", "overflows", "peak")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.peak = 0
+        #: Holds released early because the gateway-wide bound was reached.
+        self.overflows = 0
+
+    def take(self) -> bool:
+        """Count one more live event held; False once that passes the bound."""
+        held = self.held = self.held + 1
+        if held > self.peak:
+            self.peak = held
+        return not self.limit or held <= self.limit
+
+    def give_back(self, count: int) -> None:
+        """A hold ended: its ``count`` live events are no longer held."""
+        self.held = max(0, self.held - count)
+
+    def snapshot(self) -> dict[str, int]:
+        """For `Gateway.stats`."""
+        return {"held": self.held, "peak": self.peak, "limit": self.limit,
+                "overflows": self.overflows}  # fmt: skip
+
+
+def key_of(item: Any) -> int:
+    """The order key of a held event: its id, or its candle's open time."""
+    kind = type(item)
+    if kind is AggTrade:
+        return int(item.agg_trade_id)
+    if kind is Trade:
+        return int(item.trade_id)
+    if kind is Kline:
+        return int(item.open_time)
+    return int(item.candle.open_time)  # CandleClosed
+
+
+#: Sorts held items by (key, seq).
+by_key = operator.itemgetter(0, 1)
