@@ -384,11 +384,12 @@ _GROUPS = {
 
 
 def plot_chaos(data: dict[str, Any], path: Path) -> None:
-    """RSS of both processes over time, and each fault's recovery time when injected."""
+    """RSS of both processes over time, the events the gateway kept in memory (held behind
+    gaps, queued for the subscriber), and each fault's recovery time when injected."""
     plt = harness.pyplot()
     samples, p = data["samples"], data["params"]
     t = [s["t_s"] for s in samples]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
+    fig, (ax1, ax3, ax2) = plt.subplots(3, 1, figsize=(10, 11), sharex=True)
     ax1.plot(t, [s["rss_mb"] for s in samples], label="gateway process RSS (MB, left)")
     ax1.axvline(p["warmup"], color="grey", linestyle=":", label="end of warm-up")
     ax1.set_ylabel("gateway MB")
@@ -403,6 +404,14 @@ def plot_chaos(data: dict[str, Any], path: Path) -> None:
                   f"peak {data['rss_mb']['peak']}, end {data['rss_mb']['end']}; "
                   f"growth {data['rss_growth_pct_after_warmup']}%)")  # fmt: skip
     ax1.legend(loc="upper left", fontsize=8)
+    for key, label in (("held", "live events held behind gaps (all symbols)"),
+                       ("subscriber_queued", "events queued for the subscriber"),
+                       ("backfill_queued", "backfill requests queued")):  # fmt: skip
+        ax3.plot(t, [s.get(key) or 0 for s in samples], label=label, linewidth=1)
+    ax3.axvline(p["warmup"], color="grey", linestyle=":")
+    ax3.set_ylabel("count (sampled)")
+    ax3.set_title("what the gateway process kept in memory, at each sample")
+    ax3.legend(loc="upper left", fontsize=8)
     group_of = {k: g for g, kinds in _GROUPS.items() for k in kinds}
     for group in _GROUPS:
         pts = [(at, r) for at, kind, r in data["recovery_series"] if group_of.get(kind) == group]
@@ -413,7 +422,7 @@ def plot_chaos(data: dict[str, Any], path: Path) -> None:
     ax2.set_xlabel("seconds into the run (fault injected)")
     ax2.set_title("recovery per fault")
     ax2.legend(fontsize=8)
-    for ax in (ax1, ax2):
+    for ax in (ax1, ax3, ax2):
         ax.grid(True, alpha=0.3)
     fig.suptitle(f"Chaos soak: {p['symbols']} symbols, {p['rate']:,.0f} trades/s, "
                  f"{p['duration']:g} s, {data['faults_total']} faults: "
