@@ -404,7 +404,7 @@ def plot_chaos(data: dict[str, Any], path: Path) -> None:
                   f"peak {data['rss_mb']['peak']}, end {data['rss_mb']['end']}; "
                   f"growth {data['rss_growth_pct_after_warmup']}%)")  # fmt: skip
     ax1.legend(loc="upper left", fontsize=8)
-    for key, label in (("held", "live events held behind gaps (all symbols)"),
+    for key, label in (("held", "events held behind gaps (all symbols, live and backfilled)"),
                        ("subscriber_queued", "events queued for the subscriber"),
                        ("backfill_queued", "backfill requests queued")):  # fmt: skip
         ax3.plot(t, [s.get(key) or 0 for s in samples], label=label, linewidth=1)

@@ -303,12 +303,10 @@ class Backfiller:
     async def _serve(self, client: httpx.AsyncClient, req: BackfillRequest, slot: object) -> None:
         try:
             try:
-                need = self.need(req)
-                if need is Need.ROWS or (need is Need.PRICES and req.kind == "aggTrade"):
-                    result = await self._fetch(client, req)
+                if self._shed_rest(req):
+                    result = BackfillResult(req, (), _SHED[self.need(req)], req.first)
                 else:
-                    self.shed += 1
-                    result = BackfillResult(req, (), _SHED[need], req.first)
+                    result = await self._fetch(client, req)
             except _FAILED as exc:
                 text = str(exc) or repr(exc)  # the URLs hold no credentials
                 error = redact_text(

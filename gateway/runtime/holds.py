@@ -29,7 +29,6 @@ class Hold:
     live: int = 0  # live events held (bounded by hold_max_events; backfilled rows are not)
 
 
-
 class HoldBudget:
     """Live events held by every symbol of one gateway together, bounded by ``limit``
     (0: no gateway-wide bound, only each stream's own)."""

@@ -374,8 +374,7 @@ class SymbolState:
             over_all = budget is not None and not budget.take()
             if hold.live >= self.hold_max_events:
                 self._overflow(stream, f"{hold.live} live events held")
-            elif over_all:
-                assert budget is not None
+            elif over_all and budget is not None:
                 budget.overflows += 1
                 self._overflow(stream, f"{budget.limit} live events held by all symbols")
 
