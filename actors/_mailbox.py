@@ -49,7 +49,8 @@ class Overflow(enum.Enum):
     DROP_OLDEST = "drop_oldest"
     #: Keep one value per key: a new value replaces the queued one with the
     #: same key, full or not (counted in ``dropped``). A new key in a full
-    #: mailbox evicts the oldest queued key, as `DROP_OLDEST`.
+    #: mailbox evicts the oldest queued message, as `DROP_OLDEST`. A message
+    #: whose key is None is never replaced (queued as under `DROP_OLDEST`).
     CONFLATE = "conflate"
 
 
@@ -70,6 +71,15 @@ class _Nothing(enum.Enum):
 
 
 _NOTHING: Final = _Nothing.NOTHING
+
+
+class _Keyed:
+    """A conflated message's place in line (its latest value is in a dict by key)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: Hashable) -> None:
+        self.key = key
 
 
 class Mailbox(trio.abc.ReceiveChannel[T], Generic[T]):
@@ -136,8 +146,9 @@ class Mailbox(trio.abc.ReceiveChannel[T], Generic[T]):
         self._bound = bound
         self._overflow = overflow
         self._key = key
-        # CONFLATE keeps keys in arrival order in the deque and the latest
+        # CONFLATE keeps a `_Keyed` place in line in the deque and the latest
         # value per key in a dict; replacing a value keeps its place in line.
+        # A message keyed None sits in the deque itself (no dict entry).
         self._buffer: deque[Any] = deque()
         self._latest: dict[Hashable, T] | None = {} if key is not None else None
         self._closed = False
@@ -253,16 +264,21 @@ class Mailbox(trio.abc.ReceiveChannel[T], Generic[T]):
     def _put_conflating(self, msg: T, latest: dict[Hashable, T]) -> bool:
         assert self._key is not None
         key = self._key(msg)
-        if key in latest:
+        if key is not None and key in latest:
             latest[key] = msg  # replaces the queued value, keeps its place
             self.dropped += 1
             return True
         buffer = self._buffer
         if len(buffer) >= self._bound:
-            del latest[buffer.popleft()]
+            old = buffer.popleft()
+            if type(old) is _Keyed:
+                del latest[old.key]
             self.dropped += 1
-        buffer.append(key)
-        latest[key] = msg
+        if key is None:
+            buffer.append(msg)
+        else:
+            buffer.append(_Keyed(key))
+            latest[key] = msg
         depth = len(buffer)
         if depth > self.high_water:
             self.high_water = depth
@@ -334,11 +350,10 @@ class Mailbox(trio.abc.ReceiveChannel[T], Generic[T]):
     # ---------------------------------------------------------- receive side
 
     def _take(self) -> T:
-        latest = self._latest
-        if latest is None:
-            msg: T = self._buffer.popleft()
-        else:
-            msg = latest.pop(self._buffer.popleft())
+        msg: T = self._buffer.popleft()
+        if type(msg) is _Keyed:
+            assert self._latest is not None
+            msg = self._latest.pop(msg.key)
         self.received_total += 1
         self._in_flight = msg
         if self._senders:
@@ -380,12 +395,11 @@ class Mailbox(trio.abc.ReceiveChannel[T], Generic[T]):
                 raise trio.EndOfChannel
             raise trio.WouldBlock
         count = min(max_items, len(buffer))
+        popleft = buffer.popleft
+        batch = [popleft() for _ in range(count)]
         latest = self._latest
-        if latest is None:
-            popleft = buffer.popleft
-            batch = [popleft() for _ in range(count)]
-        else:
-            batch = [latest.pop(buffer.popleft()) for _ in range(count)]
+        if latest:  # conflated values are taken from their dict, in their place
+            batch = [latest.pop(m.key) if type(m) is _Keyed else m for m in batch]
         self.received_total += count
         self._in_flight = batch
         if self._senders:

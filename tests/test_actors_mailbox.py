@@ -89,6 +89,24 @@ def test_conflate_after_a_value_was_taken_queues_the_key_again() -> None:
     assert (drain(mailbox), mailbox.dropped) == ([("A", 2)], 0)
 
 
+def test_conflate_queues_messages_keyed_none_in_line_and_never_replaces_them() -> None:
+    mailbox: Mailbox[tuple[str | None, int]] = Mailbox(4, Overflow.CONFLATE, key=lambda m: m[0])
+    for msg in [(None, 1), ("A", 1), (None, 2), ("A", 2), (None, 3)]:
+        assert mailbox.put_nowait(msg)
+    assert (len(mailbox), mailbox.dropped) == (4, 1)  # only A 1 was superseded
+    mailbox.put_nowait((None, 4))  # full: the oldest message (None 1) makes room
+    assert mailbox.dropped == 2
+    assert mailbox.receive_nowait() == ("A", 2)
+    assert mailbox.drain_nowait(10) == [(None, 2), (None, 3), (None, 4)]
+    mailbox.put_nowait(("A", 3))
+    mailbox.put_nowait((None, 5))
+    mailbox.put_nowait(("B", 1))
+    mailbox.put_nowait(("A", 4))
+    mailbox.put_nowait(("C", 1))
+    mailbox.put_nowait(("D", 1))  # full: evicts A's place and its value
+    assert drain(mailbox) == [(None, 5), ("B", 1), ("C", 1), ("D", 1)]
+
+
 def test_high_water_is_the_deepest_the_mailbox_has_been() -> None:
     mailbox: Mailbox[int] = Mailbox(10)
     for i in range(7):

@@ -10,7 +10,6 @@ task outside the symbol actors; a raising callback is logged and counted, never 
 from __future__ import annotations
 
 import inspect
-import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -199,12 +198,9 @@ class Subscription(Mailbox[Any]):
         kinds: frozenset[type] | None,
         bound: int,
     ) -> None:
-        seq = itertools.count()
-
         def key(ev: Any) -> object:
-            if type(ev) in _LATEST_VALUE:
-                return (type(ev), ev.symbol)
-            return next(seq)
+            kind = type(ev)
+            return (kind, ev.symbol) if kind in _LATEST_VALUE else None  # None: kept in line
 
         super().__init__(bound, Overflow.CONFLATE, key=key)
         self._publisher = publisher
