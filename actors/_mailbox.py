@@ -350,10 +350,11 @@ class Mailbox(trio.abc.ReceiveChannel[T], Generic[T]):
     # ---------------------------------------------------------- receive side
 
     def _take(self) -> T:
-        msg: T = self._buffer.popleft()
-        if type(msg) is _Keyed:
+        item = self._buffer.popleft()
+        if type(item) is _Keyed:
             assert self._latest is not None
-            msg = self._latest.pop(msg.key)
+            item = self._latest.pop(item.key)
+        msg: T = item
         self.received_total += 1
         self._in_flight = msg
         if self._senders:

@@ -3,11 +3,14 @@
 Symbol actors detect gaps (ids or candle open times that were skipped, typically
 around a reconnect) and queue a `BackfillRequest`; this actor fetches the missing
 rows from the exchange's REST API page after page and posts a `BackfillResult` to the
-symbol's mailbox. Each request is retried with exponential backoff and full jitter on
-5xx, timeouts and connection errors, waits out ``Retry-After`` on 429 and 418, and
-gives up after a bounded number of attempts. One weight budget per gateway: the
-``X-MBX-USED-WEIGHT-1M`` header of every answer is tracked and requests wait for the
-next minute before they would pass ``weight_per_minute``. What was not served (the
+symbol's mailbox: a long trade or aggTrade gap a page at a time (each page a part,
+``final`` False; the last result says how the gap ended), so that no gap's rows pile
+up here and the symbol publishes them as they come. Each request is retried with
+exponential backoff and full jitter on 5xx, timeouts and connection errors, waits out
+``Retry-After`` on 429 and 418, and gives up after a bounded number of attempts. One
+weight budget per gateway: the ``X-MBX-USED-WEIGHT-1M`` header of every answer is
+tracked and requests wait for the next minute before they would pass
+``weight_per_minute``. What was not served (the
 per-gap id budget, the exchange's history or its errors) is named exactly in the
 result (``missing_from``..``request.last``), never silently cut.
 
@@ -128,6 +131,10 @@ class BackfillResult:
     ``stop_rows`` aggregate trades whose ``f..l`` overlap ``missing_from..last``, for the
     stop-loss book; None when there is no unserved part, no time window, or ``aggTrades``
     failed too (then ``error`` says so).
+
+    ``final`` False: one part of a long trade or aggTrade request, its rows in order
+    (the parts together start at ``request.first``); the request's last result, final,
+    holds the rest and how it ended.
     """
 
     request: BackfillRequest
@@ -136,6 +143,7 @@ class BackfillResult:
     missing_from: int | None = None
     stop_prices: tuple[float, float] | None = None
     stop_rows: int = 0
+    final: bool = True
 
 
 class WeightBudget:
@@ -426,6 +434,12 @@ class Backfiller:
                     break
                 out.append(build(req.symbol, r))
                 next_id += 1
+            if next_id <= end and len(out) > 1:
+                # Out as a part; the last row stays for the final result (its trade
+                # time starts the aggTrades window of a tail that is not served).
+                part, out = out[:-1], out[-1:]
+                self.fetched += len(part)
+                self._deliver(req.symbol, BackfillResult(req, tuple(part), final=False))
         if next_id <= req.last:
             if error is None:
                 error = (f"backfill_max_ids is {self.max_ids}" if next_id > end

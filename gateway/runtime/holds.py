@@ -25,13 +25,13 @@ class Hold:
 
     deadline: float  # trio time after which everything held is released as it is
     gaps: list[tuple[int, int]]  # (first, last) being backfilled, oldest first
-    items: list[tuple[int, int, Any]]
+    items: list[tuple[int, int, Any]]  # every one counted in the gateway's HoldBudget
     live: int = 0  # live events held (bounded by hold_max_events; backfilled rows are not)
 
 
 class HoldBudget:
-    """Live events held by every symbol of one gateway together, bounded by ``limit``
-    (0: no gateway-wide bound, only each stream's own)."""
+    """Events held by every symbol of one gateway together (live ones and backfilled rows
+    waiting behind an older gap), bounded by ``limit`` (0: no gateway-wide bound)."""
 
     __slots__ = ("held", "limit", "overflows", "peak")
 
@@ -42,15 +42,19 @@ class HoldBudget:
         #: Holds released early because the gateway-wide bound was reached.
         self.overflows = 0
 
-    def take(self) -> bool:
-        """Count one more live event held; False once that passes the bound."""
-        held = self.held = self.held + 1
+    def take(self, count: int = 1) -> bool:
+        """Count ``count`` more events held; False once that passes the bound."""
+        held = self.held = self.held + count
         if held > self.peak:
             self.peak = held
         return not self.limit or held <= self.limit
 
+    def fits(self, count: int) -> bool:
+        """Whether ``count`` more events stay within the bound."""
+        return not self.limit or self.held + count <= self.limit
+
     def give_back(self, count: int) -> None:
-        """A hold ended: its ``count`` live events are no longer held."""
+        """``count`` held events were published (or dropped): no longer held."""
         self.held = max(0, self.held - count)
 
     def snapshot(self) -> dict[str, int]:

@@ -191,6 +191,8 @@ class SymbolState:
         self.stale_fallbacks = 0  # REST prices dropped: a live trade came after the poll
         #: The gap whose REST answer is being applied, until its ending is published.
         self._ending: tuple[str, int, int] | None = None
+        #: Gaps whose REST rows come in parts (a page each): [rows published, next id].
+        self._parts: dict[tuple[str, int, int], list[int]] = {}
         #: Test hook: called with a point name ("after_trigger"); may raise to simulate a bug.
         self.fault: Callable[[str, Any], None] | None = None
 
@@ -366,17 +368,19 @@ class SymbolState:
             self._add(stream, hold, key_of(item), item, live=live)
 
     def _add(self, stream: str, hold: Hold, key: int, item: Any, *, live: bool = True) -> None:
+        """Hold ``item``; a live one may take the hold past a bound (backfilled rows are
+        checked against the gateway-wide bound a page at a time, in `_rows_to`)."""
         self._seq += 1
         hold.items.append((key, self._seq, item))
+        budget = self._hold_budget
+        within = budget is None or budget.take()
         if live:
             hold.live += 1
-            budget = self._hold_budget
-            over_all = budget is not None and not budget.take()
             if hold.live >= self.hold_max_events:
                 self._overflow(stream, f"{hold.live} live events held")
-            elif over_all and budget is not None:
+            elif not within and budget is not None:
                 budget.overflows += 1
-                self._overflow(stream, f"{budget.limit} live events held by all symbols")
+                self._overflow(stream, f"{budget.limit} events held by all symbols")
 
     def _overflow(self, stream: str, why: str) -> None:
         """A hold reached its bound: publish what it holds, in order, and stop holding.
@@ -393,10 +397,15 @@ class SymbolState:
             reason = (f"held past its bound ({why}) before REST answered: live events went "
                       f"on; the gap's rows only reach the stop-loss book")  # fmt: skip
             for first, last in hold.gaps:
-                self._abandoned.add((stream, first, last))
+                gap = (stream, first, last)
+                self._abandoned.add(gap)
+                if self._ending == gap:
+                    self._ending = None
                 self._seq += 1
+                start = self._unpublished_from(gap)
+                self._parts.pop(gap, None)
                 hold.items.append((last, self._seq, self._unfilled_event(
-                    stream, first, last, reason)))  # fmt: skip
+                    stream, start, last, reason)))  # fmt: skip
         hold.items.sort(key=by_key)
         for _, _, item in hold.items:
             self.publisher.publish(item)
@@ -404,33 +413,46 @@ class SymbolState:
     def _release(self, stream: str, hold: Hold) -> None:
         """Publish, in order, what is held below every gap still pending; the hold ends
         once no gap is pending."""
-        items = hold.items
-        items.sort(key=by_key)
         if hold.gaps:
-            bound = min(first for first, _ in hold.gaps)
-            n = 0
-            for key, _, item in items:
-                if key >= bound:
-                    break
-                self.publisher.publish(item)
-                n += 1
-            del items[:n]
+            self._flush_below(hold, min(first for first, _ in hold.gaps))
             return
         del self._holds[stream]
+        hold.items.sort(key=by_key)
         self._hold_ended(hold)
-        for _, _, item in items:
+        for _, _, item in hold.items:
             self.publisher.publish(item)
 
-    def _hold_ended(self, hold: Hold) -> None:
-        """Give ``hold``'s live events back to the gateway-wide bound."""
+    def _flush_below(self, hold: Hold, bound: int) -> None:
+        """Publish, in order, what ``hold`` keeps with an order key below ``bound``."""
+        items = hold.items
+        items.sort(key=by_key)
+        n = 0
+        for key, _, item in items:
+            if key >= bound:
+                break
+            self.publisher.publish(item)
+            n += 1
+        del items[:n]
         if self._hold_budget is not None:
-            self._hold_budget.give_back(hold.live)
+            self._hold_budget.give_back(n)
+
+    def _hold_ended(self, hold: Hold) -> None:
+        """Give what ``hold`` keeps back to the gateway-wide bound (it is published now)."""
+        if self._hold_budget is not None:
+            self._hold_budget.give_back(len(hold.items))
+
+    def _unpublished_from(self, gap: tuple[str, int, int]) -> int:
+        """The first id of ``gap`` whose row was not published (its parts came before)."""
+        part = self._parts.get(gap)
+        return gap[1] if part is None else part[1]
 
     def _gap_ended(self, stream: str, first: int, last: int, ending: Any) -> None:
         """Publish a gap's ending (`GapFilled` / `GapUnfilled`) after its rows, and release
         what its hold kept behind it."""
-        if self._ending == (stream, first, last):
+        gap = (stream, first, last)
+        if self._ending == gap:
             self._ending = None  # out (or queued in order): a crash from here on is after it
+        self._parts.pop(gap, None)
         hold = self._holds.get(stream)
         if hold is None or (first, last) not in hold.gaps:
             self.publisher.publish(ending)
@@ -438,6 +460,8 @@ class SymbolState:
         hold.gaps.remove((first, last))
         self._seq += 1
         hold.items.append((last, self._seq, ending))
+        if self._hold_budget is not None:
+            self._hold_budget.take()
         self._release(stream, hold)
 
     def hold_deadline(self) -> float | None:
@@ -475,8 +499,10 @@ class SymbolState:
 
     def _unfilled(self, stream: str, first: int, last: int, reason: str,
                   start: int | None = None) -> None:
-        """``start..last`` of gap ``first..last`` will not be served (``start``: first)."""
-        start = first if start is None else start
+        """``start..last`` of gap ``first..last`` will not be served (``start``: after
+        the rows already published)."""
+        if start is None:
+            start = self._unpublished_from((stream, first, last))
         self._gap_ended(stream, first, last, self._unfilled_event(stream, start, last, reason))
 
     def _unfilled_event(self, stream: str, first: int, last: int, reason: str) -> GapUnfilled:
@@ -528,29 +554,36 @@ class SymbolState:
                 log.info("%s: order book synced at %d", self.symbol, snap.last_update_id)
             return
         stream = _stream_of(req)
-        self.backfilled += len(result.events)
-        self._ending = (stream, req.first, req.last)  # until its ending is out (crash-safe)
-        if (stream, req.first, req.last) in self._abandoned:  # its gap already ended
+        gap = (stream, req.first, req.last)
+        rows = result.events
+        self.backfilled += len(rows)
+        self._ending = gap  # until its ending is out (crash-safe)
+        trades = req.kind == "aggTrade" or req.kind == "trade"
+        # A gap its hold still waits for: rows go behind it (or out now when it is the
+        # oldest gap held); else (released "late") now, not behind a newer hold of the
+        # stream that would keep them after their ending.
+        pending = trades and bool(rows) and self._rows_to(stream, req, rows)
+        if gap in self._abandoned:  # its gap already ended
             self._ending = None
-            self._abandoned.discard((stream, req.first, req.last))
-            self._check_rows(result.events)
+            if result.final:
+                self._abandoned.discard(gap)
+            self._check_rows(rows)
             self._check_stop_prices(result)
             if req.interval is not None:
                 self.candles.buffer(req.interval).backfill(
-                    k for k in result.events if isinstance(k, Kline))  # fmt: skip
+                    k for k in rows if isinstance(k, Kline))  # fmt: skip
             return
-        # A gap its hold still waits for: rows go behind it; else (released "late") now,
-        # not behind a newer hold of the stream that would keep them after their ending.
-        hold = self._holds.get(stream)
-        pending = hold is not None and (req.first, req.last) in hold.gaps
+        if not trades:
+            hold = self._holds.get(stream)
+            pending = hold is not None and (req.first, req.last) in hold.gaps
         publish = self.publisher.publish
-        if (req.kind == "aggTrade" or req.kind == "trade") and result.events:
-            self._check_rows(result.events)
-            for ev in result.events:
+        if trades and rows:
+            self._check_rows(rows)
+            for ev in rows:
                 self._emit(stream, ev, live=False) if pending else publish(ev)
-        elif req.interval is not None and result.events:
+        elif req.interval is not None and rows:
             buf = self.candles.buffer(req.interval)
-            for candle in buf.backfill(k for k in result.events if isinstance(k, Kline)):
+            for candle in buf.backfill(k for k in rows if isinstance(k, Kline)):
                 closed = CandleClosed(self.symbol, candle, 0)
                 if pending:
                     self._emit(stream, closed, live=False)
@@ -558,16 +591,42 @@ class SymbolState:
                 else:
                     publish(closed)
                     publish(candle)
+        if not result.final:  # a page of a long gap: the rest follows
+            part = self._parts.setdefault(gap, [0, req.first])
+            if rows:
+                part[0] += len(rows)
+                part[1] = key_of(rows[-1]) + 1
+            self._ending = None
+            return
         reason = result.error or "not served"
         if self._check_stop_prices(result):
             reason += f"; stops checked against {result.stop_rows} aggregate trades"
         # The gap ends here, after its rows: filled, or the exact part not served.
         if result.missing_from is None and result.error is None:
-            count = len(result.events)
+            done = self._parts.get(gap)
+            count = len(rows) + (done[0] if done is not None else 0)
             self._gap_ended(stream, req.first, req.last,
                             GapFilled(self.symbol, stream, req.first, req.last, count))  # fmt: skip
         else:
             self._unfilled(stream, req.first, req.last, reason, result.missing_from)
+
+    def _rows_to(self, stream: str, req: BackfillRequest, rows: Sequence[Any]) -> bool:
+        """Whether backfilled trade ``rows`` of ``req``'s gap go behind its stream's hold.
+        Not when the gap is the oldest held (what is held before them is published first)
+        or when the hold no longer waits for it; a page that would take the gateway past
+        its hold bound releases the hold first (`_overflow`)."""
+        hold = self._holds.get(stream)
+        if hold is None or (req.first, req.last) not in hold.gaps:
+            return False
+        if min(first for first, _ in hold.gaps) == req.first:
+            self._flush_below(hold, key_of(rows[0]))
+            return False
+        budget = self._hold_budget
+        if budget is not None and not budget.fits(len(rows)):
+            budget.overflows += 1
+            self._overflow(stream, f"{budget.limit} events held by all symbols")
+            return False
+        return True
 
     def backfill_need(self, request: BackfillRequest) -> Need:
         """What this symbol still wants of a trade or aggTrade request: its rows while its
@@ -587,6 +646,8 @@ class SymbolState:
         key = (stream, req.first, req.last)
         if self._ending != key:
             return  # its ending was published before the crash
+        if not result.final:
+            self._abandoned.add(key)  # its later parts only reach the stop-loss book
         self._unfilled(stream, req.first, req.last,
                        "the symbol's actor raised while applying the REST answer")  # fmt: skip
 
@@ -689,11 +750,14 @@ class SymbolState:
         req = result.request
         if req.kind == "depth":
             return
-        stream = _stream_of(req)
-        if (stream, req.first, req.last) in self._abandoned:
-            self._abandoned.discard((stream, req.first, req.last))
+        gap = (_stream_of(req), req.first, req.last)
+        if gap in self._abandoned:
+            if result.final:
+                self._abandoned.discard(gap)
             return
-        self._unfilled(stream, req.first, req.last, "the symbol was quarantined")
+        if not result.final:
+            self._abandoned.add(gap)
+        self._unfilled(gap[0], req.first, req.last, "the symbol was quarantined")
 
     def post_result(self, item: BackfillResult | CloseResult) -> None:
         """Hook runner or backfill to this symbol: queue ``item`` for the actor. Once
@@ -720,11 +784,14 @@ class SymbolState:
             return
         self._check_rows(result.events)
         self._check_stop_prices(result)
-        stream = _stream_of(req)
-        if (stream, req.first, req.last) in self._abandoned:  # its gap already ended
-            self._abandoned.discard((stream, req.first, req.last))
+        gap = (_stream_of(req), req.first, req.last)
+        if gap in self._abandoned:  # its gap already ended
+            if result.final:
+                self._abandoned.discard(gap)
             return
-        self._unfilled(stream, req.first, req.last,
+        if not result.final:
+            self._abandoned.add(gap)
+        self._unfilled(gap[0], req.first, req.last,
                        "the symbol's mailbox was full: the fetched rows were dropped")  # fmt: skip
 
     # Warm-up and the REST price fallback (slow path) ---------------------------------
