@@ -220,9 +220,10 @@ class GatewayConfig:
     #: then published after the backfilled ones. Stop-losses never wait for them.
     hold_max_events: int = attrs.field(default=10_000, validator=non_negative_int)
     hold_max_seconds: float = attrs.field(default=10.0, validator=positive)
-    #: Live events held by all symbols together at most (0: no gateway-wide bound): one
-    #: bound on the memory a gap storm takes (about 0.4 kB an event), whatever the number
-    #: of symbols. The hold that would pass it is released as if at its own bound.
+    #: Events held by all symbols together at most (live ones and backfilled rows waiting
+    #: behind an older gap; 0: no gateway-wide bound): one bound on the memory a gap storm
+    #: takes (about 0.4 kB an event), whatever the number of symbols. The hold that would
+    #: pass it is released as if at its own bound.
     hold_max_total: int = attrs.field(default=50_000, validator=non_negative_int)
     #: A hold that reaches its bound publishes what it holds; its gaps still pending then
     #: end in `GapUnfilled` and their rows, when they come, only feed the stop-loss book
