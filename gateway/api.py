@@ -125,6 +125,8 @@ class Gateway:
 
         A slow subscriber loses its own oldest events (latest-value kinds conflate per
         symbol); it never slows a symbol actor. Close it (or use ``with``) when done.
+        ``receive_batch(n)`` takes up to ``n`` queued events per wake-up (bursts: a REST
+        page of backfilled rows is published at once).
         """
         if isinstance(symbols, str):
             symbols = [symbols]

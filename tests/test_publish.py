@@ -42,6 +42,21 @@ async def test_slow_subscriber_drops_its_own_oldest_and_counts() -> None:
     assert len(fast.drain_nowait(100)) == 20 and fast.dropped == 0
 
 
+async def test_a_burst_is_taken_in_batches_in_order_with_latest_values_in_their_place() -> None:
+    pub = Publisher()
+    sub = pub.subscribe(bound=10_000)
+    pub.publish(book("BTCUSDT", 0))
+    for i in range(3000):  # one REST page's worth and more, published in one go
+        pub.publish(trade("BTCUSDT", i))
+    pub.publish(book("BTCUSDT", 1))  # replaces the queued one, keeps its place
+    first = await sub.receive_batch(2000)
+    rest = await sub.receive_batch(2000)
+    assert (len(first), len(rest), len(sub)) == (2000, 1001, 0)
+    assert isinstance(first[0], BookTicker) and first[0].update_id == 1
+    assert [e.trade_id for e in first[1:] + rest] == list(range(3000))
+    assert sub.dropped == 1
+
+
 async def test_closed_subscription_stops_receiving() -> None:
     pub = Publisher()
     with pub.subscribe() as sub:

@@ -533,6 +533,9 @@ def _settled(run: _Run) -> bool:
             and not gf.callback_raised_at and hooks_done)  # fmt: skip
 
 
+_BATCH = 4096  # events the soak's subscriber takes per wake-up at most
+
+
 async def _settle(run: _Run) -> bool:
     """Wait (at most ``--settle`` s) until `_settled`."""
     limit = run.params.settle
@@ -563,8 +566,16 @@ async def _drive(run: _Run, ex: Exchange) -> None:
         sub = gw.subscribe(buffer=2_000_000)
 
         async def consume() -> None:
-            async for ev in sub:
-                rec.add(ev)
+            # In batches: one event per receive is one scheduling round each, and a
+            # symbol publishes a REST page (1000 rows) in one round.
+            add = rec.add
+            while True:
+                try:
+                    batch = await sub.receive_batch(_BATCH)
+                except trio.EndOfChannel:
+                    return
+                for ev in batch:
+                    add(ev)
 
         nursery.start_soon(consume)
         gw.on(Trade, gf.on_trade)
