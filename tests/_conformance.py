@@ -10,22 +10,43 @@ book can settle on the exchange's. Everything the client reports is a JSON line 
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import json
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from gateway.simulator import Simulator, open_simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_REASON = "pip install '.[clients]' to run it"
+
+
+def require_client(module: str, distribution: str) -> None:
+    """Skip the calling test module when ``distribution`` is not installed (saying so);
+    once it is installed, ``module`` must import: a broken client fails, never skips."""
+    try:
+        version = importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"{distribution} is not installed (scripts/test.sh could not install "
+                    f"it): {SKIP_REASON}", allow_module_level=True)  # fmt: skip
+    try:
+        with warnings.catch_warnings():  # a client's own deprecations are not the test's
+            warnings.simplefilter("ignore")
+            importlib.import_module(module)
+    except ImportError as exc:
+        raise AssertionError(f"{distribution} {version} is installed but {module} does "
+                             f"not import: {exc!r}") from exc  # fmt: skip
 SYMBOL = "BTCUSDT"
 Line = dict[str, Any]
 

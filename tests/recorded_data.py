@@ -1,8 +1,5 @@
-"""Helpers for the real Binance recordings (see binance-recorded/README.md).
-
-The recordings live in ``shared/data/binance-recorded`` beside the repository
-(``../shared`` in CI, found from this file's location); a copy in
-``tests/data/binance-recorded`` is the fallback.
+"""Helpers for the real Binance recordings in ``tests/data/binance-recorded`` (its
+README.md says where they come from); the repository carries them, so a clone is enough.
 """
 
 from __future__ import annotations
@@ -17,10 +14,7 @@ from gateway.core.codec import decode_frame
 from gateway.core.events import Event
 
 _HERE = Path(__file__).resolve()
-_CANDIDATES = (
-    _HERE.parents[2] / "shared" / "data" / "binance-recorded",
-    _HERE.parent / "data" / "binance-recorded",
-)
+_CANDIDATES = (_HERE.parent / "data" / "binance-recorded",)
 RECORDINGS = ("2021-04-17", "2021-08-14", "2021-10-12")
 
 

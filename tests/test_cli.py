@@ -463,6 +463,28 @@ def test_the_run_command_replay_prints_syncs_every_book_without_asking_any_other
     assert "api.binance.com" not in err and "symbols not checked" not in err
 
 
+def test_the_run_command_simulate_replay_prints_names_the_recording_and_syncs_its_books(
+    tmp_path: Path,
+) -> None:
+    """``gateway simulate --replay FILE`` lists the recording's symbols, serves the
+    ``rest.txt`` beside it and suggests a run of the recording's own streams."""
+    path = recorded_dir() / "2021-10-12" / "stream.txt"
+    rec = load_recording(path)
+    depth = {s.split("@")[0].upper() for s in rec.streams if "@depth" in s}
+    symbols = list(dict.fromkeys(s.split("@")[0].upper() for s in rec.streams))
+    with serving("simulate", "--replay", str(path), "--speed", "0", "--port", "0",
+                 "--log-level", "WARNING") as (_, command):  # fmt: skip
+        assert f"--symbols {','.join(symbols)} " in command, command
+        suffixes = dict.fromkeys(s.split("@", 1)[1] for s in rec.streams)
+        assert command.endswith(f"--streams {','.join(suffixes)}"), command
+        assert "BTCUSDT" not in command, command
+        status, err, summary = run_suggested(command, tmp_path)
+    assert status == 0, err
+    assert summary["went_live"] is True and summary["error"] is None, summary
+    assert depth and all(f"{sym}: order book synced at" in err for sym in depth), err
+    assert "api.binance.com" not in err and "symbols not checked" not in err
+
+
 def test_every_option_of_every_command_shows_its_default_in_help() -> None:
     import argparse
 
@@ -478,3 +500,9 @@ def test_every_option_of_every_command_shows_its_default_in_help() -> None:
             help_text = " ".join(command._get_formatter()._expand_help(action).split())
             assert "default" in help_text or "(required)" in help_text, (name, action.dest)
             assert help_text in text
+            if action.default not in (None, [], argparse.SUPPRESS):  # the value itself, shown
+                shown = action.default
+                if isinstance(shown, (list, tuple)):
+                    shown = ",".join(map(str, shown))
+                spaced = str(shown).replace(",", ", ")  # a long list wraps at its spaces
+                assert str(shown) in help_text or spaced in help_text, (name, action.dest)

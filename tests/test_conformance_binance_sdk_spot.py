@@ -6,11 +6,8 @@ procedure from what the SDK delivers."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests._conformance import (
     CORE_STREAMS,
-    SKIP_REASON,
     SYMBOL,
     assert_book_matches,
     assert_last_kline_matches,
@@ -18,13 +15,14 @@ from tests._conformance import (
     last_price,
     norm,
     open_client,
+    require_client,
     rest_failures,
     streams_conform,
     trades_of,
     warm_up,
 )
 
-pytest.importorskip("binance_sdk_spot.spot", reason=SKIP_REASON)
+require_client("binance_sdk_spot.spot", "binance-sdk-spot")
 
 CALLS = ("ping", "get_trades", "historical_trades", "ticker24hr", "depth", "klines")
 

@@ -6,11 +6,8 @@ are not simulated). The REST client is given the WebSocket port, which serves RE
 
 from __future__ import annotations
 
-import pytest
-
 from tests._conformance import (
     CORE_STREAMS,
-    SKIP_REASON,
     aggs_of,
     assert_book_matches,
     assert_last_kline_matches,
@@ -18,13 +15,14 @@ from tests._conformance import (
     last_price,
     norm,
     open_client,
+    require_client,
     rest_failures,
     streams_conform,
     trades_of,
     warm_up,
 )
 
-pytest.importorskip("ccxt.pro", reason=SKIP_REASON)
+require_client("ccxt.pro", "ccxt")
 
 REST_CALLS = ("load_markets", "fetch_trades", "fetch_trades/publicGetTrades", "fetch_ticker",
               "fetch_tickers", "fetch_order_book", "fetch_ohlcv")  # fmt: skip

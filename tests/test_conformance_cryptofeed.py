@@ -6,11 +6,16 @@ CA through ``SSL_CERT_FILE`` / ``REQUESTS_CA_BUNDLE``."""
 
 from __future__ import annotations
 
-import pytest
+from tests._conformance import (
+    SYMBOL,
+    exchange,
+    open_client,
+    require_client,
+    streams_conform,
+    warm_up,
+)
 
-from tests._conformance import SKIP_REASON, SYMBOL, exchange, open_client, streams_conform, warm_up
-
-pytest.importorskip("cryptofeed.exchanges", reason=SKIP_REASON)
+require_client("cryptofeed.exchanges", "cryptofeed")
 
 
 async def test_cryptofeed_streams() -> None:

@@ -51,3 +51,16 @@ def test_guard_refuses_and_reports_other_hosts() -> None:
     lines = out.stdout.splitlines()
     assert lines[-1] == "guarded"
     assert sum('"refused"' in line for line in lines) == 3, lines
+
+
+def test_a_client_skips_only_when_it_is_not_installed() -> None:
+    import pytest
+
+    from tests._conformance import require_client
+
+    with pytest.raises(pytest.skip.Exception, match="no-such-client is not installed"):
+        require_client("no_such_client", "no-such-client")
+    # installed (pytest is) but the module named does not import: a failure, not a skip
+    with pytest.raises(AssertionError, match=r"pytest \S+ is installed but"):
+        require_client("pytest.no_such_module", "pytest")
+    require_client("trio", "trio")  # installed and importable: nothing happens

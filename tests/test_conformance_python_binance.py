@@ -4,11 +4,8 @@ against the embedded exchange: only ``client.API_URL`` and ``bm.STREAM_URL`` poi
 
 from __future__ import annotations
 
-import pytest
-
 from tests._conformance import (
     CORE_STREAMS,
-    SKIP_REASON,
     SYMBOL,
     aggs_of,
     assert_book_matches,
@@ -17,13 +14,14 @@ from tests._conformance import (
     last_price,
     norm,
     open_client,
+    require_client,
     rest_failures,
     streams_conform,
     trades_of,
     warm_up,
 )
 
-pytest.importorskip("binance.ws.depthcache", reason=SKIP_REASON)
+require_client("binance.ws.depthcache", "python-binance")
 
 CALLS = ("ping", "get_recent_trades", "get_historical_trades", "get_aggregate_trades",
          "get_ticker", "get_all_tickers", "get_order_book", "get_klines")  # fmt: skip

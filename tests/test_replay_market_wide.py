@@ -7,9 +7,9 @@ from pathlib import Path
 
 import trio
 
-from gateway.app.replay import suggested_run, symbols_of
+from gateway.app.replay import suggested_run
 from gateway.simulator import open_simulator
-from gateway.simulator.replay import load_recording
+from gateway.simulator.replay import load_recording, recorded_symbols
 
 _TRADE = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"1",'
           '"q":"1","T":1,"m":true,"M":true}}')  # fmt: skip
@@ -25,7 +25,7 @@ async def test_a_recording_with_a_market_wide_stream_is_served_with_its_symbols(
         f"1633998512.0: {_TRADE}\n"
         '1633998512.1: {"stream":"!miniTicker@arr","data":[]}\n'
     )
-    symbols = symbols_of(load_recording(path))
+    symbols = recorded_symbols(load_recording(path))
     assert symbols == ("BTCUSDT",)
     with trio.fail_after(30):
         async with open_simulator(pacing="replay", replay_file=str(path), replay_speed=0,

@@ -5,6 +5,7 @@ gateway fails with a certificate error, never a hang."""
 from __future__ import annotations
 
 import ssl
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -134,3 +135,48 @@ async def test_rest_without_ca_file_fails_with_a_certificate_error(
         await nursery.start(trusted.run)
         assert await trusted.ticker_price("BTCUSDT") > 0
         nursery.cancel_scope.cancel()
+
+
+@bounded(60)
+async def test_the_gateway_sends_sni_and_checks_the_host_name(tmp_path: Path) -> None:
+    """``wss://localhost`` sends SNI ``localhost`` and accepts a certificate for that
+    name; the same certificate at ``wss://127.0.0.1`` is refused (the name is checked,
+    not only the CA). Real time: a name's connect may try ``::1`` first."""
+    import trustme
+
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server)  # the name only, no IP address
+    names: list[str | None] = []
+    server.sni_callback = lambda _sock, name, _ctx: names.append(name)  # type: ignore[assignment,misc]
+    handshakes: list[bool] = []
+
+    async def handler(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        try:
+            await stream.do_handshake()
+            handshakes.append(True)
+        except trio.BrokenResourceError:
+            handshakes.append(False)
+        await trio.aclose_forcefully(stream)  # then the WebSocket handshake fails: enough
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_ssl_over_tcp, handler, 0, server,
+                                                host="127.0.0.1"))  # fmt: skip
+        port = listeners[0].transport_listener.socket.getsockname()[1]
+        for host in ("localhost", "127.0.0.1"):
+            config = GatewayConfig(
+                symbols=("BTCUSDT",), url=f"wss://{host}:{port}", rest_url="",
+                ca_file=str(ca_file), reconnect=ReconnectConfig(max_attempts=1),
+            )  # fmt: skip
+            with pytest.raises(ConnectionFailed) as failed:
+                async with open_gateway(config):
+                    pytest.fail("the server closes before the WebSocket handshake")
+            if host == "127.0.0.1":
+                assert "certificate verify failed" in str(failed.value), failed.value
+                assert "mismatch" in str(failed.value).lower(), failed.value
+                assert "connect by one it covers" in str(failed.value), failed.value
+        nursery.cancel_scope.cancel()
+    assert names == ["localhost", None]  # the name for a name; no SNI for an IP (RFC 6066)
+    assert handshakes == [True, False]

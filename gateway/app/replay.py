@@ -30,7 +30,12 @@ from gateway.app.recording import read_recording_lines
 from gateway.config import rest_url_for
 from gateway.errors import ConfigError
 from gateway.simulator import Simulator, open_simulator
-from gateway.simulator.replay import Recording, load_recording
+from gateway.simulator.replay import (
+    Recording,
+    load_recording,
+    recorded_suffixes,
+    recorded_symbols,
+)
 
 __all__ = ["add_replay_arguments", "main_replay", "merge_recordings", "suggested_run"]
 
@@ -82,24 +87,16 @@ def rest_file_for(args: argparse.Namespace) -> str | None:
     return str(beside) if beside.is_file() else None
 
 
-def symbols_of(recording: Recording) -> tuple[str, ...]:
-    """The symbols a recording streams, in order of first appearance (market-wide
-    streams such as ``!miniTicker@arr`` name none)."""
-    return tuple(dict.fromkeys(s.split("@", 1)[0].upper() for s in recording.streams
-                               if not s.startswith("!")))  # fmt: skip
-
-
 def suggested_run(sim: Simulator, recording: Recording) -> str:
     """The ``gateway run`` command line that consumes this replay (REST included)."""
-    symbols = symbols_of(recording)  # market-wide streams (``!...``) are not a symbol's
-    suffixes = dict.fromkeys(s.split("@", 1)[1] for s in recording.streams
-                             if "@" in s and not s.startswith("!"))  # fmt: skip
+    symbols = recorded_symbols(recording)  # market-wide streams name no symbol
+    suffixes = recorded_suffixes(recording)
     rest = rest_url_for(sim.ws_url) if sim.rest_url else None  # the stream port serves it
     return run_command_line(sim.ws_url, rest, symbols, suffixes)
 
 
 async def _serve(args: argparse.Namespace, path: Path) -> None:
-    symbols = symbols_of(load_recording(path))
+    symbols = recorded_symbols(load_recording(path))
     named: dict[str, Any] = {"symbols": symbols} if symbols else {}  # none: the defaults
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_simulator(

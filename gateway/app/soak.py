@@ -869,8 +869,8 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
     add("--hold-seconds", type=float, default=None,
         help="the gateway's hold_max_seconds (default: the gateway's own, 10 s)")  # fmt: skip
     add("--kinds", default=",".join(d.kinds), metavar="KIND,...",
-        help="the fault kinds to draw from (default: all of KINDS; also: "
-        + ", ".join(EXTRA_KINDS) + ")")  # fmt: skip
+        help=f"the fault kinds to draw from (default: every kind, {', '.join(d.kinds)}; "
+             f"also: {', '.join(EXTRA_KINDS)})")  # fmt: skip
     add("--summary", metavar="FILE", default=None, help="write the summary JSON here")
 
 

@@ -109,8 +109,10 @@ def _rank(exc: BaseException) -> int:
 
 def _tls_text(exc: ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return (f"TLS error: certificate verify failed: {exc.verify_message} (a private CA? "
-                "trust it with ca_file)")  # fmt: skip
+        message = str(exc.verify_message)
+        hint = ("the certificate is for another name: connect by one it covers"
+                if "mismatch" in message.lower() else "a private CA? trust it with ca_file")
+        return f"TLS error: certificate verify failed: {message} ({hint})"
     return f"TLS error: {exc.reason or exc}"
 
 

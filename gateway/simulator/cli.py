@@ -11,6 +11,7 @@ import logging
 import shlex
 import sys
 from functools import partial
+from pathlib import Path
 
 import trio
 
@@ -58,16 +59,21 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--no-rest", action="store_true", help="do not serve the REST side")
     add("--tls", action="store_true",
         help="serve wss:// and https:// under a throwaway CA (its file is printed)")  # fmt: skip
-    add("--symbols", default=",".join(d.symbols), help="comma-separated listed symbols")
+    add("--symbols", default=None,
+        help=f"comma-separated listed symbols (default {','.join(d.symbols)}; with --replay, "
+             "the recording's own)")  # fmt: skip
     add("--seed", type=int, default=d.seed, help="market seed (default %(default)s)")
     add("--rate", type=float, default=d.rate, help="trades per second, all symbols")
     add("--pacing", choices=["rate", "max", "manual", "replay"], default=None,
         help="rate (default), max (as fast as clients take), manual, replay")  # fmt: skip
-    add("--replay", metavar="FILE", help="serve the frames of a stream.txt recording")
+    add("--replay", metavar="FILE",
+        help="serve the frames of a stream.txt recording (and the REST snapshots of a "
+             "rest.txt beside it)")  # fmt: skip
     add("--speed", type=float, default=1.0, help="replay speed factor (0: as fast as possible)")
     add("--loop", action="store_true", help="replay the recording again and again")
     add("--time-unit", choices=["MILLISECOND", "MICROSECOND"], default=d.time_unit.value,
-        help="REST default time unit (streams choose with ?timeUnit=)")  # fmt: skip
+        help="the REST side's time unit unless a request asks (streams choose with "
+             "?timeUnit=) (default %(default)s)")  # fmt: skip
     add("--clock", choices=["wall", "virtual"], default=d.clock.value, help="event time source")
     add("--start-price", type=float, default=d.start_price, help="first price of every symbol")
     add("--tick-size", type=float, default=d.tick_size, help="price step")
@@ -87,11 +93,20 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace) -> SimulatorConfig:
     pacing = args.pacing or ("replay" if args.replay else "rate")
+    symbols, rest_file = args.symbols, None
+    if args.replay is not None:
+        from gateway.simulator.replay import load_recording, recorded_symbols
+
+        if symbols is None:  # the recording's symbols are what a client will ask for
+            symbols = ",".join(recorded_symbols(load_recording(args.replay))) or None
+        beside = Path(args.replay).with_name("rest.txt")
+        rest_file = str(beside) if beside.is_file() else None
     return SimulatorConfig(
         host=args.host, port=args.port, rest_port=args.rest_port, rest=not args.no_rest,
         tls=args.tls,
-        symbols=args.symbols, seed=args.seed, rate=args.rate, pacing=pacing,
-        replay_file=args.replay, replay_speed=args.speed, replay_loop=args.loop,
+        symbols=symbols or SimulatorConfig().symbols, seed=args.seed, rate=args.rate,
+        pacing=pacing, replay_file=args.replay, replay_speed=args.speed,
+        replay_loop=args.loop, replay_rest_file=rest_file,
         time_unit=args.time_unit, clock=args.clock, start_price=args.start_price,
         tick_size=args.tick_size, volatility=args.volatility, ping_interval=args.ping_interval,
         pong_timeout=args.pong_timeout, connection_lifetime=args.lifetime,
@@ -205,14 +220,20 @@ SUGGESTED_STREAMS = ("trade", "kline_1m", "depth@100ms")
 def _announce(sim: Simulator) -> None:
     from gateway.app.options import run_command_line  # the app, only for this line
     from gateway.config import rest_url_for
+    from gateway.simulator.replay import recorded_suffixes, recorded_symbols
 
     ca = f" ca_file={sim.ca_file}" if sim.ca_file else ""
     print(f"ws_url={sim.ws_url} rest_url={sim.rest_url or '-'}{ca}", flush=True)
-    print(f"  combined: {sim.ws_url}/stream?streams=btcusdt@trade/btcusdt@kline_1m", flush=True)
+    rec = sim.recording
+    symbols = recorded_symbols(rec) if rec is not None else sim.config.symbols
+    suffixes = tuple(recorded_suffixes(rec)) if rec is not None else SUGGESTED_STREAMS
+    if symbols and suffixes:  # a recording of market-wide streams only names no symbol
+        first = [f"{symbols[0].lower()}@{s}" for s in suffixes[:2]]
+        print(f"  combined: {sim.ws_url}/stream?streams={'/'.join(first)}", flush=True)
     # The WebSocket port answers REST too: the gateway's derived endpoint is served.
     rest = rest_url_for(sim.ws_url) if sim.rest_url else None
-    command = run_command_line(sim.ws_url, rest, sim.config.symbols, SUGGESTED_STREAMS,
-                               sim.ca_file)  # fmt: skip
+    command = run_command_line(sim.ws_url, rest, symbols or sim.config.symbols,
+                               suffixes or SUGGESTED_STREAMS, sim.ca_file)  # fmt: skip
     print(f"try: {command}", flush=True)
 
 

@@ -51,6 +51,19 @@ class Recording:
         return tuple(dict.fromkeys(f.stream for f in self.frames))
 
 
+def recorded_symbols(recording: Recording) -> tuple[str, ...]:
+    """The symbols a recording streams, in order of first appearance (market-wide
+    streams such as ``!miniTicker@arr`` name none)."""
+    return tuple(dict.fromkeys(s.split("@", 1)[0].upper() for s in recording.streams
+                               if not s.startswith("!")))  # fmt: skip
+
+
+def recorded_suffixes(recording: Recording) -> tuple[str, ...]:
+    """The per-symbol stream suffixes a recording streams (``trade``, ``depth@100ms``...)."""
+    return tuple(dict.fromkeys(s.split("@", 1)[1] for s in recording.streams
+                               if "@" in s and not s.startswith("!")))  # fmt: skip
+
+
 def load_recording(path: str | Path) -> Recording:
     """Parse a recording; raises `ConfigError` naming the line that is not understood."""
     lines = Path(path).read_bytes().split(b"\n")
