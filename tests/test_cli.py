@@ -28,6 +28,7 @@ from gateway.app.replay import merge_recordings
 from gateway.simulator.replay import load_recording
 from tests._loopback import dead_port
 from tests.recorded_data import RECORDINGS, recorded_dir, stream_frames
+from tests.test_docs_transcripts import shape
 
 ROOT = Path(__file__).resolve().parents[1]
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -121,14 +122,18 @@ def silent_port() -> Iterator[socket.socket]:
         yield s
 
 
-def first_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 20) -> str:
+def first_line(
+    proc: subprocess.Popen[str], prefix: str, timeout: float = 20, seen: list[str] | None = None
+) -> str:
     """The first standard-output line starting with ``prefix``, waited for at most
-    ``timeout`` seconds ("" if the output ended first)."""
+    ``timeout`` seconds ("" if the output ended first); lines up to it go to ``seen``."""
     found: queue.Queue[str] = queue.Queue()
 
     def read() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
+            if seen is not None:
+                seen.append(line.rstrip("\n"))
             if line.startswith(prefix):
                 found.put(line)
                 return
@@ -379,22 +384,30 @@ def test_empty_streams_on_the_command_line_exit_2_with_a_clear_message() -> None
     assert "Traceback" not in proc.stderr
 
 
+CLI_DOC = (ROOT / "docs" / "cli.md").read_text()
+
+
 @contextmanager
-def serving(*argv: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def serving(
+    *argv: str, seen: list[str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """A ``gateway simulate`` or ``replay`` process and the ``gateway run`` command it
-    suggests (its ``try:`` line); stopped with SIGINT at the end."""
+    suggests (its ``try:`` line); stopped with SIGINT at the end. Its standard output
+    goes to ``seen``, whole once the block ends."""
     with subprocess.Popen(
         [*GATEWAY, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     ) as server:  # fmt: skip
         try:
-            line = first_line(server, "try: ")
+            line = first_line(server, "try: ", seen=seen)
             assert line.startswith(("try: gateway run --url ws://127.0.0.1:",
                                     "try: gateway run --url wss://127.0.0.1:")), line
             yield server, line[len("try: ") :].strip()
         finally:
             server.send_signal(signal.SIGINT)
             try:
-                server.communicate(timeout=15)
+                rest, _ = server.communicate(timeout=15)
+                if seen is not None:
+                    seen.extend(rest.splitlines())
             finally:
                 server.kill()
 
@@ -453,9 +466,15 @@ def test_the_run_command_replay_prints_syncs_every_book_without_asking_any_other
 ) -> None:
     path = recorded_dir() / recording / "stream.txt"
     depth = {s.split("@")[0].upper() for s in load_recording(path).streams if "@depth" in s}
-    with serving("replay", str(path), "--speed", "0") as (_, command):
+    printed: list[str] = []
+    with serving("replay", str(path), "--speed", "0", seen=printed) as (_, command):
         assert "--rest-url" not in command  # REST (the recorded snapshots) on the same port
         status, err, summary = run_suggested(command, tmp_path)
+    if f"$ gateway replay tests/data/binance-recorded/{recording}/" in CLI_DOC:  # its transcript
+        shown = CLI_DOC.split(f"$ gateway replay tests/data/binance-recorded/{recording}/")[1]
+        lines = shown.split("```")[0].strip().splitlines()[1:]
+        missing = [ln for ln in lines if not any(shape(ln).match(out) for out in printed)]
+        assert lines and not missing, (missing, printed)
     assert status == 0, err
     assert summary["went_live"] is True and summary["error"] is None, summary
     assert sum(sum(s["events"].values()) for s in summary["symbols"].values()) > 0
