@@ -32,6 +32,10 @@ from tests.test_docs_transcripts import shape
 
 ROOT = Path(__file__).resolve().parents[1]
 GATEWAY = [sys.executable, "-m", "gateway"]
+#: ``gateway`` with every look-up and connect not to loopback refused and reported.
+GUARDED_GATEWAY = [sys.executable, "-c", "import sys; from tests._conformance_runner import "
+                   "guard_network; guard_network(); from gateway.cli import main; "
+                   "sys.exit(main(sys.argv[1:]))"]  # fmt: skip
 RECORDED_STREAMS = "aggTrade,kline_1m,depth@100ms,bookTicker"
 
 
@@ -413,12 +417,19 @@ def serving(
 
 
 def run_suggested(command: str, tmp_path: Path, *extra: str) -> tuple[int, str, dict[str, Any]]:
-    """Run the suggested ``gateway run`` (3 s); its exit status, stderr and JSON summary."""
+    """Run the suggested ``gateway run`` (3 s) behind a network guard that refuses (and
+    the test then fails on) any look-up or connect not to loopback; its exit status,
+    stderr and JSON summary."""
     words = shlex.split(command)
     assert words[:2] == ["gateway", "run"], words
     out = tmp_path / "suggested.json"
-    proc = gateway(*words[1:], *extra, "--duration", "3", "--plain", "--status-every", "0",
-                   "--log-level", "INFO", "--summary", str(out))  # fmt: skip
+    proc = subprocess.run(
+        [*GUARDED_GATEWAY, *words[1:], *extra, "--duration", "3", "--plain",
+         "--status-every", "0", "--log-level", "INFO", "--summary", str(out)],
+        capture_output=True, text=True, timeout=30, cwd=ROOT,
+    )  # fmt: skip
+    refused = [ln for ln in proc.stdout.splitlines() if ln.startswith('{"kind": "refused"')]
+    assert not refused, f"the run asked a host other than 127.0.0.1: {refused}"
     summary = json.loads(out.read_text()) if out.exists() else {}
     return proc.returncode, proc.stderr, summary
 
