@@ -73,8 +73,10 @@ class Gateway:
     """
 
     def __init__(self, config: GatewayConfig, close_hook: CloseHook | None) -> None:
-        # "auto" resolved once: REST goes where the stream URL points, never elsewhere.
-        config = attrs.evolve(config, rest_url=config.resolved_rest_url())
+        # Resolved once: ``testnet`` means its hosts; REST goes where the stream URL
+        # points, never elsewhere.
+        config = attrs.evolve(config, url=config.resolved_url(),
+                              rest_url=config.resolved_rest_url())  # fmt: skip
         self.config = config
         self.router = Router()
         self.publisher = Publisher(config.callback_buffer)

@@ -298,10 +298,17 @@ class GatewayConfig:
             )
         self.stream_names()  # validates symbols and stream suffixes
 
+    def resolved_url(self) -> str:
+        """The stream endpoint used: ``url``, or the test network's when ``testnet`` is
+        set and ``url`` is left at production's default."""
+        return TESTNET_URL if self.testnet and self.url == BINANCE_URL else self.url
+
     def resolved_rest_url(self) -> str:
-        """The REST endpoint used: ``rest_url``, or `rest_url_for` ``url`` when it is
-        ``"auto"``; empty: no REST."""
-        return rest_url_for(self.url) if self.rest_url == REST_AUTO else self.rest_url
+        """The REST endpoint used: ``rest_url``, or `rest_url_for` the stream endpoint
+        when it is ``"auto"``; empty: no REST."""
+        if self.rest_url == REST_AUTO:
+            return rest_url_for(self.resolved_url())
+        return self.rest_url
 
     def stream_names(self) -> list[str]:
         """Wire names of every stream, validated (raises `ConfigError` on a bad one)."""

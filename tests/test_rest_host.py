@@ -43,6 +43,23 @@ def test_rest_url_for_maps_known_stream_hosts_and_keeps_any_other(
     assert rest_url_for(ws_url) == rest_url
 
 
+def test_testnet_in_the_library_means_the_test_networks_hosts() -> None:
+    """``GatewayConfig(testnet=True)`` (or ``open_gateway(testnet=True)``) streams from and
+    asks the test network, as ``--testnet`` does; an explicit ``url`` still wins."""
+    from gateway.api import Gateway
+
+    config = GatewayConfig(testnet=True)
+    assert config.resolved_url() == "wss://stream.testnet.binance.vision"
+    assert config.resolved_rest_url() == "https://testnet.binance.vision"
+    gw = Gateway(config, None)
+    assert (gw.config.url, gw.config.rest_url) == (
+        "wss://stream.testnet.binance.vision", "https://testnet.binance.vision")
+    mine = GatewayConfig(testnet=True, url="ws://127.0.0.1:9")
+    assert (mine.resolved_url(), mine.resolved_rest_url()) == (
+        "ws://127.0.0.1:9", "http://127.0.0.1:9")
+    assert GatewayConfig().resolved_url() == "wss://stream.binance.com:9443"
+
+
 def test_rest_url_defaults_to_auto_and_an_explicit_one_wins() -> None:
     assert GatewayConfig().rest_url == "auto"
     assert GatewayConfig().resolved_rest_url() == "https://api.binance.com"
