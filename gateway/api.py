@@ -62,6 +62,7 @@ from gateway.runtime.publish import (
 )
 from gateway.runtime.router import FrameTap, Router
 from gateway.runtime.symbol import CloseResult, SymbolFailed, SymbolState, symbol_actor
+from gateway.stats import CallbackStats, GatewayStats, RefusedStream, RouterStats
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +243,9 @@ class Gateway:
         """The last trade price per symbol."""
         return {s: st.last_price for s, st in self._states.items()}
 
-    def stats(self) -> dict[str, Any]:
-        """Per-symbol counters and latency, per-connection state, router counters.
+    def stats(self) -> GatewayStats:
+        """Per-symbol counters and latency, per-connection state, router, REST, holds and
+        callback counters, as frozen values (``to_dict()``: the JSON form).
 
         Nothing in it carries a credential: connections report endpoints as host:port
         and their errors already masked.
@@ -253,36 +255,33 @@ class Gateway:
             snap = state.snapshot()
             child = self.actor_report(sym)
             if child is not None:
-                snap["restarts"] = child.restarts
-                snap["status"] = child.status.value  # "failed" once quarantined
-                snap["dead_letters"] = len(child.dead_letters)
-            fallback = self.fallback
-            snap.update(fallback.snapshot(sym) if fallback is not None
-                        else {"fallback_polls": 0, "fallback_active": False})  # fmt: skip
+                snap = attrs.evolve(snap, restarts=child.restarts,
+                                    status=child.status.value,  # "failed" once quarantined
+                                    dead_letters=len(child.dead_letters))  # fmt: skip
+            if self.fallback is not None:
+                polls, active = self.fallback.snapshot(sym)
+                snap = attrs.evolve(snap, fallback_polls=polls, fallback_active=active)
             symbols[sym] = snap
-        return {
-            "symbols": symbols,
-            "connections": [c.snapshot() for c in self.connections],
-            "router": {
-                "frames": self.router.frames,
-                "malformed": self.router.malformed,
-                "unknown": self.router.unknown,
-                "unrouted": self.router.unrouted,
-                "tap_errors": self.router.tap_errors,
-            },
-            "refused": {
-                name: {"code": code, "message": msg, "connection": c.conn_id}
+        return GatewayStats(
+            symbols=symbols,
+            connections=tuple(c.snapshot() for c in self.connections),
+            router=RouterStats(
+                frames=self.router.frames, malformed=self.router.malformed,
+                unknown=self.router.unknown, unrouted=self.router.unrouted,
+                tap_errors=self.router.tap_errors,
+            ),
+            refused={
+                name: RefusedStream(code=code, message=msg, connection=c.conn_id)
                 for c in self.connections
                 for name, (code, msg) in c.refused.items()
             },
-            "rest": self.backfiller.snapshot() if self.backfiller is not None else None,
-            "holds": self.holds.snapshot(),
-            "callbacks": {
-                "calls": self.publisher.callback_calls,
-                "errors": self.publisher.callback_errors,
-                "dropped": self.publisher.callback_queue.dropped,
-            },
-        }
+            rest=self.backfiller.snapshot() if self.backfiller is not None else None,
+            holds=self.holds.snapshot(),
+            callbacks=CallbackStats(
+                calls=self.publisher.callback_calls, errors=self.publisher.callback_errors,
+                dropped=self.publisher.callback_queue.dropped,
+            ),
+        )  # fmt: skip
 
     def actor_report(self, symbol: str) -> ChildReport | None:
         """The supervisor's report on ``symbol``'s actor (status, restarts, dead letters).

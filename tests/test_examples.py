@@ -36,5 +36,5 @@ async def test_embedding_example_runs(
         await embed.main(sim.ws_url, seconds=65)  # type: ignore[attr-defined]
     out = capsys.readouterr().out
     assert "candle BTCUSDT" in out and "candle ETHUSDT" in out
-    assert "'BTCUSDT': " in out.split("events ")[1] and "'p99'" in out
+    assert "'BTCUSDT': " in out.split("events ")[1] and "p99=" in out
     assert "closing BTCUSDT-1: stop" in out  # the demo stop fired and was closed

@@ -182,35 +182,87 @@ async def invoke(callback: Callable[[Any], Awaitable[None] | None], arg: Any) ->
         await result
 
 
-class Subscription(Mailbox[Any]):
-    """A subscriber's own bounded channel of events (a trio receive channel).
+class _Inbox(Mailbox[Any]):
+    """The publisher's side of one subscription: a conflating mailbox with the filter
+    the publisher indexes it by."""
 
-    Use as a context manager, or call `close`, to stop receiving; `dropped` counts
-    events this subscriber lost by falling behind.
-    """
+    __slots__ = ("kinds", "symbols")
 
-    __slots__ = ("_publisher", "kinds", "symbols")
-
-    def __init__(
-        self,
-        publisher: Publisher,
-        symbols: frozenset[str] | None,
-        kinds: frozenset[type] | None,
-        bound: int,
-    ) -> None:
+    def __init__(self, symbols: frozenset[str] | None, kinds: frozenset[type] | None,
+                 bound: int) -> None:  # fmt: skip
         def key(ev: Any) -> object:
             kind = type(ev)
             return (kind, ev.symbol) if kind in _LATEST_VALUE else None  # None: kept in line
 
         super().__init__(bound, Overflow.CONFLATE, key=key)
-        self._publisher = publisher
         self.symbols = symbols
         self.kinds = kinds
+
+
+class Subscription(trio.abc.ReceiveChannel[Any]):
+    """A subscriber's own bounded channel of events: the receive side only.
+
+    Use as a context manager (``with`` or ``async with``), or call `close`, to stop
+    receiving; `dropped` counts events this subscriber lost by falling behind.
+    """
+
+    __slots__ = ("_inbox", "_publisher")
+
+    def __init__(self, publisher: Publisher, inbox: _Inbox) -> None:
+        self._publisher = publisher
+        self._inbox = inbox
+
+    @property
+    def symbols(self) -> frozenset[str] | None:
+        """The symbols this subscription receives (None: all)."""
+        return self._inbox.symbols
+
+    @property
+    def kinds(self) -> frozenset[type] | None:
+        """The event types this subscription receives (None: all)."""
+        return self._inbox.kinds
+
+    @property
+    def dropped(self) -> int:
+        """Events lost by falling behind (the oldest first; latest-value kinds conflate)."""
+        return self._inbox.dropped
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` was called."""
+        return self._inbox.closed
+
+    def __len__(self) -> int:
+        """Events queued now."""
+        return len(self._inbox)
+
+    async def receive(self) -> Any:
+        """The next event; raises `trio.EndOfChannel` once closed and drained."""
+        return await self._inbox.receive()
+
+    def receive_nowait(self) -> Any:
+        """The next event if one is queued; raises `trio.WouldBlock` otherwise."""
+        return self._inbox.receive_nowait()
+
+    async def receive_batch(self, max_items: int) -> list[Any]:
+        """Up to ``max_items`` events, waiting only for the first (bursts: a REST page of
+        backfilled rows is published at once); raises `trio.EndOfChannel` when done."""
+        return await self._inbox.receive_batch(max_items)
+
+    def drain_nowait(self, max_items: int) -> list[Any]:
+        """Up to ``max_items`` queued events without waiting; raises `trio.WouldBlock`
+        when none is queued."""
+        return self._inbox.drain_nowait(max_items)
 
     def close(self) -> None:
         """Stop this subscription; events already queued can still be received."""
         self._publisher.unsubscribe(self)
-        super().close()
+        self._inbox.close()
+
+    async def aclose(self) -> None:
+        """`close`, as trio's async resources do (a checkpoint)."""
+        self.close()
+        await trio.lowlevel.checkpoint()
 
     def __enter__(self) -> Subscription:
         return self
@@ -218,14 +270,17 @@ class Subscription(Mailbox[Any]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"<Subscription {self._inbox!r}>"
+
 
 class Publisher:
     """Routes published events to matching subscriptions and to the callback queue."""
 
     def __init__(self, callback_buffer: int = 10_000) -> None:
         self._subs: list[Subscription] = []
-        self._by_type: dict[type, list[Subscription]] = {}
-        self._catch_all: list[Subscription] = []
+        self._by_type: dict[type, list[_Inbox]] = {}
+        self._catch_all: list[_Inbox] = []
         self._callbacks: dict[type, list[Callback]] = {}
         self.callback_queue: Mailbox[tuple[Callback, Any]] = Mailbox(
             callback_buffer, Overflow.DROP_NEWEST
@@ -243,12 +298,11 @@ class Publisher:
         bound: int = 1000,
     ) -> Subscription:
         """A new subscription for ``symbols`` (None: all) and event ``kinds`` (None: all)."""
-        sub = Subscription(
-            self,
+        sub = Subscription(self, _Inbox(
             frozenset(s.upper() for s in symbols) if symbols is not None else None,
             frozenset(kinds) if kinds is not None else None,
             bound,
-        )
+        ))  # fmt: skip
         self._subs.append(sub)
         self._reindex()
         return sub
@@ -261,10 +315,11 @@ class Publisher:
 
     def _reindex(self) -> None:
         self._by_type = {}
-        self._catch_all = [s for s in self._subs if s.kinds is None]
-        for sub in self._subs:
-            for kind in sub.kinds or ():
-                self._by_type.setdefault(kind, []).append(sub)
+        inboxes = [sub._inbox for sub in self._subs]
+        self._catch_all = [box for box in inboxes if box.kinds is None]
+        for box in inboxes:
+            for kind in box.kinds or ():
+                self._by_type.setdefault(kind, []).append(box)
 
     # Callbacks -----------------------------------------------------------
 
@@ -295,11 +350,11 @@ class Publisher:
                 queue.put_nowait((cb, event))
 
     @staticmethod
-    def _offer(subs: list[Subscription], event: Any) -> None:
+    def _offer(inboxes: list[_Inbox], event: Any) -> None:
         symbol = event.symbol
-        for sub in subs:
-            if sub.symbols is None or symbol in sub.symbols:
-                sub.put_nowait(event)
+        for box in inboxes:
+            if box.symbols is None or symbol in box.symbols:
+                box.put_nowait(event)
 
     def report_error(self, source: str, error: BaseException, symbol: str | None = None) -> None:
         """Queue an error event for the error callbacks (and error subscribers)."""
