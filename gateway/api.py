@@ -25,6 +25,13 @@ from actors import (
 from gateway.config import GatewayConfig, PositionConfig, evolve_config
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Ticker, Trade
+from gateway.core.notices import (
+    CandleClosed,
+    GatewayErrorEvent,
+    StopTriggered,
+    StreamRefused,
+    SymbolQuarantined,
+)
 from gateway.core.orderbook import OrderBookSync
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.stop_loss import Position, PositionStatus, Side
@@ -35,6 +42,7 @@ from gateway.errors import (
     GatewayError,
     PositionError,
     SubscriptionError,
+    UnknownSymbol,
 )
 from gateway.runtime.backfill import (
     Backfiller,
@@ -49,17 +57,7 @@ from gateway.runtime.groups import collapse, leaves
 from gateway.runtime.holds import HoldBudget
 from gateway.runtime.hooks import CloseHook, HookRunner
 from gateway.runtime.listing import check_symbols
-from gateway.runtime.publish import (
-    Callback,
-    CandleClosed,
-    GatewayErrorEvent,
-    Publisher,
-    StopTriggered,
-    StreamRefused,
-    Subscription,
-    SymbolQuarantined,
-    invoke,
-)
+from gateway.runtime.publish import Callback, Publisher, Subscription, invoke
 from gateway.runtime.router import FrameTap, Router
 from gateway.runtime.symbol import CloseResult, SymbolFailed, SymbolState, symbol_actor
 from gateway.stats import CallbackStats, GatewayStats, RefusedStream, RouterStats
@@ -314,9 +312,7 @@ class Gateway:
         try:
             return self._states[canonical_symbol(symbol)]
         except KeyError:
-            raise GatewayError(
-                f"symbol {symbol!r} is not in this gateway; it has: {', '.join(self._states)}"
-            ) from None
+            raise UnknownSymbol(symbol, tuple(self._states)) from None
 
     # Dynamic symbols --------------------------------------------------------------------
 

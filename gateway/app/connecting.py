@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from gateway.app.tracker import RunTracker
 from gateway.config import GatewayConfig
+from gateway.core.notices import GatewayErrorEvent
 from gateway.core.streams import shard_streams
 from gateway.errors import ConnectionFailed, ConnectionLost
-from gateway.runtime.publish import GatewayErrorEvent
 from gateway.stats import ConnectionStats, GatewayStats, RouterStats
 
 if TYPE_CHECKING:

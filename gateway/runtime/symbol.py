@@ -31,20 +31,14 @@ from gateway.core.backoff import ReconnectPolicy
 from gateway.core.candles import CandleBook, CandleGap
 from gateway.core.events import AggTrade, DepthUpdate, Kline, Trade
 from gateway.core.latency import LatencyRecorder
+from gateway.core.notices import CandleClosed, GapDetected, GapFilled, GapUnfilled, StopTriggered
 from gateway.core.orderbook import OrderBookSync, SyncState
 from gateway.core.sequence import DUPLICATE, NEW, Observation, SequenceTracker
 from gateway.core.stop_loss import Position, StopLossBook, StopTrigger
 from gateway.errors import GatewayError
 from gateway.runtime.backfill import BackfillRequest, BackfillResult, DepthSnapshot, Need
 from gateway.runtime.holds import Hold, HoldBudget, by_key, key_of
-from gateway.runtime.publish import (
-    CandleClosed,
-    GapDetected,
-    GapFilled,
-    GapUnfilled,
-    Publisher,
-    StopTriggered,
-)
+from gateway.runtime.publish import Publisher
 from gateway.stats import LatencyStats, Percentiles, SymbolStats
 
 log = logging.getLogger(__name__)
