@@ -391,7 +391,7 @@ async def test_a_trade_gap_is_reported_backfilled_over_rest_and_fires_a_hidden_s
     autojump_clock: MockClock,
 ) -> None:
     from gateway import AggTrade
-    from gateway.runtime.publish import GapDetected
+    from gateway import GapDetected
 
     fired: list[StopTriggered] = []
     async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, streams=("aggTrade",)) as (
@@ -518,3 +518,28 @@ async def test_stop_times_reach_users_as_epoch_not_the_trio_clock(
     assert status.closed_at_epoch is not None and before <= status.closed_at_epoch <= after
     assert status.trigger.triggered_at < 1e6  # the trio clock stays for deadlines
     assert _stop(event)["triggered_at_epoch"] == event.triggered_at_epoch
+
+
+async def test_a_symbol_the_gateway_does_not_run_is_an_unknown_symbol_everywhere(
+    autojump_clock: MockClock,
+) -> None:
+    from gateway import GatewayError, UnknownSymbol
+
+    async with exchange_and_gateway(streams=("trade",)) as (_, gw):
+        calls = [
+            lambda: gw.open_position("DOGEUSDT", "LONG", 1.0, stop_pct=0.1),
+            lambda: gw.adjust_stop("DOGEUSDT", "x", stop_pct=0.1),
+            lambda: gw.close_position("DOGEUSDT", "x"),
+            lambda: gw.positions("DOGEUSDT"),
+            lambda: gw.candles("doge/usdt", "1m"),
+            lambda: gw.order_book("DOGEUSDT"),
+        ]
+        said = r"'(DOGEUSDT|doge/usdt)' is not in this gateway; it has: BTCUSDT, ETHUSDT, BNBUSDT"
+        for call in calls:
+            with pytest.raises(UnknownSymbol, match=said) as raised:
+                call()
+            assert isinstance(raised.value, GatewayError | KeyError)
+        with pytest.raises(UnknownSymbol) as raised:
+            await gw.remove_symbols(["BTCUSDT", "DOGEUSDT"])
+        assert raised.value.symbol == "DOGEUSDT" and "BTCUSDT" in raised.value.known
+        assert set(gw.stats().symbols) == {"BTCUSDT", "ETHUSDT", "BNBUSDT"}  # nothing removed
