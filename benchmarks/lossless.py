@@ -410,7 +410,7 @@ async def _drive(run: _Run, sim: Simulator) -> None:
         run.settled = await _wait_for(run, sim, run.ends, params.settle)
         run.phases["settled"] = trio.current_time()
         run.subscriber_dropped = sub.dropped
-        stats = gw.stats()
+        stats = gw.stats().to_dict()  # the report's part
         run.gateway = {
             "rest": stats["rest"], "router": stats["router"],
             "connections": stats["connections"],

@@ -26,7 +26,7 @@ async def main(url: str = "wss://stream.binance.com:9443", seconds: float = 10) 
             async for event in events:  # every event, per symbol, in order: your strategy
                 seen[event.symbol] = seen.get(event.symbol, 0) + 1
         print("events", seen)
-        print(gw.stats()["symbols"]["BTCUSDT"]["latency_us"]["receive_to_handled"])
+        print(gw.stats().symbols["BTCUSDT"].latency_us.receive_to_handled)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,13 @@ from actors import (
 from gateway.config import GatewayConfig, PositionConfig, evolve_config
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Ticker, Trade
+from gateway.core.notices import (
+    CandleClosed,
+    GatewayErrorEvent,
+    StopTriggered,
+    StreamRefused,
+    SymbolQuarantined,
+)
 from gateway.core.orderbook import OrderBookSync
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.stop_loss import Position, PositionStatus, Side
@@ -35,6 +42,7 @@ from gateway.errors import (
     GatewayError,
     PositionError,
     SubscriptionError,
+    UnknownSymbol,
 )
 from gateway.runtime.backfill import (
     Backfiller,
@@ -49,19 +57,10 @@ from gateway.runtime.groups import collapse, leaves
 from gateway.runtime.holds import HoldBudget
 from gateway.runtime.hooks import CloseHook, HookRunner
 from gateway.runtime.listing import check_symbols
-from gateway.runtime.publish import (
-    Callback,
-    CandleClosed,
-    GatewayErrorEvent,
-    Publisher,
-    StopTriggered,
-    StreamRefused,
-    Subscription,
-    SymbolQuarantined,
-    invoke,
-)
+from gateway.runtime.publish import Callback, Publisher, Subscription, invoke
 from gateway.runtime.router import FrameTap, Router
 from gateway.runtime.symbol import CloseResult, SymbolFailed, SymbolState, symbol_actor
+from gateway.stats import CallbackStats, GatewayStats, RefusedStream, RouterStats
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +127,8 @@ class Gateway:
         A slow subscriber loses its own oldest events (latest-value kinds conflate per
         symbol); it never slows a symbol actor. Close it (or use ``with``) when done.
         ``receive_batch(n)`` takes up to ``n`` queued events per wake-up (bursts: a REST
-        page of backfilled rows is published at once).
+        page of backfilled rows is published at once). Raises `InvalidStreamName` for a
+        symbol that cannot be spelled as one (``BTC USDT``).
         """
         if isinstance(symbols, str):
             symbols = [symbols]
@@ -139,7 +139,9 @@ class Gateway:
         return self.publisher.subscribe(symbols, kinds, buffer or self.config.subscriber_buffer)
 
     def on(self, kind: type, callback: Callback) -> None:
-        """Call ``callback(event)`` (sync or async) for every event of ``kind``."""
+        """Call ``callback(event)`` (sync or async) for every event of ``kind``, in the
+        dispatcher task; one that raises is logged and counted, never fatal. Raises
+        nothing."""
         self.publisher.add_callback(kind, callback)
 
     def on_trade(self, callback: Callback) -> None:
@@ -183,9 +185,9 @@ class Gateway:
     ) -> str:
         """Arm a stop-loss for a position; returns its id. Checked on every trade from now.
 
-        Raises `GatewayError` for a symbol the gateway does not have, `PositionError`
-        for a side other than LONG / SHORT or bad stop values, or on a quarantined
-        symbol (its stops would never be checked).
+        Raises `UnknownSymbol` for a symbol the gateway does not have, `PositionError`
+        for a side other than LONG / SHORT, bad stop values, an id already used, or on a
+        quarantined symbol (its stops would never be checked).
         """
         state = self._state(symbol)
         if state.quarantined:
@@ -212,22 +214,33 @@ class Gateway:
         stop_pct: float | None = None,
         stop_price: float | None = None,
     ) -> None:
-        """Move an armed position's stop."""
+        """Move an armed position's stop (exactly one of ``stop_pct`` / ``stop_price``);
+        it is checked against the last price at once.
+
+        Raises `UnknownSymbol`, or `PositionError` for an unknown id, a stop no longer
+        armed (a fired stop stays fired) or bad stop values.
+        """
         self._state(symbol).stops.adjust_stop(position_id, stop_pct=stop_pct, stop_price=stop_price)
 
     def close_position(self, symbol: str, position_id: str) -> bool:
-        """Cancel an armed position's stop (the user closed it); False if it already fired."""
+        """Cancel an armed position's stop (the user closed it): True; False if it was
+        already cancelled.
+
+        Raises `UnknownSymbol`, or `PositionError` for an unknown id or a stop that
+        already fired (closing that position is the close hook's job now).
+        """
         return self._state(symbol).stops.cancel(position_id)
 
     def positions(self, symbol: str | None = None) -> list[PositionStatus]:
-        """Snapshots of positions (all symbols, or one)."""
+        """Snapshots of positions (all symbols, or one); raises `UnknownSymbol`."""
         states = [self._state(symbol)] if symbol else list(self._states.values())
         return [p for s in states for p in s.stops.positions]
 
     # Snapshots ---------------------------------------------------------------------------
 
     def candles(self, symbol: str, interval: str, n: int | None = None) -> list[Kline]:
-        """Closed candles of ``symbol`` at ``interval``, oldest first (the last ``n``)."""
+        """Closed candles of ``symbol`` at ``interval``, oldest first (the last ``n``;
+        none for an interval not subscribed); raises `UnknownSymbol`."""
         buf = self._state(symbol).candles.buffer(interval)
         return list(buf.closed) if n is None else buf.last(n)
 
@@ -235,15 +248,17 @@ class Gateway:
         """``symbol``'s local order book (kept when a diff-depth stream is subscribed).
 
         Read it (``state``, ``best_bid()``, ``best_ask()``, ``top(n)``); do not feed it.
+        None without a diff-depth stream. Raises `UnknownSymbol`.
         """
         return self._state(symbol).book
 
     def last_prices(self) -> dict[str, float | None]:
-        """The last trade price per symbol."""
+        """The last trade price per symbol (None before its first trade)."""
         return {s: st.last_price for s, st in self._states.items()}
 
-    def stats(self) -> dict[str, Any]:
-        """Per-symbol counters and latency, per-connection state, router counters.
+    def stats(self) -> GatewayStats:
+        """Per-symbol counters and latency, per-connection state, router, REST, holds and
+        callback counters, as frozen values (``to_dict()``: the JSON form).
 
         Nothing in it carries a credential: connections report endpoints as host:port
         and their errors already masked.
@@ -253,36 +268,33 @@ class Gateway:
             snap = state.snapshot()
             child = self.actor_report(sym)
             if child is not None:
-                snap["restarts"] = child.restarts
-                snap["status"] = child.status.value  # "failed" once quarantined
-                snap["dead_letters"] = len(child.dead_letters)
-            fallback = self.fallback
-            snap.update(fallback.snapshot(sym) if fallback is not None
-                        else {"fallback_polls": 0, "fallback_active": False})  # fmt: skip
+                snap = attrs.evolve(snap, restarts=child.restarts,
+                                    status=child.status.value,  # "failed" once quarantined
+                                    dead_letters=len(child.dead_letters))  # fmt: skip
+            if self.fallback is not None:
+                polls, active = self.fallback.snapshot(sym)
+                snap = attrs.evolve(snap, fallback_polls=polls, fallback_active=active)
             symbols[sym] = snap
-        return {
-            "symbols": symbols,
-            "connections": [c.snapshot() for c in self.connections],
-            "router": {
-                "frames": self.router.frames,
-                "malformed": self.router.malformed,
-                "unknown": self.router.unknown,
-                "unrouted": self.router.unrouted,
-                "tap_errors": self.router.tap_errors,
-            },
-            "refused": {
-                name: {"code": code, "message": msg, "connection": c.conn_id}
+        return GatewayStats(
+            symbols=symbols,
+            connections=tuple(c.snapshot() for c in self.connections),
+            router=RouterStats(
+                frames=self.router.frames, malformed=self.router.malformed,
+                unknown=self.router.unknown, unrouted=self.router.unrouted,
+                tap_errors=self.router.tap_errors,
+            ),
+            refused={
+                name: RefusedStream(code=code, message=msg, connection=c.conn_id)
                 for c in self.connections
                 for name, (code, msg) in c.refused.items()
             },
-            "rest": self.backfiller.snapshot() if self.backfiller is not None else None,
-            "holds": self.holds.snapshot(),
-            "callbacks": {
-                "calls": self.publisher.callback_calls,
-                "errors": self.publisher.callback_errors,
-                "dropped": self.publisher.callback_queue.dropped,
-            },
-        }
+            rest=self.backfiller.snapshot() if self.backfiller is not None else None,
+            holds=self.holds.snapshot(),
+            callbacks=CallbackStats(
+                calls=self.publisher.callback_calls, errors=self.publisher.callback_errors,
+                dropped=self.publisher.callback_queue.dropped,
+            ),
+        )  # fmt: skip
 
     def actor_report(self, symbol: str) -> ChildReport | None:
         """The supervisor's report on ``symbol``'s actor (status, restarts, dead letters).
@@ -315,9 +327,7 @@ class Gateway:
         try:
             return self._states[canonical_symbol(symbol)]
         except KeyError:
-            raise GatewayError(
-                f"symbol {symbol!r} is not in this gateway; it has: {', '.join(self._states)}"
-            ) from None
+            raise UnknownSymbol(symbol, tuple(self._states)) from None
 
     # Dynamic symbols --------------------------------------------------------------------
 
@@ -327,8 +337,9 @@ class Gateway:
         """Start actors for new symbols and subscribe their streams (suffixes) live.
 
         Spellings such as ``eth/usdt`` mean ``ETHUSDT``; new symbols are checked against
-        the exchange's listing like at the start (`ConfigError` for an unknown one);
-        an empty ``streams`` is a `ConfigError`.
+        the exchange's listing like at the start. Raises `ConfigError` for a symbol the
+        exchange does not list or an empty ``streams``, `InvalidStreamName` for a bad
+        suffix or spelling, `SubscriptionError` if the exchange refuses the SUBSCRIBE.
         """
         if isinstance(symbols, str):
             symbols = [symbols]
@@ -342,8 +353,12 @@ class Gateway:
 
     async def add_streams(self, names: Iterable[str]) -> None:
         """Subscribe full stream names live, starting actors for symbols not seen before
-        (checked against the exchange's listing first, `ConfigError` for an unknown one;
-        their kline buffers warmed up with ``warmup_candles``)."""
+        (checked against the exchange's listing first; their kline buffers warmed up
+        with ``warmup_candles``).
+
+        Raises `InvalidStreamName` for a bad name, `ConfigError` for a symbol the
+        exchange does not list, `SubscriptionError` if the exchange refuses it.
+        """
         parsed = [parse_stream(_canonical_stream(n)) for n in names]
         new = [s.symbol for s in parsed if s.symbol is not None and s.symbol not in self._states]
         await self._check_listed(list(dict.fromkeys(new)), "add_symbols")
@@ -354,9 +369,17 @@ class Gateway:
         await self._subscribe([s.name for s in parsed])
 
     async def remove_symbols(self, symbols: Iterable[str]) -> None:
-        """Unsubscribe symbols' streams and stop their actors."""
-        for sym in symbols:
-            sym = canonical_symbol(sym)
+        """Unsubscribe symbols' streams and stop their actors (their positions go with
+        them). Raises `UnknownSymbol` (before anything is removed) for a symbol this
+        gateway does not run, `SubscriptionError` if the exchange refuses the UNSUBSCRIBE.
+        """
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        wanted = [canonical_symbol(sym) for sym in symbols]
+        for sym in wanted:
+            if sym not in self._states:
+                raise UnknownSymbol(sym, tuple(self._states))
+        for sym in wanted:
             for conn in self.connections:
                 # Refused streams too: they are no longer asked for again.
                 mine = [n for n in (*conn.streams, *conn.refused)

@@ -155,5 +155,6 @@ class WebSocketLayer:
         self._stop.set()
 
     def stats(self) -> dict[str, Any]:
-        """The gateway's statistics while running, else an empty dict."""
-        return self._gateway.stats() if self._gateway is not None else {}
+        """The gateway's statistics while running (`GatewayStats.to_dict`, the plain
+        dicts this layer always returned), else an empty dict."""
+        return self._gateway.stats().to_dict() if self._gateway is not None else {}

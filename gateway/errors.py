@@ -97,6 +97,19 @@ class RateLimitExceeded(GatewayError):
         )
 
 
+class UnknownSymbol(GatewayError, KeyError):
+    """A symbol this gateway does not run (``known``: the ones it does)."""
+
+    def __init__(self, symbol: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"symbol {symbol!r} is not in this gateway; it has: "
+                         f"{', '.join(known) or 'none'}")  # fmt: skip
+        self.symbol = symbol
+        self.known = known
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 class PositionError(GatewayError, ValueError):
     """A stop-loss book call names an unknown position, bad stop values, or a wrong state."""
 

@@ -131,7 +131,7 @@ async def test_each_real_recording_replays_through_the_gateway_with_its_event_co
                 await trio.sleep(0.01)
         counts = {
             (sym, kind): n
-            for sym, snap in gw.stats()["symbols"].items()
-            for kind, n in snap["events"].items()
+            for sym, snap in gw.stats().symbols.items()
+            for kind, n in snap.events.items()
         }
     assert counts == dict(expected)

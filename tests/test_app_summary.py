@@ -15,11 +15,12 @@ from gateway.app.summary import build_summary, summary_lines
 from gateway.app.tracker import RunTracker
 from gateway.config import GatewayConfig
 from gateway.errors import ConnectionFailed, ConnectionLost, SubscriptionError
+from gateway.stats import ConnectionStats, GatewayStats, RouterStats
 
 URL = "wss://me:hunter2@stream.example:9443"
 
 
-def never_live_summary(stats: dict[str, Any], tracker: RunTracker) -> dict[str, Any]:
+def never_live_summary(stats: GatewayStats, tracker: RunTracker) -> dict[str, Any]:
     return build_summary(
         stats, tracker, url=URL, embedded=False, stream_names=[], started_at="t",
         duration_s=3.0004, ended_by="duration", error=f"never went live: {URL}",
@@ -33,7 +34,7 @@ def test_connect_watch_pictures_the_planned_connections_and_notes_errors_until_l
                            max_streams_per_connection=2)  # fmt: skip
     watch = ConnectWatch(config, tracker)
     # not started yet: every planned shard is idle and never opened
-    assert [(c["id"], c["state"], c["streams"], c["connects"]) for c in watch.connections()] == [
+    assert [(c.id, c.state, c.streams, c.connects) for c in watch.connections()] == [
         ("conn-1", "idle", 2, 0), ("conn-2", "idle", 2, 0)]  # fmt: skip
     def lost(attempt: int) -> ConnectionLost:
         return ConnectionLost("conn-1", "h:1", "refused", opened=False, attempt=attempt,
@@ -54,10 +55,9 @@ def test_connect_watch_pictures_the_planned_connections_and_notes_errors_until_l
 
 def test_a_never_live_summary_is_printed_and_masks_credentials() -> None:
     tracker = RunTracker()
-    conn = {"id": "conn-1", "state": "reconnecting", "streams": 1, "connects": 0,
-            "reconnects": 1, "rotations": 0, "frames": 0, "last_error": f"cannot reach {URL}"}
-    router = dict.fromkeys(("frames", "malformed", "unknown", "unrouted"), 0)
-    stats = {"symbols": {}, "connections": [conn], "router": router}
+    conn = ConnectionStats(id="conn-1", state="reconnecting", streams=1, reconnects=1,
+                           last_error=f"cannot reach {URL}")  # fmt: skip
+    stats = GatewayStats(symbols={}, connections=(conn,), router=RouterStats())
     summary = never_live_summary(stats, tracker)
     assert summary["url"] == "wss://me:***@stream.example:9443"
     assert summary["went_live"] is False and summary["duration_s"] == 3.0

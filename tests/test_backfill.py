@@ -32,6 +32,7 @@ from gateway.runtime.backfill import Backfiller, BackfillRequest, BackfillResult
 from gateway.runtime.publish import Publisher
 from gateway.runtime.symbol import SymbolState
 from gateway.simulator import Simulator
+from gateway.stats import HoldStats
 from tests._loopback import dead_port, drain, exchange, exchange_and_gateway, flow, queued
 
 _GAPS = [GapDetected, GapFilled, GapUnfilled]
@@ -84,7 +85,7 @@ async def test_a_25000_id_gap_is_filled_completely_and_a_stop_inside_it_fires_on
         assert backfilled[24_500].price == 94.0
         await trio.sleep(1)
         assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
-        assert gw.stats()["symbols"]["BTCUSDT"]["backfilled"] == 25_000
+        assert gw.stats().symbols["BTCUSDT"].backfilled == 25_000
         pages = sim.control.rest_requests("aggTrades")
         assert len(pages) == 25 and {r.status for r in pages} == {200}
 
@@ -134,8 +135,8 @@ async def test_rest_down_ends_the_gap_in_gap_unfilled_with_its_exact_range(
         assert (unfilled.stream, unfilled.first, unfilled.last) == ("aggTrade", ids[0], ids[-1])
         assert "503" in unfilled.reason
         assert [r.status for r in sim.control.rest_requests("aggTrades")] == [503] * 3
-        rest = gw.stats()["rest"]
-        assert (rest["requests"], rest["retries"], rest["failed"]) == (3, 2, 1)
+        rest = gw.stats().rest
+        assert (rest.requests, rest.retries, rest.failed) == (3, 2, 1)
 
 
 @pytest.mark.parametrize(("streams", "path"), [(("aggTrade",), "aggTrades"),
@@ -180,8 +181,8 @@ async def test_a_refused_rest_port_ends_the_gap_in_gap_unfilled(autojump_clock: 
         assert isinstance(detected, GapDetected) and isinstance(unfilled, GapUnfilled)
         assert (unfilled.first, unfilled.last) == (ids[0], ids[-1])
         assert "ConnectError" in unfilled.reason
-        rest = gw.stats()["rest"]
-        assert (rest["requests"], rest["retries"], rest["failed"]) == (2, 1, 1)  # retried once
+        rest = gw.stats().rest
+        assert (rest.requests, rest.retries, rest.failed) == (2, 1, 1)  # retried once
 
 
 async def test_a_gap_beyond_the_budget_is_filled_up_to_it_and_the_rest_reported(
@@ -236,10 +237,10 @@ async def test_a_500_trade_gap_is_filled_from_historical_trades_and_a_stop_insid
         assert backfilled[250].price == 94.0 and {t.receive_ns for t in backfilled} == {0}
         await trio.sleep(1)
         assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
-        assert gw.stats()["symbols"]["BTCUSDT"]["backfilled"] == 500
+        assert gw.stats().symbols["BTCUSDT"].backfilled == 500
         (page,) = sim.control.rest_requests("historicalTrades")
         assert page.status == 200
-        assert gw.stats()["rest"]["used_weight"] >= 25
+        assert gw.stats().rest.used_weight >= 25
         assert not sim.control.rest_requests("aggTrades")
 
 
@@ -313,8 +314,8 @@ async def test_a_subscriber_sees_strictly_increasing_trade_ids_across_a_gap(
         assert filled == GapFilled("BTCUSDT", "trade", first + 1, first + 500, 500)
         assert [t.trade_id for t in got] == list(range(first + 1, first + 521))
         assert [t.backfilled for t in got] == [True] * 500 + [False] * 20
-        symbol = gw.stats()["symbols"]["BTCUSDT"]
-        assert (symbol["held"], symbol["hold_overflows"]) == (0, 0)
+        symbol = gw.stats().symbols["BTCUSDT"]
+        assert (symbol.held, symbol.hold_overflows) == (0, 0)
 
 
 async def test_a_stop_crossed_by_a_held_live_trade_fires_before_the_gap_is_filled(
@@ -375,7 +376,7 @@ async def test_a_hold_past_its_bound_releases_the_live_trades_and_counts_it(
         assert [t.trade_id for t in late] == list(range(first + 1, first + 11))
         assert all(t.backfilled for t in late) and not any(t.backfilled for t in live)
         assert 1.0 <= waited < 30.0 if bound == "time" else waited < 1.0
-        assert gw.stats()["symbols"]["BTCUSDT"]["hold_overflows"] == 1
+        assert gw.stats().symbols["BTCUSDT"].hold_overflows == 1
 
 
 @pytest.mark.parametrize("bound", ["count", "time"])
@@ -408,7 +409,7 @@ async def test_by_default_a_hold_past_its_bound_ends_its_gap_unfilled_and_ids_ne
         assert [t.trade_id for t in live] == list(range(first + 11, first + 16))
         assert after.trade_id == first + 16 and not leftover  # the rows: never published
         assert isinstance(fired[0], StopTriggered) and fired[0].trigger_price == 90.0
-        assert gw.stats()["symbols"]["BTCUSDT"]["hold_overflows"] == 1
+        assert gw.stats().symbols["BTCUSDT"].hold_overflows == 1
 
 
 async def test_two_gaps_in_one_hold_ending_out_of_order_still_publish_increasing_ids(
@@ -435,7 +436,7 @@ async def test_two_gaps_in_one_hold_ending_out_of_order_still_publish_increasing
     # Each gap's ending comes after its own rows, even when its REST answer came first.
     assert seen == [1, ("GapDetected", 2), ("GapDetected", 7), 2, 3, 4, ("GapFilled", 2),
                     5, 6, 7, 8, ("GapFilled", 7), 9, 10]  # fmt: skip
-    assert state.snapshot()["held"] == 0 and state.hold_deadline() is None
+    assert state.snapshot().held == 0 and state.hold_deadline() is None
 
 
 def test_holding_can_be_turned_off() -> None:
@@ -502,7 +503,7 @@ async def test_a_failing_depth_snapshot_is_retried_with_backoff_not_once_per_dif
         await trio.sleep(1)
         snaps = sim.control.rest_requests("depth")
         assert [r.status for r in snaps] == [500] * 8 + [200]  # one at a time, then synced
-        diffs = gw.stats()["symbols"]["BTCUSDT"]["events"]["DepthUpdate"]
+        diffs = gw.stats().symbols["BTCUSDT"].events["DepthUpdate"]
         assert diffs >= 250 and len(snaps) * 25 < diffs
         gaps = [b.time - a.time for a, b in itertools.pairwise(snaps)]
         assert gaps[4] >= 1.0  # five tries failed for good: the symbol waits before a sixth
@@ -520,10 +521,10 @@ async def test_a_depth_snapshot_that_keeps_failing_is_asked_for_far_less_than_pe
             await trio.sleep(0.1)
             sim.control.tick()
         snaps = sim.control.rest_requests("depth")
-        symbol = gw.stats()["symbols"]["BTCUSDT"]
-        assert symbol["events"]["DepthUpdate"] >= 250
+        symbol = gw.stats().symbols["BTCUSDT"]
+        assert symbol.events["DepthUpdate"] >= 250
         assert 5 <= len(snaps) <= 30 and {r.status for r in snaps} == {500}
-        assert symbol["snapshot_failures"] >= 2 and symbol["order_book"] != "synced"
+        assert symbol.snapshot_failures >= 2 and symbol.order_book != "synced"
 
 
 async def test_a_gap_older_than_the_exchange_history_is_reported_unfilled_whole(
@@ -563,8 +564,8 @@ async def test_the_used_weight_header_holds_pages_back_until_the_next_minute(
         pages = sim.control.rest_requests("aggTrades")
         assert [p.status for p in pages] == [200] * 3  # never a 429
         assert int(pages[1].time // 60) > int(pages[0].time // 60)  # waited for a new minute
-        rest = gw.stats()["rest"]
-        assert rest["requests"] == 3 and rest["throttled"] >= 1 and rest["retries"] == 0
+        rest = gw.stats().rest
+        assert rest.requests == 3 and rest.throttled >= 1 and rest.retries == 0
 
 
 @pytest.mark.parametrize(
@@ -705,7 +706,7 @@ async def test_a_plain_trade_gap_historical_trades_cannot_serve_still_fires_a_st
         assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
         assert [r.status for r in sim.control.rest_requests("historicalTrades")] == [500] * 3
         assert {r.status for r in sim.control.rest_requests("aggTrades")} == {200}
-        assert gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 1
+        assert gw.stats().symbols["BTCUSDT"].stops_fired == 1
 
 
 async def test_the_unserved_tail_of_a_plain_trade_gap_is_priced_from_agg_trades(
@@ -750,7 +751,7 @@ async def test_a_plain_trade_gap_both_rest_endpoints_fail_ends_unfilled_and_noth
         assert "HTTP 503" in unfilled.reason and "stops checked" not in unfilled.reason
         assert [r.status for r in sim.control.rest_requests("aggTrades")] == [503] * 3
         await trio.sleep(1)
-        assert fired == [] and gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 0
+        assert fired == [] and gw.stats().symbols["BTCUSDT"].stops_fired == 0
         await streams_on(sim, gw, Trade)  # the gateway is up and streaming
     assert not [e for e in errors if not isinstance(e, GatewayError)]
 
@@ -811,8 +812,8 @@ async def test_a_trade_gap_that_ended_unfilled_is_not_fetched_on_when_no_stop_ne
             first - 1, *range(first, first + 999), first + 3000]  # fmt: skip
         assert len(sim.control.rest_requests("historicalTrades")) == 1  # 2 of 3 pages shed
         assert sim.control.rest_requests("aggTrades") == []  # no stop: no pricing either
-        rest = gw.stats()["rest"]
-        assert rest["shed"] >= 1 and rest["failed"] == 0
+        rest = gw.stats().rest
+        assert rest.shed >= 1 and rest.failed == 0
 
 
 async def test_a_trade_gap_that_ended_unfilled_is_priced_from_agg_trades_for_an_armed_stop(
@@ -832,7 +833,7 @@ async def test_a_trade_gap_that_ended_unfilled_is_priced_from_agg_trades_for_an_
         assert at[0] - start < 90  # in the second minute, not after the third page
         assert len(sim.control.rest_requests("historicalTrades")) == 1
         assert {r.status for r in sim.control.rest_requests("aggTrades")} == {200}
-        assert gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 1
+        assert gw.stats().symbols["BTCUSDT"].stops_fired == 1
 
 
 async def test_one_bound_on_events_held_by_all_symbols_together(
@@ -856,9 +857,9 @@ async def test_one_bound_on_events_held_by_all_symbols_together(
                     sim.control.inject_trade(sym, 99.0, 1.0)
             released = await drain(trades, 3)
             detected = await drain(gaps, 3)
-            holds = gw.stats()["holds"]
+            holds = gw.stats().holds
         assert [t.symbol for t in released] == ["ETHUSDT"] * 3
         unfilled = [e for e in detected if isinstance(e, GapUnfilled)]
         assert [e.symbol for e in unfilled] == ["ETHUSDT"]
         assert "5 events held by all symbols" in unfilled[0].reason
-        assert holds == {"held": 3, "peak": 6, "limit": 5, "overflows": 1}
+        assert holds == HoldStats(held=3, peak=6, limit=5, overflows=1)

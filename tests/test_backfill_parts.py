@@ -105,7 +105,7 @@ async def test_rows_of_a_long_gap_are_published_before_its_later_pages_are_fetch
             early = queued(seen)
             await trio.sleep(300)
             late = queued(seen)
-            holds = gw.stats()["holds"]
+            holds = gw.stats().holds
     assert type(early[0]) is GapDetected and (early[0].first, early[0].last) == (
         start, start + 2499)  # fmt: skip
     assert [getattr(e, key) for e in early[1:]] == list(range(start, start + 999))
@@ -115,7 +115,7 @@ async def test_rows_of_a_long_gap_are_published_before_its_later_pages_are_fetch
     ids = [getattr(e, key) for e in late if type(e) is event]
     assert ids == list(range(start + 999, start + 2503))  # the rest, then the live ones
     assert type(late[len(ids) - 3]) is GapFilled  # before the live trades it held back
-    assert holds["held"] == 0 and holds["peak"] <= 3 + 1 + 1000  # never the whole gap
+    assert holds.held == 0 and holds.peak <= 3 + 1 + 1000  # never the whole gap
 
 
 # --- the symbol applies parts -------------------------------------------------------
@@ -137,7 +137,7 @@ async def test_parts_of_the_oldest_gap_go_out_at_once_and_the_count_is_the_whole
     assert [_label(e) for e in early] == [1, ("GapDetected", 2, 9), 2, 3, 4]
     assert [_label(e) for e in late] == [5, 6, 7, 8, 9, ("GapFilled", 2, 9), 10, 11]
     assert late[5].count == 8
-    assert state.snapshot()["held"] == 0 and state.backfilled == 8
+    assert state.snapshot().held == 0 and state.backfilled == 8
 
 
 async def test_rows_of_a_younger_gap_wait_behind_the_older_one_and_count_in_the_bound(
@@ -149,7 +149,7 @@ async def test_rows_of_a_younger_gap_wait_behind_the_older_one_and_count_in_the_
         for i in (1, 5, 6, 10):  # 2..4 and 7..9 missing
             state.handle(_trade(i))
         state.on_backfill(_part(7, 9, range(7, 10), final=True))  # the younger answers first
-        held = state.snapshot()["held"]
+        held = state.snapshot().held
         assert state._hold_budget is not None
         counted = state._hold_budget.held
         state.on_backfill(_part(2, 4, range(2, 5), final=True))

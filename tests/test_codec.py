@@ -19,12 +19,8 @@ from gateway import (
     AvgPrice,
     BlockTrade,
     BookTicker,
-    ControlEncoder,
-    ControlError,
-    ControlReply,
     DecodeError,
     DepthUpdate,
-    EventArray,
     Kline,
     MiniTicker,
     PartialDepth,
@@ -33,11 +29,15 @@ from gateway import (
     ServerShutdown,
     Ticker,
     Trade,
-    UnknownEvent,
-    decode_frame,
 )
-from gateway.core.codec import stream_symbol
-from gateway.core.events import MARKET_EVENT_TYPES
+from gateway.core.codec import ControlEncoder, decode_frame, stream_symbol
+from gateway.core.events import (
+    MARKET_EVENT_TYPES,
+    ControlError,
+    ControlReply,
+    EventArray,
+    UnknownEvent,
+)
 from tests.recorded_data import RECORDINGS, raw_frames
 
 # The example payloads of binance-market-streams.md, section by section.

@@ -43,6 +43,7 @@ from gateway.runtime.groups import leaves
 from gateway.runtime.router import Router
 from gateway.runtime.websocket import open_websocket
 from gateway.simulator import Simulator, open_simulator
+from gateway.stats import RefusedStream
 from tests._loopback import drain, queued, read_request_head
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
@@ -89,7 +90,7 @@ async def test_a_1008_close_in_reply_to_subscribe_slows_the_pace_and_reconnects(
         async with gateway(sim, errors) as gw:
             conn = gw.connections[0]
             assert conn.rate_penalties == 1
-            assert conn.snapshot()["control_pace"] == "2/1s"  # halved from 4 a second
+            assert conn.snapshot().control_pace == "2/1s"  # halved from 4 a second
             await streams_again(sim, gw)
         stats = sim.control.stats()
     assert stats.closes_by_code.get(1008) == 1
@@ -136,14 +137,14 @@ async def test_a_ping_waiting_for_a_slowed_control_pace_is_not_silence(
             sim, errors, streams=("trade",), control_rate=1, silence_timeout=6.0
         ) as gw:
             conn = gw.connections[0]
-            assert conn.snapshot()["control_pace"] == "1/8s" and conn.reconnects == 3
+            assert conn.snapshot().control_pace == "1/8s" and conn.reconnects == 3
             await trio.sleep(60)  # about 7 pings, every one answered after its turn
             snap = conn.snapshot()
             await streams_again(sim, gw)
         stats = sim.control.stats()
     lost = [e for e in errors if isinstance(e, ConnectionLost)]
     assert [e.reason for e in lost] == ["closed by the exchange: 1008 Too many requests"] * 3
-    assert snap["reconnects"] == 3 and snap["state"] == "live"  # no "silent for 6.0 s"
+    assert snap.reconnects == 3 and snap.state == "live"  # no "silent for 6.0 s"
     assert stats.connections_total == 4
 
 
@@ -292,11 +293,10 @@ async def test_a_refused_stream_is_reported_and_dropped_and_the_others_stream(
         async with gateway(sim, errors, streams=("trade", "aggTrade", "kline_1m")) as gw:
             conn = gw.connections[0]
             assert "ethusdt@aggTrade" not in conn.streams and len(conn.streams) == 8
-            assert gw.stats()["refused"] == {
-                "ethusdt@aggTrade": {
-                    "code": 2, "message": "Invalid request: invalid stream",
-                    "connection": "conn-1",
-                },
+            assert gw.stats().refused == {
+                "ethusdt@aggTrade": RefusedStream(
+                    code=2, message="Invalid request: invalid stream", connection="conn-1",
+                ),
             }  # fmt: skip
             for symbol in SYMBOLS:
                 await streams_again(sim, gw, symbol)
@@ -343,7 +343,7 @@ async def test_a_refused_stream_is_asked_for_again_and_once_accepted_its_gap_is_
             events.extend(await drain(sub, 1))
             assert not queued(refused)  # reported once, however often it was asked again
         assert "ethusdt@aggTrade" in conn.streams and not conn.refused
-        assert conn.snapshot()["refusal_retries"] >= 2
+        assert conn.snapshot().refusal_retries >= 2
     ids = [e.agg_trade_id for e in events if isinstance(e, AggTrade)]
     assert ids == list(range(ids[0], ids[-1] + 1))  # every aggregate trade, once, in order
     assert sum(1 for e in events if isinstance(e, AggTrade) and e.backfilled) >= 3
@@ -496,7 +496,7 @@ async def test_no_injected_fault_makes_open_gateway_raise_anything_but_connectio
             await trio.sleep(30)
             sim.control.clear_faults()
             await streams_again(sim, gw, "ETHUSDT")  # up and streaming once the fault ends
-            assert all(s["crashes"] == 0 for s in gw.stats()["symbols"].values())
+            assert all(s.crashes == 0 for s in gw.stats().symbols.values())
     assert all(isinstance(e, ConnectionLost | SubscriptionError) for e in errors)
 
 

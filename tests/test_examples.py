@@ -1,4 +1,5 @@
-"""The README's embedding example runs as written, against the embedded exchange."""
+"""The README's examples run as written: the embedding one against the embedded
+exchange, the codec one as plain Python."""
 
 from __future__ import annotations
 
@@ -36,5 +37,20 @@ async def test_embedding_example_runs(
         await embed.main(sim.ws_url, seconds=65)  # type: ignore[attr-defined]
     out = capsys.readouterr().out
     assert "candle BTCUSDT" in out and "candle ETHUSDT" in out
-    assert "'BTCUSDT': " in out.split("events ")[1] and "'p99'" in out
+    assert "'BTCUSDT': " in out.split("events ")[1] and "p99=" in out
     assert "closing BTCUSDT-1: stop" in out  # the demo stop fired and was closed
+
+
+def readme_block(after_heading: str) -> str:
+    """The first ```python block of README.md after ``after_heading``."""
+    text = (ROOT / "README.md").read_text()
+    rest = text[text.index(after_heading) :]
+    return rest.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_codec_example_runs_as_written() -> None:
+    scope: dict[str, object] = {}
+    exec(compile(readme_block("## The codec (sans-I/O)"), "README.md", "exec"), scope)
+    assert scope["url"] == ("wss://stream.binance.com:9443/stream?streams="
+                            "btcusdt@trade/ethusdt@kline_1m")  # fmt: skip
+    assert '"method":"SUBSCRIBE"' in str(scope["text"])

@@ -85,10 +85,10 @@ async def test_a_malformed_frame_is_counted_logged_once_and_skipped(
             sim.control.inject_trade("BTCUSDT", 100.0, 1.0)
             assert [t.price for t in await drain(sub, 1)] == [100.0]  # the next frame flows
         stats = gw.stats()
-    assert stats["router"]["malformed"] == 2
+    assert stats.router.malformed == 2
     assert sum("malformed" in r.getMessage() for r in caplog.records) == 1
-    assert stats["connections"][0]["reconnects"] == 0
-    assert stats["symbols"]["BTCUSDT"]["crashes"] == stats["symbols"]["BTCUSDT"]["restarts"] == 0
+    assert stats.connections[0].reconnects == 0
+    assert stats.symbols["BTCUSDT"].crashes == stats.symbols["BTCUSDT"].restarts == 0
 
 
 # --- unknown event kind --------------------------------------------------------------
@@ -108,11 +108,11 @@ async def test_an_unknown_event_kind_is_counted_per_kind_logged_once_per_kind_an
             assert [type(e) for e in await drain(sub, 1)] == [Trade]
         stats = gw.stats()
         kinds = dict(gw.router.unknown_kinds)
-    assert stats["router"]["unknown"] == 3
+    assert stats.router.unknown == 3
     assert kinds == {"futureEvent": 2, "otherEvent": 1}
     logged = [r.getMessage() for r in caplog.records if "unknown event kind" in r.getMessage()]
     assert len(logged) == 2  # once per kind
-    assert stats["symbols"]["BTCUSDT"]["crashes"] == stats["connections"][0]["reconnects"] == 0
+    assert stats.symbols["BTCUSDT"].crashes == stats.connections[0].reconnects == 0
 
 
 # --- a symbol's handler raises -------------------------------------------------------
@@ -141,7 +141,7 @@ async def test_a_symbol_whose_handler_raises_restarts_alone_with_its_state_and_a
             btc_trades = await drain(btc, made)
         await trio.testing.wait_all_tasks_blocked()  # the close request went through
         report = gw.actor_report("ETHUSDT")
-        stats = gw.stats()["symbols"]
+        stats = gw.stats().symbols
         eth_state = gw.state("ETHUSDT")
         (position,) = gw.positions("ETHUSDT")
     assert report is not None and report.restarts == 1 and report.status is ChildStatus.RUNNING
@@ -150,10 +150,10 @@ async def test_a_symbol_whose_handler_raises_restarts_alone_with_its_state_and_a
     # Its state survived the restart: the stop fired once and was closed after it.
     assert [f.trigger_price for f in fired] == [crossing]
     assert position.state is StopState.CLOSED
-    assert eth_state.last_price == 97.0 and stats["ETHUSDT"]["status"] == "running"
+    assert eth_state.last_price == 97.0 and stats["ETHUSDT"].status == "running"
     # The other symbol never noticed.
     assert btc_trades_complete(btc_trades, first_btc, sim)
-    assert (stats["BTCUSDT"]["restarts"], stats["BTCUSDT"]["crashes"]) == (0, 0)
+    assert (stats["BTCUSDT"].restarts, stats["BTCUSDT"].crashes) == (0, 0)
 
 
 # --- a symbol keeps crashing: on_symbol_failure = "quarantine" (the default) ------------
@@ -185,7 +185,7 @@ async def test_a_symbol_that_keeps_crashing_is_quarantined_alone_and_the_others_
             made = sim.market.symbol("BTCUSDT").next_trade_id - first_btc
             btc_trades = await drain(btc, made)
         await trio.testing.wait_all_tasks_blocked()  # callbacks ran
-        stats = gw.stats()["symbols"]
+        stats = gw.stats().symbols
         report = gw.actor_report("ETHUSDT")
         subscribed = await gw.connections[0].list_subscriptions()
         positions = {p.position.id: p.state for p in gw.positions("ETHUSDT")}
@@ -198,8 +198,8 @@ async def test_a_symbol_that_keeps_crashing_is_quarantined_alone_and_the_others_
         with gw.subscribe("ETHUSDT", Trade) as eth_again:
             sim.control.inject_trade("ETHUSDT", 101.0, 1.0)
             assert [t.price for t in await drain(eth_again, 1)] == [101.0]
-        again = gw.stats()["symbols"]["ETHUSDT"]
-        assert (again["status"], again["quarantined"], again["restarts"]) == ("running", False, 0)
+        again = gw.stats().symbols["ETHUSDT"]
+        assert (again.status, again.quarantined, again.restarts) == ("running", False, 0)
 
     assert isinstance(event, SymbolQuarantined) and told == [event]
     assert (event.symbol, event.restarts) == ("ETHUSDT", 2)
@@ -211,15 +211,15 @@ async def test_a_symbol_that_keeps_crashing_is_quarantined_alone_and_the_others_
     assert (reported.source, reported.symbol, reported.error) == ("symbol", "ETHUSDT", error)
     assert errors == [error]  # the error callbacks were told, once
     eth_stats = stats["ETHUSDT"]
-    assert (eth_stats["status"], eth_stats["quarantined"]) == ("failed", True)
-    assert (eth_stats["restarts"], eth_stats["dead_letters"]) == (2, 3)
-    assert eth_stats["dropped"] == 5
+    assert (eth_stats.status, eth_stats.quarantined) == ("failed", True)
+    assert (eth_stats.restarts, eth_stats.dead_letters) == (2, 3)
+    assert eth_stats.dropped == 5
     assert report is not None and report.status is ChildStatus.FAILED
     assert "ethusdt@trade" in subscribed
     assert set(positions.values()) == {StopState.CLOSED}  # each fired once, then closed
     assert btc_trades_complete(btc_trades, first_btc, sim)
     btc_stats = stats["BTCUSDT"]
-    assert (btc_stats["status"], btc_stats["quarantined"], btc_stats["restarts"]) == (
+    assert (btc_stats.status, btc_stats.quarantined, btc_stats.restarts) == (
         "running", False, 0,
     )  # fmt: skip
 
@@ -274,12 +274,12 @@ async def test_a_raising_callback_is_logged_counted_and_told_to_the_error_callba
         await trio.testing.wait_all_tasks_blocked()  # the dispatcher ran every callback
         stats = gw.stats()
     assert called == ids
-    assert stats["callbacks"]["errors"] == 3
+    assert stats.callbacks.errors == 3
     assert [str(e) for e in errors] == ["user callback bug"] * 3
     assert sum("user callback bug" in r.getMessage() for r in caplog.records) == 3
-    symbol = stats["symbols"]["BTCUSDT"]
-    assert (symbol["crashes"], symbol["restarts"], symbol["handled"]) == (0, 0, 3)
-    assert stats["connections"][0]["reconnects"] == 0
+    symbol = stats.symbols["BTCUSDT"]
+    assert (symbol.crashes, symbol.restarts, symbol.handled) == (0, 0, 3)
+    assert stats.connections[0].reconnects == 0
 
 
 # --- a close hook raises -------------------------------------------------------------
@@ -351,7 +351,7 @@ async def test_a_closed_silent_or_shutting_down_connection_recovers_and_resubscr
             after = await drain(sub, 2)
         (conn,) = gw.connections
         subscriptions = list(sim.control.stats().subscriptions.values())
-        restarts = [s["restarts"] for s in gw.stats()["symbols"].values()]
+        restarts = [s.restarts for s in gw.stats().symbols.values()]
     assert sorted(t.symbol for t in after) == ["BTCUSDT", "ETHUSDT"]  # both streams flow
     assert subscriptions == [("btcusdt@trade", "ethusdt@trade")]  # resubscribed, once
     expected = {
@@ -430,7 +430,7 @@ async def test_the_caller_cancelling_stops_everything_and_is_never_counted_as_a_
         assert (report.status, report.restarts, report.dead_letters) == (
             ChildStatus.STOPPED, 0, (),
         )  # fmt: skip
-    assert {s["crashes"] for s in gw.stats()["symbols"].values()} == {0}
+    assert {s.crashes for s in gw.stats().symbols.values()} == {0}
     assert gw.hooks.failures == 0  # the cancelled hook is no failure either
     assert errors == []
-    assert gw.stats()["symbols"]["BTCUSDT"]["handled"] > 1
+    assert gw.stats().symbols["BTCUSDT"].handled > 1

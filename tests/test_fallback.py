@@ -39,7 +39,7 @@ async def test_a_stall_crossing_a_stop_fires_it_once_from_rest_and_never_again_l
             # Detected within fallback_after + one check interval, polled in the next one.
             assert elapsed <= 5.0 + 2 * 1.0 + 0.5
             assert (trigger.position_id, trigger.trigger_price) == (pid, 94.0)
-            assert gw.stats()["symbols"]["BTCUSDT"]["fallback_active"] is True
+            assert gw.stats().symbols["BTCUSDT"].fallback_active is True
             await trio.sleep(3)  # more polls at the same crossing price: no new trigger
             sim.control.resume()
             sim.control.inject_trade("BTCUSDT", 93.0, 1.0)  # live, below the stop again
@@ -48,15 +48,15 @@ async def test_a_stall_crossing_a_stop_fires_it_once_from_rest_and_never_again_l
         assert [type(e).__name__ for e in got] == ["AggTrade", "GapFilled", "AggTrade"]
         assert [(e.price, e.backfilled) for e in (got[0], got[2])] == [(94.0, True), (93.0, False)]
         assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
-        stats = gw.stats()["symbols"]
-        assert stats["BTCUSDT"]["stops_fired"] == 1
-        assert stats["BTCUSDT"]["fallback_polls"] >= 1
-        assert stats["BTCUSDT"]["fallback_active"] is False  # no armed stops any more
-        assert (stats["ETHUSDT"]["fallback_polls"], stats["ETHUSDT"]["fallback_active"]) == (
+        stats = gw.stats().symbols
+        assert stats["BTCUSDT"].stops_fired == 1
+        assert stats["BTCUSDT"].fallback_polls >= 1
+        assert stats["BTCUSDT"].fallback_active is False  # no armed stops any more
+        assert (stats["ETHUSDT"].fallback_polls, stats["ETHUSDT"].fallback_active) == (
             0, False,
         )  # fmt: skip
         polls = sim.control.rest_requests("ticker/price")
-        assert len(polls) == stats["BTCUSDT"]["fallback_polls"]
+        assert len(polls) == stats["BTCUSDT"].fallback_polls
     starts = [r for r in caplog.records if "checking them against the REST price" in r.message]
     ends = [r for r in caplog.records if "fallback ended" in r.message]
     assert len(starts) == 1 and len(ends) == 1
@@ -72,21 +72,21 @@ async def test_the_fallback_ends_when_a_live_trade_arrives_and_stops_stay_armed(
             await drain(live, 1)
             sim.control.stall()
             await trio.sleep(10)  # no crossing: the fallback polls, nothing fires
-            btc = gw.stats()["symbols"]["BTCUSDT"]
-            assert btc["fallback_active"] is True and btc["fallback_polls"] >= 3
+            btc = gw.stats().symbols["BTCUSDT"]
+            assert btc.fallback_active is True and btc.fallback_polls >= 3
             sim.control.resume()
             sim.control.inject_trade("BTCUSDT", 98.0, 1.0)
             await drain(live, 1)  # nothing traded during the stall: no gap
             await trio.sleep(2)
-            polls = gw.stats()["symbols"]["BTCUSDT"]["fallback_polls"]
-            assert gw.stats()["symbols"]["BTCUSDT"]["fallback_active"] is False
+            polls = gw.stats().symbols["BTCUSDT"].fallback_polls
+            assert gw.stats().symbols["BTCUSDT"].fallback_active is False
             await trio.sleep(2)  # a live trade every now and then keeps it off
             sim.control.inject_trade("BTCUSDT", 98.0, 1.0)
             await drain(live, 1)
             await trio.sleep(2)
-            assert gw.stats()["symbols"]["BTCUSDT"]["fallback_polls"] == polls
-        assert gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 0
-        assert gw.stats()["symbols"]["ETHUSDT"]["fallback_polls"] == 0
+            assert gw.stats().symbols["BTCUSDT"].fallback_polls == polls
+        assert gw.stats().symbols["BTCUSDT"].stops_fired == 0
+        assert gw.stats().symbols["ETHUSDT"].fallback_polls == 0
 
 
 async def test_while_reconnecting_the_rest_price_fires_the_stop_once(
@@ -104,7 +104,7 @@ async def test_while_reconnecting_the_rest_price_fires_the_stop_once(
             sim.control.close_connections(abrupt=True)  # the stream is down, reconnecting
             sim.control.inject_trade("BTCUSDT", 106.0, 1.0)
             await trio.sleep(9)
-            assert gw.connections[0].snapshot()["state"] in ("reconnecting", "connecting")
+            assert gw.connections[0].snapshot().state in ("reconnecting", "connecting")
             assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 106.0)]
             await trio.sleep(90)  # reconnected by now (backoff with jitter, up to 30 s)
             sim.control.inject_trade("BTCUSDT", 107.0, 1.0)
@@ -140,7 +140,7 @@ async def test_symbols_without_armed_stops_never_poll(autojump_clock: MockClock)
         sim.control.stall()
         await trio.sleep(30)
         assert sim.control.rest_requests("ticker/price") == []
-        assert {s["fallback_polls"] for s in gw.stats()["symbols"].values()} == {0}
+        assert {s.fallback_polls for s in gw.stats().symbols.values()} == {0}
 
 
 async def test_fallback_after_zero_disables_it(autojump_clock: MockClock) -> None:
@@ -150,8 +150,8 @@ async def test_fallback_after_zero_disables_it(autojump_clock: MockClock) -> Non
         sim.control.inject_trade("BTCUSDT", 94.0, 1.0)
         await trio.sleep(30)
         assert gw.fallback is None and sim.control.rest_requests("ticker/price") == []
-        btc = gw.stats()["symbols"]["BTCUSDT"]
-        assert (btc["stops_fired"], btc["fallback_polls"], btc["fallback_active"]) == (0, 0, False)
+        btc = gw.stats().symbols["BTCUSDT"]
+        assert (btc.stops_fired, btc.fallback_polls, btc.fallback_active) == (0, 0, False)
 
 
 async def test_polls_stay_inside_the_rest_weight_budget(autojump_clock: MockClock) -> None:
@@ -163,7 +163,7 @@ async def test_polls_stay_inside_the_rest_weight_budget(autojump_clock: MockCloc
         assert times  # it polls, weight 2 each: at most 5 a minute, not one a second
         for t in times:
             assert len([u for u in times if t <= u < t + 60]) <= 5
-        assert gw.stats()["rest"]["throttled"] > 0
+        assert gw.stats().rest.throttled > 0
 
 
 async def test_failed_polls_are_reported_once_per_fallback(autojump_clock: MockClock) -> None:
@@ -180,7 +180,7 @@ async def test_failed_polls_are_reported_once_per_fallback(autojump_clock: MockC
         sim.control.rest_up()
         sim.control.inject_trade("BTCUSDT", 94.0, 1.0)  # during the stall: REST only
         await trio.sleep(3)
-        assert gw.stats()["symbols"]["BTCUSDT"]["stops_fired"] == 1
+        assert gw.stats().symbols["BTCUSDT"].stops_fired == 1
 
 
 def test_fallback_settings_are_validated() -> None:

@@ -72,5 +72,5 @@ async def test_a_raising_tap_is_counted_and_reported_and_nothing_else_happens(
         frames, stats = gw.connections[0].frames, gw.stats()
         assert gw.connections[0].connects == 1  # the session never ended
     assert len(trades) == made  # every frame still routed, the failing ones included
-    assert stats["router"]["tap_errors"] == frames // 3 == len(errors)
+    assert stats.router.tap_errors == frames // 3 == len(errors)
     assert all(isinstance(e, RuntimeError) and "tap bug" in str(e) for e in errors)

@@ -41,10 +41,10 @@ async def test_three_symbols_three_streams_every_event_to_its_symbol_in_order(
             assert ids == list(range(firsts[symbol], firsts[symbol] + made[symbol]))
         stats = gw.stats()
         for symbol in SYMBOLS:
-            events = stats["symbols"][symbol]["events"]
+            events = stats.symbols[symbol].events
             assert events["Trade"] == made[symbol]
             assert events.get("Kline", 0) > 0 and events.get("Ticker", 0) > 0
-        assert stats["router"]["malformed"] == 0 and stats["router"]["unrouted"] == 0
+        assert stats.router.malformed == 0 and stats.router.unrouted == 0
 
 
 async def test_candle_buffer_holds_exactly_the_closed_candles_bounded(
@@ -221,8 +221,8 @@ async def test_a_symbol_that_always_crashes_leaves_the_others_complete(
         assert [t.trade_id for t in trades] == list(range(first, first + made))
         report = gw.actor_report("ETHUSDT")
         assert report is not None and report.restarts >= 2 and report.dead_letters
-        assert gw.stats()["symbols"]["BTCUSDT"]["crashes"] == 0
-        assert gw.stats()["callbacks"]["errors"] == len(raising) > 0
+        assert gw.stats().symbols["BTCUSDT"].crashes == 0
+        assert gw.stats().callbacks.errors == len(raising) > 0
 
 
 async def test_reconnects_and_resubscribes_after_an_abrupt_close(autojump_clock: MockClock) -> None:
@@ -299,8 +299,8 @@ async def test_malformed_and_unknown_frames_are_counted_and_skipped(
             sim.control.send_unknown_event("BTCUSDT")
             sim.control.inject_trade("BTCUSDT", 100.0, 1.0)
             assert (await drain(sub, 1))[0].price == 100.0
-        router = gw.stats()["router"]
-        assert (router["malformed"], router["unknown"]) == (1, 2)
+        router = gw.stats().router
+        assert (router.malformed, router.unknown) == (1, 2)
 
 
 async def test_ticker_subscription_conflates_for_a_slow_subscriber(
@@ -391,7 +391,7 @@ async def test_a_trade_gap_is_reported_backfilled_over_rest_and_fires_a_hidden_s
     autojump_clock: MockClock,
 ) -> None:
     from gateway import AggTrade
-    from gateway.runtime.publish import GapDetected
+    from gateway import GapDetected
 
     fired: list[StopTriggered] = []
     async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, streams=("aggTrade",)) as (
@@ -415,7 +415,7 @@ async def test_a_trade_gap_is_reported_backfilled_over_rest_and_fires_a_hidden_s
         prices = [e.price for e in events if isinstance(e, AggTrade)]
         assert prices == [97.0, 94.0, 96.0, 98.0]  # in id order: live 98 was held
         assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
-        assert gw.stats()["symbols"]["BTCUSDT"]["backfilled"] == 3
+        assert gw.stats().symbols["BTCUSDT"].backfilled == 3
 
 
 async def test_duplicated_frames_are_dropped_by_trade_id(autojump_clock: MockClock) -> None:
@@ -427,7 +427,7 @@ async def test_duplicated_frames_are_dropped_by_trade_id(autojump_clock: MockClo
             sim.control.inject_trade("BTCUSDT", 100.3, 1.0)  # a marker: frames keep order
             trades = await drain(sub, 4)
         assert [t.price for t in trades] == [100.0, 100.1, 100.2, 100.3]
-        assert gw.stats()["symbols"]["BTCUSDT"]["duplicates"] == 3
+        assert gw.stats().symbols["BTCUSDT"].duplicates == 3
 
 
 @pytest.mark.parametrize(
@@ -456,8 +456,8 @@ async def test_rotation_is_make_before_break_and_loses_no_trade(
         stats = sim.control.stats()
         assert stats.connections_total >= 3 and stats.connections_open == 1
         assert 1006 not in stats.closes_by_code  # every old connection closed cleanly
-        symbol = gw.stats()["symbols"]["BTCUSDT"]
-        assert symbol["gaps"] == 0
+        symbol = gw.stats().symbols["BTCUSDT"]
+        assert symbol.gaps == 0
 
 
 async def test_order_book_syncs_from_snapshot_and_diffs_and_matches_the_exchange(
@@ -478,7 +478,7 @@ async def test_order_book_syncs_from_snapshot_and_diffs_and_matches_the_exchange
         await trio.sleep(1)
         book = gw.order_book("BTCUSDT")
         assert book is not None and book.state is SyncState.SYNCED
-        assert gw.stats()["symbols"]["BTCUSDT"]["order_book"] == "synced"
+        assert gw.stats().symbols["BTCUSDT"].order_book == "synced"
         async with httpx.AsyncClient(base_url=sim.rest_url) as client:
             resp = await client.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 10})
         snap = resp.json()
@@ -518,3 +518,28 @@ async def test_stop_times_reach_users_as_epoch_not_the_trio_clock(
     assert status.closed_at_epoch is not None and before <= status.closed_at_epoch <= after
     assert status.trigger.triggered_at < 1e6  # the trio clock stays for deadlines
     assert _stop(event)["triggered_at_epoch"] == event.triggered_at_epoch
+
+
+async def test_a_symbol_the_gateway_does_not_run_is_an_unknown_symbol_everywhere(
+    autojump_clock: MockClock,
+) -> None:
+    from gateway import GatewayError, UnknownSymbol
+
+    async with exchange_and_gateway(streams=("trade",)) as (_, gw):
+        calls = [
+            lambda: gw.open_position("DOGEUSDT", "LONG", 1.0, stop_pct=0.1),
+            lambda: gw.adjust_stop("DOGEUSDT", "x", stop_pct=0.1),
+            lambda: gw.close_position("DOGEUSDT", "x"),
+            lambda: gw.positions("DOGEUSDT"),
+            lambda: gw.candles("doge/usdt", "1m"),
+            lambda: gw.order_book("DOGEUSDT"),
+        ]
+        said = r"'(DOGEUSDT|doge/usdt)' is not in this gateway; it has: BTCUSDT, ETHUSDT, BNBUSDT"
+        for call in calls:
+            with pytest.raises(UnknownSymbol, match=said) as raised:
+                call()
+            assert isinstance(raised.value, GatewayError | KeyError)
+        with pytest.raises(UnknownSymbol) as raised:
+            await gw.remove_symbols(["BTCUSDT", "DOGEUSDT"])
+        assert raised.value.symbol == "DOGEUSDT" and "BTCUSDT" in raised.value.known
+        assert set(gw.stats().symbols) == {"BTCUSDT", "ETHUSDT", "BNBUSDT"}  # nothing removed

@@ -69,7 +69,7 @@ async def test_quarantine_publishes_what_is_held_in_order_and_ends_each_pending_
         events = sub.drain_nowait(100)
     assert [_label(e) for e in events] == [1, ("GapDetected", 2), ("GapUnfilled", 2), 5, 6]
     assert "quarantined" in events[2].reason
-    assert state.snapshot()["held"] == 0 and state.hold_deadline() is None
+    assert state.snapshot().held == 0 and state.hold_deadline() is None
 
 
 async def test_a_gap_not_held_ends_unfilled_when_its_answer_reaches_a_quarantined_symbol(
@@ -121,7 +121,7 @@ async def test_a_rest_fallback_price_polled_before_a_live_trade_is_stale_and_ign
     asked = state.live_trades()
     state.handle(_trade(2, 99.5))  # the stream speaks again while the poll is on its way
     state.on_fallback_price(FallbackPrice(90.0, asked))  # a price from before: ignored
-    assert state.stops.fired == 0 and state.snapshot()["stale_fallbacks"] == 1
+    assert state.stops.fired == 0 and state.snapshot().stale_fallbacks == 1
     state.on_fallback_price(FallbackPrice(90.0, state.live_trades()))  # current: it counts
     assert state.stops.fired == 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
@@ -99,5 +100,22 @@ async def test_symbol_overflow_is_counted_once_and_keeps_trade_extremes() -> Non
     state.mailbox = Mailbox(2, Overflow.DROP_NEWEST)  # the actor is down: events queue
     for i, price in enumerate((100.0, 101.0, 90.0, 120.0, 95.0)):
         state.deliver(Trade("BTCUSDT", i, price, 1.0, i, False, i, 0))
-    assert state.snapshot()["dropped"] == 3
+    assert state.snapshot().dropped == 3
     assert (state.overflow_low, state.overflow_high) == (90.0, 120.0)
+
+
+async def test_a_subscription_is_the_receive_side_only() -> None:
+    """A subscriber cannot put events into its own (or anyone's) channel."""
+    publisher = Publisher()
+    sub = publisher.subscribe(["BTCUSDT"], [Trade], 4)
+    assert isinstance(sub, trio.abc.ReceiveChannel)
+    for name in ("put_nowait", "send", "send_nowait", "mark_handled", "take_in_flight"):
+        assert not hasattr(sub, name), name
+    publisher.publish(Trade("BTCUSDT", 1, 1.0, 1.0, 0, False, 0))
+    publisher.publish(Trade("ETHUSDT", 2, 1.0, 1.0, 0, False, 0))  # not this one's symbol
+    async with sub:
+        assert len(sub) == 1 and (await sub.receive()).trade_id == 1
+    assert sub.closed and sub.symbols == frozenset({"BTCUSDT"})
+    publisher.publish(Trade("BTCUSDT", 3, 1.0, 1.0, 0, False, 0))  # after close: not queued
+    with pytest.raises(trio.EndOfChannel):
+        await sub.receive()

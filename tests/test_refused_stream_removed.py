@@ -37,4 +37,4 @@ async def test_a_refused_stream_of_a_removed_symbol_is_never_asked_for_again(
         await trio.sleep(REFUSED_RETRY.ceiling(2) + 5)
         assert "ethusdt@aggTrade" not in conn.streams
         assert "ethusdt@aggTrade" not in conn.refused
-        assert conn.snapshot()["refusal_retries"] == 0
+        assert conn.snapshot().refusal_retries == 0

@@ -74,7 +74,7 @@ async def test_the_gateway_keeps_streaming_past_bad_prices_from_the_exchange(
             sim.control.inject_trade("BTCUSDT", 100.0, 1.0)  # a marker: frames keep order
             assert [t.price for t in await drain(sub, 1)] == [100.0]
             await trio.testing.wait_all_tasks_blocked()
-            assert gw.stats()["router"]["malformed"] == len(BAD_PRICES)
+            assert gw.stats().router.malformed == len(BAD_PRICES)
             assert fired == []
             sim.control.inject_trade("BTCUSDT", 94.0, 1.0)  # and the stops still work
             assert [t.price for t in await drain(sub, 1)] == [94.0]

@@ -21,8 +21,8 @@ from trio.testing import MockClock
 
 from gateway import AggTrade, ConnectionFailed, Gateway, WebSocketLayer, open_gateway
 from gateway.config import GatewayConfig, config_from_dict
+from gateway.core.notices import GapDetected
 from gateway.runtime.backfill import Backfiller, BackfillRequest, BackfillResult
-from gateway.runtime.publish import GapDetected
 from gateway.simulator import open_simulator
 from tests._loopback import dead_port, drain, queued, read_request_head
 
@@ -95,8 +95,8 @@ async def test_no_password_appears_in_anything_the_gateway_shows(
                         for price in (98.0, 97.0, 96.0):
                             sim.control.inject_trade("BTCUSDT", price, 1.0)
                         await drain(sub, 1 + 1 + 2)  # live 96, the gap, two backfilled
-                        assert gw.stats()["symbols"]["BTCUSDT"]["backfilled"] == 2
-                        texts.append(json.dumps(gw.stats()))
+                        assert gw.stats().symbols["BTCUSDT"].backfilled == 2
+                        texts.append(json.dumps(gw.stats().to_dict()))
                         # The exchange turns us away for good: reconnects fail, then all.
                         sim.control.refuse_connections(3600.0)
                         sim.control.close_connections(abrupt=True)
@@ -104,7 +104,7 @@ async def test_no_password_appears_in_anything_the_gateway_shows(
                     finally:
                         events += queued(everything)
     gw = holder[0]
-    texts.append(json.dumps(gw.stats()))
+    texts.append(json.dumps(gw.stats().to_dict()))
     texts += exception_texts(failed.value)
     texts += [t for e in errors for t in exception_texts(e)]
     texts += [repr(e) for e in events]

@@ -87,7 +87,7 @@ async def test_a_zombie_connection_is_replaced_make_before_break(
         stats = sim.control.stats()
     assert 10.0 <= elapsed <= REPLACED_WITHIN
     assert len(gw.connections) == 1 and conn.conn_id == "conn-1"
-    assert snap["zombie_replacements"] == 1 and snap["reconnects"] == 0
+    assert snap.zombie_replacements == 1 and snap.reconnects == 0
     assert stats.connections_total == 2
     assert not [e for e in errors if isinstance(e, ConnectionLost)]  # no break before make
     zombie_logs = [r for r in caplog.records if "zombie" in r.getMessage()]
@@ -107,7 +107,7 @@ async def test_a_zombie_waiting_its_turn_to_ping_is_replaced_not_taken_for_a_dea
         # Trades only: no kline stream goes overdue (and asks) a check before the verdict.
         async with running(errors, streams=("trade",), sim=sim, control_rate=1) as (_, gw):
             conn = gw.connections[0]
-            assert conn.snapshot()["control_pace"] == "1/8s" and conn.reconnects == 3
+            assert conn.snapshot().control_pace == "1/8s" and conn.reconnects == 3
             await trio.sleep(5)  # every trade stream armed
             assert sim.control.zombie() == 1
             fault = trio.current_time()
@@ -124,7 +124,7 @@ async def test_a_zombie_waiting_its_turn_to_ping_is_replaced_not_taken_for_a_dea
         stats = sim.control.stats()
     lost = [e for e in errors if isinstance(e, ConnectionLost)]
     assert [e.reason for e in lost] == ["closed by the exchange: 1008 Too many requests"] * 3
-    assert snap["zombie_replacements"] == 1 and snap["reconnects"] == 3  # not a dead peer
+    assert snap.zombie_replacements == 1 and snap.reconnects == 3  # not a dead peer
     assert stats.connections_total == 5  # 3 penalised, the zombie, its replacement
     # the ping goes out when its turn comes (16.5 s after the fault), then make-before-break
     assert 16.5 <= elapsed <= 17.5
@@ -146,7 +146,7 @@ async def test_silence_without_pongs_is_a_dead_peer_reconnected_at_once(
     # 10 s deadline + 1 s check + 5 s waiting for the pong + <= 1 s closing a deaf socket +
     # the first backoff (<= 0.5 s) + connect: sooner than the ping watchdog (30 s) alone
     assert 15.0 <= elapsed <= 18.0
-    assert snap["zombie_replacements"] == 0 and snap["reconnects"] == 1
+    assert snap.zombie_replacements == 0 and snap.reconnects == 1
     lost = [e for e in errors if isinstance(e, ConnectionLost)]
     assert len(lost) == 1 and "no pong" in lost[0].reason
 
@@ -168,8 +168,8 @@ async def test_a_forgotten_stream_is_resubscribed_alone(autojump_clock: MockCloc
         stats = sim.control.stats()
         gaps = {s: gw.state(s).gaps for s in SYMBOLS}
     assert 10.0 <= elapsed <= REPLACED_WITHIN
-    assert snap["stream_resubscribes"] == 1 and snap["stream_checks"] == 1
-    assert snap["zombie_replacements"] == 0 and snap["reconnects"] == 0
+    assert snap.stream_resubscribes == 1 and snap.stream_checks == 1
+    assert snap.zombie_replacements == 0 and snap.reconnects == 0
     assert stats.connections_total == 1
     assert len(ids) > 100 and ids == list(range(ids[0], ids[0] + len(ids)))
     assert gaps == dict.fromkeys(SYMBOLS, 0)
@@ -199,8 +199,8 @@ async def test_a_forgotten_kline_interval_beside_a_flowing_one_is_resubscribed_a
         stats = sim.control.stats()
     assert 10.0 <= elapsed <= REPLACED_WITHIN
     assert intervals.count("1m") >= 4  # the 1m stream flowed all along (every 2 s)
-    assert snap["stream_resubscribes"] == 1 and snap["stream_checks"] == 1
-    assert snap["zombie_replacements"] == 0 and snap["reconnects"] == 0
+    assert snap.stream_resubscribes == 1 and snap.stream_checks == 1
+    assert snap.zombie_replacements == 0 and snap.reconnects == 0
     assert stats.connections_total == 1
     assert {"btcusdt@kline_1m", "btcusdt@kline_5m"} <= set(stats.subscriptions[1])
     resubscribed = [r.getMessage() for r in caplog.records if "subscribing again" in r.getMessage()]
@@ -220,10 +220,10 @@ async def test_a_quiet_market_causes_no_replacement_and_no_resubscribe(
         snap = gw.connections[0].snapshot()
         stats = sim.control.stats()
     assert pushed >= 55
-    assert snap["zombie_replacements"] == 0 and snap["stream_resubscribes"] == 0
+    assert snap.zombie_replacements == 0 and snap.stream_resubscribes == 0
     # the trade streams had activity that stopped: asked about once, then left alone
-    assert 1 <= snap["stream_checks"] <= 3
-    assert snap["reconnects"] == 0 and stats.connections_total == 1
+    assert 1 <= snap.stream_checks <= 3
+    assert snap.reconnects == 0 and stats.connections_total == 1
     assert not errors
 
 

@@ -9,13 +9,14 @@ reads the real connection snapshots from it; shards the gateway has not started 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.app.tracker import RunTracker
 from gateway.config import GatewayConfig
+from gateway.core.notices import GatewayErrorEvent
 from gateway.core.streams import shard_streams
 from gateway.errors import ConnectionFailed, ConnectionLost
-from gateway.runtime.publish import GatewayErrorEvent
+from gateway.stats import ConnectionStats, GatewayStats, RouterStats
 
 if TYPE_CHECKING:
     from gateway.api import Gateway
@@ -50,26 +51,18 @@ class ConnectWatch:
         else:  # a refused stream, a raising tap ... while still connecting
             self.tracker.take(GatewayErrorEvent("gateway", error))
 
-    def connections(self) -> list[dict[str, Any]]:
+    def connections(self) -> list[ConnectionStats]:
         """Per planned connection: its real snapshot once the gateway started it, else
         an ``idle`` one that never opened."""
         started = {}
         if self.gateway is not None:
-            started = {c["id"]: c for c in self.gateway.stats()["connections"]}
-        return [
-            started.get(f"conn-{i + 1}") or _idle(f"conn-{i + 1}", streams)
-            for i, streams in enumerate(self.planned)
-        ]
+            started = {c.id: c for c in self.gateway.stats().connections}
+        planned = [(f"conn-{i + 1}", streams) for i, streams in enumerate(self.planned)]
+        return [started.get(name) or ConnectionStats(id=name, state="idle", streams=streams)
+                for name, streams in planned]  # fmt: skip
 
-    def stats(self) -> dict[str, Any]:
-        """A run that never went live in the shape of `Gateway.stats`: no symbol had an
+    def stats(self) -> GatewayStats:
+        """A run that never went live as `Gateway.stats` would say it: no symbol had an
         event, the planned connections, a router that saw nothing."""
-        router = dict.fromkeys(("frames", "malformed", "unknown", "unrouted"), 0)
-        return {"symbols": {}, "connections": self.connections(), "router": router}
-
-
-def _idle(conn_id: str, streams: int) -> dict[str, Any]:
-    """The snapshot of a connection the gateway has not started."""
-    return {"id": conn_id, "state": "idle", "streams": streams, "connects": 0,
-            "reconnects": 0, "rotations": 0, "frames": 0, "last_error": None,
-            "zombie_replacements": 0, "stream_resubscribes": 0}  # fmt: skip
+        return GatewayStats(symbols={}, connections=tuple(self.connections()),
+                            router=RouterStats())  # fmt: skip

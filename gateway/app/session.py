@@ -35,6 +35,7 @@ from gateway.core.redact import redact_url
 from gateway.errors import ConfigError, GatewayError
 from gateway.runtime.router import FrameTap
 from gateway.simulator import Simulator, open_simulator
+from gateway.stats import GatewayStats
 
 __all__ = ["STOP_SIGNALS", "RunResult", "Stopper", "exit_status", "run_session", "stop_signals"]
 
@@ -192,7 +193,7 @@ class _Run:
         self.went_live = False
         self.ended_by: str | None = None  #: set where the run ends; else decided at the end
         self.error: str | None = None
-        self._stats: dict[str, Any] | None = None  #: the gateway's, taken before it closed
+        self._stats: GatewayStats | None = None  #: the gateway's, taken before it closed
         self._elapsed: float | None = None
 
     async def run(self, stopper: Stopper) -> None:
@@ -286,7 +287,7 @@ class _Run:
             f"last error: {last}" if last is not None else "no attempt had failed yet"
         )
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> GatewayStats:
         """The gateway's stats when it stopped, or what is known of a run never live."""
         return self._stats if self._stats is not None else self.watch.stats()
 

@@ -7,14 +7,13 @@ change, counts for the message rates).
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from gateway.api import Gateway
 from gateway.app.tracker import RunTracker
 from gateway.core.positions import PositionStatus
 from gateway.core.streams import INTERVAL_MS
+from gateway.stats import SymbolStats
 
 __all__ = ["CandleView", "ConnectionRow", "Snapshot", "SnapshotTaker", "SymbolRow"]
 
@@ -108,37 +107,36 @@ class SnapshotTaker:
         """A picture at ``now`` (seconds on any monotonic clock) ``elapsed`` into the run."""
         stats = self.gw.stats()
         dt = now - self._last_time if self._last_time is not None else 0.0
-        rows = [self._row(sym, snap, dt) for sym, snap in stats["symbols"].items()]
+        rows = [self._row(sym, snap, dt) for sym, snap in stats.symbols.items()]
         self._last_time = now
         conns = tuple(
-            ConnectionRow(
-                c["id"], c["state"], c["streams"], c["reconnects"], c["rotations"], c["frames"]
-            )
-            for c in stats["connections"]
+            ConnectionRow(c.id, c.state, c.streams, c.reconnects, c.rotations, c.frames)
+            for c in stats.connections
         )
-        router = stats["router"]
+        router = stats.router
         return Snapshot(
-            self.title, elapsed, tuple(rows), conns, router["frames"], router["malformed"],
-            router["unknown"], sum(r["stops_fired"] for r in stats["symbols"].values()),
+            self.title, elapsed, tuple(rows), conns, router.frames, router.malformed,
+            router.unknown, sum(r.stops_fired for r in stats.symbols.values()),
             len(self.tracker.errors), tuple(self.tracker.recent),
         )  # fmt: skip
 
-    def _row(self, sym: str, snap: dict[str, Any], dt: float) -> SymbolRow:
-        last = snap["last_price"]
+    def _row(self, sym: str, snap: SymbolStats, dt: float) -> SymbolRow:
+        last = snap.last_price
         if last is not None:
             self._first_price.setdefault(sym, last)
         first = self._first_price.get(sym)
         change = (last / first - 1) * 100 if last is not None and first else None
-        events = sum(snap["events"].values())
+        events = sum(snap.events.values())
         before = self._last_counts.get(sym, events)
         self._last_counts[sym] = events
         rate = (events - before) / dt if dt > 0 else 0.0
-        lat = snap["latency_us"]["receive_to_handled"]
+        lat = snap.latency_us.receive_to_handled
         return SymbolRow(
             sym, last, change, self._candle(sym),
             self.tracker.closed_total[sym], events, rate,
-            snap["dropped"], snap.get("restarts", 0), snap.get("status", "running"),
-            lat.get("p50"), lat.get("p99"), describe_position(self.gw.positions(sym)),
+            snap.dropped, snap.restarts, snap.status,
+            lat.p50 if lat else None, lat.p99 if lat else None,
+            describe_position(self.gw.positions(sym)),
         )  # fmt: skip
 
     def _candle(self, sym: str) -> CandleView | None:

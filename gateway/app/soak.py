@@ -504,20 +504,19 @@ async def _sample(run: _Run, gw: Any, sub: Any) -> None:
     p = run.params
     for k in range(1, 10**9):  # bounded by the run's cancellation
         await trio.sleep_until(run.t0 + k * p.interval)
-        stats_conn = [c.snapshot() for c in gw.connections]
-        symbols = gw.stats()["symbols"].values()
+        stats = gw.stats()
+        symbols = stats.symbols.values()
         run.samples.append({
             "t_s": round(trio.current_time() - run.t0, 3),
             "rss_mb": _rss_mb(),
             "exchange_rss_mb": _rss_mb(run.exchange_pid) if run.exchange_pid else None,
             "events": run.rec.events,
-            "reconnects": sum(c["reconnects"] for c in stats_conn),
+            "reconnects": sum(c.reconnects for c in stats.connections),
             "faults": sum(run.injected.values()),
             "cpu_s": round(time.process_time(), 2),
             "exchange_cpu_s": _cpu_s(run.exchange_pid) if run.exchange_pid else None,
-            "rest_throttled": (gw.backfiller.snapshot()["throttled"]
-                               if gw.backfiller is not None else None),
-            "held": sum(v["held"] for v in symbols),
+            "rest_throttled": stats.rest.throttled if stats.rest is not None else None,
+            "held": sum(v.held for v in symbols),
             "subscriber_queued": len(sub),
             "backfill_queued": len(gw.backfiller.requests) if gw.backfiller is not None else 0,
         })  # fmt: skip
@@ -607,13 +606,13 @@ async def _drive(run: _Run, ex: Exchange) -> None:
                             "reconnects": sum(c.reconnects for c in gw.connections),
                             "faults": sum(run.injected.values()), "end": True})  # fmt: skip
         run.subscriber_dropped = sub.dropped
-        stats = gw.stats()
+        stats = gw.stats().to_dict()  # the summary JSON's part
         run.gateway = {
-            "restarts": {s: v.get("restarts", 0) for s, v in stats["symbols"].items()},
-            "dead_letters": sum(v.get("dead_letters", 0) for v in stats["symbols"].values()),
+            "restarts": {s: v["restarts"] for s, v in stats["symbols"].items()},
+            "dead_letters": sum(v["dead_letters"] for v in stats["symbols"].values()),
             "reconnects": sum(c["reconnects"] for c in stats["connections"]),
             "connections": stats["connections"], "router": stats["router"],
-            "rest": stats["rest"], "callbacks": stats.get("callbacks"),
+            "rest": stats["rest"], "callbacks": stats["callbacks"],
             "hook_calls": gf.hook_calls, "callback_calls": gf.callback_calls,
             "crashes_injected": gf.crashes,
         }  # fmt: skip

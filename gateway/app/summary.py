@@ -18,9 +18,10 @@ from rich.table import Table
 from rich.text import Text
 
 from gateway.app.tracker import RunTracker
+from gateway.core.notices import StopTriggered
 from gateway.core.redact import redact_text, redact_url
 from gateway.core.streams import parse_stream
-from gateway.runtime.publish import StopTriggered
+from gateway.stats import GatewayStats
 
 __all__ = [
     "ENDED_BY",
@@ -44,6 +45,7 @@ _CONNECTION_KEYS = (
     "zombie_replacements", "stream_resubscribes",
 )  # fmt: skip
 
+_ROUTER_KEYS = ("frames", "malformed", "unknown", "unrouted")
 _LATENCIES = ("exchange_to_receive", "receive_to_handled", "receive_to_stop_decision")
 
 
@@ -58,7 +60,7 @@ def _kline_intervals(stream_names: list[str]) -> dict[str, list[str]]:
 
 
 def build_summary(
-    stats: dict[str, Any],
+    stats: GatewayStats,
     tracker: RunTracker,
     *,
     url: str,
@@ -72,28 +74,29 @@ def build_summary(
 ) -> dict[str, Any]:
     """The summary document of one run (see docs/cli.md for each key).
 
-    ``url`` and every error text are shown with credentials masked. ``stats`` has the
-    shape of `Gateway.stats`; for a run that never went live (``went_live`` false) its
-    symbols are empty and its connections are what the run knew of them.
+    ``url`` and every error text are shown with credentials masked. ``stats`` is what
+    `Gateway.stats` said at the end; for a run that never went live (``went_live``
+    false) its symbols are empty and its connections are what the run knew of them.
     """
     intervals = _kline_intervals(stream_names)
     symbols: dict[str, Any] = {}
-    for sym, snap in stats["symbols"].items():
+    for sym, snap in stats.symbols.items():
         closed = {i: tracker.closed(sym, i) for i in intervals.get(sym, [])}
         for (s, i), n in tracker.candles_closed.items():
             if s == sym:
                 closed.setdefault(i, n)
+        latency = snap.latency_us.to_dict()
         symbols[sym] = {
-            "events": dict(sorted(snap["events"].items())),
-            "events_total": sum(snap["events"].values()),
+            "events": dict(sorted(snap.events.items())),
+            "events_total": sum(snap.events.values()),
             "candles_closed": closed,
-            "stops_fired": snap["stops_fired"],
-            "dropped": snap["dropped"],
-            "crashes": snap["crashes"],
-            "restarts": snap.get("restarts", 0),
-            "status": snap.get("status", "running"),
-            "last_price": snap["last_price"],
-            "latency_us": {k: snap["latency_us"].get(k, {}) for k in _LATENCIES},
+            "stops_fired": snap.stops_fired,
+            "dropped": snap.dropped,
+            "crashes": snap.crashes,
+            "restarts": snap.restarts,
+            "status": snap.status,
+            "last_price": snap.last_price,
+            "latency_us": {k: latency[k] for k in _LATENCIES},
         }
     return {
         "format": SUMMARY_FORMAT,
@@ -106,8 +109,8 @@ def build_summary(
         "went_live": went_live,
         "symbols": symbols,
         "stop_losses": [_stop(e) for e in tracker.stops],
-        "connections": [_connection(c, went_live) for c in stats["connections"]],
-        "router": {k: stats["router"][k] for k in ("frames", "malformed", "unknown", "unrouted")},
+        "connections": [_connection(c.to_dict(), went_live) for c in stats.connections],
+        "router": {k: getattr(stats.router, k) for k in _ROUTER_KEYS},
         "errors": [redact_text(line) for line in tracker.errors],
     }
 

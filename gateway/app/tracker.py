@@ -9,7 +9,8 @@ from collections.abc import Callable
 import trio
 
 from gateway.api import Gateway
-from gateway.runtime.publish import CandleClosed, GatewayErrorEvent, StopTriggered, Subscription
+from gateway.core.notices import CandleClosed, GatewayErrorEvent, StopTriggered
+from gateway.runtime.publish import Subscription
 
 __all__ = ["RunTracker", "describe_candle", "describe_error", "describe_stop"]
 

@@ -51,6 +51,7 @@ from gateway.core.events import AggTrade, Kline, Trade
 from gateway.core.redact import redact_text, split_credentials
 from gateway.core.streams import INTERVAL_MS
 from gateway.runtime.tls import client_ssl_context, first_words
+from gateway.stats import RestStats
 
 log = logging.getLogger(__name__)
 
@@ -237,14 +238,13 @@ class Backfiller:
         self.shed = 0
         self._client: httpx.AsyncClient | None = None  # set while `run` runs
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> RestStats:
         """REST counters for `Gateway.stats`: requests, retries, failures, weight."""
-        return {
-            "requests": self.requests_sent, "retries": self.retries, "failed": self.failed,
-            "fetched": self.fetched, "used_weight": self.budget.used,
-            "weight_per_minute": self.budget.limit, "throttled": self.budget.waits,
-            "shed": self.shed,
-        }  # fmt: skip
+        return RestStats(
+            requests=self.requests_sent, retries=self.retries, failed=self.failed,
+            fetched=self.fetched, used_weight=self.budget.used,
+            weight_per_minute=self.budget.limit, throttled=self.budget.waits, shed=self.shed,
+        )  # fmt: skip
 
     def request(self, req: BackfillRequest) -> bool:
         """Queue ``req`` without waiting; False if the queue is full (the symbol then ends

@@ -44,6 +44,7 @@ from gateway.runtime.liveness import Group, StreamWatch, names_of
 from gateway.runtime.router import ControlSink, Router
 from gateway.runtime.tls import client_ssl_context
 from gateway.runtime.websocket import open_websocket
+from gateway.stats import ConnectionStats
 from gateway.validators import url_problem
 
 log = logging.getLogger(__name__)
@@ -680,23 +681,15 @@ class Connection(ControlSink):
             if self._ws is ws:  # no reply on a live session: replace it
                 self._end_session(f"SUBSCRIBE failed: {exc.message}")
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> ConnectionStats:
         """Statistics for summaries."""
-        return {
-            "id": self.conn_id,
-            "state": self.state,
-            "streams": len(self.streams),
-            "connects": self.connects,
-            "reconnects": self.reconnects,
-            "rotations": self.rotations,
-            "frames": self.frames,
-            "control_frames": self.control_frames,
-            "control_pace": f"{self.control_limiter.limit}/{self.control_limiter.window:g}s",
-            "rate_penalties": self.rate_penalties,
-            "zombie_replacements": self.zombie_replacements,
-            "stream_resubscribes": self.stream_resubscribes,
-            "stream_checks": self.stream_checks,
-            "refused": {name: list(err) for name, err in self.refused.items()},
-            "refusal_retries": self.refusal_retries,
-            "last_error": self.last_error,
-        }
+        return ConnectionStats(
+            id=self.conn_id, state=self.state, streams=len(self.streams),
+            connects=self.connects, reconnects=self.reconnects, rotations=self.rotations,
+            frames=self.frames, control_frames=self.control_frames,
+            control_pace=f"{self.control_limiter.limit}/{self.control_limiter.window:g}s",
+            rate_penalties=self.rate_penalties, zombie_replacements=self.zombie_replacements,
+            stream_resubscribes=self.stream_resubscribes, stream_checks=self.stream_checks,
+            refused=dict(self.refused), refusal_retries=self.refusal_retries,
+            last_error=self.last_error,
+        )  # fmt: skip

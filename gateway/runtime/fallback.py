@@ -57,10 +57,10 @@ class PriceFallback:
         self._on_error = on_error
         self._watch: dict[str, _Watch] = {}
 
-    def snapshot(self, symbol: str) -> dict[str, int | bool]:
+    def snapshot(self, symbol: str) -> tuple[int, bool]:
         """Per-symbol stats: REST price polls so far, and whether the fallback is on now."""
         w = self._watch.get(symbol)
-        return {"fallback_polls": w.polls if w else 0, "fallback_active": bool(w and w.active)}
+        return (w.polls if w else 0), bool(w and w.active)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Check every symbol each ``interval`` seconds until cancelled."""

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from gateway.core.events import AggTrade, Kline, Trade
+from gateway.stats import HoldStats
 
 __all__ = ["Hold", "HoldBudget", "by_key", "key_of"]
 
@@ -57,10 +58,10 @@ class HoldBudget:
         """``count`` held events were published (or dropped): no longer held."""
         self.held = max(0, self.held - count)
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self) -> HoldStats:
         """For `Gateway.stats`."""
-        return {"held": self.held, "peak": self.peak, "limit": self.limit,
-                "overflows": self.overflows}  # fmt: skip
+        return HoldStats(held=self.held, peak=self.peak, limit=self.limit,
+                         overflows=self.overflows)  # fmt: skip
 
 
 def key_of(item: Any) -> int:

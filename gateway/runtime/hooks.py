@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from actors import Mailbox, Overflow
-from gateway.runtime.publish import Publisher, StopTriggered, invoke
+from gateway.core.notices import StopTriggered
+from gateway.runtime.publish import Publisher, invoke
 from gateway.runtime.symbol import CloseRequest, CloseResult
 
 log = logging.getLogger(__name__)

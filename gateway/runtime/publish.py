@@ -14,21 +14,21 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-import attrs
 import trio
 
 from actors import Mailbox, Overflow
 from gateway.core.events import (
     AvgPrice,
     BookTicker,
-    Kline,
     MiniTicker,
     PartialDepth,
     ReferencePrice,
     RollingTicker,
     Ticker,
 )
-from gateway.core.positions import StopTrigger
+from gateway.core.notices import (
+    GatewayErrorEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,142 +39,6 @@ _LATEST_VALUE: frozenset[type] = frozenset(
 )
 
 
-@attrs.frozen(slots=True)
-class StopTriggered:
-    """A position's stop-loss fired (exactly once per position).
-
-    Times are epoch: ``trade_time`` the crossing trade's exchange time in ms (None when
-    not from a trade), ``receive_ns`` / ``handled_ns`` when its frame arrived and when the
-    stop was decided, in ns (0 when rebuilt after a restart), ``triggered_at_epoch`` when
-    the book fired it, in seconds.
-    """
-
-    symbol: str
-    position_id: str
-    side: str
-    stop_price: float
-    trigger_price: float
-    trade_time: int | None
-    receive_ns: int
-    handled_ns: int
-    triggered_at_epoch: float = 0.0
-
-    @classmethod
-    def from_trigger(
-        cls, trigger: StopTrigger, receive_ns: int = 0, handled_ns: int = 0
-    ) -> StopTriggered:
-        """The event for a fired stop (times are 0 when rebuilt after a restart)."""
-        pos = trigger.position
-        return cls(
-            pos.symbol, pos.id, pos.side.name, pos.stop_level, trigger.price,
-            trigger.trade_time, receive_ns, handled_ns, trigger.triggered_at_epoch,
-        )  # fmt: skip
-
-
-@attrs.frozen(slots=True)
-class CandleClosed:
-    """A candle closed and entered its buffer (published once per candle).
-
-    ``symbol``: the symbol, upper case. ``candle``: the closed `Kline` as buffered
-    (``is_closed`` true; ``interval``, ``open_time``/``close_time`` in epoch ms,
-    open/high/low/close, volumes, ``trade_count``; ``backfilled`` when it came over REST
-    to fill a gap). ``receive_ns``: epoch ns (``time.time_ns()``) at which the frame that
-    closed it arrived; 0 for a backfilled candle.
-    """
-
-    symbol: str
-    candle: Kline
-    receive_ns: int
-
-
-@attrs.frozen(slots=True)
-class GapDetected:
-    """Ids or candles of a stream were skipped (usually around a reconnect).
-
-    ``first``/``last`` are ids (trade, aggTrade) or open times (``kline_<i>``),
-    inclusive; ``backfilling`` says whether REST backfill was requested. Exactly one
-    `GapFilled` or `GapUnfilled` for the same range follows, whichever it was.
-    """
-
-    symbol: str
-    stream: str
-    first: int
-    last: int
-    backfilling: bool
-
-
-@attrs.frozen(slots=True)
-class GapFilled:
-    """A gap was filled completely over REST: its ``count`` events were published first.
-
-    Follows the gap's `GapDetected` (same ``symbol``, ``stream``, ``first``, ``last``);
-    a gap ends in exactly one `GapFilled` or one `GapUnfilled`.
-    """
-
-    symbol: str
-    stream: str
-    first: int
-    last: int
-    count: int
-
-
-@attrs.frozen(slots=True)
-class GapUnfilled:
-    """Part of a gap, ``first..last`` inclusive, was not served, and why (``reason``).
-
-    Follows the gap's `GapDetected`. If REST served the start of the gap, those events
-    were published before this and ``first`` is the first id (or open time) not served;
-    otherwise ``first..last`` is the whole gap (no REST, a plain-trade stream, a full
-    queue, the ``backfill_max_ids`` budget, retries used up, history too short).
-    """
-
-    symbol: str
-    stream: str
-    first: int
-    last: int
-    reason: str
-
-
-@attrs.frozen(slots=True)
-class StreamRefused:
-    """The exchange refused one stream (an error reply to SUBSCRIBE).
-
-    The stream is removed from its connection's set; the connection and its other
-    streams keep streaming. ``code``/``message`` are the exchange's.
-    """
-
-    symbol: str | None
-    stream: str
-    code: int | None
-    message: str
-    connection: str
-
-
-@attrs.frozen(slots=True)
-class SymbolQuarantined:
-    """A symbol's actor exceeded its restart intensity and was stopped, alone.
-
-    Published once, when ``on_symbol_failure = "quarantine"``; the other symbols keep
-    running. ``error`` is the supervisor's `RestartIntensityExceeded` (its cause: the
-    last crash); ``restarts``: how often the actor was restarted before. The symbol's
-    streams stay subscribed; its events are counted as dropped and its stops are no
-    longer checked (``remove_symbols`` then ``add_symbols`` starts it afresh).
-    """
-
-    symbol: str
-    restarts: int
-    error: BaseException
-
-
-@attrs.frozen(slots=True)
-class GatewayErrorEvent:
-    """Something went wrong that the gateway survived (or a final error), for error callbacks."""
-
-    source: str
-    error: BaseException
-    symbol: str | None = None
-
-
 async def invoke(callback: Callable[[Any], Awaitable[None] | None], arg: Any) -> None:
     """Call user code that may be sync or async, and wait for it if it is async."""
     result = callback(arg)
@@ -182,35 +46,87 @@ async def invoke(callback: Callable[[Any], Awaitable[None] | None], arg: Any) ->
         await result
 
 
-class Subscription(Mailbox[Any]):
-    """A subscriber's own bounded channel of events (a trio receive channel).
+class _Inbox(Mailbox[Any]):
+    """The publisher's side of one subscription: a conflating mailbox with the filter
+    the publisher indexes it by."""
 
-    Use as a context manager, or call `close`, to stop receiving; `dropped` counts
-    events this subscriber lost by falling behind.
-    """
+    __slots__ = ("kinds", "symbols")
 
-    __slots__ = ("_publisher", "kinds", "symbols")
-
-    def __init__(
-        self,
-        publisher: Publisher,
-        symbols: frozenset[str] | None,
-        kinds: frozenset[type] | None,
-        bound: int,
-    ) -> None:
+    def __init__(self, symbols: frozenset[str] | None, kinds: frozenset[type] | None,
+                 bound: int) -> None:  # fmt: skip
         def key(ev: Any) -> object:
             kind = type(ev)
             return (kind, ev.symbol) if kind in _LATEST_VALUE else None  # None: kept in line
 
         super().__init__(bound, Overflow.CONFLATE, key=key)
-        self._publisher = publisher
         self.symbols = symbols
         self.kinds = kinds
+
+
+class Subscription(trio.abc.ReceiveChannel[Any]):
+    """A subscriber's own bounded channel of events: the receive side only.
+
+    Use as a context manager (``with`` or ``async with``), or call `close`, to stop
+    receiving; `dropped` counts events this subscriber lost by falling behind.
+    """
+
+    __slots__ = ("_inbox", "_publisher")
+
+    def __init__(self, publisher: Publisher, inbox: _Inbox) -> None:
+        self._publisher = publisher
+        self._inbox = inbox
+
+    @property
+    def symbols(self) -> frozenset[str] | None:
+        """The symbols this subscription receives (None: all)."""
+        return self._inbox.symbols
+
+    @property
+    def kinds(self) -> frozenset[type] | None:
+        """The event types this subscription receives (None: all)."""
+        return self._inbox.kinds
+
+    @property
+    def dropped(self) -> int:
+        """Events lost by falling behind (the oldest first; latest-value kinds conflate)."""
+        return self._inbox.dropped
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` was called."""
+        return self._inbox.closed
+
+    def __len__(self) -> int:
+        """Events queued now."""
+        return len(self._inbox)
+
+    async def receive(self) -> Any:
+        """The next event; raises `trio.EndOfChannel` once closed and drained."""
+        return await self._inbox.receive()
+
+    def receive_nowait(self) -> Any:
+        """The next event if one is queued; raises `trio.WouldBlock` otherwise."""
+        return self._inbox.receive_nowait()
+
+    async def receive_batch(self, max_items: int) -> list[Any]:
+        """Up to ``max_items`` events, waiting only for the first (bursts: a REST page of
+        backfilled rows is published at once); raises `trio.EndOfChannel` when done."""
+        return await self._inbox.receive_batch(max_items)
+
+    def drain_nowait(self, max_items: int) -> list[Any]:
+        """Up to ``max_items`` queued events without waiting; raises `trio.WouldBlock`
+        when none is queued."""
+        return self._inbox.drain_nowait(max_items)
 
     def close(self) -> None:
         """Stop this subscription; events already queued can still be received."""
         self._publisher.unsubscribe(self)
-        super().close()
+        self._inbox.close()
+
+    async def aclose(self) -> None:
+        """`close`, as trio's async resources do (a checkpoint)."""
+        self.close()
+        await trio.lowlevel.checkpoint()
 
     def __enter__(self) -> Subscription:
         return self
@@ -218,14 +134,17 @@ class Subscription(Mailbox[Any]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"<Subscription {self._inbox!r}>"
+
 
 class Publisher:
     """Routes published events to matching subscriptions and to the callback queue."""
 
     def __init__(self, callback_buffer: int = 10_000) -> None:
         self._subs: list[Subscription] = []
-        self._by_type: dict[type, list[Subscription]] = {}
-        self._catch_all: list[Subscription] = []
+        self._by_type: dict[type, list[_Inbox]] = {}
+        self._catch_all: list[_Inbox] = []
         self._callbacks: dict[type, list[Callback]] = {}
         self.callback_queue: Mailbox[tuple[Callback, Any]] = Mailbox(
             callback_buffer, Overflow.DROP_NEWEST
@@ -243,12 +162,11 @@ class Publisher:
         bound: int = 1000,
     ) -> Subscription:
         """A new subscription for ``symbols`` (None: all) and event ``kinds`` (None: all)."""
-        sub = Subscription(
-            self,
+        sub = Subscription(self, _Inbox(
             frozenset(s.upper() for s in symbols) if symbols is not None else None,
             frozenset(kinds) if kinds is not None else None,
             bound,
-        )
+        ))  # fmt: skip
         self._subs.append(sub)
         self._reindex()
         return sub
@@ -261,10 +179,11 @@ class Publisher:
 
     def _reindex(self) -> None:
         self._by_type = {}
-        self._catch_all = [s for s in self._subs if s.kinds is None]
-        for sub in self._subs:
-            for kind in sub.kinds or ():
-                self._by_type.setdefault(kind, []).append(sub)
+        inboxes = [sub._inbox for sub in self._subs]
+        self._catch_all = [box for box in inboxes if box.kinds is None]
+        for box in inboxes:
+            for kind in box.kinds or ():
+                self._by_type.setdefault(kind, []).append(box)
 
     # Callbacks -----------------------------------------------------------
 
@@ -295,11 +214,11 @@ class Publisher:
                 queue.put_nowait((cb, event))
 
     @staticmethod
-    def _offer(subs: list[Subscription], event: Any) -> None:
+    def _offer(inboxes: list[_Inbox], event: Any) -> None:
         symbol = event.symbol
-        for sub in subs:
-            if sub.symbols is None or symbol in sub.symbols:
-                sub.put_nowait(event)
+        for box in inboxes:
+            if box.symbols is None or symbol in box.symbols:
+                box.put_nowait(event)
 
     def report_error(self, source: str, error: BaseException, symbol: str | None = None) -> None:
         """Queue an error event for the error callbacks (and error subscribers)."""

@@ -31,20 +31,15 @@ from gateway.core.backoff import ReconnectPolicy
 from gateway.core.candles import CandleBook, CandleGap
 from gateway.core.events import AggTrade, DepthUpdate, Kline, Trade
 from gateway.core.latency import LatencyRecorder
+from gateway.core.notices import CandleClosed, GapDetected, GapFilled, GapUnfilled, StopTriggered
 from gateway.core.orderbook import OrderBookSync, SyncState
 from gateway.core.sequence import DUPLICATE, NEW, Observation, SequenceTracker
 from gateway.core.stop_loss import Position, StopLossBook, StopTrigger
 from gateway.errors import GatewayError
 from gateway.runtime.backfill import BackfillRequest, BackfillResult, DepthSnapshot, Need
 from gateway.runtime.holds import Hold, HoldBudget, by_key, key_of
-from gateway.runtime.publish import (
-    CandleClosed,
-    GapDetected,
-    GapFilled,
-    GapUnfilled,
-    Publisher,
-    StopTriggered,
-)
+from gateway.runtime.publish import Publisher
+from gateway.stats import LatencyStats, Percentiles, SymbolStats
 
 log = logging.getLogger(__name__)
 
@@ -830,43 +825,36 @@ class SymbolState:
         """Arm a stop-loss for ``position``; it is checked against the very next trade."""
         self.stops.open(position)
 
-    def snapshot(self) -> dict[str, Any]:
-        """Counters and latency percentiles, for stats and summaries."""
-        return {
-            "symbol": self.symbol,
-            "last_price": self.last_price,
-            "events": dict(self.counts),
-            "handled": self.handled,
-            "dropped": self.dropped,  # counted in _queue (refused, no mailbox) and quarantine
-            "crashes": self.crashes,
-            "quarantined": self.quarantined,
-            "gaps": self.gaps,
-            "duplicates": self.duplicates,
-            "backfilled": self.backfilled,
-            "held": sum(len(h.items) for h in self._holds.values()),
-            "hold_overflows": self.hold_overflows,
-            "stale_fallbacks": self.stale_fallbacks,
-            "snapshot_failures": self.snapshot_failures,
-            "order_book": self.book.state.value if self.book is not None else None,
-            "restarts": self.restarts,
-            "candles_closed": {i: len(self.candles.buffer(i)) for i in self.candles.intervals},
-            "stops_fired": self.stops.fired,
-            "latency_us": {
-                "exchange_to_receive": _pcts(self.exchange_latency),
-                "receive_to_handled": _pcts(self.handle_latency),
-                "receive_to_stop_decision": _pcts(self.stop_latency),
-            },
-        }
+    def snapshot(self) -> SymbolStats:
+        """Counters and latency percentiles, for stats and summaries (the supervisor's
+        and the price fallback's fields are the gateway's to fill in)."""
+        return SymbolStats(
+            symbol=self.symbol, last_price=self.last_price, events=dict(self.counts),
+            handled=self.handled,
+            dropped=self.dropped,  # counted in _queue (refused, no mailbox) and quarantine
+            crashes=self.crashes, quarantined=self.quarantined, gaps=self.gaps,
+            duplicates=self.duplicates, backfilled=self.backfilled,
+            held=sum(len(h.items) for h in self._holds.values()),
+            hold_overflows=self.hold_overflows, stale_fallbacks=self.stale_fallbacks,
+            snapshot_failures=self.snapshot_failures,
+            order_book=self.book.state.value if self.book is not None else None,
+            restarts=self.restarts,
+            candles_closed={i: len(self.candles.buffer(i)) for i in self.candles.intervals},
+            stops_fired=self.stops.fired,
+            latency_us=LatencyStats(
+                exchange_to_receive=_pcts(self.exchange_latency),
+                receive_to_handled=_pcts(self.handle_latency),
+                receive_to_stop_decision=_pcts(self.stop_latency),
+            ),
+        )  # fmt: skip
 
 
-def _pcts(rec: LatencyRecorder) -> dict[str, float]:
+def _pcts(rec: LatencyRecorder) -> Percentiles | None:
     if not rec.count:
-        return {}
+        return None
     p = rec.percentiles((50, 90, 99, 99.9))
-    return {
-        "p50": p[50] / 1000, "p90": p[90] / 1000, "p99": p[99] / 1000,
-        "p99.9": p[99.9] / 1000, "max": rec.max / 1000, "count": float(rec.count),
-    }  # fmt: skip
+    return Percentiles(p50=p[50] / 1000, p90=p[90] / 1000, p99=p[99] / 1000,
+                       p99_9=p[99.9] / 1000, max=rec.max / 1000, count=rec.count)  # fmt: skip
 
 
 async def symbol_actor(mailbox: Mailbox[Any], state: SymbolState, ctx: ActorContext) -> None:
