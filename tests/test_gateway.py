@@ -390,8 +390,7 @@ async def test_a_flooded_symbol_does_not_delay_the_quiet_ones(autojump_clock: Mo
 async def test_a_trade_gap_is_reported_backfilled_over_rest_and_fires_a_hidden_stop(
     autojump_clock: MockClock,
 ) -> None:
-    from gateway import AggTrade
-    from gateway import GapDetected
+    from gateway import AggTrade, GapDetected
 
     fired: list[StopTriggered] = []
     async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, streams=("aggTrade",)) as (
