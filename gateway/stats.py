@@ -166,6 +166,9 @@ class RestStats:
     weight_per_minute: int
     throttled: int  #: waits for the next minute's weight
     shed: int  #: requests or pages no longer wanted, not sent
+    #: Prices of gaps REST failed to serve, asked for again for an armed stop.
+    stop_retries: int = 0
+    stop_retries_dropped: int = 0  #: re-asks refused by a full queue
 
 
 @attrs.frozen(kw_only=True)

@@ -732,7 +732,47 @@ async def test_the_unserved_tail_of_a_plain_trade_gap_is_priced_from_agg_trades(
         assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
 
 
-async def test_a_plain_trade_gap_both_rest_endpoints_fail_ends_unfilled_and_nothing_fires(
+async def test_a_stop_crossed_in_a_gap_rest_could_not_serve_fires_once_rest_is_back(
+    autojump_clock: MockClock,
+) -> None:
+    """REST down longer than the retries: the gap ends unfilled at once (subscribers go
+    on), but an armed stop crossed inside it is not given up: its prices are asked for
+    again, later and later, and the stop fires once REST answers; nothing more is
+    published."""
+    async with exchange_and_gateway(_ONE, streams=("aggTrade",), rest_retries=1) as (sim, gw):
+        pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        fired: list[StopTriggered] = []
+        first_fire = trio.Event()
+
+        def on_stop(stop: StopTriggered) -> None:
+            fired.append(stop)
+            first_fire.set()
+
+        gw.on_stop_loss(on_stop)
+        with gw.subscribe("BTCUSDT", [*_GAPS, AggTrade], buffer=100) as sub:
+            sim.control.inject_trade("BTCUSDT", 99.0, 1.0)
+            await drain(sub, 1)
+            sim.control.rest_down()
+            sim.control.drop_trades("BTCUSDT", 3)
+            for price in (99.0, 94.0, 99.0, 98.0):  # the dip is the gap's second id
+                sim.control.inject_trade("BTCUSDT", price, 1.0)
+            events = await drain(sub, 3)  # GapDetected, GapUnfilled, then the live 98
+            unfilled = [e for e in events if isinstance(e, GapUnfilled)]
+            assert len(unfilled) == 1 and "503" in unfilled[0].reason, events
+            await trio.sleep(30)  # REST still down: asked again, still nothing
+            assert fired == [] and queued(sub) == []
+            asked = len(sim.control.rest_requests("aggTrades"))
+            assert asked > 2  # the first request and its retry, then the stop's re-asks
+            sim.control.rest_up()
+            with trio.fail_after(600):
+                await first_fire.wait()
+            await trio.sleep(120)  # nothing more comes: fired once, no row published
+            assert queued(sub) == []
+        assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 94.0)]
+        assert gw.stats().symbols["BTCUSDT"].stops_fired == 1
+
+
+async def test_a_plain_trade_gap_both_rest_endpoints_fail_ends_unfilled_and_fires_later(
     autojump_clock: MockClock,
 ) -> None:
     errors: list[BaseException] = []
@@ -749,10 +789,13 @@ async def test_a_plain_trade_gap_both_rest_endpoints_fail_ends_unfilled_and_noth
         assert (unfilled.first, unfilled.last) == (first, first + 4)
         assert "HTTP 500" in unfilled.reason and "aggTrades: REST" in unfilled.reason
         assert "HTTP 503" in unfilled.reason and "stops checked" not in unfilled.reason
-        assert [r.status for r in sim.control.rest_requests("aggTrades")] == [503] * 3
-        await trio.sleep(1)
-        assert fired == [] and gw.stats().symbols["BTCUSDT"].stops_fired == 0
+        assert [r.status for r in sim.control.rest_requests("aggTrades")][:3] == [503] * 3
         await streams_on(sim, gw, Trade)  # the gateway is up and streaming
+        # the armed stop is not given up: the gap's prices are asked for again, and once
+        # aggTrades answers (its three failures are used up) the stop fires, once
+        await trio.sleep(120)
+        assert [f.trigger_price for f in fired] == [94.0]
+        assert gw.stats().symbols["BTCUSDT"].stops_fired == 1
     assert not [e for e in errors if not isinstance(e, GatewayError)]
 
 

@@ -118,6 +118,10 @@ class BackfillRequest:
     #: gap: the window ``aggTrades`` is asked for when ``historicalTrades`` fails.
     after_time: int | None = None
     before_time: int | None = None
+    #: Asked again after REST failed for good: its gap already ended unfilled, and only
+    #: the prices matter, to an armed stop (the rows are never published).
+    prices_only: bool = False
+    round: int = 0  #: how often it was asked again so far
 
 
 @attrs.frozen(slots=True)
@@ -135,7 +139,8 @@ class BackfillResult:
 
     ``final`` False: one part of a long trade or aggTrade request, its rows in order
     (the parts together start at ``request.first``); the request's last result, final,
-    holds the rest and how it ended.
+    holds the rest and how it ended. ``rest_failed``: the unserved part is REST's
+    failure (retries used up, a bad answer), not the budget's or the history's.
     """
 
     request: BackfillRequest
@@ -145,6 +150,7 @@ class BackfillResult:
     stop_prices: tuple[float, float] | None = None
     stop_rows: int = 0
     final: bool = True
+    rest_failed: bool = False
 
 
 class WeightBudget:
@@ -211,6 +217,7 @@ class Backfiller:
         rng: UniformSource | None = None,
         ca_file: str = "",
         need: Callable[[BackfillRequest], Need] | None = None,
+        stop_retry: ReconnectPolicy | None = None,
     ) -> None:
         bare, user, password = split_credentials(rest_url.rstrip("/"))
         #: The REST endpoint without its credentials (they travel in ``_auth``).
@@ -229,6 +236,15 @@ class Backfiller:
         self.max_ids = max_ids
         self.budget = WeightBudget(weight_per_minute)
         self.retry = retry if retry is not None else ReconnectPolicy(0.5, 2.0, 30.0, 4)
+        #: When a trade or aggTrade request failed for good: how long to wait before its
+        #: prices are asked for again (while a stop is armed), and how often at most.
+        self.stop_retry = (stop_retry if stop_retry is not None
+                           else ReconnectPolicy(5.0, 2.0, 60.0, 10))  # fmt: skip
+        #: Prices-only re-asks waiting for their turn (bounded like the request queue).
+        self.stop_retries_waiting = 0
+        self.stop_retries = 0
+        self.stop_retries_dropped = 0
+        self._nursery: trio.Nursery | None = None  # set while `run` runs
         self._rng: UniformSource = rng if rng is not None else random.Random()
         self.fetched = 0
         self.failed = 0
@@ -244,6 +260,7 @@ class Backfiller:
             requests=self.requests_sent, retries=self.retries, failed=self.failed,
             fetched=self.fetched, used_weight=self.budget.used,
             weight_per_minute=self.budget.limit, throttled=self.budget.waits, shed=self.shed,
+            stop_retries=self.stop_retries, stop_retries_dropped=self.stop_retries_dropped,
         )  # fmt: skip
 
     def request(self, req: BackfillRequest) -> bool:
@@ -260,6 +277,7 @@ class Backfiller:
             trio.open_nursery() as nursery,
         ):
             self._client = client
+            self._nursery = nursery
             task_status.started()
             async for req in self.requests:
                 # A slot before a task: the rest wait in the bounded queue, not as tasks.
@@ -320,19 +338,49 @@ class Backfiller:
                 error = redact_text(
                     text if self.rest_url in text else f"REST {self.rest_url}: {text}"
                 )
-                result = BackfillResult(req, (), error, req.first)
+                result = BackfillResult(req, (), error, req.first, rest_failed=True)
             if (req.kind == "trade" and result.missing_from is not None
                     and self.need(req) is not Need.NOTHING):
                 result = await self._agg_prices(client, result)
         finally:
             self._limit.release_on_behalf_of(slot)
-        if result.error is not None and not result.error.startswith(_SHED_PREFIX):
+        failed = result.error is not None and not result.error.startswith(_SHED_PREFIX)
+        if failed:
             self.failed += 1
             log.warning("backfill of %s %s %d..%d failed (%d..%d not served by %s): %s",
                         req.symbol, req.kind, req.first, req.last, result.missing_from,
                         req.last, self.rest_url, result.error)  # fmt: skip
         self.fetched += len(result.events)
         self._deliver(req.symbol, result)
+        if result.rest_failed and result.stop_prices is None and (
+            req.kind in ("trade", "aggTrade")
+        ):
+            self._ask_again_for_stops(req, result)
+
+    def _ask_again_for_stops(self, req: BackfillRequest, result: BackfillResult) -> None:
+        """A trade gap REST could not serve may hide a stop's crossing: ask for the
+        unserved part's prices again later (while a stop is armed on the symbol; `need`
+        decides when its turn comes), with backoff, at most ``stop_retry.max_attempts``
+        times. The gap itself has ended unfilled: nothing of this is published."""
+        limit = self.stop_retry.max_attempts
+        if self._nursery is None or (limit is not None and req.round >= limit):
+            return
+        if self.stop_retries_waiting >= self.requests.bound:
+            self.stop_retries_dropped += 1
+            return
+        start = result.missing_from if result.missing_from is not None else req.first
+        again = attrs.evolve(req, first=start, prices_only=True, round=req.round + 1)
+        self.stop_retries_waiting += 1
+        self.stop_retries += 1
+        self._nursery.start_soon(self._requeue, again, self.stop_retry.delay(req.round, self._rng))
+
+    async def _requeue(self, req: BackfillRequest, wait: float) -> None:
+        try:
+            await trio.sleep(wait)
+        finally:
+            self.stop_retries_waiting -= 1
+        if self.need(req) is not Need.NOTHING and not self.request(req):
+            self.stop_retries_dropped += 1
 
     async def _get(
         self, client: httpx.AsyncClient, path: str, params: dict[str, Any], weight: int,
@@ -410,6 +458,7 @@ class Backfiller:
         end = min(req.last, req.first + self.max_ids - 1)
         next_id = req.first
         error: str | None = None
+        failed = False
         pages = (end - req.first) // _MAX_ROWS + 2  # bounded: each page moves next_id on
         for _ in range(pages):
             if next_id > end:
@@ -425,6 +474,7 @@ class Backfiller:
                 break
             except RestUnavailable as exc:
                 error = str(exc)
+                failed = True
                 break
             if not rows or rows[0][key] != next_id:
                 error = f"the exchange does not serve {req.kind} id {next_id}"
@@ -444,7 +494,7 @@ class Backfiller:
             if error is None:
                 error = (f"backfill_max_ids is {self.max_ids}" if next_id > end
                          else "page limit reached")  # fmt: skip
-            return BackfillResult(req, tuple(out), error, next_id)
+            return BackfillResult(req, tuple(out), error, next_id, rest_failed=failed)
         return BackfillResult(req, tuple(out))
 
     def _shed_rest(self, req: BackfillRequest) -> bool:
@@ -476,6 +526,7 @@ class Backfiller:
         cover_lo, cover_hi = math.inf, -math.inf
         start, window_end, from_id = after, after, None
         note = "page limit reached"
+        failed = False
         try:
             for _ in range((end_id - first) // _MAX_ROWS + _MAX_WINDOWS + 4):  # bounded
                 params: dict[str, Any] = {"symbol": req.symbol, "limit": _MAX_ROWS}
@@ -513,6 +564,7 @@ class Backfiller:
                 from_id = int(rows[-1]["a"]) + 1
         except _FAILED as exc:
             note = redact_text(str(exc) or repr(exc))
+            failed = True
         if not kept and not note:
             note = "no aggregate trade covers them"
         if kept and (cover_lo > first or cover_hi < req.last):
@@ -525,7 +577,8 @@ class Backfiller:
         if note:
             error = f"{error}; aggTrades: {note}"
         prices = (low, high) if kept else None
-        return attrs.evolve(result, error=error, stop_prices=prices, stop_rows=kept)
+        return attrs.evolve(result, error=error, stop_prices=prices, stop_rows=kept,
+                            rest_failed=failed or (result.rest_failed and not kept))  # fmt: skip
 
     async def _klines(self, client: httpx.AsyncClient, req: BackfillRequest) -> BackfillResult:
         """Closed candles with open times ``first..last``, page after page (bounded)."""

@@ -548,9 +548,13 @@ class SymbolState:
             if state is SyncState.SYNCED:
                 log.info("%s: order book synced at %d", self.symbol, snap.last_update_id)
             return
+        rows = result.events
+        if req.prices_only:  # its gap ended long ago: the prices are for the stops only
+            self._check_rows(rows)
+            self._check_stop_prices(result)
+            return
         stream = _stream_of(req)
         gap = (stream, req.first, req.last)
-        rows = result.events
         self.backfilled += len(rows)
         self._ending = gap  # until its ending is out (crash-safe)
         trades = req.kind == "aggTrade" or req.kind == "trade"
@@ -626,7 +630,9 @@ class SymbolState:
     def backfill_need(self, request: BackfillRequest) -> Need:
         """What this symbol still wants of a trade or aggTrade request: its rows while its
         gap is pending; once the gap ended unfilled, prices only if a stop is armed."""
-        if (_stream_of(request), request.first, request.last) not in self._abandoned:
+        if not request.prices_only and (
+            (_stream_of(request), request.first, request.last) not in self._abandoned
+        ):
             return Need.ROWS
         return Need.PRICES if self.stops.armed_count else Need.NOTHING
 
@@ -743,7 +749,7 @@ class SymbolState:
     def _quarantined_result(self, result: BackfillResult) -> None:
         """A REST result for a quarantined symbol: its gap ends unfilled (once)."""
         req = result.request
-        if req.kind == "depth":
+        if req.kind == "depth" or req.prices_only:  # a prices-only gap ended already
             return
         gap = (_stream_of(req), req.first, req.last)
         if gap in self._abandoned:
@@ -779,6 +785,8 @@ class SymbolState:
             return
         self._check_rows(result.events)
         self._check_stop_prices(result)
+        if req.prices_only:  # its gap ended already
+            return
         gap = (_stream_of(req), req.first, req.last)
         if gap in self._abandoned:  # its gap already ended
             if result.final:
