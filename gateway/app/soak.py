@@ -509,6 +509,9 @@ async def _sample(run: _Run, gw: Any, sub: Any) -> None:
         run.samples.append({
             "t_s": round(trio.current_time() - run.t0, 3),
             "rss_mb": _rss_mb(),
+            # live Python memory blocks: back to a level after a burst while RSS stays up
+            # is CPython keeping its arenas (a high-water mark), not a leak
+            "py_blocks": sys.getallocatedblocks(),
             "exchange_rss_mb": _rss_mb(run.exchange_pid) if run.exchange_pid else None,
             "events": run.rec.events,
             "reconnects": sum(c.reconnects for c in stats.connections),
@@ -601,6 +604,7 @@ async def _drive(run: _Run, ex: Exchange) -> None:
             run.ends[(sym, "aggTrade")] = book["agg"][1]
         run.settled = await _settle(run)
         run.samples.append({"t_s": round(trio.current_time() - run.t0, 3), "rss_mb": _rss_mb(),
+                            "py_blocks": sys.getallocatedblocks(),
                             "exchange_rss_mb": _rss_mb(run.exchange_pid)
                             if run.exchange_pid else None, "events": rec.events,
                             "reconnects": sum(c.reconnects for c in gw.connections),
@@ -768,6 +772,12 @@ def summarize(run: _Run) -> dict[str, Any]:
         #: least-squares slope over the second half of the time after warm-up: a leak
         #: keeps a slope; the high-water mark of a backlog does not
         "rss_slope_mb_per_min_second_half": round(slope, 4),
+        # Python's own live blocks at the same three points (see the samples' py_blocks)
+        "py_blocks": {
+            "after_warmup": after[0].get("py_blocks") if after else None,
+            "peak": max((s.get("py_blocks") or 0 for s in after), default=None),
+            "end": run.samples[-1].get("py_blocks") if run.samples else None,
+        },
         "rss_judged": judged_rss,
         "exchange_rss_mb": {"start": first_sample.get("exchange_rss_mb"),
                             "end": run.ledger.get("rss_mb")},
