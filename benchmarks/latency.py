@@ -67,7 +67,7 @@ class Probe:
     def __init__(self, gw: Gateway, symbols: list[str], buffer: int) -> None:
         self.gw = gw
         self.symbols = symbols
-        self.states = [gw.state(s) for s in symbols]
+        self.states = [gw._state(s) for s in symbols]
         self.sub_latency = {s: LatencyRecorder() for s in symbols}
         self.sub = gw.subscribe(kinds=Trade, buffer=buffer)
         self.received = 0
@@ -101,10 +101,10 @@ class Probe:
             ),
             "subscriber_received": self.received,
             "subscriber_dropped": self.sub.dropped,
-            "frames": gw.router.frames,
-            "malformed": gw.router.malformed,
-            "unknown": gw.router.unknown,
-            "reconnects": sum(c.reconnects for c in gw.connections),
+            "frames": gw._router.frames,
+            "malformed": gw._router.malformed,
+            "unknown": gw._router.unknown,
+            "reconnects": sum(c.reconnects for c in gw._connections),
             "stops_fired": sum(st.stops.fired for st in self.states),
         }
 

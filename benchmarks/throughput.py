@@ -110,7 +110,7 @@ async def gateway_round(
                         pass
 
                 nursery.start_soon(drain)
-            router = gw.router
+            router = gw._router
             rate = await _window(lambda: router.frames, warmup, duration)
             nursery.cancel_scope.cancel()
     return rate

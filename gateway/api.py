@@ -77,24 +77,24 @@ class Gateway:
         config = attrs.evolve(config, url=config.resolved_url(),
                               rest_url=config.resolved_rest_url())  # fmt: skip
         self.config = config
-        self.router = Router()
-        self.publisher = Publisher(config.callback_buffer)
-        self.supervisor = Supervisor(
+        self._router = Router()
+        self._publisher = Publisher(config.callback_buffer)
+        self._supervisor = Supervisor(
             "symbols", max_restarts=config.max_restarts, period=config.restart_period
         )
-        self.connections: list[Connection] = []
-        self.hooks = HookRunner(
-            close_hook, self.publisher, self._deliver, timeout=config.close_hook_timeout
+        self._connections: list[Connection] = []
+        self._hooks = HookRunner(
+            close_hook, self._publisher, self._deliver, timeout=config.close_hook_timeout
         )
         self._states: dict[str, SymbolState] = {}
         #: Live events held behind gaps by every symbol together (one memory bound).
-        self.holds = HoldBudget(config.hold_max_total)
+        self._holds = HoldBudget(config.hold_max_total)
         self._ids = itertools.count(1)
         self._unit_ns = 1000 if config.time_unit.upper() == "MICROSECOND" else 1_000_000
         self._connect_limiter = RollingWindowLimiter(300, 300.0)
         self._rng = random.Random()
         self._nursery: trio.Nursery | None = None
-        self.backfiller = (
+        self._backfiller = (
             Backfiller(
                 config.rest_url, self._deliver, timeout=config.rest_timeout,
                 max_ids=config.backfill_max_ids, weight_per_minute=config.rest_weight_per_minute,
@@ -104,13 +104,13 @@ class Gateway:
             if config.rest_url
             else None
         )  # fmt: skip
-        self.fallback = (
+        self._fallback = (
             PriceFallback(
-                self._states, self.backfiller, after=config.fallback_after,
+                self._states, self._backfiller, after=config.fallback_after,
                 interval=config.fallback_interval,
-                on_error=lambda sym, exc: self.publisher.report_error("fallback", exc, sym),
+                on_error=lambda sym, exc: self._publisher.report_error("fallback", exc, sym),
             )
-            if self.backfiller is not None and config.fallback_after > 0
+            if self._backfiller is not None and config.fallback_after > 0
             else None
         )  # fmt: skip
 
@@ -136,13 +136,13 @@ class Gateway:
             symbols = [canonical_symbol(s) for s in symbols]
         if isinstance(kinds, type):
             kinds = [kinds]
-        return self.publisher.subscribe(symbols, kinds, buffer or self.config.subscriber_buffer)
+        return self._publisher.subscribe(symbols, kinds, buffer or self.config.subscriber_buffer)
 
     def on(self, kind: type, callback: Callback) -> None:
         """Call ``callback(event)`` (sync or async) for every event of ``kind``, in the
         dispatcher task; one that raises is logged and counted, never fatal. Raises
         nothing."""
-        self.publisher.add_callback(kind, callback)
+        self._publisher.add_callback(kind, callback)
 
     def on_trade(self, callback: Callback) -> None:
         """Callback for every trade and aggregate trade."""
@@ -168,7 +168,7 @@ class Gateway:
 
     def on_error(self, callback: Callback) -> None:
         """Callback with each error the gateway survives, and the final one if it does not."""
-        self.publisher.error_callbacks.append(callback)
+        self._publisher.error_callbacks.append(callback)
 
     # Positions ---------------------------------------------------------------------------
 
@@ -244,6 +244,12 @@ class Gateway:
         buf = self._state(symbol).candles.buffer(interval)
         return list(buf.closed) if n is None else buf.last(n)
 
+    def candle(self, symbol: str, interval: str) -> Kline | None:
+        """``symbol``'s latest candle at ``interval``: the one still open, else the last
+        closed (None before the first); raises `UnknownSymbol`."""
+        buf = self._state(symbol).candles.buffer(interval)
+        return buf.open_candle if buf.open_candle is not None else buf.last_closed
+
     def order_book(self, symbol: str) -> OrderBookSync | None:
         """``symbol``'s local order book (kept when a diff-depth stream is subscribed).
 
@@ -271,28 +277,28 @@ class Gateway:
                 snap = attrs.evolve(snap, restarts=child.restarts,
                                     status=child.status.value,  # "failed" once quarantined
                                     dead_letters=len(child.dead_letters))  # fmt: skip
-            if self.fallback is not None:
-                polls, active = self.fallback.snapshot(sym)
+            if self._fallback is not None:
+                polls, active = self._fallback.snapshot(sym)
                 snap = attrs.evolve(snap, fallback_polls=polls, fallback_active=active)
             symbols[sym] = snap
         return GatewayStats(
             symbols=symbols,
-            connections=tuple(c.snapshot() for c in self.connections),
+            connections=tuple(c.snapshot() for c in self._connections),
             router=RouterStats(
-                frames=self.router.frames, malformed=self.router.malformed,
-                unknown=self.router.unknown, unrouted=self.router.unrouted,
-                tap_errors=self.router.tap_errors,
+                frames=self._router.frames, malformed=self._router.malformed,
+                unknown=self._router.unknown, unrouted=self._router.unrouted,
+                tap_errors=self._router.tap_errors,
             ),
             refused={
                 name: RefusedStream(code=code, message=msg, connection=c.conn_id)
-                for c in self.connections
+                for c in self._connections
                 for name, (code, msg) in c.refused.items()
             },
-            rest=self.backfiller.snapshot() if self.backfiller is not None else None,
-            holds=self.holds.snapshot(),
+            rest=self._backfiller.snapshot() if self._backfiller is not None else None,
+            holds=self._holds.snapshot(),
             callbacks=CallbackStats(
-                calls=self.publisher.callback_calls, errors=self.publisher.callback_errors,
-                dropped=self.publisher.callback_queue.dropped,
+                calls=self._publisher.callback_calls, errors=self._publisher.callback_errors,
+                dropped=self._publisher.callback_queue.dropped,
             ),
         )  # fmt: skip
 
@@ -305,9 +311,9 @@ class Gateway:
         ``restarts`` counts the restarts before that.
         """
         name = f"symbol:{canonical_symbol(symbol)}"
-        outer = self.supervisor.report().get(name)
+        outer = self._supervisor.report().get(name)
         try:
-            subtree = self.supervisor.child_state(name)
+            subtree = self._supervisor.child_state(name)
         except KeyError:
             return outer
         inner: ChildReport | None = None
@@ -318,10 +324,6 @@ class Gateway:
         if outer is not None and outer.status is ChildStatus.FAILED:
             return attrs.evolve(inner, status=ChildStatus.FAILED)
         return inner
-
-    def state(self, symbol: str) -> SymbolState:
-        """The live state of one symbol (for inspection and tests)."""
-        return self._state(symbol)
 
     def _state(self, symbol: str) -> SymbolState:
         try:
@@ -380,19 +382,19 @@ class Gateway:
             if sym not in self._states:
                 raise UnknownSymbol(sym, tuple(self._states))
         for sym in wanted:
-            for conn in self.connections:
+            for conn in self._connections:
                 # Refused streams too: they are no longer asked for again.
                 mine = [n for n in (*conn.streams, *conn.refused)
                         if parse_stream(n).symbol == sym]  # fmt: skip
                 if mine:
                     await conn.unsubscribe(mine)
-            self.router.detach(sym)
-            await self.supervisor.stop_child(f"symbol:{sym}")
+            self._router.detach(sym)
+            await self._supervisor.stop_child(f"symbol:{sym}")
             self._states.pop(sym, None)
 
     async def _subscribe(self, names: list[str]) -> None:
         limit = self.config.max_streams_per_connection
-        for conn in self.connections:
+        for conn in self._connections:
             room = limit - len(conn.streams)
             if room > 0 and names:
                 await conn.subscribe(names[:room])
@@ -409,7 +411,7 @@ class Gateway:
         (nothing with ``check_symbols = False``)."""
         if not self.config.check_symbols:
             return
-        budget = self.backfiller.budget if self.backfiller is not None else None
+        budget = self._backfiller.budget if self._backfiller is not None else None
         await check_symbols(
             self.config.rest_url, symbols, limit=self.config.rest_timeout, key=key,
             observe_weight=budget.observe if budget is not None else None,
@@ -420,12 +422,12 @@ class Gateway:
         if symbol in self._states:
             return
         state = SymbolState(
-            symbol, self.publisher, candle_buffer=self.config.candle_buffer,
-            event_time_unit_ns=self._unit_ns, request_close=self.hooks.request,
-            request_backfill=self.backfiller.request if self.backfiller else None,
+            symbol, self._publisher, candle_buffer=self.config.candle_buffer,
+            event_time_unit_ns=self._unit_ns, request_close=self._hooks.request,
+            request_backfill=self._backfiller.request if self._backfiller else None,
             hold_max_events=self.config.hold_max_events,
             hold_max_seconds=self.config.hold_max_seconds,
-            hold_overflow=self.config.hold_overflow, hold_budget=self.holds,
+            hold_overflow=self.config.hold_overflow, hold_budget=self._holds,
         )  # fmt: skip
         self._states[symbol] = state
         actor = ChildSpec(
@@ -440,13 +442,13 @@ class Gateway:
             period=self.config.restart_period, restart=Restart.TEMPORARY,
             on_failed=lambda _report, error: self._symbol_failed(symbol, error),
         )  # fmt: skip
-        await self.supervisor.start_child(subtree)
-        self.router.attach(state)
+        await self._supervisor.start_child(subtree)
+        self._router.attach(state)
 
     async def _warm_up(self, names: Iterable[str]) -> None:
         """Fill the kline buffers of the streams ``names`` with the last ``warmup_candles``
         closed REST candles, concurrently; a failure goes to the error callbacks."""
-        count, rest = self.config.warmup_candles, self.backfiller
+        count, rest = self.config.warmup_candles, self._backfiller
         if not count or rest is None:
             return
         wanted: dict[tuple[str, str], None] = {}
@@ -462,7 +464,7 @@ class Gateway:
             except RestUnavailable as exc:
                 log.warning("%s: warm-up of kline_%s failed, its buffer starts empty: %s",
                             symbol, interval, exc)  # fmt: skip
-                self.publisher.report_error("warmup", exc, symbol)
+                self._publisher.report_error("warmup", exc, symbol)
                 return
             kept = self._states[symbol].warm_up(interval, klines)
             log.info("%s: warm-up: %d closed kline_%s candles", symbol, kept, interval)
@@ -477,7 +479,7 @@ class Gateway:
             late = RestUnavailable(f"warm-up from {rest.rest_url} took longer than {limit:g} s; "
                                    "the buffers not filled by then start empty")  # fmt: skip
             log.warning("%s", late)
-            self.publisher.report_error("warmup", late)
+            self._publisher.report_error("warmup", late)
 
     def _symbol_failed(self, symbol: str, error: Exception) -> None:
         """``symbol``'s supervisor gave up: quarantine it alone, or end the gateway."""
@@ -496,8 +498,8 @@ class Gateway:
             "%s: quarantined after %d restarts (%d queued events dropped; %d armed stops no "
             "longer checked): %s", symbol, restarts, dropped, armed, error,
         )  # fmt: skip
-        self.publisher.publish(SymbolQuarantined(symbol, restarts, error))
-        self.publisher.report_error("symbol", error, symbol)
+        self._publisher.publish(SymbolQuarantined(symbol, restarts, error))
+        self._publisher.report_error("symbol", error, symbol)
 
     def _backfill_need(self, request: BackfillRequest) -> Need:
         """What ``request``'s symbol still wants of it (nothing once the symbol is gone)."""
@@ -512,30 +514,30 @@ class Gateway:
 
     def _new_connection(self, streams: list[str], conn_id: str | None = None) -> Connection:
         c = self.config
-        conn_id = conn_id or f"conn-{len(self.connections) + 1}"
+        conn_id = conn_id or f"conn-{len(self._connections) + 1}"
         conn = Connection(
-            conn_id, c.url, streams, self.router,
+            conn_id, c.url, streams, self._router,
             policy=ReconnectPolicy(
                 c.reconnect.initial, c.reconnect.factor, c.reconnect.cap, c.reconnect.max_attempts
             ),
             connect_limiter=self._connect_limiter, control_rate=c.control_rate,
             silence_timeout=c.silence_timeout, connect_timeout=c.connect_timeout,
             max_age=c.max_connection_age, time_unit=c.time_unit, rng=self._rng,
-            on_error=lambda exc: self.publisher.report_error("connection", exc),
+            on_error=lambda exc: self._publisher.report_error("connection", exc),
             on_rotate=self._rotate,
             on_refused=lambda name, code, msg: self._stream_refused(conn_id, name, code, msg),
             stream_silence_factor=c.stream_silence_factor,
             trade_silence_floor=c.trade_silence_floor, ca_file=c.ca_file,
         )  # fmt: skip
-        self.connections.append(conn)
+        self._connections.append(conn)
         return conn
 
     def _stream_refused(self, conn_id: str, name: str, code: int | None, message: str) -> None:
         """The exchange refused one stream: tell subscribers and error callbacks."""
         symbol = parse_stream(name).symbol
-        self.publisher.publish(StreamRefused(symbol, name, code, message, conn_id))
+        self._publisher.publish(StreamRefused(symbol, name, code, message, conn_id))
         error = SubscriptionError(code, f"stream {name} refused: {message}")
-        self.publisher.report_error("stream", error, symbol)
+        self._publisher.report_error("stream", error, symbol)
 
     def _rotate(self, old: Connection) -> None:
         assert self._nursery is not None
@@ -550,7 +552,7 @@ class Gateway:
         try:
             await self._nursery.start(new.run)
         except ConnectionFailed as exc:  # the old connection still streams: keep it
-            self.connections.remove(new)  # its attempts reached on_error as ConnectionLost
+            self._connections.remove(new)  # its attempts reached on_error as ConnectionLost
             old.rotating = False
             log.warning("[%s] rotation failed, keeping the old connection: %s", old.conn_id, exc)
             return
@@ -558,7 +560,7 @@ class Gateway:
         if late:
             await new.subscribe(late)
         await old.stop()
-        self.connections.remove(old)
+        self._connections.remove(old)
         log.info("[%s] rotated: new connection live, old one closed", new.conn_id)
 
 
@@ -589,7 +591,7 @@ async def open_gateway(
     retried until it succeeds: make it idempotent); ``on_error`` is registered before
     anything connects. ``frame_tap(frame, receive_ns)`` sees every raw frame before it
     is decoded (for recording; see `Router`). ``on_start(gateway)`` is called once,
-    before anything connects: a supervisor or a CLI can watch ``gateway.connections``
+    before anything connects: a supervisor or a CLI can watch ``gateway.stats().connections``
     (state, attempts, last error) while it is still connecting, before the block is
     entered. ``overrides`` replace config fields
     (e.g. ``symbols=["BTCUSDT"]``).
@@ -604,8 +606,8 @@ async def open_gateway(
         raise ConfigError(f"streams: no stream to open for {', '.join(config.all_symbols())}; "
                           f"got streams={config.streams!r}")  # fmt: skip
     gw = Gateway(config, close_hook)
-    gw.router.frame_tap = frame_tap
-    gw.router.on_tap_error = lambda exc: gw.publisher.report_error("frame_tap", exc)
+    gw._router.frame_tap = frame_tap
+    gw._router.on_tap_error = lambda exc: gw._publisher.report_error("frame_tap", exc)
     if on_error is not None:
         gw.on_error(on_error)
     if on_start is not None:
@@ -614,11 +616,11 @@ async def open_gateway(
     try:
         async with trio.open_nursery() as nursery:
             gw._nursery = nursery
-            await nursery.start(gw.publisher.run_callbacks)
-            await nursery.start(gw.hooks.run)
-            if gw.backfiller is not None:
-                await nursery.start(gw.backfiller.run)
-            await nursery.start(gw.supervisor.run)
+            await nursery.start(gw._publisher.run_callbacks)
+            await nursery.start(gw._hooks.run)
+            if gw._backfiller is not None:
+                await nursery.start(gw._backfiller.run)
+            await nursery.start(gw._supervisor.run)
             symbols = config.all_symbols()
             for pos in config.positions:
                 if pos.symbol.upper() not in symbols:
@@ -628,8 +630,8 @@ async def open_gateway(
             for pos in config.positions:
                 _open_configured(gw, pos)
             await gw._warm_up(config.stream_names())
-            if gw.fallback is not None:
-                await nursery.start(gw.fallback.run)
+            if gw._fallback is not None:
+                await nursery.start(gw._fallback.run)
             for group in shard_streams(config.stream_names(), config.max_streams_per_connection):
                 conn = gw._new_connection(group)
                 await nursery.start(conn.run)
@@ -639,7 +641,7 @@ async def open_gateway(
                 # Close every socket gracefully while the readers still run, then stop.
                 with trio.CancelScope(shield=True), trio.move_on_after(2):
                     async with trio.open_nursery() as closing:
-                        for conn in gw.connections:
+                        for conn in gw._connections:
                             closing.start_soon(conn.stop)
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
@@ -680,7 +682,7 @@ async def _raise(error: GatewayError) -> None:
 
 async def _final_error(gw: Gateway, error: GatewayError) -> None:
     """Give the error callbacks the error that ends the gateway, before it reaches the caller."""
-    for cb in gw.publisher.error_callbacks:
+    for cb in gw._publisher.error_callbacks:
         try:
             with trio.move_on_after(5):
                 await invoke(cb, error)

@@ -169,6 +169,7 @@ class RestStats:
     #: Prices of gaps REST failed to serve, asked for again for an armed stop.
     stop_retries: int = 0
     stop_retries_dropped: int = 0  #: re-asks refused by a full queue
+    queued: int = 0  #: requests waiting for their turn now
 
 
 @attrs.frozen(kw_only=True)

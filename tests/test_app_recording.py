@@ -100,7 +100,7 @@ async def test_recorded_frames_replay_identically_and_in_order(
                 await trio.sleep(0.2)
                 sim.control.tick()
             await trio.sleep(1)
-            received = gw.connections[0].frames
+            received = gw._connections[0].frames
         recorder.close()
     assert len(recorder.files) > 1 and recorder.frames == received - 1  # - the SUBSCRIBE reply
     merged = merge_recordings([str(f) for f in recorder.files], tmp_path / "merged.txt")
@@ -127,7 +127,7 @@ async def test_each_real_recording_replays_through_the_gateway_with_its_event_co
     ):
         with trio.fail_after(20):
             await sim.control.wait_replay_done()
-            while gw.router.frames < len(rec.frames) + 1:  # noqa: ASYNC110 - no event for it
+            while gw._router.frames < len(rec.frames) + 1:  # noqa: ASYNC110 - no event for it
                 await trio.sleep(0.01)
         counts = {
             (sym, kind): n

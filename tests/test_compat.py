@@ -233,7 +233,7 @@ async def test_reconnects_and_resubscribes_after_a_drop(autojump_clock: MockCloc
             with trio.fail_after(30):
                 await sim.control.wait_for(lambda st: st.connections_total == 2)
                 assert layer.gateway is not None
-                await layer.gateway.connections[0].wait_live()
+                await layer.gateway._connections[0].wait_live()
             assert subscribed(sim) == ["btcusdt@trade"]
             sim.control.inject_trade("BTCUSDT", 100.0, 1.0)
             await prices.wait()

@@ -70,7 +70,7 @@ async def gateway(sim: Simulator, errors: list[BaseException], **options: Any) -
 
 async def streams_again(sim: Simulator, gw: Gateway, symbol: str = "BTCUSDT") -> None:
     """A trade injected now reaches a subscriber: the gateway is up and streaming."""
-    await gw.connections[0].wait_live()
+    await gw._connections[0].wait_live()
     with gw.subscribe(symbol, Trade, buffer=100) as sub:
         tid = sim.control.inject_trade(symbol, 123.0, 1.0)
         with trio.fail_after(30):
@@ -88,7 +88,7 @@ async def test_a_1008_close_in_reply_to_subscribe_slows_the_pace_and_reconnects(
     async with exchange() as sim:
         sim.control.close_on_subscribe(1008, "Too many requests")
         async with gateway(sim, errors) as gw:
-            conn = gw.connections[0]
+            conn = gw._connections[0]
             assert conn.rate_penalties == 1
             assert conn.snapshot().control_pace == "2/1s"  # halved from 4 a second
             await streams_again(sim, gw)
@@ -109,8 +109,8 @@ async def test_exceeding_the_exchanges_message_rate_slows_down_until_it_is_accep
         async with gateway(
             sim, errors, symbols=many, streams=("trade", "aggTrade", "kline_1m"), control_rate=10
         ) as gw:
-            assert len(gw.connections) == 1
-            conn = gw.connections[0]
+            assert len(gw._connections) == 1
+            conn = gw._connections[0]
             assert conn.rate_penalties >= 1
             limit, window = conn.control_limiter.limit, conn.control_limiter.window
             assert limit / window <= 5
@@ -136,7 +136,7 @@ async def test_a_ping_waiting_for_a_slowed_control_pace_is_not_silence(
         async with gateway(
             sim, errors, streams=("trade",), control_rate=1, silence_timeout=6.0
         ) as gw:
-            conn = gw.connections[0]
+            conn = gw._connections[0]
             assert conn.snapshot().control_pace == "1/8s" and conn.reconnects == 3
             await trio.sleep(60)  # about 7 pings, every one answered after its turn
             snap = conn.snapshot()
@@ -244,7 +244,7 @@ async def test_a_ping_during_our_close_never_takes_the_gateway_down(
             elif how == "rotation":
                 with trio.fail_after(120):
                     await sim.control.wait_for(lambda st: st.connections_total >= 2)
-                assert gw.connections[0].rotations == 1
+                assert gw._connections[0].rotations == 1
             if how != "leave":
                 await streams_again(sim, gw)
         # leaving the block: our close, answered by pings first, then the close reply
@@ -263,7 +263,7 @@ async def test_leaving_the_block_with_a_deaf_peer_that_still_pings_is_bounded(
                 await sim.control.wait_for(lambda st: st.pings_sent >= pinged + 3)
             left = trio.current_time()
         assert trio.current_time() - left <= 3  # the close handshake is bounded
-        assert [c.state for c in gw.connections] == ["stopped"]
+        assert [c.state for c in gw._connections] == ["stopped"]
     assert errors == []
 
 
@@ -291,7 +291,7 @@ async def test_a_refused_stream_is_reported_and_dropped_and_the_others_stream(
     async with exchange() as sim:
         sim.control.refuse_streams(["ethusdt@aggTrade"])
         async with gateway(sim, errors, streams=("trade", "aggTrade", "kline_1m")) as gw:
-            conn = gw.connections[0]
+            conn = gw._connections[0]
             assert "ethusdt@aggTrade" not in conn.streams and len(conn.streams) == 8
             assert gw.stats().refused == {
                 "ethusdt@aggTrade": RefusedStream(
@@ -327,7 +327,7 @@ async def test_a_refused_stream_is_asked_for_again_and_once_accepted_its_gap_is_
             sim.control.refuse_streams(["ethusdt@aggTrade"])
             sim.control.close_connections(abrupt=True)
             await drain(refused, 1)
-            conn = gw.connections[0]
+            conn = gw._connections[0]
             for _ in range(3):  # refused again at its first retries: logged, not reported
                 sim.control.inject_trade("ETHUSDT", 99.0, 1.0)
                 await trio.sleep(REFUSED_RETRY.ceiling(0))
@@ -360,7 +360,7 @@ async def test_too_many_subscriptions_refuses_the_whole_chunk_without_halving(
     async with exchange(max_streams_per_connection=5) as sim, gateway(
         sim, errors, streams=streams
     ) as gw:
-        conn = gw.connections[0]
+        conn = gw._connections[0]
         assert conn.streams == {} and len(conn.refused) == 9
         assert {code for code, _ in conn.refused.values()} == {4}
         assert conn.control_frames == 1 and conn.connects == 1  # one SUBSCRIBE, no halving
@@ -397,8 +397,8 @@ async def test_leaving_while_a_rotation_is_still_connecting_raises_nothing(
             sim.control.refuse_connections(3600)  # the rotation's new connection waits
             with trio.fail_after(120):
                 await sim.control.wait_for(lambda st: st.connections_rejected >= 1)
-            assert len(gw.connections) == 2 and gw.connections[1].state != "live"
-        assert gw.connections and all(c.state == "stopped" for c in gw.connections)
+            assert len(gw._connections) == 2 and gw._connections[1].state != "live"
+        assert gw._connections and all(c.state == "stopped" for c in gw._connections)
 
 
 async def test_a_rotation_that_cannot_connect_keeps_the_old_connection(
@@ -409,12 +409,12 @@ async def test_a_rotation_that_cannot_connect_keeps_the_old_connection(
     async with exchange() as sim, gateway(
         sim, errors, max_connection_age=30.0, reconnect=policy
     ) as gw:
-        old = gw.connections[0]
+        old = gw._connections[0]
         sim.control.refuse_connections(3600)
         with trio.fail_after(120):
             await sim.control.wait_for(lambda st: st.connections_rejected >= 2)
             await trio.testing.wait_all_tasks_blocked()
-        assert gw.connections == [old] and not old.rotating and old.state == "live"
+        assert gw._connections == [old] and not old.rotating and old.state == "live"
         await streams_again(sim, gw)
     assert len(errors) == 2 and all(isinstance(e, ConnectionLost) for e in errors)
 
@@ -432,7 +432,7 @@ async def test_a_stream_refused_live_reaches_subscribers_as_stream_refused(
                     event = await sub.receive()
             assert event == StreamRefused("SOLUSDT", "solusdt@trade", 2, "Invalid symbol", "conn-1")
             await streams_again(sim, gw, "XRPUSDT")
-            assert "solusdt@trade" not in gw.connections[0].streams
+            assert "solusdt@trade" not in gw._connections[0].streams
 
 
 # --- nothing the exchange does makes open_gateway raise anything else --------------------------

@@ -52,7 +52,7 @@ def crash_on_each_stop(
             raised.append(event.price)
             raise RuntimeError(f"injected bug at {point}, price {event.price}")
 
-    gw.state(symbol).fault = bug
+    gw._state(symbol).fault = bug
     for i in range(stops):
         gw.open_position(symbol, "LONG", 100.0, stop_price=99.0 - i)
     return [98.5 - i for i in range(stops)]
@@ -107,7 +107,7 @@ async def test_an_unknown_event_kind_is_counted_per_kind_logged_once_per_kind_an
             sim.control.inject_trade("BTCUSDT", 100.0, 1.0)
             assert [type(e) for e in await drain(sub, 1)] == [Trade]
         stats = gw.stats()
-        kinds = dict(gw.router.unknown_kinds)
+        kinds = dict(gw._router.unknown_kinds)
     assert stats.router.unknown == 3
     assert kinds == {"futureEvent": 2, "otherEvent": 1}
     logged = [r.getMessage() for r in caplog.records if "unknown event kind" in r.getMessage()]
@@ -142,7 +142,7 @@ async def test_a_symbol_whose_handler_raises_restarts_alone_with_its_state_and_a
         await trio.testing.wait_all_tasks_blocked()  # the close request went through
         report = gw.actor_report("ETHUSDT")
         stats = gw.stats().symbols
-        eth_state = gw.state("ETHUSDT")
+        eth_state = gw._state("ETHUSDT")
         (position,) = gw.positions("ETHUSDT")
     assert report is not None and report.restarts == 1 and report.status is ChildStatus.RUNNING
     (letter,) = report.dead_letters  # the event it was handling, never redelivered
@@ -187,7 +187,7 @@ async def test_a_symbol_that_keeps_crashing_is_quarantined_alone_and_the_others_
         await trio.testing.wait_all_tasks_blocked()  # callbacks ran
         stats = gw.stats().symbols
         report = gw.actor_report("ETHUSDT")
-        subscribed = await gw.connections[0].list_subscriptions()
+        subscribed = await gw._connections[0].list_subscriptions()
         positions = {p.position.id: p.state for p in gw.positions("ETHUSDT")}
         with pytest.raises(PositionError, match="ETHUSDT is quarantined"):
             gw.open_position("ETHUSDT", "LONG", 100.0, stop_pct=0.01)  # never to be checked
@@ -345,11 +345,11 @@ async def test_a_closed_silent_or_shutting_down_connection_recovers_and_resubscr
                     await sim.control.wait_for(
                         lambda st: st.connections_total >= 2 and st.connections_open == 1
                     )
-                await gw.connections[0].wait_live()
+                await gw._connections[0].wait_live()
             for symbol in TWO["symbols"]:
                 sim.control.inject_trade(symbol, 101.0, 1.0)
             after = await drain(sub, 2)
-        (conn,) = gw.connections
+        (conn,) = gw._connections
         subscriptions = list(sim.control.stats().subscriptions.values())
         restarts = [s.restarts for s in gw.stats().symbols.values()]
     assert sorted(t.symbol for t in after) == ["BTCUSDT", "ETHUSDT"]  # both streams flow
@@ -431,6 +431,6 @@ async def test_the_caller_cancelling_stops_everything_and_is_never_counted_as_a_
             ChildStatus.STOPPED, 0, (),
         )  # fmt: skip
     assert {s.crashes for s in gw.stats().symbols.values()} == {0}
-    assert gw.hooks.failures == 0  # the cancelled hook is no failure either
+    assert gw._hooks.failures == 0  # the cancelled hook is no failure either
     assert errors == []
     assert gw.stats().symbols["BTCUSDT"].handled > 1

@@ -104,7 +104,7 @@ async def test_while_reconnecting_the_rest_price_fires_the_stop_once(
             sim.control.close_connections(abrupt=True)  # the stream is down, reconnecting
             sim.control.inject_trade("BTCUSDT", 106.0, 1.0)
             await trio.sleep(9)
-            assert gw.connections[0].snapshot().state in ("reconnecting", "connecting")
+            assert gw._connections[0].snapshot().state in ("reconnecting", "connecting")
             assert [(f.position_id, f.trigger_price) for f in fired] == [(pid, 106.0)]
             await trio.sleep(90)  # reconnected by now (backoff with jitter, up to 30 s)
             sim.control.inject_trade("BTCUSDT", 107.0, 1.0)
@@ -149,7 +149,7 @@ async def test_fallback_after_zero_disables_it(autojump_clock: MockClock) -> Non
         sim.control.stall()
         sim.control.inject_trade("BTCUSDT", 94.0, 1.0)
         await trio.sleep(30)
-        assert gw.fallback is None and sim.control.rest_requests("ticker/price") == []
+        assert gw._fallback is None and sim.control.rest_requests("ticker/price") == []
         btc = gw.stats().symbols["BTCUSDT"]
         assert (btc.stops_fired, btc.fallback_polls, btc.fallback_active) == (0, 0, False)
 

@@ -26,7 +26,7 @@ async def test_tap_sees_every_frame_in_order_with_the_events_receive_time(
         with trio.fail_after(10):
             while len(trades) < 40:
                 trades.append(await sub.receive())
-        frames = gw.connections[0].frames
+        frames = gw._connections[0].frames
     assert len(tapped) == frames
     # the first frame is the SUBSCRIBE reply; the rest are the trades, in order
     assert orjson.loads(tapped[0][0]) == {"result": None, "id": 1}
@@ -46,7 +46,7 @@ async def test_without_a_tap_the_router_has_none(autojump_clock: MockClock) -> N
         open_simulator(**sim_options) as sim,
         open_gateway(url=sim.ws_url, symbols=("BTCUSDT",)) as gw,
     ):
-        assert gw.router.frame_tap is None
+        assert gw._router.frame_tap is None
 
 
 async def test_a_raising_tap_is_counted_and_reported_and_nothing_else_happens(
@@ -69,8 +69,8 @@ async def test_a_raising_tap_is_counted_and_reported_and_nothing_else_happens(
             with trio.fail_after(10):
                 trades = [await sub.receive() for _ in range(made)]
         await trio.testing.wait_all_tasks_blocked()
-        frames, stats = gw.connections[0].frames, gw.stats()
-        assert gw.connections[0].connects == 1  # the session never ended
+        frames, stats = gw._connections[0].frames, gw.stats()
+        assert gw._connections[0].connects == 1  # the session never ended
     assert len(trades) == made  # every frame still routed, the failing ones included
     assert stats.router.tap_errors == frames // 3 == len(errors)
     assert all(isinstance(e, RuntimeError) and "tap bug" in str(e) for e in errors)

@@ -26,7 +26,7 @@ async def test_three_symbols_three_streams_every_event_to_its_symbol_in_order(
     autojump_clock: MockClock,
 ) -> None:
     async with exchange_and_gateway(streams=("trade", "kline_1m", "ticker")) as (sim, gw):
-        assert len(gw.connections) == 1  # one connection carries all nine streams
+        assert len(gw._connections) == 1  # one connection carries all nine streams
         subs = {s: gw.subscribe(s, Trade, buffer=10_000) for s in SYMBOLS}
         firsts = {s: sim.market.symbol(s).next_trade_id for s in SYMBOLS}
         for _ in range(20):
@@ -108,7 +108,7 @@ async def test_a_trade_the_handler_crashed_on_is_reported_unfilled_and_its_stop_
     from gateway import GapDetected, GapUnfilled, Trade
 
     async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, streams=("trade",)) as (sim, gw):
-        state = gw.state("BTCUSDT")
+        state = gw._state("BTCUSDT")
         crashed: list[object] = []
 
         def crash_once(point: str, event: object) -> None:
@@ -140,7 +140,7 @@ async def test_stop_fires_once_when_the_actor_crashes_between_trigger_and_hook(
         gw,
     ):
         gw.on_stop_loss(fired.append)
-        state = gw.state("BTCUSDT")
+        state = gw._state("BTCUSDT")
         crashes = []
 
         def crash_once(point: str, event: object) -> None:
@@ -198,7 +198,7 @@ async def test_a_symbol_that_always_crashes_leaves_the_others_complete(
     async with exchange_and_gateway(
         {"symbols": ("BTCUSDT", "ETHUSDT")}, max_restarts=1000, restart_period=1.0
     ) as (sim, gw):
-        bad = gw.state("ETHUSDT")
+        bad = gw._state("ETHUSDT")
 
         def always_fail(event: Any) -> None:
             raise ValueError(f"broken handler for {event.symbol}")
@@ -235,10 +235,10 @@ async def test_reconnects_and_resubscribes_after_an_abrupt_close(autojump_clock:
                 await sim.control.wait_for(
                     lambda st: st.connections_total >= 2 and st.connections_open == 1
                 )
-                await gw.connections[0].wait_live()
+                await gw._connections[0].wait_live()
             sim.control.inject_trade("BTCUSDT", 101.0, 1.0)
             assert (await drain(sub, 1))[0].price == 101.0
-        assert gw.connections[0].reconnects >= 1
+        assert gw._connections[0].reconnects >= 1
 
 
 async def test_dead_port_exhausts_attempts_then_error_reaches_callback_and_caller(
@@ -272,8 +272,8 @@ async def test_sharding_opens_a_second_connection_and_every_stream_flows(
         {"max_streams_per_connection": 4}, streams=("trade", "ticker"),
         max_streams_per_connection=4,
     ) as (sim, gw):  # fmt: skip
-        assert len(gw.connections) == 2
-        assert sorted(len(c.streams) for c in gw.connections) == [2, 4]
+        assert len(gw._connections) == 2
+        assert sorted(len(c.streams) for c in gw._connections) == [2, 4]
         subs = {s: gw.subscribe(s, Trade) for s in SYMBOLS}
         for s in SYMBOLS:
             sim.control.inject_trade(s, 100.0, 1.0)
@@ -334,11 +334,11 @@ async def test_live_add_and_remove_symbols(autojump_clock: MockClock) -> None:
         with gw.subscribe("ETHUSDT", Trade) as sub:
             sim.control.inject_trade("ETHUSDT", 100.0, 1.0)
             assert (await drain(sub, 1))[0].symbol == "ETHUSDT"
-        assert sorted(await gw.connections[0].list_subscriptions()) == [
+        assert sorted(await gw._connections[0].list_subscriptions()) == [
             "btcusdt@trade", "ethusdt@trade",
         ]  # fmt: skip
         await gw.remove_symbols(["ETHUSDT"])
-        assert await gw.connections[0].list_subscriptions() == ["btcusdt@trade"]
+        assert await gw._connections[0].list_subscriptions() == ["btcusdt@trade"]
         assert "ETHUSDT" not in gw.last_prices()
 
 
@@ -356,7 +356,7 @@ async def test_cold_start_with_1000_streams_never_earns_a_too_many_requests_clos
         stats = sim.control.stats()
         assert sum(len(s) for s in stats.subscriptions.values()) == 1000
         assert 1008 not in stats.closes_by_code and stats.connections_total == 1
-        conn = gw.connections[0]
+        conn = gw._connections[0]
         sent = list(conn.control_sent_at)
         assert len(sent) == conn.control_frames >= 7  # chunked under the 4 KB frame limit
         # The limiter: never more than 4 control frames in any 1-second window...
@@ -380,7 +380,7 @@ async def test_a_flooded_symbol_does_not_delay_the_quiet_ones(autojump_clock: Mo
         order = [(e.symbol, e.receive_ns) for e in events]
         # Handled in arrival order: no quiet event waits behind later flood events.
         assert [r for _, r in order] == sorted(r for _, r in order)
-        quiet = [gw.state(s).handle_latency for s in ("ETHUSDT", "BNBUSDT")]
+        quiet = [gw._state(s).handle_latency for s in ("ETHUSDT", "BNBUSDT")]
         assert all(rec.count >= 100 for rec in quiet)
         # A generous sanity bound (peers deliver quiet symbols seconds late); the real
         # figures are in benchmarks/, not asserted here.
@@ -450,7 +450,7 @@ async def test_rotation_is_make_before_break_and_loses_no_trade(
         ids = [first] + [t.trade_id for t in trades]
         assert ids == list(range(first, first + len(ids)))  # in order, none lost, no repeat
         assert len(ids) > 500
-        (conn,) = gw.connections
+        (conn,) = gw._connections
         assert conn.rotations >= 2 and conn.reconnects == 0
         stats = sim.control.stats()
         assert stats.connections_total >= 3 and stats.connections_open == 1

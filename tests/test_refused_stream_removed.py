@@ -31,7 +31,7 @@ async def test_a_refused_stream_of_a_removed_symbol_is_never_asked_for_again(
             sim.control.refuse_streams(["ethusdt@aggTrade"])
             sim.control.close_connections(abrupt=True)
             await drain(refused, 1)
-        conn = gw.connections[0]
+        conn = gw._connections[0]
         await gw.remove_symbols(["ETHUSDT"])
         sim.control.accept_streams(["ethusdt@aggTrade"])
         await trio.sleep(REFUSED_RETRY.ceiling(2) + 5)

@@ -113,8 +113,8 @@ async def test_a_loopback_stream_url_sends_rest_to_the_same_port_and_nowhere_els
             url=sim.ws_url, symbols="BTCUSDT", streams="trade,depth@100ms"
         ) as gw:
             assert gw.config.rest_url == f"http://127.0.0.1:{port}"
-            assert gw.backfiller is not None
-            assert gw.backfiller.rest_url == f"http://127.0.0.1:{port}"
+            assert gw._backfiller is not None
+            assert gw._backfiller.rest_url == f"http://127.0.0.1:{port}"
             for _ in range(40):  # diffs, then a depth snapshot from the WebSocket port
                 book = gw.order_book("BTCUSDT")
                 if book is not None and book.state is SyncState.SYNCED:

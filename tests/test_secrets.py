@@ -83,7 +83,7 @@ async def test_no_password_appears_in_anything_the_gateway_shows(
                 on_error=errors.append,
             ) as gw:  # fmt: skip
                 holder.append(gw)
-                texts += [repr(gw.config), str(gw.config), repr(vars(gw.backfiller))]
+                texts += [repr(gw.config), str(gw.config), repr(vars(gw._backfiller))]
                 with (
                     gw.subscribe(buffer=100_000) as everything,
                     gw.subscribe("BTCUSDT", [AggTrade, GapDetected], buffer=1000) as sub,

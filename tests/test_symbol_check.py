@@ -56,7 +56,7 @@ async def test_spellings_open_and_stream_the_canonical_symbol(autojump_clock: Mo
             sim.control.generate(30, symbol="BTCUSDT")
             trades = await drain(sub, sim.market.symbol("BTCUSDT").next_trade_id - first)
         assert {t.symbol for t in trades} == {"BTCUSDT"}
-        assert gw.state("Btc_Usdt").symbol == "BTCUSDT"
+        assert gw._state("Btc_Usdt").symbol == "BTCUSDT"
 
 
 async def test_unknown_symbols_are_a_config_error_naming_them_with_close_matches(

@@ -82,11 +82,11 @@ async def test_a_zombie_connection_is_replaced_make_before_break(
             with trio.fail_after(REPLACED_WITHIN):
                 await sub.receive()
         elapsed = trio.current_time() - fault
-        conn = gw.connections[0]
+        conn = gw._connections[0]
         snap = conn.snapshot()
         stats = sim.control.stats()
     assert 10.0 <= elapsed <= REPLACED_WITHIN
-    assert len(gw.connections) == 1 and conn.conn_id == "conn-1"
+    assert len(gw._connections) == 1 and conn.conn_id == "conn-1"
     assert snap.zombie_replacements == 1 and snap.reconnects == 0
     assert stats.connections_total == 2
     assert not [e for e in errors if isinstance(e, ConnectionLost)]  # no break before make
@@ -106,7 +106,7 @@ async def test_a_zombie_waiting_its_turn_to_ping_is_replaced_not_taken_for_a_dea
         sim.control.close_on_subscribe(1008, "Too many requests", count=3)
         # Trades only: no kline stream goes overdue (and asks) a check before the verdict.
         async with running(errors, streams=("trade",), sim=sim, control_rate=1) as (_, gw):
-            conn = gw.connections[0]
+            conn = gw._connections[0]
             assert conn.snapshot().control_pace == "1/8s" and conn.reconnects == 3
             await trio.sleep(5)  # every trade stream armed
             assert sim.control.zombie() == 1
@@ -142,7 +142,7 @@ async def test_silence_without_pongs_is_a_dead_peer_reconnected_at_once(
             with trio.fail_after(30):
                 await sub.receive()
         elapsed = trio.current_time() - fault
-        snap = gw.connections[0].snapshot()
+        snap = gw._connections[0].snapshot()
     # 10 s deadline + 1 s check + 5 s waiting for the pong + <= 1 s closing a deaf socket +
     # the first backoff (<= 0.5 s) + connect: sooner than the ping watchdog (30 s) alone
     assert 15.0 <= elapsed <= 18.0
@@ -163,10 +163,10 @@ async def test_a_forgotten_stream_is_resubscribed_alone(autojump_clock: MockCloc
                     await klines.receive()
             elapsed = trio.current_time() - fault
             ids = [t.trade_id for t in eth.drain_nowait(100_000)]
-        conn = gw.connections[0]
+        conn = gw._connections[0]
         snap = conn.snapshot()
         stats = sim.control.stats()
-        gaps = {s: gw.state(s).gaps for s in SYMBOLS}
+        gaps = {s: gw._state(s).gaps for s in SYMBOLS}
     assert 10.0 <= elapsed <= REPLACED_WITHIN
     assert snap.stream_resubscribes == 1 and snap.stream_checks == 1
     assert snap.zombie_replacements == 0 and snap.reconnects == 0
@@ -195,7 +195,7 @@ async def test_a_forgotten_kline_interval_beside_a_flowing_one_is_resubscribed_a
                     if intervals[-1] == "5m":
                         break
         elapsed = trio.current_time() - fault
-        snap = gw.connections[0].snapshot()
+        snap = gw._connections[0].snapshot()
         stats = sim.control.stats()
     assert 10.0 <= elapsed <= REPLACED_WITHIN
     assert intervals.count("1m") >= 4  # the 1m stream flowed all along (every 2 s)
@@ -217,7 +217,7 @@ async def test_a_quiet_market_causes_no_replacement_and_no_resubscribe(
         with gw.subscribe("BTCUSDT", Kline, buffer=1000) as klines:
             await trio.sleep(120)  # trades stopped abruptly at 5 s; klines still every 2 s
             pushed = len(klines.drain_nowait(100_000))
-        snap = gw.connections[0].snapshot()
+        snap = gw._connections[0].snapshot()
         stats = sim.control.stats()
     assert pushed >= 55
     assert snap.zombie_replacements == 0 and snap.stream_resubscribes == 0

@@ -40,7 +40,7 @@ async def test_a_zombie_with_a_trickle_of_unknown_events_is_replaced(
                         await sub.receive()
                         break
         assert not scope.cancelled_caught, "no live trade within 60 s of the zombie"
-        assert gw.connections[0].snapshot().zombie_replacements == 1
+        assert gw._connections[0].snapshot().zombie_replacements == 1
 
 
 @bounded(200)
@@ -53,4 +53,4 @@ async def test_a_zombie_without_a_trickle_is_replaced_within_seconds(
         with gw.subscribe("BTCUSDT", Trade, buffer=100) as sub, trio.fail_after(30):
             await sub.receive()
         assert trio.current_time() - t0 < 30
-        assert gw.connections[0].snapshot().zombie_replacements == 1
+        assert gw._connections[0].snapshot().zombie_replacements == 1

@@ -241,7 +241,7 @@ class _Run:
         names = config.stream_names()
         output.message(
             f"gateway: {len(config.all_symbols())} symbols, {len(names)} streams "
-            f"({', '.join(config.streams)}) on {len(gw.connections)} connection(s)"
+            f"({', '.join(config.streams)}) on {len(gw.stats().connections)} connection(s)"
         )
         start = time.monotonic()
         taker = SnapshotTaker(gw, tracker, f"gateway · {redact_url(config.url)}")

@@ -7,6 +7,8 @@ change, counts for the message rates).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 
 from gateway.api import Gateway
@@ -132,19 +134,16 @@ class SnapshotTaker:
         rate = (events - before) / dt if dt > 0 else 0.0
         lat = snap.latency_us.receive_to_handled
         return SymbolRow(
-            sym, last, change, self._candle(sym),
+            sym, last, change, self._candle(sym, snap.candles_closed),
             self.tracker.closed_total[sym], events, rate,
             snap.dropped, snap.restarts, snap.status,
             lat.p50 if lat else None, lat.p99 if lat else None,
             describe_position(self.gw.positions(sym)),
         )  # fmt: skip
 
-    def _candle(self, sym: str) -> CandleView | None:
-        book = self.gw.state(sym).candles
-        for interval in _intervals_by_length(list(book.intervals)):
-            k = book.buffer(interval).open_candle
-            if k is None:
-                k = book.buffer(interval).last_closed
+    def _candle(self, sym: str, intervals: Iterable[str]) -> CandleView | None:
+        for interval in _intervals_by_length(list(intervals)):
+            k = self.gw.candle(sym, interval)
             if k is not None:
                 return CandleView(interval, k.open, k.high, k.low, k.close)
         return None

@@ -322,7 +322,7 @@ class GatewayFaults:
 
     def crash(self, gw: Any, symbol: str) -> None:
         """Make ``symbol``'s handler raise on its next event (once)."""
-        state = gw.state(symbol)
+        state = gw._state(symbol)
         if "handle" in vars(state):
             return  # already armed
 
@@ -336,7 +336,7 @@ class GatewayFaults:
     def crash_after_trigger(self, gw: Any, symbol: str) -> None:
         """Make ``symbol``'s handler raise right after its next stop fired (once), through
         the ``SymbolState.fault`` seam: the trigger is kept, the actor restarts."""
-        state = gw.state(symbol)
+        state = gw._state(symbol)
 
         def fault(point: str, event: Any) -> None:
             if point == "after_trigger":
@@ -387,8 +387,8 @@ def seed_gateway(gw: Any, seed: str) -> None:
     public API leaves to the OS, so that a MockClock run repeats from its seed (with
     `seed_trio`). Shared by the soak and the lossless judge."""
     gw._rng.seed(f"{seed}:gateway")
-    if gw.backfiller is not None:
-        gw.backfiller._rng = random.Random(f"{seed}:rest")
+    if gw._backfiller is not None:
+        gw._backfiller._rng = random.Random(f"{seed}:rest")
 
 
 def seed_trio(seed: str) -> None:
@@ -521,7 +521,7 @@ async def _sample(run: _Run, gw: Any, sub: Any) -> None:
             "rest_throttled": stats.rest.throttled if stats.rest is not None else None,
             "held": sum(v.held for v in symbols),
             "subscriber_queued": len(sub),
-            "backfill_queued": len(gw.backfiller.requests) if gw.backfiller is not None else 0,
+            "backfill_queued": stats.rest.queued if stats.rest is not None else 0,
         })  # fmt: skip
 
 
@@ -607,7 +607,7 @@ async def _drive(run: _Run, ex: Exchange) -> None:
                             "py_blocks": sys.getallocatedblocks(),
                             "exchange_rss_mb": _rss_mb(run.exchange_pid)
                             if run.exchange_pid else None, "events": rec.events,
-                            "reconnects": sum(c.reconnects for c in gw.connections),
+                            "reconnects": sum(c.reconnects for c in gw.stats().connections),
                             "faults": sum(run.injected.values()), "end": True})  # fmt: skip
         run.subscriber_dropped = sub.dropped
         stats = gw.stats().to_dict()  # the summary JSON's part

@@ -261,6 +261,7 @@ class Backfiller:
             fetched=self.fetched, used_weight=self.budget.used,
             weight_per_minute=self.budget.limit, throttled=self.budget.waits, shed=self.shed,
             stop_retries=self.stop_retries, stop_retries_dropped=self.stop_retries_dropped,
+            queued=len(self.requests),
         )  # fmt: skip
 
     def request(self, req: BackfillRequest) -> bool:
