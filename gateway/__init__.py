@@ -68,6 +68,7 @@ from gateway.stats import (
     RefusedStream,
     RestStats,
     RouterStats,
+    ServiceStats,
     SymbolStats,
 )
 
@@ -131,6 +132,7 @@ __all__ = [
     "RollingTicker",
     "RouterStats",
     "ServerShutdown",
+    "ServiceStats",
     "Side",
     "Simulator",
     "SimulatorConfig",

@@ -59,8 +59,15 @@ from gateway.runtime.hooks import CloseHook, HookRunner
 from gateway.runtime.listing import check_symbols
 from gateway.runtime.publish import Callback, Publisher, Subscription, invoke
 from gateway.runtime.router import FrameTap, Router
+from gateway.runtime.services import service_spec, services_supervisor
 from gateway.runtime.symbol import CloseResult, SymbolFailed, SymbolState, symbol_actor
-from gateway.stats import CallbackStats, GatewayStats, RefusedStream, RouterStats
+from gateway.stats import (
+    CallbackStats,
+    GatewayStats,
+    RefusedStream,
+    RouterStats,
+    ServiceStats,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,8 @@ class Gateway:
         self._supervisor = Supervisor(
             "symbols", max_restarts=config.max_restarts, period=config.restart_period
         )
+        #: The dispatcher, hook runner, backfiller and fallback, each restarted alone.
+        self._services = services_supervisor(config.max_restarts, config.restart_period)
         self._connections: list[Connection] = []
         self._hooks = HookRunner(
             close_hook, self._publisher, self._deliver, timeout=config.close_hook_timeout
@@ -300,6 +309,11 @@ class Gateway:
                 calls=self._publisher.callback_calls, errors=self._publisher.callback_errors,
                 dropped=self._publisher.callback_queue.dropped,
             ),
+            services={
+                name: ServiceStats(status=r.status.value, restarts=r.restarts,
+                                   last_error=r.last_error)
+                for name, r in self._services.report().items()
+            },
         )  # fmt: skip
 
     def actor_report(self, symbol: str) -> ChildReport | None:
@@ -616,10 +630,12 @@ async def open_gateway(
     try:
         async with trio.open_nursery() as nursery:
             gw._nursery = nursery
-            await nursery.start(gw._publisher.run_callbacks)
-            await nursery.start(gw._hooks.run)
+            services = gw._services
+            await nursery.start(services.run)
+            await services.start_child(service_spec("callbacks", gw._publisher))
+            await services.start_child(service_spec("hooks", gw._hooks))
             if gw._backfiller is not None:
-                await nursery.start(gw._backfiller.run)
+                await services.start_child(service_spec("backfill", gw._backfiller))
             await nursery.start(gw._supervisor.run)
             symbols = config.all_symbols()
             for pos in config.positions:
@@ -631,7 +647,7 @@ async def open_gateway(
                 _open_configured(gw, pos)
             await gw._warm_up(config.stream_names())
             if gw._fallback is not None:
-                await nursery.start(gw._fallback.run)
+                await services.start_child(service_spec("fallback", gw._fallback))
             for group in shard_streams(config.stream_names(), config.max_streams_per_connection):
                 conn = gw._new_connection(group)
                 await nursery.start(conn.run)

@@ -23,6 +23,7 @@ __all__ = [
     "RefusedStream",
     "RestStats",
     "RouterStats",
+    "ServiceStats",
     "SymbolStats",
 ]
 
@@ -192,6 +193,16 @@ class CallbackStats:
 
 
 @attrs.frozen(kw_only=True)
+class ServiceStats:
+    """One supervised service (callbacks, hooks, backfill, fallback): its supervisor's
+    view of it."""
+
+    status: str  #: the `ChildStatus` value: "running", or "failed" past its intensity
+    restarts: int  #: restarts after a crash of the service itself (a bug, not user code)
+    last_error: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class GatewayStats:
     """Everything `Gateway.stats` knows at one moment."""
 
@@ -202,6 +213,8 @@ class GatewayStats:
     rest: RestStats | None = None  #: None without a REST endpoint
     holds: HoldStats = HoldStats()
     callbacks: CallbackStats = CallbackStats()
+    #: The supervised services by name: callbacks, hooks, backfill (with REST), fallback.
+    services: Mapping[str, ServiceStats] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form: nested plain dicts and lists."""
@@ -213,4 +226,5 @@ class GatewayStats:
             "rest": attrs.asdict(self.rest) if self.rest is not None else None,
             "holds": attrs.asdict(self.holds),
             "callbacks": attrs.asdict(self.callbacks),
+            "services": {name: attrs.asdict(v) for name, v in self.services.items()},
         }

@@ -32,7 +32,7 @@ SURFACE = {
                "RestartIntensityExceeded"},
     "stats": {"GatewayStats", "SymbolStats", "ConnectionStats", "RouterStats",
               "RestStats", "HoldStats", "CallbackStats", "LatencyStats", "Percentiles",
-              "RefusedStream"},
+              "RefusedStream", "ServiceStats"},
     "embedded exchange": {"open_simulator", "Simulator", "SimulatorConfig"},
 }  # fmt: skip
 

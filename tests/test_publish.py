@@ -82,7 +82,7 @@ async def test_raising_callback_is_counted_and_reported_never_fatal() -> None:
     pub.add_callback(Trade, good)
     pub.error_callbacks.append(errors.append)
     async with trio.open_nursery() as nursery:
-        await nursery.start(pub.run_callbacks)
+        await nursery.start(pub.run)
         for i in range(3):
             pub.publish(trade("BTCUSDT", i))
         await trio.testing.wait_all_tasks_blocked()

@@ -50,7 +50,9 @@ async def test_stats_are_typed_frozen_values_with_a_json_form(autojump_clock: Mo
     # the JSON form: plain dicts, the latency keys the summaries always had
     plain = json.loads(json.dumps(stats.to_dict()))
     assert set(plain) == {"symbols", "connections", "router", "refused", "rest", "holds",
-                          "callbacks"}  # fmt: skip
+                          "callbacks", "services"}  # fmt: skip
+    assert {name: s.restarts for name, s in stats.services.items()} == {
+        "callbacks": 0, "hooks": 0, "backfill": 0, "fallback": 0}  # fmt: skip
     row = plain["symbols"]["BTCUSDT"]
     assert row["events"] == {"Trade": 3} and row["handled"] == btc.handled
     assert set(row["latency_us"]["receive_to_handled"]) == {"p50", "p90", "p99", "p99.9",

@@ -340,6 +340,10 @@ class Backfiller:
                     text if self.rest_url in text else f"REST {self.rest_url}: {text}"
                 )
                 result = BackfillResult(req, (), error, req.first, rest_failed=True)
+            except Exception as exc:  # a bug here must not lose a gap's ending
+                log.exception("backfill of %s %s %d..%d raised", req.symbol, req.kind,
+                              req.first, req.last)  # fmt: skip
+                result = BackfillResult(req, (), f"the backfiller raised {exc!r}", req.first)
             if (req.kind == "trade" and result.missing_from is not None
                     and self.need(req) is not Need.NOTHING):
                 result = await self._agg_prices(client, result)

@@ -229,7 +229,7 @@ class Publisher:
 
     # The dispatcher task -------------------------------------------------
 
-    async def run_callbacks(
+    async def run(
         self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Run queued callbacks one by one until cancelled; a raising callback is counted."""

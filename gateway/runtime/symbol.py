@@ -674,13 +674,21 @@ class SymbolState:
     def request_due_closes(self) -> None:
         """Ask the hook runner to close every triggered position whose turn has come."""
         now = trio.current_time()
+        asked = False
         for trig in self.stops.pending_closes(now):
             pid = trig.position.id
             self.stops.mark_closing(pid, now)
             if self._request_close is not None:
                 self._request_close(CloseRequest(self.symbol, trig))
+                asked = True
             else:  # no hook: closing is immediate
                 self.stops.close_succeeded(pid, now)
+        mailbox = self.mailbox
+        if asked and self.live and mailbox is not None and not mailbox.closed:
+            # From the hot path: the actor's wait must end by this close's retry time, or
+            # a request the hook runner never answers (lost in a crash, a full queue)
+            # would wait for the next unrelated message.
+            mailbox.put_nowait(_WAKE)
 
     def on_close_result(self, result: CloseResult) -> None:
         """Record a close hook's outcome; a failure schedules a retry."""
