@@ -132,12 +132,20 @@ async def test_trade_events_carry_the_old_fields(autojump_clock: MockClock) -> N
 
 async def test_kline_events_carry_the_old_fields(autojump_clock: MockClock) -> None:
     klines: list[Kline] = []
+    final = trio.Event()
+
+    def on_kline(k: Kline) -> None:
+        klines.append(k)
+        if k.is_final:
+            final.set()
+
     async with exchange(pacing="rate", rate=10.0) as sim:
         layer = WebSocketLayer(url=sim.ws_url)
         await layer.subscribe_kline("BTCUSDT", "1s")
-        layer.register_kline_callback(klines.append)
+        layer.register_kline_callback(on_kline)
         async with running(layer):
-            await trio.sleep(5)
+            with trio.fail_after(30):
+                await final.wait()
     finals = [k for k in klines if k.is_final]
     assert finals and all(k.timeframe == "1s" and k.symbol == "BTCUSDT" for k in klines)
     k = finals[0]
@@ -147,12 +155,19 @@ async def test_kline_events_carry_the_old_fields(autojump_clock: MockClock) -> N
 
 async def test_ticker_events_carry_the_old_fields(autojump_clock: MockClock) -> None:
     tickers: list[Ticker] = []
+    got = trio.Event()
+
+    def on_ticker(t: Ticker) -> None:
+        tickers.append(t)
+        got.set()
+
     async with exchange(pacing="rate", rate=10.0) as sim:
         layer = WebSocketLayer(url=sim.ws_url)
         await layer.subscribe_ticker("BTCUSDT")
-        layer.register_ticker_callback(tickers.append)
+        layer.register_ticker_callback(on_ticker)
         async with running(layer):
-            await trio.sleep(3)
+            with trio.fail_after(30):
+                await got.wait()
     assert tickers
     t = tickers[-1]
     assert t.symbol == "BTCUSDT" and t.price > 0 and t.volume > 0 and t.quote_volume > 0

@@ -135,7 +135,13 @@ async def test_stop_fires_once_when_the_actor_crashes_between_trigger_and_hook(
 ) -> None:
     hooked: list[StopTriggered] = []
     fired: list[StopTriggered] = []
-    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, close_hook=hooked.append) as (
+    called = trio.Event()
+
+    def hook(stop: StopTriggered) -> None:
+        hooked.append(stop)
+        called.set()
+
+    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, close_hook=hook) as (
         sim,
         gw,
     ):
@@ -150,9 +156,14 @@ async def test_stop_fires_once_when_the_actor_crashes_between_trigger_and_hook(
 
         state.fault = crash_once
         pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=90.0)
-        for price in (95.0, 90.0, 89.0, 88.0):
-            sim.control.inject_trade("BTCUSDT", price, 1.0)
-        await trio.sleep(2)
+        with gw.subscribe("BTCUSDT", Trade, buffer=10) as trades:
+            for price in (95.0, 90.0, 89.0, 88.0):
+                sim.control.inject_trade("BTCUSDT", price, 1.0)
+            got = await drain(trades, 3)  # the trade it crashed on is a dead letter
+            assert [t.price for t in got] == [95.0, 89.0, 88.0]
+        with trio.fail_after(30):
+            await called.wait()
+        await trio.testing.wait_all_tasks_blocked()  # the hook's result reaches the actor
         report = gw.actor_report("BTCUSDT")
         assert report is not None and report.restarts == 1
         assert len(report.dead_letters) == 1  # the trade it was handling
