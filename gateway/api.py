@@ -52,8 +52,8 @@ from gateway.runtime.backfill import (
     RestUnavailable,
 )
 from gateway.runtime.connection import Connection
+from gateway.runtime.exception_groups import collapse, leaves
 from gateway.runtime.fallback import PriceFallback
-from gateway.runtime.groups import collapse, leaves
 from gateway.runtime.holds import HoldBudget
 from gateway.runtime.hooks import CloseHook, HookRunner
 from gateway.runtime.listing import check_symbols

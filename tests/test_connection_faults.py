@@ -39,7 +39,7 @@ from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.streams import chunk_for_control
 from gateway.runtime.connection import REFUSED_RETRY, Connection
 from gateway.runtime.endings import EndKind, classify
-from gateway.runtime.groups import leaves
+from gateway.runtime.exception_groups import leaves
 from gateway.runtime.router import Router
 from gateway.runtime.websocket import open_websocket
 from gateway.simulator import Simulator, open_simulator

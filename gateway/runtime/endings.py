@@ -27,7 +27,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError
 
 from gateway.core.redact import redact_text
 from gateway.errors import SubscriptionError
-from gateway.runtime.groups import leaves
+from gateway.runtime.exception_groups import leaves
 
 
 class SessionEnded(Exception):
