@@ -3,30 +3,31 @@ how many are held at once (the memory a gap storm over many symbols may take).""
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import attrs
 
 from gateway.core.events import AggTrade, Kline, Trade
+from gateway.core.notices import CandleClosed
 from gateway.stats import HoldStats
 
-__all__ = ["Hold", "HoldBudget", "by_key", "key_of"]
+__all__ = ["Hold", "HoldBudget", "key_of"]
 
 
 @attrs.define(slots=True)
 class Hold:
     """What one stream publishes while gaps before it are backfilled: held back, in order.
 
-    ``items`` are ``(key, seq, item)``: the order key (trade id, or candle open time for
-    a kline stream), an arrival counter that keeps equal keys in arrival order, and the
-    event, `CandleClosed` or gap ending to publish. A gap's ending is keyed by its last
-    id, after its own rows, so subscribers see a gap's events before it is declared over.
+    ``items``: the events, `CandleClosed` s and gap endings to publish, in arrival
+    order; they go out sorted by `key_of` (trade id, or candle open time for a kline
+    stream), and the sort is stable, so equal keys keep their arrival order: a gap's
+    ending, keyed by its last id and added after its own rows, follows them. Nothing
+    else is kept per item (a storm of gaps holds tens of thousands).
     """
 
     deadline: float  # trio time after which everything held is released as it is
     gaps: list[tuple[int, int]]  # (first, last) being backfilled, oldest first
-    items: list[tuple[int, int, Any]]  # every one counted in the gateway's HoldBudget
+    items: list[Any]  # every one counted in the gateway's HoldBudget
     live: int = 0  # live events held (bounded by hold_max_events; backfilled rows are not)
 
 
@@ -65,7 +66,8 @@ class HoldBudget:
 
 
 def key_of(item: Any) -> int:
-    """The order key of a held event: its id, or its candle's open time."""
+    """The order key of a held item: its id, its candle's open time, or for a gap's
+    ending (`GapFilled`, `GapUnfilled`) its last id or open time."""
     kind = type(item)
     if kind is AggTrade:
         return int(item.agg_trade_id)
@@ -73,8 +75,6 @@ def key_of(item: Any) -> int:
         return int(item.trade_id)
     if kind is Kline:
         return int(item.open_time)
-    return int(item.candle.open_time)  # CandleClosed
-
-
-#: Sorts held items by (key, seq).
-by_key = operator.itemgetter(0, 1)
+    if kind is CandleClosed:
+        return int(item.candle.open_time)
+    return int(item.last)  # a gap's ending: after the rows of its range

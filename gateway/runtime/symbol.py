@@ -37,7 +37,7 @@ from gateway.core.sequence import DUPLICATE, NEW, Observation, SequenceTracker
 from gateway.core.stop_loss import Position, StopLossBook, StopTrigger
 from gateway.errors import GatewayError
 from gateway.runtime.backfill import BackfillRequest, BackfillResult, DepthSnapshot, Need
-from gateway.runtime.holds import Hold, HoldBudget, by_key, key_of
+from gateway.runtime.holds import Hold, HoldBudget, key_of
 from gateway.runtime.publish import Publisher
 from gateway.stats import LatencyStats, Percentiles, SymbolStats
 
@@ -179,7 +179,6 @@ class SymbolState:
         #: Live events held by every symbol together (one bound per gateway), or None.
         self._hold_budget = hold_budget
         self.hold_overflows = 0  # holds released early (count or time bound reached)
-        self._seq = 0  # arrival order of held items
         #: Gaps ended before their REST result (a hold past its bound, a quarantine):
         #: their rows only reach the stop-loss book.
         self._abandoned: set[tuple[str, int, int]] = set()
@@ -351,7 +350,7 @@ class SymbolState:
         hold = self._holds.get(stream)
         if hold is None:
             return False
-        self._add(stream, hold, key_of(event), event)
+        self._add(stream, hold, event)
         return True
 
     def _emit(self, stream: str, item: Any, *, live: bool = True) -> None:
@@ -360,13 +359,12 @@ class SymbolState:
         if hold is None:
             self.publisher.publish(item)
         else:
-            self._add(stream, hold, key_of(item), item, live=live)
+            self._add(stream, hold, item, live=live)
 
-    def _add(self, stream: str, hold: Hold, key: int, item: Any, *, live: bool = True) -> None:
+    def _add(self, stream: str, hold: Hold, item: Any, *, live: bool = True) -> None:
         """Hold ``item``; a live one may take the hold past a bound (backfilled rows are
         checked against the gateway-wide bound a page at a time, in `_rows_to`)."""
-        self._seq += 1
-        hold.items.append((key, self._seq, item))
+        hold.items.append(item)
         budget = self._hold_budget
         within = budget is None or budget.take()
         if live:
@@ -396,13 +394,11 @@ class SymbolState:
                 self._abandoned.add(gap)
                 if self._ending == gap:
                     self._ending = None
-                self._seq += 1
                 start = self._unpublished_from(gap)
                 self._parts.pop(gap, None)
-                hold.items.append((last, self._seq, self._unfilled_event(
-                    stream, start, last, reason)))  # fmt: skip
-        hold.items.sort(key=by_key)
-        for _, _, item in hold.items:
+                hold.items.append(self._unfilled_event(stream, start, last, reason))
+        hold.items.sort(key=key_of)  # stable: equal keys in arrival order
+        for item in hold.items:
             self.publisher.publish(item)
 
     def _release(self, stream: str, hold: Hold) -> None:
@@ -412,18 +408,18 @@ class SymbolState:
             self._flush_below(hold, min(first for first, _ in hold.gaps))
             return
         del self._holds[stream]
-        hold.items.sort(key=by_key)
+        hold.items.sort(key=key_of)
         self._hold_ended(hold)
-        for _, _, item in hold.items:
+        for item in hold.items:
             self.publisher.publish(item)
 
     def _flush_below(self, hold: Hold, bound: int) -> None:
         """Publish, in order, what ``hold`` keeps with an order key below ``bound``."""
         items = hold.items
-        items.sort(key=by_key)
+        items.sort(key=key_of)
         n = 0
-        for key, _, item in items:
-            if key >= bound:
+        for item in items:
+            if key_of(item) >= bound:
                 break
             self.publisher.publish(item)
             n += 1
@@ -453,8 +449,7 @@ class SymbolState:
             self.publisher.publish(ending)
             return
         hold.gaps.remove((first, last))
-        self._seq += 1
-        hold.items.append((last, self._seq, ending))
+        hold.items.append(ending)  # keyed by its last id: after its rows
         if self._hold_budget is not None:
             self._hold_budget.take()
         self._release(stream, hold)
