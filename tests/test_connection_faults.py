@@ -504,7 +504,7 @@ async def test_a_bug_of_ours_in_a_session_surfaces_as_internal_error_with_its_ca
     autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No exchange behaviour can reach this path; a bug is simulated in the router.
-    def broken_route(self: Router, frame: str | bytes, receive_ns: int, sink: Any) -> None:
+    def broken_route(self: Router, frame: str | bytes, receive_ns: int) -> None:
         raise KeyError("routing table corrupted")
 
     errors: list[BaseException] = []

@@ -1,4 +1,5 @@
-"""The router: bad input is counted and skipped, and its counters stay bounded."""
+"""The router: market events reach their symbol, the rest goes back to the connection;
+bad input is counted and skipped, and its counters stay bounded."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from trio.testing import MockClock
 from gateway import StopTriggered, Trade
 from gateway.core.stop_loss import Position, Side
 from gateway.runtime.publish import Publisher
-from gateway.runtime.router import ControlSink, Router
+from gateway.runtime.router import Router
 from gateway.runtime.symbol import SymbolState
 from tests._loopback import drain, exchange_and_gateway
 
@@ -31,8 +32,8 @@ def trade_frame(kind: str, trade_id: int, price: str) -> str:
 def test_router_counts_unknown_kinds_without_growing_without_bound() -> None:
     router = Router()
     for i in range(500):
-        router.route(f'{{"e":"invented{i}","E":1}}', 1, ControlSink())
-    router.route("not json", 1, ControlSink())
+        router.route(f'{{"e":"invented{i}","E":1}}', 1)
+    router.route("not json", 1)
     assert (router.unknown, router.malformed) == (500, 1)
     assert len(router.unknown_kinds) == 101 and router.unknown_kinds["(other)"] == 400
 
@@ -49,12 +50,12 @@ async def test_a_bad_trade_price_is_malformed_and_no_stop_is_checked_against_it(
         next_id = 1
         for kind in ("trade", "aggTrade"):
             for price in BAD_PRICES:
-                router.route(trade_frame(kind, next_id, price), 1, ControlSink())
+                router.route(trade_frame(kind, next_id, price), 1)
                 next_id += 1
         assert router.malformed == 2 * len(BAD_PRICES)
         assert (state.handled, state.last_price, state.stops.fired) == (0, None, 0)
-        router.route(trade_frame("trade", next_id, '"100.00000000"'), 1, ControlSink())
-        router.route(trade_frame("aggTrade", next_id, '"94.00000000"'), 1, ControlSink())
+        router.route(trade_frame("trade", next_id, '"100.00000000"'), 1)
+        router.route(trade_frame("aggTrade", next_id, '"94.00000000"'), 1)
         assert (state.handled, state.last_price) == (2, 94.0)  # real prices still go through
         assert [ev.position_id for ev in fired.drain_nowait(10)] == ["long"]
     assert router.malformed == 2 * len(BAD_PRICES) and state.stops.armed_count == 1
@@ -80,3 +81,39 @@ async def test_the_gateway_keeps_streaming_past_bad_prices_from_the_exchange(
             assert [t.price for t in await drain(sub, 1)] == [94.0]
         await trio.testing.wait_all_tasks_blocked()
         assert [f.position_id for f in fired] == [long_id]
+
+
+async def test_market_events_reach_their_symbol_and_the_rest_goes_back_to_the_connection(
+) -> None:
+    """What `Router.route` delivers (to the live symbol, or its mailbox while it is down),
+    and what it hands back to the connection that read the frame."""
+    from actors import Mailbox, Overflow
+    from gateway.core.events import ControlError, ControlReply, ServerShutdown
+    from gateway.runtime.router import NOT_MARKET
+
+    publisher = Publisher()
+    btc, eth = SymbolState("BTCUSDT", publisher), SymbolState("ETHUSDT", publisher)
+    btc.live = True  # its actor is up: handled in the call
+    eth.mailbox = Mailbox(10, Overflow.DROP_NEWEST)  # down: queued for its actor
+    router = Router()
+    router.attach(btc)
+    router.attach(eth)
+    with publisher.subscribe(kinds=[Trade]) as trades:
+        assert router.route(trade_frame("trade", 7, '"100.5"'), 11) is None
+        eth_frame = trade_frame("trade", 8, '"2000.25"').replace("btcusdt", "ethusdt")
+        assert router.route(eth_frame.replace('"BTCUSDT"', '"ETHUSDT"'), 12) is None
+        [got] = trades.drain_nowait(10)
+    assert (got.symbol, got.trade_id, got.price, got.receive_ns) == ("BTCUSDT", 7, 100.5, 11)
+    [queued] = eth.mailbox.drain_nowait(10)
+    assert (queued.symbol, queued.trade_id, queued.receive_ns) == ("ETHUSDT", 8, 12)
+    reply = router.route('{"result":null,"id":3}', 1)
+    assert isinstance(reply, ControlReply) and reply.id == 3
+    error = router.route('{"error":{"code":2,"msg":"Invalid request"},"id":4}', 1)
+    assert isinstance(error, ControlError) and error.id == 4
+    assert isinstance(router.route('{"e":"serverShutdown","E":1}', 1), ServerShutdown)
+    unrouted = trade_frame("trade", 9, '"1"').replace("btcusdt", "xrpusdt").replace(
+        '"BTCUSDT"', '"XRPUSDT"')  # fmt: skip
+    assert router.route(unrouted, 1) is NOT_MARKET and router.unrouted == 1
+    assert router.route("not json", 1) is NOT_MARKET
+    assert router.route('{"e":"futureEvent","E":1,"s":"BTCUSDT"}', 1) is NOT_MARKET
+    assert (router.frames, router.malformed, router.unknown) == (8, 1, 1)

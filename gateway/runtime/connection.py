@@ -41,7 +41,7 @@ from gateway.errors import (
 )
 from gateway.runtime.endings import NETWORK_ERRORS, EndKind, SessionEnded, classify
 from gateway.runtime.liveness import Group, StreamWatch, names_of
-from gateway.runtime.router import ControlSink, Router
+from gateway.runtime.router import NOT_MARKET, Notice, Router
 from gateway.runtime.tls import client_ssl_context
 from gateway.runtime.websocket import open_websocket
 from gateway.stats import ConnectionStats
@@ -61,7 +61,7 @@ REFUSED_RETRY = ReconnectPolicy(initial=5.0, factor=2.0, cap=300.0, max_attempts
 RefusedHook = Callable[[str, "int | None", str], None]
 
 
-class Connection(ControlSink):
+class Connection:
     """One connection actor; `run` loops connect / subscribe / receive / reconnect."""
 
     def __init__(
@@ -168,7 +168,16 @@ class Connection(ControlSink):
         self.zombie_replacements = old.zombie_replacements
         self.stream_resubscribes, self.stream_checks = old.stream_resubscribes, old.stream_checks
 
-    # ControlSink --------------------------------------------------------------
+    # What the router hands back -----------------------------------------------
+
+    def _on_notice(self, notice: Notice) -> None:
+        """A frame that carried no market event, as `Router.route` returned it."""
+        if notice is NOT_MARKET:
+            self.on_not_market()
+        elif type(notice) is ServerShutdown:
+            self.on_server_shutdown(notice)
+        elif notice is not None:
+            self.on_control(notice)  # type: ignore[arg-type]
 
     def on_control(self, reply: ControlReply | ControlError) -> None:
         """Match a reply to its pending request by id."""
@@ -547,11 +556,13 @@ class Connection(ControlSink):
         clock = time.time_ns
         get = ws.get_message
         tap = self.router.frame_tap
+        notice = self._on_notice
         if tap is None:
             while True:
                 frame = await get()
                 self.frames += 1
-                route(frame, clock(), self)
+                if (note := route(frame, clock())) is not None:
+                    notice(note)
         else:  # a separate loop, so that an unused tap costs nothing per frame
             while True:
                 frame = await get()
@@ -561,7 +572,8 @@ class Connection(ControlSink):
                     tap(frame, now)
                 except Exception as exc:  # noqa: BLE001 - user code: counted, never fatal
                     self.router.tap_failed(exc)
-                route(frame, now, self)
+                if (note := route(frame, now)) is not None:
+                    notice(note)
 
     async def _watchdog(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:
         """Ping after half the silence timeout without frames; reconnect if neither a frame

@@ -36,20 +36,21 @@ _MAX_KINDS = 100  # distinct unknown event kinds counted by name
 FrameTap: TypeAlias = Callable[[str | bytes, int], None]
 
 
-class ControlSink:
-    """What a connection offers the router for non-market frames."""
+class NotMarket:
+    """`Router.route` found no market event in a frame (malformed, unknown, unrouted): no
+    proof that the connection's streams are alive."""
 
-    def on_control(self, reply: ControlReply | ControlError) -> None:  # pragma: no cover
-        """A reply to one of this connection's control requests arrived."""
-        raise NotImplementedError
+    __slots__ = ()
 
-    def on_server_shutdown(self, event: ServerShutdown) -> None:  # pragma: no cover
-        """The exchange announced it will close this connection."""
-        raise NotImplementedError
+    def __repr__(self) -> str:
+        return "NOT_MARKET"
 
-    def on_not_market(self) -> None:
-        """A frame carried no market event (malformed, unknown, unrouted): it is no proof
-        that the connection's streams are alive."""
+
+NOT_MARKET = NotMarket()
+
+#: What `Router.route` hands back to its connection: None for a market event (already
+#: delivered), a control reply or error, the exchange's `ServerShutdown`, or `NOT_MARKET`.
+Notice: TypeAlias = ControlReply | ControlError | ServerShutdown | NotMarket | None
 
 
 class Router:
@@ -87,43 +88,43 @@ class Router:
         """The state ``symbol`` is routed to, if any (for periodic checks, not per frame)."""
         return self._symbols.get(symbol)
 
-    def route(self, frame: str | bytes, receive_ns: int, sink: ControlSink) -> None:
-        """Decode one frame and deliver it; never raises for bad input, never blocks."""
+    def route(self, frame: str | bytes, receive_ns: int) -> Notice:
+        """Decode one frame and deliver a market event to its symbol; what is not one goes
+        back to the calling connection (`Notice`). Never raises for bad input, never
+        blocks."""
         self.frames += 1
         try:
             event = decode_frame(frame, receive_ns)
         except DecodeError as exc:
             self.malformed += 1
             self._log_once("malformed", "dropping malformed frame (counted): %s", exc)
-            sink.on_not_market()
-            return
+            return NOT_MARKET
         state = self._symbols.get(event.symbol) if event.symbol else None  # type: ignore[union-attr]
         if state is not None and type(event) is not UnknownEvent:
             state.deliver(event)
-            return
-        self._route_slow(event, sink)
+            return None
+        return self._route_slow(event)
 
-    def _route_slow(self, event: Any, sink: ControlSink) -> None:
-        if type(event) is ControlReply or type(event) is ControlError:
-            sink.on_control(event)
-        elif type(event) is ServerShutdown:
-            sink.on_server_shutdown(event)
-        elif type(event) is EventArray:
+    def _route_slow(self, event: Any) -> Notice:
+        kind = type(event)
+        if kind is ControlReply or kind is ControlError or kind is ServerShutdown:
+            return event  # type: ignore[no-any-return]
+        if kind is EventArray:
             for inner in event.events:
                 state = self._symbols.get(inner.symbol)
                 if state is not None:
                     state.deliver(inner)
-        elif type(event) is UnknownEvent:
+            return None
+        if kind is UnknownEvent:
             self.unknown += 1
-            sink.on_not_market()
-            kind = str(event.raw.get("e"))[:40] if isinstance(event.raw, dict) else "array"
-            if kind not in self.unknown_kinds and len(self.unknown_kinds) >= _MAX_KINDS:
-                kind = "(other)"  # a feed inventing names must not grow this without bound
-            self.unknown_kinds[kind] += 1
-            self._log_once(f"unknown:{kind}", "skipping unknown event kind %r (counted)", kind)
-        else:
-            self.unrouted += 1
-            sink.on_not_market()
+            name = str(event.raw.get("e"))[:40] if isinstance(event.raw, dict) else "array"
+            if name not in self.unknown_kinds and len(self.unknown_kinds) >= _MAX_KINDS:
+                name = "(other)"  # a feed inventing names must not grow this without bound
+            self.unknown_kinds[name] += 1
+            self._log_once(f"unknown:{name}", "skipping unknown event kind %r (counted)", name)
+            return NOT_MARKET
+        self.unrouted += 1
+        return NOT_MARKET
 
     def tap_failed(self, exc: Exception) -> None:
         """The frame tap raised on one frame: count, log once, report; never fatal."""
