@@ -73,6 +73,9 @@ def main_run(args: argparse.Namespace) -> int:
     """``gateway run``: returns the exit status (docs/cli.md): 0 went live and ended at
     ``--duration`` or on a signal, 1 gateway error or ``--duration`` over before it went
     live, 2 bad option or configuration, 130/143 SIGINT/SIGTERM before it went live."""
+    from gateway.app.memory import tune_malloc
+
+    tune_malloc()  # a long run's RSS follows what it holds, not its worst burst
     try:
         result = run_plan_command(args)
     except ConfigError as exc:

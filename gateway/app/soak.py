@@ -87,6 +87,9 @@ class SoakParams:
     big_gap: int = 25_000  #: the most ids a large gap drops
     clock: str = "real"  #: "real" (exchange in its own process) or "mock" (one process)
     max_rss_growth: float = 5.0  #: percent after warm-up (judged on runs of 5 min or more)
+    #: "tuned": glibc returns large freed buffers to the OS (`gateway.app.memory`), as
+    #: ``gateway run`` does; "default": the allocator as the process found it
+    malloc: str = "tuned"
     kinds: tuple[str, ...] = KINDS  #: the fault kinds drawn (each at least once)
     #: the gateway's ``hold_max_seconds`` (None: its default): how long live trades after
     #: a gap wait, in order, for the backfill before the gap ends unfilled
@@ -875,6 +878,9 @@ def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
         help="real: exchange in its own process; mock: one process under MockClock")  # fmt: skip
     add("--max-rss-growth", type=float, default=d.max_rss_growth,
         help="percent RSS growth allowed after warm-up (runs of 5 min or more)")  # fmt: skip
+    add("--malloc", choices=("tuned", "default"), default=d.malloc,
+        help="tuned: large freed buffers go back to the OS, as in gateway run; default: the "
+             "C library's own settings (default %(default)s)")  # fmt: skip
     add("--hold-seconds", type=float, default=None,
         help="the gateway's hold_max_seconds (default: the gateway's own, 10 s)")  # fmt: skip
     add("--kinds", default=",".join(d.kinds), metavar="KIND,...",
@@ -891,7 +897,7 @@ def params_of(args: argparse.Namespace) -> SoakParams:
         drain=args.drain,
         settle=args.settle, interval=args.interval, crossers=args.crossers,
         big_gap=args.big_gap, clock=args.clock, max_rss_growth=args.max_rss_growth,
-        kinds=tuple(k for k in args.kinds.replace(" ", "").split(",") if k),
+        malloc=args.malloc, kinds=tuple(k for k in args.kinds.replace(" ", "").split(",") if k),
         hold_seconds=args.hold_seconds,
         summary=args.summary,
     )  # fmt: skip
@@ -920,6 +926,10 @@ def main_soak(args: argparse.Namespace) -> int:
         print(f"gateway soak: unknown --kinds {unknown}; known: {', '.join(KINDS)}",
               file=sys.stderr)  # fmt: skip
         return 2
+    if params.malloc == "tuned":
+        from gateway.app.memory import tune_malloc
+
+        tune_malloc()
     data = run_params(params)
     print(render(data))
     if params.summary:
