@@ -328,6 +328,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-rss-growth", type=float, default=5.0, help="--chaos: percent after warm-up")
     add("--kinds", default=",".join(_chaos_kinds()), help="--chaos: fault kinds drawn")
     add("--hold-seconds", type=float, default=None, help="--chaos: gateway hold_max_seconds")
+    add("--malloc", choices=("tuned", "default"), default="tuned",
+        help="--chaos: see gateway soak --malloc")  # fmt: skip
     add("--summary", type=Path, default=None,
         help="--chaos: the summary JSON (default <out>/chaos-soak.json; the plot beside it)")
     add("--symbols", type=int, default=100)

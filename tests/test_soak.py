@@ -115,3 +115,19 @@ def test_bad_options_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["soak", "--duration", "5", "--quiet", "3", "--drain", "3"]) == 2
     assert cli_main(["soak", "--kinds", "nope"]) == 2
     assert "unknown --kinds" in capsys.readouterr().err
+
+
+def test_python_m_benchmarks_soak_takes_every_option_of_gateway_soak() -> None:
+    """``python -m benchmarks soak --chaos`` hands its options to ``gateway soak``'s
+    code: the two parsers must know the same options (one was missing once)."""
+    import argparse
+
+    from benchmarks.soak import add_arguments
+    from gateway.app.soak import add_soak_arguments
+
+    def options(add: Any) -> set[str]:
+        parser = argparse.ArgumentParser()
+        add(parser)
+        return {o for a in parser._actions for o in a.option_strings} - {"-h", "--help"}
+
+    assert options(add_soak_arguments) <= options(add_arguments)
