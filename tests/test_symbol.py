@@ -113,3 +113,19 @@ async def test_a_candle_closes_once_into_its_buffer(autojump_clock: MockClock) -
         closed = sub.drain_nowait(10)
     assert [(c.candle.open_time, c.candle.close) for c in closed] == [(0, 1.5)]
     assert [k.open_time for k in state.candles.buffer("1m").closed] == [0]
+
+
+async def test_the_gateway_shows_the_open_candle_else_the_last_closed(
+    autojump_clock: MockClock,
+) -> None:
+    """`Gateway.candle`: what the live view draws for a symbol."""
+    from tests._loopback import exchange_and_gateway
+
+    async with exchange_and_gateway(streams=("kline_1m",)) as (_, gw):
+        state = gw._state("BTCUSDT")
+        assert gw.candle("BTCUSDT", "1m") is None  # nothing yet
+        state.handle(kline(0, False, close=1.2))
+        assert (gw.candle("btcusdt", "1m") or kline(-1, False)).close == 1.2  # the open one
+        state.handle(kline(0, True, close=1.5))
+        last = gw.candle("BTCUSDT", "1m")
+        assert last is not None and last.is_closed and last.close == 1.5  # then the closed
