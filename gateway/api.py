@@ -250,13 +250,17 @@ class Gateway:
     def candles(self, symbol: str, interval: str, n: int | None = None) -> list[Kline]:
         """Closed candles of ``symbol`` at ``interval``, oldest first (the last ``n``;
         none for an interval not subscribed); raises `UnknownSymbol`."""
-        buf = self._state(symbol).candles.buffer(interval)
+        buf = self._state(symbol).candles.find(interval)
+        if buf is None:
+            return []
         return list(buf.closed) if n is None else buf.last(n)
 
     def candle(self, symbol: str, interval: str) -> Kline | None:
         """``symbol``'s latest candle at ``interval``: the one still open, else the last
         closed (None before the first); raises `UnknownSymbol`."""
-        buf = self._state(symbol).candles.buffer(interval)
+        buf = self._state(symbol).candles.find(interval)
+        if buf is None:
+            return None
         return buf.open_candle if buf.open_candle is not None else buf.last_closed
 
     def order_book(self, symbol: str) -> OrderBookSync | None:

@@ -780,6 +780,8 @@ async def test_a_plain_trade_gap_both_rest_endpoints_fail_ends_unfilled_and_fire
                                "on_error": errors.append}  # fmt: skip
     async with exchange_and_gateway(_ONE, **options) as (sim, gw):
         gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=95.0)
+        fired_once = trio.Event()
+        gw.on_stop_loss(lambda _stop: fired_once.set())
         sim.control.fail_rest(500, count=3, path="historicalTrades")
         sim.control.fail_rest(503, count=3, path="aggTrades")
         with gw.subscribe("BTCUSDT", _GAPS, buffer=100) as gaps:
@@ -793,7 +795,9 @@ async def test_a_plain_trade_gap_both_rest_endpoints_fail_ends_unfilled_and_fire
         await streams_on(sim, gw, Trade)  # the gateway is up and streaming
         # the armed stop is not given up: the gap's prices are asked for again, and once
         # aggTrades answers (its three failures are used up) the stop fires, once
-        await trio.sleep(120)
+        with trio.fail_after(600):
+            await fired_once.wait()
+        await trio.testing.wait_all_tasks_blocked()  # the other callback has run too
         assert [f.trigger_price for f in fired] == [94.0]
         assert gw.stats().symbols["BTCUSDT"].stops_fired == 1
     assert not [e for e in errors if not isinstance(e, GatewayError)]

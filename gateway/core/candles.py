@@ -273,6 +273,10 @@ class CandleBook:
             buf = self._buffers[interval] = CandleBuffer(interval, self.maxlen, self.symbol)
         return buf
 
+    def find(self, interval: str) -> CandleBuffer | None:
+        """The buffer of ``interval`` if it has one (a read creates nothing)."""
+        return self._buffers.get(interval)
+
     def apply(self, kline: Kline) -> Kline | None:
         """`CandleBuffer.apply` on the kline's interval buffer."""
         buf = self._buffers.get(kline.interval)

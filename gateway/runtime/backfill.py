@@ -583,7 +583,7 @@ class Backfiller:
             error = f"{error}; aggTrades: {note}"
         prices = (low, high) if kept else None
         return attrs.evolve(result, error=error, stop_prices=prices, stop_rows=kept,
-                            rest_failed=failed or (result.rest_failed and not kept))  # fmt: skip
+                            rest_failed=failed or result.rest_failed)  # fmt: skip
 
     async def _klines(self, client: httpx.AsyncClient, req: BackfillRequest) -> BackfillResult:
         """Closed candles with open times ``first..last``, page after page (bounded)."""

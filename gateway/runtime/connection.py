@@ -176,7 +176,7 @@ class Connection:
             self.on_not_market()
         elif type(notice) is ServerShutdown:
             self.on_server_shutdown(notice)
-        elif notice is not None:
+        else:
             self.on_control(notice)  # type: ignore[arg-type]
 
     def on_control(self, reply: ControlReply | ControlError) -> None:

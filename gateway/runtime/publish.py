@@ -26,9 +26,7 @@ from gateway.core.events import (
     RollingTicker,
     Ticker,
 )
-from gateway.core.notices import (
-    GatewayErrorEvent,
-)
+from gateway.core.notices import GatewayErrorEvent
 
 log = logging.getLogger(__name__)
 
