@@ -36,3 +36,23 @@ def raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
     if len(others) == 1 and isinstance(others[0], Exception):
         reraise(others[0])
     reraise(group)
+
+
+def release_frames(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and of every exception it chains or groups.
+
+    A crash kept for later (a dead letter) must not pin the frames of the code that
+    raised it: their locals can be a dead actor's buffers, or, through the callers'
+    frames, a closed connection. Call it once the traceback is logged and formatted.
+    """
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:  # bounded: each distinct exception once
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        e.__traceback__ = None
+        todo.extend(x for x in (e.__cause__, e.__context__) if x is not None)
+        if isinstance(e, BaseExceptionGroup):
+            todo.extend(e.exceptions)

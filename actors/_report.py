@@ -31,8 +31,10 @@ class DeadLetter:
 
     ``message`` is the message, or the list of messages when the actor had
     taken a batch (`Mailbox.drain_nowait`). ``time`` is `trio.current_time`.
-    ``traceback_summary`` is the formatted traceback, so reading a dead
-    letter needs no live frames.
+    ``traceback_summary`` is the formatted traceback; once the actor is
+    restarted, ``exception`` (with its causes and contexts) keeps no
+    ``__traceback__``, so that a long run's dead letters pin no frames and no
+    locals of the code that crashed.
     """
 
     child: str

@@ -16,7 +16,7 @@ import trio
 from ._child import _Child, _Kept
 from ._context import ActorContext
 from ._errors import DuplicateChild, NoSuchChild, NotRunning, RestartIntensityExceeded
-from ._groups import raise_single, reraise
+from ._groups import raise_single, release_frames, reraise
 from ._mailbox import Mailbox
 from ._report import ChildReport, ChildStatus, DeadLetter
 from ._spec import ChildSpec, Restart
@@ -310,6 +310,9 @@ class Supervisor:
                         child.mark_started()
                     crash = await self._run_once(child, ctx)
                     delay = self._after_exit(child, crash)
+                    if crash is not None and child.status is not ChildStatus.FAILED:
+                        release_frames(crash)  # logged and formatted: its frames can go
+                    del crash
                     if delay is None:
                         break
                     with trio.move_on_after(delay):

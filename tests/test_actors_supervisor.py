@@ -6,8 +6,10 @@ delays are exact and cost no real time.
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
+import weakref
 from typing import Any
 
 import attrs
@@ -136,6 +138,44 @@ async def test_state_and_queued_messages_survive_a_restart_and_the_poison_is_not
     assert "ValueError: poisoned" in letter.traceback_summary
     assert letter.time == pytest.approx(0.0)
     assert list(sup.dead_letters) == [letter]
+
+
+class _Buffers:
+    """Stands for what a crashing actor's frames hold (a batch, a connection)."""
+
+
+async def test_a_dead_letter_pins_no_frames_of_the_actor_that_crashed(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A long run keeps up to dead_letter_limit crashes: each must not keep the crashed
+    # run's locals (nor, through its callers' frames, whatever they held) alive.
+    caplog.set_level(logging.ERROR, logger="actors")  # captured records keep tracebacks
+    held: list[weakref.ref[_Buffers]] = []
+
+    async def crashes_holding_buffers(mailbox: Mailbox[Any], state: Log, ctx: ActorContext) -> None:
+        while True:
+            msg = await mailbox.receive()
+            buffers = _Buffers()
+            held.append(weakref.ref(buffers))
+            try:
+                raise KeyError(msg)
+            except KeyError as inner:
+                raise ValueError(f"poisoned by {msg}") from inner
+
+    child = spec("c", crashes_holding_buffers, backoff=Backoff(initial=1.0, jitter=False))
+    async with open_supervisor("root", [child]) as sup:
+        sup.mailbox("c").put_nowait("poison")
+        await trio.testing.wait_all_tasks_blocked()
+        assert sup.report()["c"].status is ChildStatus.RESTARTING
+        gc.collect()
+        (letter,) = sup.report()["c"].dead_letters
+        assert held[0]() is None  # the crashed run's locals are gone
+        assert isinstance(letter.exception, ValueError)
+        assert letter.exception.__traceback__ is None
+        assert letter.exception.__cause__ is not None
+        assert letter.exception.__cause__.__traceback__ is None
+        assert "raise KeyError(msg)" in letter.traceback_summary  # the text is kept
+        assert "ValueError: poisoned by poison" in letter.traceback_summary
 
 
 async def test_a_crash_outside_message_handling_leaves_no_dead_letter(
