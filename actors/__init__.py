@@ -10,6 +10,7 @@ from ._backoff import Backoff
 from ._context import ActorContext
 from ._errors import (
     DuplicateChild,
+    Killed,
     NoSuchChild,
     NotRunning,
     RestartIntensityExceeded,
@@ -32,6 +33,7 @@ __all__ = [
     "DeadLetter",
     "DuplicateChild",
     "FailureHook",
+    "Killed",
     "Mailbox",
     "MailboxStats",
     "NoSuchChild",

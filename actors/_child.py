@@ -32,6 +32,10 @@ class _Child:
     window: deque[tuple[float, str]]
     dead_letters: deque[DeadLetter]
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    #: The current run's scope (None between runs) and, once `Supervisor.kill` was
+    #: called on it, the reason it gave.
+    run_scope: trio.CancelScope | None = None
+    kill_reason: str | None = None
     status: ChildStatus = ChildStatus.STARTING
     restarts: int = 0
     last_error: str | None = None

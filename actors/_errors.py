@@ -51,6 +51,24 @@ class RestartIntensityExceeded(SupervisorError):
         )
 
 
+class Killed(SupervisorError):
+    """The crash `Supervisor.kill` gives a child: handled like any other crash (a dead
+    letter, a restart by policy, counted against the restart intensity).
+
+    Attributes:
+        supervisor, child: who killed whom; ``reason``: the text the caller gave.
+    """
+
+    def __init__(self, supervisor: str, child: str, reason: str) -> None:
+        self.supervisor = supervisor
+        self.child = child
+        self.reason = reason
+        super().__init__(f"supervisor {supervisor!r} killed child {child!r}: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.supervisor, self.child, self.reason))
+
+
 class NoSuchChild(SupervisorError, KeyError):
     """No child of that name is known to this supervisor."""
 

@@ -15,7 +15,13 @@ import trio
 
 from ._child import _Child, _Kept
 from ._context import ActorContext
-from ._errors import DuplicateChild, NoSuchChild, NotRunning, RestartIntensityExceeded
+from ._errors import (
+    DuplicateChild,
+    Killed,
+    NoSuchChild,
+    NotRunning,
+    RestartIntensityExceeded,
+)
 from ._groups import raise_single, release_frames, reraise
 from ._mailbox import Mailbox
 from ._report import ChildReport, ChildStatus, DeadLetter
@@ -260,6 +266,22 @@ class Supervisor:
             child.scope.cancel()
         await child.done.wait()
 
+    def kill(self, name: str, reason: str = "killed on request") -> bool:
+        """Crash child ``name`` now, as if it raised `Killed`: its current run is
+        cancelled, the message it was handling (if any) becomes a dead letter, and it is
+        restarted by its policy, counted against the restart intensity. For operators
+        and fault drills (OTP's ``exit(Pid, kill)``).
+
+        Returns False, doing nothing, when the child has no run to kill (it is in its
+        restart backoff, stopping or done). Raises `NoSuchChild`.
+        """
+        child = self._get(name)
+        if child.run_scope is None or child.stopping or child.kill_reason is not None:
+            return False
+        child.kill_reason = reason
+        child.run_scope.cancel()
+        return True
+
     def _get(self, name: str) -> _Child:
         try:
             return self._children[name]
@@ -329,8 +351,10 @@ class Supervisor:
 
     async def _run_once(self, child: _Child, ctx: ActorContext) -> Exception | None:
         """Run the actor once; return its crash, or None if it returned."""
+        child.run_scope = run = trio.CancelScope()
         try:
-            await child.spec.actor(child.mailbox, child.state, ctx)
+            with run:
+                await child.spec.actor(child.mailbox, child.state, ctx)
         except Exception as exc:  # noqa: BLE001 (a crash, whatever it is, is the child's)
             # Includes an ExceptionGroup: all of its leaves are Exceptions.
             return exc
@@ -348,6 +372,11 @@ class Supervisor:
                 )
             assert rest is not None  # all-Exception groups were caught above
             reraise(rest)
+        finally:
+            child.run_scope = None
+        reason, child.kill_reason = child.kill_reason, None
+        if reason is not None and run.cancelled_caught:
+            return Killed(self.name, child.spec.name, reason)
         return None
 
     def _record_crash(self, child: _Child, exc: BaseException, now: float) -> None:

@@ -343,6 +343,27 @@ class Gateway:
             return attrs.evolve(inner, status=ChildStatus.FAILED)
         return inner
 
+    def kill_symbol(self, symbol: str, reason: str = "killed on request") -> bool:
+        """Crash ``symbol``'s actor on purpose (`actors.Supervisor.kill`): its supervisor
+        restarts it with its state, events that arrive meanwhile queue and are handled
+        after, and the restart counts toward ``max_restarts`` like a bug's. For operators
+        and fault drills (``gateway soak --chaos`` crashes actors this way).
+
+        Returns False when the actor has no run to kill (restarting, failed, stopped).
+        Raises `UnknownSymbol`.
+        """
+        name = f"symbol:{self._state(symbol).symbol}"
+        try:
+            subtree = self._supervisor.child_state(name)
+        except KeyError:
+            return False
+        if not isinstance(subtree, Subtree) or subtree.supervisor is None:
+            return False
+        try:
+            return subtree.supervisor.kill(name, reason)
+        except KeyError:
+            return False
+
     def _state(self, symbol: str) -> SymbolState:
         try:
             return self._states[canonical_symbol(symbol)]

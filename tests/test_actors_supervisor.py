@@ -24,6 +24,7 @@ from actors import (
     ChildSpec,
     ChildStatus,
     DuplicateChild,
+    Killed,
     Mailbox,
     NoSuchChild,
     NotRunning,
@@ -138,6 +139,56 @@ async def test_state_and_queued_messages_survive_a_restart_and_the_poison_is_not
     assert "ValueError: poisoned" in letter.traceback_summary
     assert letter.time == pytest.approx(0.0)
     assert list(sup.dead_letters) == [letter]
+
+
+async def test_a_killed_child_is_restarted_alone_and_its_message_is_a_dead_letter(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def slow(mailbox: Mailbox[Any], state: Log, ctx: ActorContext) -> None:
+        state.starts.append(trio.current_time())
+        async for msg in mailbox:
+            await trio.sleep(10)  # handling takes a while: killed in the middle
+            state.handled.append(msg)
+
+    children = [spec("a"), spec("slow", slow, backoff=Backoff(initial=1.0, jitter=False))]
+    async with open_supervisor("root", children) as sup:
+        assert sup.kill("slow", "drill 1")  # idle, waiting for a message: no dead letter
+        await trio.testing.wait_all_tasks_blocked()
+        assert not sup.kill("slow")  # in its backoff: nothing to kill
+        await trio.sleep(1.5)
+        sup.mailbox("slow").put_nowait("m1")
+        sup.mailbox("a").put_nowait("a1")
+        await trio.sleep(1)
+        assert sup.kill("slow", "drill 2")  # while it handles m1
+        await trio.sleep(2)
+        sup.mailbox("slow").put_nowait("m2")
+        await trio.sleep(11)
+        report, state = sup.report()["slow"], sup.child_state("slow")
+        other = sup.report()["a"]
+        with pytest.raises(NoSuchChild):
+            sup.kill("nobody")
+
+    assert report.restarts == 2
+    assert state.starts == pytest.approx([0.0, 1.0, 4.5])  # backoff 1 s, then 2 s
+    assert state.handled == ["m2"]  # m1 died with the killed run: never redelivered
+    (letter,) = report.dead_letters
+    assert letter.message == "m1"
+    assert isinstance(letter.exception, Killed)
+    assert (letter.exception.child, letter.exception.reason) == ("slow", "drill 2")
+    assert "drill 2" in (report.last_error or "")
+    assert (other.restarts, sup.child_state("a").handled) == (0, ["a1"])  # untouched
+
+
+async def test_kills_count_against_the_restart_intensity(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with pytest.raises(RestartIntensityExceeded) as info:
+        async with open_supervisor("root", [spec("w")], max_restarts=2, period=10.0) as sup:
+            for _ in range(3):
+                assert sup.kill("w")
+                await trio.sleep(0.1)
+            await trio.sleep_forever()
+    assert isinstance(info.value.__cause__, Killed)
 
 
 class _Buffers:

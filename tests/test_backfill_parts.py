@@ -18,6 +18,7 @@ from gateway.runtime.backfill import Backfiller, BackfillRequest, BackfillResult
 from gateway.runtime.holds import HoldBudget
 from gateway.runtime.publish import Publisher
 from gateway.runtime.symbol import SymbolState, _handle_item
+from tests._faults import crash_after_triggers
 from tests._loopback import drain, exchange, exchange_and_gateway, queued
 
 _GAPS = [GapDetected, GapFilled, GapUnfilled]
@@ -216,20 +217,16 @@ async def test_a_crash_while_applying_a_part_ends_its_gap_once_after_the_rows_ou
     state = _state(publisher)
     state.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
 
-    def crash(point: str, _event: object) -> None:
-        raise RuntimeError(f"injected at {point}")
-
     with publisher.subscribe(kinds=[Trade, StopTriggered, *_GAPS]) as sub:
         for i in (1, 10):
             state.handle(_trade(i))
         _handle_item(state, _part(2, 9, range(2, 5)))
-        state.fault = crash  # the next part's crossing price fires the stop, then it raises
+        crash_after_triggers(state)  # the next part's crossing price fires, then it raises
         crossing = BackfillResult(BackfillRequest("BTCUSDT", "trade", 2, 9),
                                   (_trade(5, 90.0, True), _trade(6, backfilled=True)),
                                   final=False)  # fmt: skip
         with pytest.raises(RuntimeError, match="injected"):
             _handle_item(state, crossing)
-        state.fault = None
         _handle_item(state, _part(2, 9, range(7, 10), final=True))  # after the restart
         events = sub.drain_nowait(100)
     assert [_label(e) for e in events] == [

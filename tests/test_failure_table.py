@@ -1,8 +1,8 @@
 """One test per row of the failure table in docs/architecture.md ("What happens on each
 kind of failure"), each against the embedded exchange on loopback, under MockClock.
 
-A symbol's handler is made to crash through `SymbolState.fault`, the state's own test
-hook (called after a stop-loss fired, before the close is requested): each stop that
+A symbol's handler is made to crash right after a stop-loss fired, before the close is
+requested (`tests._faults.crash_after_triggers`): each stop that
 fires is one crash, so a ladder of stops is a symbol that keeps crashing.
 """
 
@@ -34,6 +34,7 @@ from gateway import (
     open_gateway,
 )
 from gateway.runtime.symbol import Crash
+from tests._faults import crash_after_triggers
 from tests._loopback import drain, exchange, exchange_and_gateway
 
 TWO = {"symbols": ("BTCUSDT", "ETHUSDT")}
@@ -45,14 +46,7 @@ def crash_on_each_stop(
 ) -> list[float]:
     """Arm ``stops`` long stops on ``symbol`` whose firing makes its handler raise (the
     first ``crashes`` times); return trade prices that each fire exactly one of them."""
-    raised: list[float] = []
-
-    def bug(point: str, event: Any) -> None:
-        if len(raised) < crashes:
-            raised.append(event.price)
-            raise RuntimeError(f"injected bug at {point}, price {event.price}")
-
-    gw._state(symbol).fault = bug
+    crash_after_triggers(gw._state(symbol), crashes)
     for i in range(stops):
         gw.open_position(symbol, "LONG", 100.0, stop_price=99.0 - i)
     return [98.5 - i for i in range(stops)]

@@ -19,6 +19,7 @@ from gateway import (
     Trade,
     open_gateway,
 )
+from tests._faults import crash_after_triggers
 from tests._loopback import SYMBOLS, dead_port, drain, exchange_and_gateway, queued
 
 
@@ -109,14 +110,7 @@ async def test_a_trade_the_handler_crashed_on_is_reported_unfilled_and_its_stop_
 
     async with exchange_and_gateway({"symbols": ("BTCUSDT",)}, streams=("trade",)) as (sim, gw):
         state = gw._state("BTCUSDT")
-        crashed: list[object] = []
-
-        def crash_once(point: str, event: object) -> None:
-            if point == "after_trigger" and not crashed:
-                crashed.append(event)
-                raise RuntimeError("injected crash in the handler")
-
-        state.fault = crash_once
+        crash_after_triggers(state)
         pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=90.0)
         with gw.subscribe("BTCUSDT", [Trade, GapDetected, GapUnfilled], buffer=100) as sub:
             ids = [sim.control.inject_trade("BTCUSDT", p, 1.0) for p in (95.0, 89.0, 96.0)]
@@ -128,6 +122,34 @@ async def test_a_trade_the_handler_crashed_on_is_reported_unfilled_and_its_stop_
         assert (detected.first, detected.last, unfilled.first, unfilled.last) == (poison,) * 4
         assert "dead letter" in unfilled.reason
         assert state.stops.fired == 1 and gw.positions("BTCUSDT")[0].position.id == pid
+
+
+async def test_a_killed_symbol_restarts_alone_and_loses_no_trade(
+    autojump_clock: MockClock,
+) -> None:
+    from gateway import UnknownSymbol
+
+    async with exchange_and_gateway(streams=("trade",)) as (sim, gw):
+        subs = {s: gw.subscribe(s, Trade, buffer=10_000) for s in SYMBOLS}
+        firsts = {s: sim.market.symbol(s).next_trade_id for s in SYMBOLS}
+        victim, *others = SYMBOLS
+        for i in range(12):
+            sim.control.generate(trades=20)
+            if i in (3, 7):
+                assert gw.kill_symbol(victim, "drill")
+                assert not gw.kill_symbol(victim)  # already going down: nothing to kill
+            await trio.sleep(0.5)
+        made = {s: sim.market.symbol(s).next_trade_id - firsts[s] for s in SYMBOLS}
+        got = {s: await drain(sub, made[s]) for s, sub in subs.items()}
+        with pytest.raises(UnknownSymbol):
+            gw.kill_symbol("NOPEUSDT")
+        stats = gw.stats().symbols
+    for s in SYMBOLS:  # every trade, once, in order: the killed one caught up on its queue
+        assert [t.trade_id for t in got[s]] == list(range(firsts[s], firsts[s] + made[s]))
+    assert stats[victim].restarts == 2
+    assert all(stats[s].restarts == 0 for s in others)
+    report = gw.actor_report(victim)
+    assert report is not None and "drill" in (report.last_error or "")
 
 
 async def test_stop_fires_once_when_the_actor_crashes_between_trigger_and_hook(
@@ -147,14 +169,7 @@ async def test_stop_fires_once_when_the_actor_crashes_between_trigger_and_hook(
     ):
         gw.on_stop_loss(fired.append)
         state = gw._state("BTCUSDT")
-        crashes = []
-
-        def crash_once(point: str, event: object) -> None:
-            if point == "after_trigger" and not crashes:
-                crashes.append(event)
-                raise RuntimeError("injected crash between trigger and close hook")
-
-        state.fault = crash_once
+        crashes = crash_after_triggers(state)  # between the trigger and the close hook
         pid = gw.open_position("BTCUSDT", "LONG", 100.0, stop_price=90.0)
         with gw.subscribe("BTCUSDT", Trade, buffer=10) as trades:
             for price in (95.0, 90.0, 89.0, 88.0):
@@ -167,6 +182,7 @@ async def test_stop_fires_once_when_the_actor_crashes_between_trigger_and_hook(
         report = gw.actor_report("BTCUSDT")
         assert report is not None and report.restarts == 1
         assert len(report.dead_letters) == 1  # the trade it was handling
+        assert crashes == [90.0]
         assert [f.position_id for f in fired] == [pid]
         assert [h.position_id for h in hooked] == [pid]
         assert gw.positions("BTCUSDT")[0].state is StopState.CLOSED

@@ -23,6 +23,7 @@ from gateway.core.positions import Position, Side
 from gateway.runtime.backfill import BackfillRequest, BackfillResult
 from gateway.runtime.publish import Publisher
 from gateway.runtime.symbol import FallbackPrice, SymbolState
+from tests._faults import crash_after_triggers
 from tests._loopback import drain, exchange_and_gateway, flow
 
 _GAPS = [GapDetected, GapFilled, GapUnfilled]
@@ -213,13 +214,10 @@ async def test_a_crash_while_applying_a_rest_answer_still_ends_its_gap_once(
     state = _state(publisher)
     state.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
 
-    def crash(point: str, _event: object) -> None:
-        raise RuntimeError(f"injected at {point}")
-
     with publisher.subscribe(kinds=[Trade, StopTriggered, *_GAPS]) as sub:
         state.handle(_trade(1))
         state.handle(_trade(5))  # 2..4 missing; 5 held
-        state.fault = crash  # the rows' crossing price fires the stop, then the hook raises
+        crash_after_triggers(state)  # the rows' crossing price fires the stop, then it raises
         rows = (_trade(2, backfilled=True), _trade(3, 90.0, True), _trade(4, backfilled=True))
         with pytest.raises(RuntimeError, match="injected"):
             _handle_item(state, BackfillResult(BackfillRequest("BTCUSDT", "trade", 2, 4), rows))

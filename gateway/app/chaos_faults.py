@@ -28,9 +28,8 @@ KINDS = (
     "hook_raise", "hook_hang",
 )  # fmt: skip
 
-#: Kinds drawn only when asked for (``--kinds``): a symbol actor that crashes right
-#: after a stop fired, through the ``SymbolState.fault`` test seam ("after_trigger").
-#: Not in the default draw: it loses the crossing trade (docs/benchmarks.md, findings).
+#: Kinds drawn only when asked for (``--kinds``): a symbol actor crashed from the close
+#: hook of a stop that just fired (its close in flight while it restarts).
 EXTRA_KINDS = ("crash_after_trigger",)
 
 #: Kinds that disturb every connection (so every symbol's streams must come back).
@@ -167,7 +166,7 @@ def _fault(index: int, kind: str, at: float, rng: random.Random, symbols: Sequen
     elif kind == "crash_after_trigger":
         sym = one()
         step(0, "gateway", "crash_after_trigger", sym)
-        step(0.01, "cross", sym)  # the stop fires, then the handler raises
+        step(0.01, "cross", sym)  # the stop fires; its close hook kills the actor
     elif kind == "callback_raise":
         step(0, "gateway", "callback_raise", "-")
     elif kind in ("hook_raise", "hook_hang"):

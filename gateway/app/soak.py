@@ -284,8 +284,8 @@ class Recorder:
 class GatewayFaults:
     """The faults injected inside the gateway through its public seams: a trade callback
     that raises, a close hook that raises or hangs (on chosen positions, once each), and
-    a symbol actor whose handler raises on its next event (a crash: the supervisor
-    restarts it with its state; the event it died on is a dead letter)."""
+    a symbol actor crashed on purpose (`Gateway.kill_symbol`: the supervisor restarts it
+    with its state), now or from the close hook of its next stop."""
 
     def __init__(self) -> None:
         self.raise_next = 0
@@ -297,6 +297,7 @@ class GatewayFaults:
         self.hook_recovery: dict[int, float] = {}
         self.hook_calls = 0
         self.crashes = 0
+        self.kill_on_close: dict[str, Any] = {}  # symbol -> its gateway (crash_after_trigger)
 
     def on_trade(self, ev: Any) -> None:
         """The user callback: raises when a fault asked for it, else counts."""
@@ -311,8 +312,12 @@ class GatewayFaults:
             self.callback_raised_at.clear()
 
     async def close_hook(self, ev: StopTriggered) -> None:
-        """The user close hook: a chosen position's first call raises or hangs."""
+        """The user close hook: a chosen position's first call raises or hangs; an armed
+        symbol's actor is killed first (crash_after_trigger)."""
         self.hook_calls += 1
+        gw = self.kill_on_close.pop(ev.symbol, None)
+        if gw is not None and gw.kill_symbol(ev.symbol, "chaos: crash after a trigger"):
+            self.crashes += 1
         bad = self.bad_hooks.get(ev.position_id)
         pid = ev.position_id
         if bad is not None and pid not in self.hook_failed_at:
@@ -324,30 +329,15 @@ class GatewayFaults:
             self.hook_recovery[bad[1]] = trio.current_time() - self.hook_failed_at[pid]
 
     def crash(self, gw: Any, symbol: str) -> None:
-        """Make ``symbol``'s handler raise on its next event (once)."""
-        state = gw._state(symbol)
-        if "handle" in vars(state):
-            return  # already armed
-
-        def boom(event: Any) -> None:
-            delattr(state, "handle")
+        """Crash ``symbol``'s actor now, through the public lever (`Gateway.kill_symbol`):
+        restarted by its supervisor, what arrives meanwhile queued, nothing lost."""
+        if gw.kill_symbol(symbol, "chaos: actor_crash"):
             self.crashes += 1
-            raise RuntimeError(f"chaos: {symbol} handler crashes on {type(event).__name__}")
-
-        setattr(state, "handle", boom)  # noqa: B010 - an instance seam, removed on use
 
     def crash_after_trigger(self, gw: Any, symbol: str) -> None:
-        """Make ``symbol``'s handler raise right after its next stop fired (once), through
-        the ``SymbolState.fault`` seam: the trigger is kept, the actor restarts."""
-        state = gw._state(symbol)
-
-        def fault(point: str, event: Any) -> None:
-            if point == "after_trigger":
-                state.fault = None
-                self.crashes += 1
-                raise RuntimeError(f"chaos: {symbol} crashes right after a stop fired")
-
-        state.fault = fault
+        """Crash ``symbol``'s actor from the close hook of its next stop to fire: the
+        trigger is kept, its close is in flight while the actor restarts (once)."""
+        self.kill_on_close[symbol] = gw
 
 
 # --- the run ---------------------------------------------------------------------------------

@@ -187,8 +187,6 @@ class SymbolState:
         self._ending: tuple[str, int, int] | None = None
         #: Gaps whose REST rows come in parts (a page each): [rows published, next id].
         self._parts: dict[tuple[str, int, int], list[int]] = {}
-        #: Test hook: called with a point name ("after_trigger"); may raise to simulate a bug.
-        self.fault: Callable[[str, Any], None] | None = None
 
     # The hot path -------------------------------------------------------------
 
@@ -295,8 +293,6 @@ class SymbolState:
                 "stop-loss fired: %s %s position %s at %.10g (stop %.10g)",
                 self.symbol, pos.side.name, pos.id, trig.price, pos.stop_level,
             )  # fmt: skip
-        if self.fault is not None:
-            self.fault("after_trigger", event)
         self.request_due_closes()
 
     def _trade_gap(self, kind: type, seen: Observation, next_time: int) -> None:
