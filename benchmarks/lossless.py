@@ -68,7 +68,7 @@ from gateway import (
     Trade,
     open_gateway,
 )
-from gateway.app.soak import seed_gateway, seed_trio
+from gateway.app.soak import seed_trio
 from gateway.core.streams import INTERVAL_MS
 from gateway.simulator import Market, Simulator, SimulatorConfig, open_simulator
 from gateway.simulator.candles import CL, CNT, END, OT, VOL
@@ -371,7 +371,7 @@ async def _drive(run: _Run, sim: Simulator) -> None:
     suffixes = params.streams
     async with open_gateway(
         url=sim.ws_url, rest_url=sim.rest_url, symbols=names, streams=suffixes,
-        on_start=lambda gw: seed_gateway(gw, f"lossless:{params.seed}"),
+        jitter_seed=params.seed,
     ) as gw, trio.open_nursery() as nursery:  # fmt: skip
         sub = gw.subscribe(buffer=5_000_000)
 

@@ -101,7 +101,8 @@ class Gateway:
         self._ids = itertools.count(1)
         self._unit_ns = 1000 if config.time_unit.upper() == "MICROSECOND" else 1_000_000
         self._connect_limiter = RollingWindowLimiter(300, 300.0)
-        self._rng = random.Random()
+        seed = config.jitter_seed
+        self._rng = random.Random(None if seed is None else f"{seed}:gateway")
         self._nursery: trio.Nursery | None = None
         self._backfiller = (
             Backfiller(
@@ -109,6 +110,7 @@ class Gateway:
                 max_ids=config.backfill_max_ids, weight_per_minute=config.rest_weight_per_minute,
                 retry=ReconnectPolicy(0.5, 2.0, 30.0, config.rest_retries),
                 ca_file=config.ca_file, need=self._backfill_need,
+                rng=None if seed is None else random.Random(f"{seed}:rest"),
             )
             if config.rest_url
             else None

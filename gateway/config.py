@@ -183,6 +183,12 @@ def _warmup(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         raise ConfigError(f"{attribute.name} must be an integer from 0 to 999, got {value!r}")
 
 
+def _seed(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """None or an integer."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{attribute.name} must be an integer or None, got {value!r}")
+
+
 @attrs.frozen
 class GatewayConfig:
     """Everything a gateway needs; every field has a sensible default but ``symbols``."""
@@ -279,6 +285,10 @@ class GatewayConfig:
     on_symbol_failure: str = attrs.field(
         default="quarantine", validator=one_of("quarantine", "raise")
     )
+
+    #: Seeds the jitter of reconnect and REST-retry backoff, so that a run under a mock
+    #: clock repeats (tests, drills such as ``gateway soak``); None: seeded by the OS.
+    jitter_seed: int | None = attrs.field(default=None, validator=_seed)
 
     def __attrs_post_init__(self) -> None:
         unit = self.time_unit

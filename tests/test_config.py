@@ -74,6 +74,7 @@ stop_pct = 0.02
         ),
         ({"time_unit": "ns"}, r"time_unit must be MILLISECOND or MICROSECOND"),
         ({"testnet": "yes"}, r"testnet: expected true or false"),
+        ({"jitter_seed": "seven"}, r"jitter_seed: expected an integer, got 'seven'"),
     ],
 )
 def test_bad_config_names_key_and_allowed_values(data: dict[str, object], message: str) -> None:

@@ -292,6 +292,25 @@ async def test_dead_port_exhausts_attempts_then_error_reaches_callback_and_calle
     assert isinstance(errors[-1], ConnectionFailed)  # and the final error
 
 
+async def test_a_jitter_seed_repeats_the_reconnect_delays(autojump_clock: MockClock) -> None:
+    from gateway.config import GatewayConfig, ReconnectConfig
+
+    async def delays(seed: int | None) -> list[float]:
+        errors: list[BaseException] = []
+        config = GatewayConfig(
+            symbols=("BTCUSDT",), url=f"ws://127.0.0.1:{dead_port()}", jitter_seed=seed,
+            reconnect=ReconnectConfig(initial=0.1, cap=1.0, max_attempts=4),
+        )  # fmt: skip
+        with pytest.raises(ConnectionFailed):
+            async with open_gateway(config, on_error=errors.append):
+                pytest.fail("the gateway must not open against a dead port")  # pragma: no cover
+        return [e.retry_in for e in errors if isinstance(e, ConnectionLost) and e.retry_in]
+
+    first, again, other = await delays(7), await delays(7), await delays(8)
+    assert len(first) == 3 and first == again  # jittered, and the same from the same seed
+    assert first != other
+
+
 async def test_sharding_opens_a_second_connection_and_every_stream_flows(
     autojump_clock: MockClock,
 ) -> None:

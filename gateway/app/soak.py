@@ -375,15 +375,6 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
-def seed_gateway(gw: Any, seed: str) -> None:
-    """Seed the gateway's jitter sources (reconnect and REST retry backoff), which the
-    public API leaves to the OS, so that a MockClock run repeats from its seed (with
-    `seed_trio`). Shared by the soak and the lossless judge."""
-    gw._rng.seed(f"{seed}:gateway")
-    if gw._backfiller is not None:
-        gw._backfiller._rng = random.Random(f"{seed}:rest")
-
-
 def seed_trio(seed: str) -> None:
     """Seed the order in which trio runs a batch of ready tasks (its private random
     source; skipped if a trio version has none)."""
@@ -555,7 +546,7 @@ async def _drive(run: _Run, ex: Exchange) -> None:
         url=ex.ws_url, rest_url=ex.rest_url, symbols=run.names, streams=_STREAMS,
         close_hook=gf.close_hook, silence_timeout=5.0, trade_silence_floor=5.0,
         close_hook_timeout=3.0, max_restarts=20, restart_period=10.0, fallback_after=0.0,
-        on_start=lambda gw: seed_gateway(gw, f"soak:{p.seed}"),
+        jitter_seed=p.seed,
         **_hold(p),
     ) as gw, trio.open_nursery() as nursery:  # fmt: skip
         sub = gw.subscribe(buffer=2_000_000)
