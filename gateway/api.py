@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import random
@@ -16,8 +17,10 @@ from actors import (
     ChildReport,
     ChildSpec,
     ChildStatus,
+    NotRunning,
     Overflow,
     Restart,
+    RestartIntensityExceeded,
     Subtree,
     Supervisor,
     supervisor_spec,
@@ -52,6 +55,7 @@ from gateway.runtime.backfill import (
     RestUnavailable,
 )
 from gateway.runtime.connection import Connection
+from gateway.runtime.connections import connection_spec, connections_supervisor
 from gateway.runtime.exception_groups import collapse, leaves
 from gateway.runtime.fallback import PriceFallback
 from gateway.runtime.holds import HoldBudget
@@ -91,6 +95,9 @@ class Gateway:
         )
         #: The dispatcher, hook runner, backfiller and fallback, each restarted alone.
         self._services = services_supervisor(config.max_restarts, config.restart_period)
+        self._links = connections_supervisor(config.max_restarts, config.restart_period)
+        self._link_names: dict[int, str] = {}  # id(connection) -> its child's name
+        self._link_ids = itertools.count(1)
         self._connections: list[Connection] = []
         self._hooks = HookRunner(
             close_hook, self._publisher, self._deliver, timeout=config.close_hook_timeout
@@ -298,7 +305,7 @@ class Gateway:
             symbols[sym] = snap
         return GatewayStats(
             symbols=symbols,
-            connections=tuple(c.snapshot() for c in self._connections),
+            connections=tuple(c.snapshot(self._connection_restarts(c)) for c in self._connections),
             router=RouterStats(
                 frames=self._router.frames, malformed=self._router.malformed,
                 unknown=self._router.unknown, unrouted=self._router.unrouted,
@@ -441,9 +448,7 @@ class Gateway:
                 await conn.subscribe(names[:room])
                 names = names[room:]
         for group in shard_streams(names, limit) if names else []:
-            assert self._nursery is not None
-            conn = self._new_connection(group)
-            await self._nursery.start(conn.run)
+            await self._start_connection(self._new_connection(group))
 
     # Lifecycle --------------------------------------------------------------------------
 
@@ -573,6 +578,42 @@ class Gateway:
         self._connections.append(conn)
         return conn
 
+    async def _start_connection(self, conn: Connection) -> None:
+        """Run ``conn`` as a child of the connections supervisor; returns once it is live
+        (or was stopped first). Raises `ConnectionFailed` if it gave up before that."""
+        name = f"{conn.conn_id}#{next(self._link_ids)}"
+        self._link_names[id(conn)] = name
+        try:
+            await self._links.start_child(connection_spec(name, conn, self._connection_failed))
+        except NotRunning:
+            failure = conn.failure
+            if failure is not None:
+                raise failure from failure.__cause__
+            report = self._links.report().get(name)
+            if report is not None and report.status is ChildStatus.FAILED:
+                # Crashed past the restart intensity: the supervisor gave up, and its
+                # RestartIntensityExceeded is ending the gateway (this task is cancelled).
+                await trio.sleep_forever()
+            raise
+
+    async def _stop_connection(self, conn: Connection) -> None:
+        """Close ``conn`` gracefully and forget its child."""
+        await conn.stop()
+        self._connections.remove(conn)
+        name = self._link_names.pop(id(conn), None)
+        if name is not None:
+            with contextlib.suppress(KeyError):
+                await self._links.stop_child(name)
+
+    def _connection_restarts(self, conn: Connection) -> int:
+        report = self._links.report().get(self._link_names.get(id(conn), ""))
+        return report.restarts if report is not None else 0
+
+    def _connection_failed(self, error: ConnectionFailed) -> None:
+        """A connection that had been live gave up on the exchange: the gateway ends."""
+        assert self._nursery is not None
+        self._nursery.start_soon(_raise, error)
+
     def _stream_refused(self, conn_id: str, name: str, code: int | None, message: str) -> None:
         """The exchange refused one stream: tell subscribers and error callbacks."""
         symbol = parse_stream(name).symbol
@@ -591,7 +632,7 @@ class Gateway:
         new = self._new_connection(list(old.streams), old.conn_id)
         new.inherit(old)
         try:
-            await self._nursery.start(new.run)
+            await self._start_connection(new)
         except ConnectionFailed as exc:  # the old connection still streams: keep it
             self._connections.remove(new)  # its attempts reached on_error as ConnectionLost
             old.rotating = False
@@ -600,8 +641,7 @@ class Gateway:
         late = [n for n in old.streams if n not in new.streams]  # added during the overlap
         if late:
             await new.subscribe(late)
-        await old.stop()
-        self._connections.remove(old)
+        await self._stop_connection(old)
         log.info("[%s] rotated: new connection live, old one closed", new.conn_id)
 
 
@@ -664,6 +704,7 @@ async def open_gateway(
             if gw._backfiller is not None:
                 await services.start_child(service_spec("backfill", gw._backfiller))
             await nursery.start(gw._supervisor.run)
+            await nursery.start(gw._links.run)
             symbols = config.all_symbols()
             for pos in config.positions:
                 if pos.symbol.upper() not in symbols:
@@ -676,8 +717,7 @@ async def open_gateway(
             if gw._fallback is not None:
                 await services.start_child(service_spec("fallback", gw._fallback))
             for group in shard_streams(config.stream_names(), config.max_streams_per_connection):
-                conn = gw._new_connection(group)
-                await nursery.start(conn.run)
+                await gw._start_connection(gw._new_connection(group))
             try:
                 yield gw
             finally:
@@ -689,7 +729,7 @@ async def open_gateway(
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         error = _ending_error(group)
-        if isinstance(error, GatewayError):
+        if isinstance(error, GatewayError | RestartIntensityExceeded):
             await _final_error(gw, error)
         raise error from error.__cause__  # keep the cause; hide the group around it
 
@@ -723,7 +763,7 @@ async def _raise(error: GatewayError) -> None:
     raise error
 
 
-async def _final_error(gw: Gateway, error: GatewayError) -> None:
+async def _final_error(gw: Gateway, error: Exception) -> None:
     """Give the error callbacks the error that ends the gateway, before it reaches the caller."""
     for cb in gw._publisher.error_callbacks:
         try:

@@ -127,6 +127,8 @@ class ConnectionStats:
     refused: Mapping[str, tuple[int | None, str]] = attrs.field(factory=dict)
     refusal_retries: int = 0
     last_error: str | None = None  #: credentials masked
+    #: Runs again after a bug in its own code (the connections supervisor's restarts).
+    restarts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (refusals as ``[code, message]`` lists)."""

@@ -29,6 +29,7 @@ from gateway import (
     Gateway,
     InternalError,
     ReconnectConfig,
+    RestartIntensityExceeded,
     StreamRefused,
     SubscriptionError,
     Trade,
@@ -507,13 +508,18 @@ async def test_a_bug_of_ours_in_a_session_surfaces_as_internal_error_with_its_ca
     def broken_route(self: Router, frame: str | bytes, receive_ns: int) -> None:
         raise KeyError("routing table corrupted")
 
+    # The connections supervisor runs it again, alone, each time: a bug that stays ends the
+    # gateway once the restarts pass the intensity (max_restarts within restart_period).
     errors: list[BaseException] = []
     async with exchange() as sim:
         monkeypatch.setattr(Router, "route", broken_route)
-        with pytest.raises(InternalError, match="bug in the connection actor") as info:
+        with pytest.raises(RestartIntensityExceeded, match="connections") as info:
             async with gateway(sim, errors):
                 pass  # pragma: no cover - the first frame (the SUBSCRIBE reply) fails
-    assert isinstance(info.value.__cause__, KeyError)
+    bug = info.value.__cause__
+    assert isinstance(bug, InternalError) and "bug in the connection actor" in str(bug)
+    assert isinstance(bug.__cause__, KeyError)
+    assert len(info.value.history) == 6  # max_restarts (5) restarts, then the give-up
     assert errors and errors[-1] is info.value  # the error callbacks saw it first
 
 

@@ -70,5 +70,6 @@ def test_a_run_that_never_started_has_stats_too() -> None:
         "rotations": 0, "frames": 0, "control_frames": 0, "control_pace": "",
         "rate_penalties": 0, "zombie_replacements": 0, "stream_resubscribes": 0,
         "stream_checks": 0, "refused": {}, "refusal_retries": 0, "last_error": None,
+        "restarts": 0,
     }  # fmt: skip
     assert stats.rest is None and stats.holds == HoldStats()

@@ -42,7 +42,7 @@ ENDED_BY = ("duration", "interrupt", "terminate", "error")
 
 _CONNECTION_KEYS = (
     "id", "state", "streams", "connects", "reconnects", "rotations", "frames", "last_error",
-    "zombie_replacements", "stream_resubscribes",
+    "zombie_replacements", "stream_resubscribes", "restarts",
 )  # fmt: skip
 
 _ROUTER_KEYS = ("frames", "malformed", "unknown", "unrouted")

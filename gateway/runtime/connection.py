@@ -117,6 +117,8 @@ class Connection:
         self.on_refused = on_refused
         self.rotating = False
         self._stopping = False
+        #: Why `run` gave up for good (set by the connections supervisor's child).
+        self.failure: ConnectionFailed | None = None
         self._stopped = trio.Event()
         self._run_scope = trio.CancelScope()
         self.reply_timeout = reply_timeout
@@ -390,12 +392,23 @@ class Connection:
         """Wait until a session is up and subscribed (returns at once if one is)."""
         await self._live.wait()
 
+    @property
+    def ever_live(self) -> bool:
+        """Whether a session of this connection ever went live (subscribed)."""
+        return self._connected.is_set()
+
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep this connection alive until cancelled or `stop`; raises `ConnectionFailed`
-        when the reconnect attempts run out."""
+        when the reconnect attempts run out, `InternalError` on a bug. It may run again
+        after a bug (its supervisor does), with its streams, refusals and counters."""
+        self._stopped = trio.Event()
+        self._run_scope = scope = trio.CancelScope()
+        if self._ws is not None:  # a session a bug ended: its socket is gone with it
+            self._ws, self._live = None, trio.Event()
         try:
-            with self._run_scope:
-                await self._run(task_status)
+            if not self._stopping:
+                with scope:
+                    await self._run(task_status)
             self.state = "stopped"
             if not self._connected.is_set():
                 task_status.started()  # stopped before it ever went live: nothing to wait for
@@ -693,8 +706,8 @@ class Connection:
             if self._ws is ws:  # no reply on a live session: replace it
                 self._end_session(f"SUBSCRIBE failed: {exc.message}")
 
-    def snapshot(self) -> ConnectionStats:
-        """Statistics for summaries."""
+    def snapshot(self, restarts: int = 0) -> ConnectionStats:
+        """Statistics for summaries (``restarts``: its supervisor's count)."""
         return ConnectionStats(
             id=self.conn_id, state=self.state, streams=len(self.streams),
             connects=self.connects, reconnects=self.reconnects, rotations=self.rotations,
@@ -703,5 +716,5 @@ class Connection:
             rate_penalties=self.rate_penalties, zombie_replacements=self.zombie_replacements,
             stream_resubscribes=self.stream_resubscribes, stream_checks=self.stream_checks,
             refused=dict(self.refused), refusal_retries=self.refusal_retries,
-            last_error=self.last_error,
+            last_error=self.last_error, restarts=restarts,
         )  # fmt: skip
