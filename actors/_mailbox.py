@@ -427,6 +427,7 @@ class Mailbox(trio.abc.ReceiveChannel[T], Generic[T]):
         cancelled, nothing was taken. Raises `trio.EndOfChannel` once the
         mailbox is closed and empty.
         """
+        self._in_flight = _NOTHING  # asking for the next: the last one was handled
         await checkpoint_if_cancelled()
         if self._buffer:
             msg = self._take()
@@ -450,6 +451,7 @@ class Mailbox(trio.abc.ReceiveChannel[T], Generic[T]):
         """
         if max_items < 1:
             raise ValueError(f"max_items must be >= 1, got {max_items!r}")
+        self._in_flight = _NOTHING  # asking for the next: the last batch was handled
         await checkpoint_if_cancelled()
         if self._buffer:
             batch = self.drain_nowait(max_items)

@@ -305,6 +305,11 @@ class Supervisor:
         return tuple(self._children)
 
     @property
+    def failure(self) -> RestartIntensityExceeded | None:
+        """Why this supervisor gave up (then `run` raises it), or None."""
+        return self._failure
+
+    @property
     def running(self) -> bool:
         """Whether `run` is running (and not yet stopping)."""
         return self._phase is _Phase.RUNNING
@@ -374,7 +379,7 @@ class Supervisor:
             reraise(rest)
         finally:
             child.run_scope = None
-        reason, child.kill_reason = child.kill_reason, None
+            reason, child.kill_reason = child.kill_reason, None  # even if it raised first
         if reason is not None and run.cancelled_caught:
             return Killed(self.name, child.spec.name, reason)
         return None

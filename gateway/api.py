@@ -91,11 +91,14 @@ class Gateway:
         self._router = Router()
         self._publisher = Publisher(config.callback_buffer)
         self._supervisor = Supervisor(
-            "symbols", max_restarts=config.max_restarts, period=config.restart_period
-        )
+            "symbols", max_restarts=config.max_restarts, period=config.restart_period,
+            rng=self._seeded("symbols"),
+        )  # fmt: skip
         #: The dispatcher, hook runner, backfiller and fallback, each restarted alone.
-        self._services = services_supervisor(config.max_restarts, config.restart_period)
-        self._links = connections_supervisor(config.max_restarts, config.restart_period)
+        self._services = services_supervisor(config.max_restarts, config.restart_period,
+                                             self._seeded("services"))  # fmt: skip
+        self._links = connections_supervisor(config.max_restarts, config.restart_period,
+                                             self._seeded("connections"))  # fmt: skip
         self._link_names: dict[int, str] = {}  # id(connection) -> its child's name
         self._link_ids = itertools.count(1)
         self._connections: list[Connection] = []
@@ -352,6 +355,11 @@ class Gateway:
             return attrs.evolve(inner, status=ChildStatus.FAILED)
         return inner
 
+    def _seeded(self, name: str) -> random.Random | None:
+        """A random source for ``name``'s jitter: seeded from ``jitter_seed`` if set."""
+        seed = self.config.jitter_seed
+        return None if seed is None else random.Random(f"{seed}:{name}")
+
     def kill_symbol(self, symbol: str, reason: str = "killed on request") -> bool:
         """Crash ``symbol``'s actor on purpose (`actors.Supervisor.kill`): its supervisor
         restarts it with its state, events that arrive meanwhile queue and are handled
@@ -487,6 +495,7 @@ class Gateway:
             f"symbol:{symbol}", [actor], max_restarts=self.config.max_restarts,
             period=self.config.restart_period, restart=Restart.TEMPORARY,
             on_failed=lambda _report, error: self._symbol_failed(symbol, error),
+            rng=self._seeded(f"symbol:{symbol}"),
         )  # fmt: skip
         await self._supervisor.start_child(subtree)
         self._router.attach(state)
@@ -585,21 +594,24 @@ class Gateway:
         self._link_names[id(conn)] = name
         try:
             await self._links.start_child(connection_spec(name, conn, self._connection_failed))
-        except NotRunning:
-            failure = conn.failure
-            if failure is not None:
-                raise failure from failure.__cause__
-            report = self._links.report().get(name)
-            if report is not None and report.status is ChildStatus.FAILED:
-                # Crashed past the restart intensity: the supervisor gave up, and its
-                # RestartIntensityExceeded is ending the gateway (this task is cancelled).
-                await trio.sleep_forever()
-            raise
+            return
+        except NotRunning as exc:
+            ended: Exception = exc
+        await self._forget_connection(conn)
+        failure, conn.failure = conn.failure, None
+        if failure is not None:
+            raise failure from failure.__cause__
+        gave_up = self._links.failure  # the supervisor gave up: its run raises it as well
+        raise ended if gave_up is None else gave_up  # (one error, see `leaves`)
 
     async def _stop_connection(self, conn: Connection) -> None:
         """Close ``conn`` gracefully and forget its child."""
         await conn.stop()
         self._connections.remove(conn)
+        await self._forget_connection(conn)
+
+    async def _forget_connection(self, conn: Connection) -> None:
+        """Remove ``conn``'s child (finished by now) from the connections supervisor."""
         name = self._link_names.pop(id(conn), None)
         if name is not None:
             with contextlib.suppress(KeyError):

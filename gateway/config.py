@@ -286,8 +286,8 @@ class GatewayConfig:
         default="quarantine", validator=one_of("quarantine", "raise")
     )
 
-    #: Seeds the jitter of reconnect and REST-retry backoff, so that a run under a mock
-    #: clock repeats (tests, drills such as ``gateway soak``); None: seeded by the OS.
+    #: Seeds the jitter of reconnect, REST-retry and actor-restart backoff, so that a run
+    #: under a mock clock repeats (tests, drills such as ``gateway soak``); None: the OS.
     jitter_seed: int | None = attrs.field(default=None, validator=_seed)
 
     def __attrs_post_init__(self) -> None:

@@ -179,6 +179,34 @@ async def test_a_killed_child_is_restarted_alone_and_its_message_is_a_dead_lette
     assert (other.restarts, sup.child_state("a").handled) == (0, ["a1"])  # untouched
 
 
+async def test_a_kill_right_after_a_message_was_handled_leaves_no_dead_letter(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_supervisor("root", [spec("w")]) as sup:
+        await trio.testing.wait_all_tasks_blocked()  # waiting for a message
+        sup.mailbox("w").put_nowait("m1")  # wakes it with m1...
+        assert sup.kill("w")  # ...and the kill lands when it asks for the next one
+        await trio.testing.wait_all_tasks_blocked()
+        report, state = sup.report()["w"], sup.child_state("w")
+    assert state.handled == ["m1"] and report.restarts == 1
+    assert report.dead_letters == ()  # asking for the next message: m1 was handled
+
+
+async def test_a_kill_that_races_a_crash_leaves_kill_working(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_supervisor("root", [spec("w")]) as sup:
+        sup.mailbox("w").put_nowait("poison")  # the actor wakes with it and raises...
+        assert sup.kill("w", "too late")  # ...before the kill is delivered
+        await trio.testing.wait_all_tasks_blocked()
+        first = sup.report()["w"]
+        assert sup.kill("w", "again")  # the lost kill left nothing behind
+        await trio.testing.wait_all_tasks_blocked()
+        second = sup.report()["w"]
+    assert "poisoned" in (first.last_error or "") and first.restarts == 1
+    assert "again" in (second.last_error or "") and second.restarts == 2
+
+
 async def test_kills_count_against_the_restart_intensity(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -147,6 +147,7 @@ async def test_a_killed_symbol_restarts_alone_and_loses_no_trade(
     for s in SYMBOLS:  # every trade, once, in order: the killed one caught up on its queue
         assert [t.trade_id for t in got[s]] == list(range(firsts[s], firsts[s] + made[s]))
     assert stats[victim].restarts == 2
+    assert stats[victim].dead_letters == 0  # killed between events: nothing in hand
     assert all(stats[s].restarts == 0 for s in others)
     report = gw.actor_report(victim)
     assert report is not None and "drill" in (report.last_error or "")

@@ -70,7 +70,7 @@ def test_the_judge_catches_a_lost_event(monkeypatch: pytest.MonkeyPatch) -> None
         "lost_sample"][0][1]  # fmt: skip
 
 
-def test_a_crash_right_after_a_trigger_loses_nothing() -> None:
+def test_an_actor_killed_while_its_close_is_in_flight_loses_nothing() -> None:
     d = soak.run_params(soak.SoakParams(
         duration=40.0, quiet=5.0, warmup=5.0, drain=15.0, symbols=4, rate=200.0, crossers=2,
         chaos=True, clock="mock", interval=1.0, kinds=("crash_after_trigger",), faults=4,

@@ -403,7 +403,7 @@ class Connection:
         after a bug (its supervisor does), with its streams, refusals and counters."""
         self._stopped = trio.Event()
         self._run_scope = scope = trio.CancelScope()
-        if self._ws is not None:  # a session a bug ended: its socket is gone with it
+        if self._live.is_set():  # run again after a bug ended a live session
             self._ws, self._live = None, trio.Event()
         try:
             if not self._stopping:

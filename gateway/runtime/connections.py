@@ -11,6 +11,7 @@ intensity ends the gateway with `RestartIntensityExceeded`.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +61,8 @@ def connection_spec(
     )  # fmt: skip
 
 
-def connections_supervisor(max_restarts: int, period: float) -> Supervisor:
+def connections_supervisor(
+    max_restarts: int, period: float, rng: random.Random | None = None
+) -> Supervisor:
     """The supervisor of the gateway's connections (its own restart intensity)."""
-    return Supervisor("connections", max_restarts=max_restarts, period=period)
+    return Supervisor("connections", max_restarts=max_restarts, period=period, rng=rng)

@@ -6,10 +6,15 @@ import trio
 
 
 def leaves(exc: BaseException) -> list[BaseException]:
-    """The non-group exceptions inside ``exc`` (itself if it is not a group)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for sub in exc.exceptions for leaf in leaves(sub)]
-    return [exc]
+    """The distinct non-group exceptions inside ``exc`` (itself if it is not a group), in
+    order; one raised by two tasks (a supervisor's give-up) counts once."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
+    seen: dict[int, BaseException] = {}
+    for sub in exc.exceptions:
+        for leaf in leaves(sub):
+            seen.setdefault(id(leaf), leaf)
+    return list(seen.values())
 
 
 def collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:

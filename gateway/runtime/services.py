@@ -10,6 +10,7 @@ crashing past the restart intensity ends the gateway with `RestartIntensityExcee
 
 from __future__ import annotations
 
+import random
 from typing import Any, Protocol
 
 import trio
@@ -40,6 +41,8 @@ def service_spec(name: str, service: Service) -> ChildSpec:
     )  # fmt: skip
 
 
-def services_supervisor(max_restarts: int, period: float) -> Supervisor:
+def services_supervisor(
+    max_restarts: int, period: float, rng: random.Random | None = None
+) -> Supervisor:
     """The supervisor of the gateway's services (its own restart intensity)."""
-    return Supervisor("services", max_restarts=max_restarts, period=period)
+    return Supervisor("services", max_restarts=max_restarts, period=period, rng=rng)
