@@ -42,6 +42,7 @@ from typing import Any
 
 import attrs
 import httpx
+import orjson
 import trio
 
 from actors import Mailbox, Overflow
@@ -426,7 +427,7 @@ class Backfiller:
                     url = resp.request.url  # no credentials: they travel as basic auth
                     raise RestUnavailable(f"REST {url}: HTTP {status}: {resp.text[:200]}")
                 else:
-                    return resp.json()
+                    return orjson.loads(resp.content)  # a ValueError if it is not JSON
             if attempt + 1 < attempts:
                 log.warning("REST %s%s: %s; retry %d in %.2fs", self.rest_url, path, problem,
                             attempt + 1, wait)  # fmt: skip
