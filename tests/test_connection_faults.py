@@ -39,8 +39,6 @@ from gateway.core.backoff import ReconnectPolicy
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.streams import chunk_for_control
 from gateway.runtime.connection import REFUSED_RETRY, Connection
-from gateway.runtime.endings import EndKind, classify
-from gateway.runtime.exception_groups import leaves
 from gateway.runtime.router import Router
 from gateway.runtime.websocket import open_websocket
 from gateway.simulator import Simulator, open_simulator
@@ -166,26 +164,6 @@ async def test_a_reset_during_subscription_is_a_reconnect_at_start_and_later(
     lost = [e for e in errors if isinstance(e, ConnectionLost)]
     assert len(lost) == 4 and all(e.opened for e in lost)
     assert not [e for e in errors if not isinstance(e, ConnectionLost)]
-
-
-async def test_classify_reads_the_whole_group_never_only_its_first_leaf() -> None:
-    closed = trio_websocket.ConnectionClosed(trio_websocket.CloseReason(1008, "Too many requests"))
-    no_reply = SubscriptionError(None, "connection closed before the reply", 3)
-    nested = ExceptionGroup("session", [no_reply, ExceptionGroup("reader", [closed])])
-    ending = classify(nested)
-    assert ending.kind is EndKind.RATE_LIMITED and ending.cause is closed
-    race = wsproto.utilities.LocalProtocolError("Event Pong(payload=b'') cannot be sent")
-    assert classify(ExceptionGroup("s", [race, OSError("reset")])).kind is EndKind.RECONNECT
-    bug = KeyError("oops")
-    assert classify(ExceptionGroup("s", [closed, bug])).kind is EndKind.BUG
-
-
-async def test_cancellation_with_network_errors_reraises_only_the_cancellation() -> None:
-    cancelled = trio.Cancelled._create(source="explicit")  # as a cancelled scope raises it
-    race = wsproto.utilities.LocalProtocolError("Event Pong(...) cannot be sent")
-    ending = classify(BaseExceptionGroup("s", [cancelled, race]))
-    assert ending.kind is EndKind.CANCELLED
-    assert ending.reraise is not None and leaves(ending.reraise) == [cancelled]
 
 
 # --- 2. a server ping during our close handshake (trio-websocket #184) ------------------------

@@ -109,11 +109,17 @@ def _rank(exc: BaseException) -> int:
 
 def _tls_text(exc: ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
-        message = str(exc.verify_message)
+        message = str(getattr(exc, "verify_message", None) or _last_arg(exc))
         hint = ("the certificate is for another name: connect by one it covers"
                 if "mismatch" in message.lower() else "a private CA? trust it with ca_file")
         return f"TLS error: certificate verify failed: {message} ({hint})"
-    return f"TLS error: {exc.reason or exc}"
+    # The ssl module sets ``reason``; an SSLError made elsewhere may not have it.
+    return f"TLS error: {getattr(exc, 'reason', None) or _last_arg(exc)}"
+
+
+def _last_arg(exc: BaseException) -> str:
+    """An OSError's message: its last argument (after the errno, if any)."""
+    return str(exc.args[-1]) if exc.args else type(exc).__name__
 
 
 def describe(exc: BaseException) -> str:
