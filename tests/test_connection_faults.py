@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-import trio_websocket
-import wsproto.utilities
 from trio.testing import MockClock
 
 from gateway import (
@@ -40,7 +38,6 @@ from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.streams import chunk_for_control
 from gateway.runtime.connection import REFUSED_RETRY, Connection
 from gateway.runtime.router import Router
-from gateway.runtime.websocket import open_websocket
 from gateway.simulator import Simulator, open_simulator
 from gateway.stats import RefusedStream
 from tests._loopback import drain, queued, read_request_head
@@ -166,42 +163,8 @@ async def test_a_reset_during_subscription_is_a_reconnect_at_start_and_later(
     assert not [e for e in errors if not isinstance(e, ConnectionLost)]
 
 
-# --- 2. a server ping during our close handshake (trio-websocket #184) ------------------------
-
-
-async def test_the_exchange_can_ping_during_a_close_and_it_trips_plain_trio_websocket(
-    autojump_clock: MockClock,
-) -> None:
-    # The fault is real: unguarded trio-websocket 0.12.2 fails exactly as #184 says.
-    async with exchange() as sim:
-        sim.control.ping_before_close_reply(3)
-        with pytest.RaisesGroup(
-            pytest.RaisesExc(wsproto.utilities.LocalProtocolError, match="LOCAL_CLOSING"),
-            flatten_subgroups=True,
-        ):
-            async with trio.open_nursery() as nursery:
-                stream = await trio.open_tcp_stream("127.0.0.1", sim.port)
-                ws = await trio_websocket.wrap_client_stream(
-                    nursery, stream, "127.0.0.1", "/stream?streams=btcusdt@trade"
-                )
-                await ws.aclose()
-
-
-async def test_our_websocket_skips_a_ping_that_arrives_during_its_close(
-    autojump_clock: MockClock,
-) -> None:
-    # The same fault as above, on the gateway's own opener: the close completes cleanly.
-    async with exchange() as sim:
-        sim.control.ping_before_close_reply(3)
-        async with trio.open_nursery() as nursery:
-            stream = await trio.open_tcp_stream("127.0.0.1", sim.port)
-            ws = await open_websocket(
-                nursery, stream, "127.0.0.1", "/stream?streams=btcusdt@trade", None
-            )
-            await ws.aclose()
-        assert ws.closed is not None and ws.closed.code == 1000
-        with trio.fail_after(10):
-            await sim.control.wait_for(lambda st: st.closes_by_code.get(1000) == 1)
+# --- 2. a server ping during our close handshake (trio-websocket #184; the opener itself:
+# tests/test_websocket.py) ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("how", ["leave", "no reply", "rotation"])
