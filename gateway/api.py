@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import random
@@ -17,7 +16,6 @@ from actors import (
     ChildReport,
     ChildSpec,
     ChildStatus,
-    NotRunning,
     Overflow,
     Restart,
     RestartIntensityExceeded,
@@ -55,7 +53,7 @@ from gateway.runtime.backfill import (
     RestUnavailable,
 )
 from gateway.runtime.connection import Connection
-from gateway.runtime.connections import connection_spec, connections_supervisor
+from gateway.runtime.connections import Connections
 from gateway.runtime.exception_groups import collapse, leaves
 from gateway.runtime.fallback import PriceFallback
 from gateway.runtime.holds import HoldBudget
@@ -97,11 +95,10 @@ class Gateway:
         #: The dispatcher, hook runner, backfiller and fallback, each restarted alone.
         self._services = services_supervisor(config.max_restarts, config.restart_period,
                                              self._seeded("services"))  # fmt: skip
-        self._links = connections_supervisor(config.max_restarts, config.restart_period,
-                                             self._seeded("connections"))  # fmt: skip
-        self._link_names: dict[int, str] = {}  # id(connection) -> its child's name
-        self._link_ids = itertools.count(1)
-        self._connections: list[Connection] = []
+        #: Every connection, in opening order, and the supervisor that runs them.
+        self._links = Connections(config.max_restarts, config.restart_period,
+                                  self._seeded("connections"), self._connection_failed)  # fmt: skip
+        self._connections = self._links.all
         self._hooks = HookRunner(
             close_hook, self._publisher, self._deliver, timeout=config.close_hook_timeout
         )
@@ -308,7 +305,7 @@ class Gateway:
             symbols[sym] = snap
         return GatewayStats(
             symbols=symbols,
-            connections=tuple(c.snapshot(self._connection_restarts(c)) for c in self._connections),
+            connections=tuple(c.snapshot(self._links.restarts(c)) for c in self._connections),
             router=RouterStats(
                 frames=self._router.frames, malformed=self._router.malformed,
                 unknown=self._router.unknown, unrouted=self._router.unrouted,
@@ -456,7 +453,7 @@ class Gateway:
                 await conn.subscribe(names[:room])
                 names = names[room:]
         for group in shard_streams(names, limit) if names else []:
-            await self._start_connection(self._new_connection(group))
+            await self._links.start(self._new_connection(group))
 
     # Lifecycle --------------------------------------------------------------------------
 
@@ -587,40 +584,6 @@ class Gateway:
         self._connections.append(conn)
         return conn
 
-    async def _start_connection(self, conn: Connection) -> None:
-        """Run ``conn`` as a child of the connections supervisor; returns once it is live
-        (or was stopped first). Raises `ConnectionFailed` if it gave up before that."""
-        name = f"{conn.conn_id}#{next(self._link_ids)}"
-        self._link_names[id(conn)] = name
-        try:
-            await self._links.start_child(connection_spec(name, conn, self._connection_failed))
-            return
-        except NotRunning as exc:
-            ended: Exception = exc
-        await self._forget_connection(conn)
-        failure, conn.failure = conn.failure, None
-        if failure is not None:
-            raise failure from failure.__cause__
-        gave_up = self._links.failure  # the supervisor gave up: its run raises it as well
-        raise ended if gave_up is None else gave_up  # (one error, see `leaves`)
-
-    async def _stop_connection(self, conn: Connection) -> None:
-        """Close ``conn`` gracefully and forget its child."""
-        await conn.stop()
-        self._connections.remove(conn)
-        await self._forget_connection(conn)
-
-    async def _forget_connection(self, conn: Connection) -> None:
-        """Remove ``conn``'s child (finished by now) from the connections supervisor."""
-        name = self._link_names.pop(id(conn), None)
-        if name is not None:
-            with contextlib.suppress(KeyError):
-                await self._links.stop_child(name)
-
-    def _connection_restarts(self, conn: Connection) -> int:
-        report = self._links.report().get(self._link_names.get(id(conn), ""))
-        return report.restarts if report is not None else 0
-
     def _connection_failed(self, error: ConnectionFailed) -> None:
         """A connection that had been live gave up on the exchange: the gateway ends."""
         assert self._nursery is not None
@@ -644,7 +607,7 @@ class Gateway:
         new = self._new_connection(list(old.streams), old.conn_id)
         new.inherit(old)
         try:
-            await self._start_connection(new)
+            await self._links.start(new)
         except ConnectionFailed as exc:  # the old connection still streams: keep it
             self._connections.remove(new)  # its attempts reached on_error as ConnectionLost
             old.rotating = False
@@ -653,7 +616,7 @@ class Gateway:
         late = [n for n in old.streams if n not in new.streams]  # added during the overlap
         if late:
             await new.subscribe(late)
-        await self._stop_connection(old)
+        await self._links.stop(old)
         log.info("[%s] rotated: new connection live, old one closed", new.conn_id)
 
 
@@ -716,7 +679,7 @@ async def open_gateway(
             if gw._backfiller is not None:
                 await services.start_child(service_spec("backfill", gw._backfiller))
             await nursery.start(gw._supervisor.run)
-            await nursery.start(gw._links.run)
+            await nursery.start(gw._links.supervisor.run)
             symbols = config.all_symbols()
             for pos in config.positions:
                 if pos.symbol.upper() not in symbols:
@@ -729,7 +692,7 @@ async def open_gateway(
             if gw._fallback is not None:
                 await services.start_child(service_spec("fallback", gw._fallback))
             for group in shard_streams(config.stream_names(), config.max_streams_per_connection):
-                await gw._start_connection(gw._new_connection(group))
+                await gw._links.start(gw._new_connection(group))
             try:
                 yield gw
             finally:

@@ -11,15 +11,17 @@ intensity ends the gateway with `RestartIntensityExceeded`.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import random
 from collections.abc import Callable
 from typing import Any
 
-from actors import ActorContext, Backoff, ChildSpec, Mailbox, Restart, Supervisor
+from actors import ActorContext, Backoff, ChildSpec, Mailbox, NotRunning, Restart, Supervisor
 from gateway.errors import ConnectionFailed
 from gateway.runtime.connection import Connection
 
-__all__ = ["connection_spec", "connections_supervisor"]
+__all__ = ["Connections", "connection_spec", "connections_supervisor"]
 
 
 class _Started:
@@ -66,3 +68,53 @@ def connections_supervisor(
 ) -> Supervisor:
     """The supervisor of the gateway's connections (its own restart intensity)."""
     return Supervisor("connections", max_restarts=max_restarts, period=period, rng=rng)
+
+
+class Connections:
+    """The gateway's connections, in opening order (``all``), and the supervisor that runs
+    them (``supervisor``: run it in the gateway's nursery before the first `start`)."""
+
+    def __init__(
+        self, max_restarts: int, period: float, rng: random.Random | None,
+        on_failed: Callable[[ConnectionFailed], None],
+    ) -> None:  # fmt: skip
+        self.supervisor = connections_supervisor(max_restarts, period, rng)
+        self.all: list[Connection] = []
+        self._on_failed = on_failed
+        self._names: dict[int, str] = {}  # id(connection) -> its child's name
+        self._ids = itertools.count(1)
+
+    async def start(self, conn: Connection) -> None:
+        """Run ``conn`` as a child of the supervisor; returns once it is live (or was
+        stopped first). Raises `ConnectionFailed` if it gave up before that."""
+        name = f"{conn.conn_id}#{next(self._ids)}"
+        self._names[id(conn)] = name
+        try:
+            await self.supervisor.start_child(connection_spec(name, conn, self._on_failed))
+            return
+        except NotRunning as exc:
+            ended: Exception = exc
+        await self.forget(conn)
+        failure, conn.failure = conn.failure, None
+        if failure is not None:
+            raise failure from failure.__cause__
+        gave_up = self.supervisor.failure  # the supervisor gave up: its run raises it too
+        raise ended if gave_up is None else gave_up  # (one error, see `leaves`)
+
+    async def stop(self, conn: Connection) -> None:
+        """Close ``conn`` gracefully, drop it from ``all`` and forget its child."""
+        await conn.stop()
+        self.all.remove(conn)
+        await self.forget(conn)
+
+    async def forget(self, conn: Connection) -> None:
+        """Remove ``conn``'s child (finished by now) from the supervisor."""
+        name = self._names.pop(id(conn), None)
+        if name is not None:
+            with contextlib.suppress(KeyError):
+                await self.supervisor.stop_child(name)
+
+    def restarts(self, conn: Connection) -> int:
+        """How often ``conn`` was run again after a bug."""
+        report = self.supervisor.report().get(self._names.get(id(conn), ""))
+        return report.restarts if report is not None else 0
