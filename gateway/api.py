@@ -108,8 +108,7 @@ class Gateway:
         self._ids = itertools.count(1)
         self._unit_ns = 1000 if config.time_unit.upper() == "MICROSECOND" else 1_000_000
         self._connect_limiter = RollingWindowLimiter(300, 300.0)
-        seed = config.jitter_seed
-        self._rng = random.Random(None if seed is None else f"{seed}:gateway")
+        self._rng = self._seeded("gateway") or random.Random()
         self._nursery: trio.Nursery | None = None
         self._backfiller = (
             Backfiller(
@@ -117,7 +116,7 @@ class Gateway:
                 max_ids=config.backfill_max_ids, weight_per_minute=config.rest_weight_per_minute,
                 retry=ReconnectPolicy(0.5, 2.0, 30.0, config.rest_retries),
                 ca_file=config.ca_file, need=self._backfill_need,
-                rng=None if seed is None else random.Random(f"{seed}:rest"),
+                rng=self._seeded("rest"),
             )
             if config.rest_url
             else None
@@ -367,14 +366,10 @@ class Gateway:
         Raises `UnknownSymbol`.
         """
         name = f"symbol:{self._state(symbol).symbol}"
-        try:
+        try:  # NoSuchChild (a KeyError): removed meanwhile
             subtree = self._supervisor.child_state(name)
-        except KeyError:
-            return False
-        if not isinstance(subtree, Subtree) or subtree.supervisor is None:
-            return False
-        try:
-            return subtree.supervisor.kill(name, reason)
+            inner = subtree.supervisor if isinstance(subtree, Subtree) else None
+            return inner is not None and inner.kill(name, reason)
         except KeyError:
             return False
 

@@ -52,10 +52,17 @@ async def test_losing_the_exchange_is_a_reconnect_not_a_restart(
 ) -> None:
     async with exchange_and_gateway(streams=("trade",)) as (sim, gw):
         with gw.subscribe("BTCUSDT", Trade, buffer=1000) as sub:
+            first = sim.market.symbol("BTCUSDT").next_trade_id
             for _ in range(3):
                 sim.control.close_connections(1011, "bye", abrupt=False)
-                await trio.sleep(0.5)
-                sim.control.generate(trades=5, symbol="BTCUSDT")
-                await drain(sub, 5)  # they come once the connection is back
+                for _ in range(8):  # the market trades on (market time, 2 s)
+                    sim.control.generate(trades=1, symbol="BTCUSDT")
+                    await trio.sleep(0.25)
+            for _ in range(20):  # and on: a live trade after the last reconnect shows the
+                sim.control.generate(trades=1, symbol="BTCUSDT")  # gap before it
+                await trio.sleep(0.25)
+            made = sim.market.symbol("BTCUSDT").next_trade_id - first
+            got = await drain(sub, made)  # live, or backfilled once the connection is back
         (conn,) = gw.stats().connections
+    assert [t.trade_id for t in got] == list(range(first, first + made))
     assert conn.reconnects == 3 and conn.restarts == 0

@@ -119,7 +119,8 @@ class GatewayFaults:
         self.hook_recovery: dict[int, float] = {}
         self.hook_calls = 0
         self.crashes = 0
-        self.kill_on_close: dict[str, Any] = {}  # symbol -> its gateway (crash_after_trigger)
+        self.kill_on_close: set[str] = set()  # symbols armed by crash_after_trigger
+        self._gw: Any = None
 
     def on_trade(self, ev: Any) -> None:
         """The user callback: raises when a fault asked for it, else counts."""
@@ -137,9 +138,10 @@ class GatewayFaults:
         """The user close hook: a chosen position's first call raises or hangs; an armed
         symbol's actor is killed first (crash_after_trigger)."""
         self.hook_calls += 1
-        gw = self.kill_on_close.pop(ev.symbol, None)
-        if gw is not None and gw.kill_symbol(ev.symbol, "chaos: crash after a trigger"):
-            self.crashes += 1
+        if ev.symbol in self.kill_on_close:
+            self.kill_on_close.discard(ev.symbol)
+            if self._gw.kill_symbol(ev.symbol, "chaos: crash after a trigger"):
+                self.crashes += 1
         bad = self.bad_hooks.get(ev.position_id)
         pid = ev.position_id
         if bad is not None and pid not in self.hook_failed_at:
@@ -159,7 +161,8 @@ class GatewayFaults:
     def crash_after_trigger(self, gw: Any, symbol: str) -> None:
         """Crash ``symbol``'s actor from the close hook of its next stop to fire: the
         trigger is kept, its close is in flight while the actor restarts (once)."""
-        self.kill_on_close[symbol] = gw
+        self._gw = gw
+        self.kill_on_close.add(symbol)
 
 
 # --- the run ---------------------------------------------------------------------------------

@@ -404,7 +404,7 @@ class Connection:
         self._stopped = trio.Event()
         self._run_scope = scope = trio.CancelScope()
         if self._live.is_set():  # run again after a bug ended a live session
-            self._ws, self._live = None, trio.Event()
+            self._live = trio.Event()
         try:
             if not self._stopping:
                 with scope:

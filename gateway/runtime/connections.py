@@ -21,7 +21,7 @@ from actors import ActorContext, Backoff, ChildSpec, Mailbox, NotRunning, Restar
 from gateway.errors import ConnectionFailed
 from gateway.runtime.connection import Connection
 
-__all__ = ["Connections", "connection_spec", "connections_supervisor"]
+__all__ = ["Connections"]
 
 
 class _Started:
@@ -36,7 +36,7 @@ class _Started:
         self._ctx.started()
 
 
-def connection_spec(
+def _connection_spec(
     name: str, conn: Connection, on_failed: Callable[[ConnectionFailed], None]
 ) -> ChildSpec:
     """A transient child running ``conn`` (the same object on every restart).
@@ -63,13 +63,6 @@ def connection_spec(
     )  # fmt: skip
 
 
-def connections_supervisor(
-    max_restarts: int, period: float, rng: random.Random | None = None
-) -> Supervisor:
-    """The supervisor of the gateway's connections (its own restart intensity)."""
-    return Supervisor("connections", max_restarts=max_restarts, period=period, rng=rng)
-
-
 class Connections:
     """The gateway's connections, in opening order (``all``), and the supervisor that runs
     them (``supervisor``: run it in the gateway's nursery before the first `start`)."""
@@ -78,19 +71,20 @@ class Connections:
         self, max_restarts: int, period: float, rng: random.Random | None,
         on_failed: Callable[[ConnectionFailed], None],
     ) -> None:  # fmt: skip
-        self.supervisor = connections_supervisor(max_restarts, period, rng)
+        self.supervisor = Supervisor("connections", max_restarts=max_restarts, period=period,
+                                     rng=rng)  # fmt: skip
         self.all: list[Connection] = []
         self._on_failed = on_failed
-        self._names: dict[int, str] = {}  # id(connection) -> its child's name
+        self._names: dict[Connection, str] = {}  # connection -> its child's name
         self._ids = itertools.count(1)
 
     async def start(self, conn: Connection) -> None:
         """Run ``conn`` as a child of the supervisor; returns once it is live (or was
         stopped first). Raises `ConnectionFailed` if it gave up before that."""
         name = f"{conn.conn_id}#{next(self._ids)}"
-        self._names[id(conn)] = name
+        self._names[conn] = name
         try:
-            await self.supervisor.start_child(connection_spec(name, conn, self._on_failed))
+            await self.supervisor.start_child(_connection_spec(name, conn, self._on_failed))
             return
         except NotRunning as exc:
             ended: Exception = exc
@@ -109,12 +103,12 @@ class Connections:
 
     async def forget(self, conn: Connection) -> None:
         """Remove ``conn``'s child (finished by now) from the supervisor."""
-        name = self._names.pop(id(conn), None)
+        name = self._names.pop(conn, None)
         if name is not None:
             with contextlib.suppress(KeyError):
                 await self.supervisor.stop_child(name)
 
     def restarts(self, conn: Connection) -> int:
         """How often ``conn`` was run again after a bug."""
-        report = self.supervisor.report().get(self._names.get(id(conn), ""))
+        report = self.supervisor.report().get(self._names.get(conn, ""))
         return report.restarts if report is not None else 0
