@@ -52,7 +52,10 @@ async def test_losing_the_exchange_is_a_reconnect_not_a_restart(
 ) -> None:
     async with exchange_and_gateway(streams=("trade",)) as (sim, gw):
         with gw.subscribe("BTCUSDT", Trade, buffer=1000) as sub:
-            first = sim.market.symbol("BTCUSDT").next_trade_id
+            # One trade seen first: ids are judged from there (before it, nothing is missed).
+            first = sim.control.inject_trade("BTCUSDT", 100.0, 1.0)
+            await drain(sub, 1)
+            first += 1
             for _ in range(3):
                 sim.control.close_connections(1011, "bye", abrupt=False)
                 for _ in range(8):  # the market trades on (market time, 2 s)
