@@ -94,7 +94,7 @@ class Probe:
         """Counters to difference over the measured window."""
         gw = self.gw
         return {
-            "handled": sum(st.handled for st in self.states),
+            "handled": sum(st.machine.handled for st in self.states),
             "symbol_dropped": sum(
                 st.dropped + (st.mailbox.dropped if st.mailbox is not None else 0)
                 for st in self.states
@@ -105,7 +105,7 @@ class Probe:
             "malformed": gw._router.malformed,
             "unknown": gw._router.unknown,
             "reconnects": sum(c.reconnects for c in gw._connections),
-            "stops_fired": sum(st.stops.fired for st in self.states),
+            "stops_fired": sum(st.machine.stops.fired for st in self.states),
         }
 
     def recorders(self, symbol_index: int) -> dict[str, LatencyRecorder]:

@@ -24,8 +24,11 @@ from actors import (
     supervisor_spec,
 )
 from gateway.config import GatewayConfig, PositionConfig, evolve_config
+from gateway.core.backfill_protocol import BackfillRequest, BackfillResult, Need
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Ticker, Trade
+from gateway.core.holds import HoldBudget
+from gateway.core.hook_protocol import CloseResult
 from gateway.core.notices import (
     CandleClosed,
     GatewayErrorEvent,
@@ -45,24 +48,17 @@ from gateway.errors import (
     SubscriptionError,
     UnknownSymbol,
 )
-from gateway.runtime.backfill import (
-    Backfiller,
-    BackfillRequest,
-    BackfillResult,
-    Need,
-    RestUnavailable,
-)
+from gateway.runtime.backfill import Backfiller, RestUnavailable
 from gateway.runtime.connection import Connection
 from gateway.runtime.connections import Connections
 from gateway.runtime.exception_groups import collapse, leaves
 from gateway.runtime.fallback import PriceFallback
-from gateway.runtime.holds import HoldBudget
 from gateway.runtime.hooks import CloseHook, HookRunner
 from gateway.runtime.listing import check_symbols
 from gateway.runtime.publish import Callback, Publisher, Subscription, invoke
 from gateway.runtime.router import FrameTap, Router
 from gateway.runtime.services import service_spec, services_supervisor
-from gateway.runtime.symbol import CloseResult, SymbolFailed, SymbolState, symbol_actor
+from gateway.runtime.symbol import SymbolFailed, SymbolRuntime, symbol_actor
 from gateway.stats import (
     CallbackStats,
     GatewayStats,
@@ -102,7 +98,7 @@ class Gateway:
         self._hooks = HookRunner(
             close_hook, self._publisher, self._deliver, timeout=config.close_hook_timeout
         )
-        self._states: dict[str, SymbolState] = {}
+        self._states: dict[str, SymbolRuntime] = {}
         #: Live events held behind gaps by every symbol together (one memory bound).
         self._holds = HoldBudget(config.hold_max_total)
         self._ids = itertools.count(1)
@@ -218,7 +214,7 @@ class Gateway:
             except KeyError:
                 raise PositionError(f"side must be LONG or SHORT, got {side!r}") from None
         pid = id or f"{state.symbol}-{next(self._ids)}"
-        state.open_position(
+        state.machine.open_position(
             Position(pid, state.symbol, side, entry_price, quantity, stop_pct, stop_price)
         )
         return pid
@@ -237,7 +233,9 @@ class Gateway:
         Raises `UnknownSymbol`, or `PositionError` for an unknown id, a stop no longer
         armed (a fired stop stays fired) or bad stop values.
         """
-        self._state(symbol).stops.adjust_stop(position_id, stop_pct=stop_pct, stop_price=stop_price)
+        self._state(symbol).machine.stops.adjust_stop(
+            position_id, stop_pct=stop_pct, stop_price=stop_price
+        )
 
     def close_position(self, symbol: str, position_id: str) -> bool:
         """Cancel an armed position's stop (the user closed it): True; False if it was
@@ -246,19 +244,19 @@ class Gateway:
         Raises `UnknownSymbol`, or `PositionError` for an unknown id or a stop that
         already fired (closing that position is the close hook's job now).
         """
-        return self._state(symbol).stops.cancel(position_id)
+        return self._state(symbol).machine.stops.cancel(position_id)
 
     def positions(self, symbol: str | None = None) -> list[PositionStatus]:
         """Snapshots of positions (all symbols, or one); raises `UnknownSymbol`."""
         states = [self._state(symbol)] if symbol else list(self._states.values())
-        return [p for s in states for p in s.stops.positions]
+        return [p for s in states for p in s.machine.stops.positions]
 
     # Snapshots ---------------------------------------------------------------------------
 
     def candles(self, symbol: str, interval: str, n: int | None = None) -> list[Kline]:
         """Closed candles of ``symbol`` at ``interval``, oldest first (the last ``n``;
         none for an interval not subscribed); raises `UnknownSymbol`."""
-        buf = self._state(symbol).candles.find(interval)
+        buf = self._state(symbol).machine.candles.find(interval)
         if buf is None:
             return []
         return list(buf.closed) if n is None else buf.last(n)
@@ -266,7 +264,7 @@ class Gateway:
     def candle(self, symbol: str, interval: str) -> Kline | None:
         """``symbol``'s latest candle at ``interval``: the one still open, else the last
         closed (None before the first); raises `UnknownSymbol`."""
-        buf = self._state(symbol).candles.find(interval)
+        buf = self._state(symbol).machine.candles.find(interval)
         if buf is None:
             return None
         return buf.open_candle if buf.open_candle is not None else buf.last_closed
@@ -277,11 +275,11 @@ class Gateway:
         Read it (``state``, ``best_bid()``, ``best_ask()``, ``top(n)``); do not feed it.
         None without a diff-depth stream. Raises `UnknownSymbol`.
         """
-        return self._state(symbol).book
+        return self._state(symbol).machine.book
 
     def last_prices(self) -> dict[str, float | None]:
         """The last trade price per symbol (None before its first trade)."""
-        return {s: st.last_price for s, st in self._states.items()}
+        return {s: st.machine.last_price for s, st in self._states.items()}
 
     def stats(self) -> GatewayStats:
         """Per-symbol counters and latency, per-connection state, router, REST, holds and
@@ -373,7 +371,7 @@ class Gateway:
         except KeyError:
             return False
 
-    def _state(self, symbol: str) -> SymbolState:
+    def _state(self, symbol: str) -> SymbolRuntime:
         try:
             return self._states[canonical_symbol(symbol)]
         except KeyError:
@@ -467,7 +465,7 @@ class Gateway:
     async def _start_symbol(self, symbol: str) -> None:
         if symbol in self._states:
             return
-        state = SymbolState(
+        state = SymbolRuntime(
             symbol, self._publisher, candle_buffer=self.config.candle_buffer,
             event_time_unit_ns=self._unit_ns, request_close=self._hooks.request,
             request_backfill=self._backfiller.request if self._backfiller else None,
@@ -513,7 +511,7 @@ class Gateway:
                             symbol, interval, exc)  # fmt: skip
                 self._publisher.report_error("warmup", exc, symbol)
                 return
-            kept = self._states[symbol].warm_up(interval, klines)
+            kept = self._states[symbol].machine.warm_up(interval, klines)
             log.info("%s: warm-up: %d closed kline_%s candles", symbol, kept, interval)
 
         # Bounded: armed stops have neither live prices nor the fallback until it ends.
@@ -540,7 +538,7 @@ class Gateway:
             self._nursery.start_soon(_raise, failure)  # ends open_gateway with it
             return
         dropped = state.quarantine() if state is not None else 0
-        armed = state.stops.armed_count if state is not None else 0
+        armed = state.machine.stops.armed_count if state is not None else 0
         log.error(
             "%s: quarantined after %d restarts (%d queued events dropped; %d armed stops no "
             "longer checked): %s", symbol, restarts, dropped, armed, error,
@@ -551,7 +549,7 @@ class Gateway:
     def _backfill_need(self, request: BackfillRequest) -> Need:
         """What ``request``'s symbol still wants of it (nothing once the symbol is gone)."""
         state = self._states.get(request.symbol)
-        return Need.NOTHING if state is None else state.backfill_need(request)
+        return Need.NOTHING if state is None else state.machine.backfill_need(request)
 
     def _deliver(self, symbol: str, item: BackfillResult | CloseResult) -> None:
         """Post a result to ``symbol``'s actor (dropped if the symbol is gone)."""

@@ -1,25 +1,26 @@
-"""A bug the tests put in a symbol's handler: production code has no hook for it."""
+"""A bug the tests put in a symbol's machine: production code has no hook for it."""
 
 from __future__ import annotations
 
-from gateway.runtime.symbol import SymbolState
+from gateway.runtime.symbol import SymbolRuntime
 
 
-def crash_after_triggers(state: SymbolState, crashes: int = 1) -> list[float]:
+def crash_after_triggers(state: SymbolRuntime, crashes: int = 1) -> list[float]:
     """Make ``state`` raise right after a stop-loss fired and before its close is
     requested (in its ``request_due_closes``), the first ``crashes`` times; returns the
     last prices it crashed at, filled as it happens. Later calls behave as before."""
     raised: list[float] = []
-    request_due_closes = state.request_due_closes
-    seen = state.stops.fired
+    machine = state.machine
+    request_due_closes = machine.request_due_closes
+    seen = machine.stops.fired
 
-    def bug() -> None:
+    def bug(now: float) -> bool:
         nonlocal seen
-        fired, seen = state.stops.fired > seen, state.stops.fired
+        fired, seen = machine.stops.fired > seen, machine.stops.fired
         if fired and len(raised) < crashes:
-            raised.append(state.last_price or 0.0)
-            raise RuntimeError(f"injected crash after a trigger, price {state.last_price}")
-        request_due_closes()
+            raised.append(machine.last_price or 0.0)
+            raise RuntimeError(f"injected crash after a trigger, price {machine.last_price}")
+        return request_due_closes(now)
 
-    state.request_due_closes = bug  # type: ignore[method-assign]
+    machine.request_due_closes = bug  # type: ignore[method-assign]
     return raised

@@ -25,12 +25,13 @@ from gateway import (
     open_gateway,
 )
 from gateway.config import GatewayConfig, config_from_dict
+from gateway.core.backfill_protocol import BackfillRequest, BackfillResult
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.candles import kline_from_rest
 from gateway.core.orderbook import SyncState
-from gateway.runtime.backfill import Backfiller, BackfillRequest, BackfillResult
+from gateway.runtime.backfill import Backfiller
 from gateway.runtime.publish import Publisher
-from gateway.runtime.symbol import SymbolState
+from gateway.runtime.symbol import SymbolRuntime
 from gateway.simulator import Simulator
 from gateway.stats import HoldStats
 from tests._loopback import dead_port, drain, exchange, exchange_and_gateway, flow, queued
@@ -416,7 +417,7 @@ async def test_two_gaps_in_one_hold_ending_out_of_order_still_publish_increasing
     autojump_clock: MockClock,
 ) -> None:
     publisher = Publisher()
-    state = SymbolState(
+    state = SymbolRuntime(
         "BTCUSDT", publisher, request_backfill=lambda _req: True, hold_max_events=100
     )
 
@@ -436,12 +437,12 @@ async def test_two_gaps_in_one_hold_ending_out_of_order_still_publish_increasing
     # Each gap's ending comes after its own rows, even when its REST answer came first.
     assert seen == [1, ("GapDetected", 2), ("GapDetected", 7), 2, 3, 4, ("GapFilled", 2),
                     5, 6, 7, 8, ("GapFilled", 7), 9, 10]  # fmt: skip
-    assert state.snapshot().held == 0 and state.hold_deadline() is None
+    assert state.snapshot().held == 0 and state.machine.holds.deadline() is None
 
 
-def test_holding_can_be_turned_off() -> None:
+async def test_holding_can_be_turned_off() -> None:
     publisher = Publisher()
-    state = SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True)
+    state = SymbolRuntime("BTCUSDT", publisher, request_backfill=lambda _req: True)
     with publisher.subscribe(kinds=[Trade]) as sub:
         state.handle(Trade("BTCUSDT", 1, 99.0, 1.0, 0, False, 0))
         state.handle(Trade("BTCUSDT", 5, 99.0, 1.0, 0, False, 0))  # 2..4 missing
@@ -588,9 +589,9 @@ def test_backfill_settings_defaults() -> None:
     )  # fmt: skip
 
 
-def test_a_result_a_full_mailbox_refuses_still_ends_its_gap() -> None:
+async def test_a_result_a_full_mailbox_refuses_still_ends_its_gap() -> None:
     publisher = Publisher()
-    state = SymbolState("BTCUSDT", publisher)
+    state = SymbolRuntime("BTCUSDT", publisher)
     state.mailbox = Mailbox(1, Overflow.DROP_NEWEST)
     state.mailbox.put_nowait("busy")
     with publisher.subscribe(kinds=[GapUnfilled]) as sub:

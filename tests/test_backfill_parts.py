@@ -13,11 +13,12 @@ from trio.testing import MockClock
 
 from actors import Mailbox, Overflow
 from gateway import AggTrade, GapDetected, GapFilled, GapUnfilled, StopTriggered, Trade
+from gateway.core.backfill_protocol import BackfillRequest, BackfillResult
+from gateway.core.holds import HoldBudget
 from gateway.core.positions import Position, Side
-from gateway.runtime.backfill import Backfiller, BackfillRequest, BackfillResult
-from gateway.runtime.holds import HoldBudget
+from gateway.runtime.backfill import Backfiller
 from gateway.runtime.publish import Publisher
-from gateway.runtime.symbol import SymbolState, _handle_item
+from gateway.runtime.symbol import SymbolRuntime
 from tests._faults import crash_after_triggers
 from tests._loopback import drain, exchange, exchange_and_gateway, queued
 
@@ -38,8 +39,8 @@ def _part(first: int, last: int, ids: range, *, final: bool = False, **kw: Any) 
                           final=final, **kw)  # fmt: skip
 
 
-def _state(publisher: Publisher, budget: int = 0, **kw: Any) -> SymbolState:
-    return SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True,
+def _state(publisher: Publisher, budget: int = 0, **kw: Any) -> SymbolRuntime:
+    return SymbolRuntime("BTCUSDT", publisher, request_backfill=lambda _req: True,
                        hold_max_events=100, hold_budget=HoldBudget(budget), **kw)  # fmt: skip
 
 
@@ -138,7 +139,7 @@ async def test_parts_of_the_oldest_gap_go_out_at_once_and_the_count_is_the_whole
     assert [_label(e) for e in early] == [1, ("GapDetected", 2, 9), 2, 3, 4]
     assert [_label(e) for e in late] == [5, 6, 7, 8, 9, ("GapFilled", 2, 9), 10, 11]
     assert late[5].count == 8
-    assert state.snapshot().held == 0 and state.backfilled == 8
+    assert state.snapshot().held == 0 and state.machine.backfilled == 8
 
 
 async def test_rows_of_a_younger_gap_wait_behind_the_older_one_and_count_in_the_bound(
@@ -151,8 +152,8 @@ async def test_rows_of_a_younger_gap_wait_behind_the_older_one_and_count_in_the_
             state.handle(_trade(i))
         state.on_backfill(_part(7, 9, range(7, 10), final=True))  # the younger answers first
         held = state.snapshot().held
-        assert state._hold_budget is not None
-        counted = state._hold_budget.held
+        assert state.machine.holds.budget is not None
+        counted = state.machine.holds.budget.held
         state.on_backfill(_part(2, 4, range(2, 5), final=True))
         events = sub.drain_nowait(100)
     assert (held, counted) == (3 + 3 + 1, 7)  # 5, 6, 10, the rows 7..9 and their ending
@@ -160,7 +161,7 @@ async def test_rows_of_a_younger_gap_wait_behind_the_older_one_and_count_in_the_
         1, ("GapDetected", 2, 4), ("GapDetected", 7, 9), 2, 3, 4, ("GapFilled", 2, 4), 5, 6,
         7, 8, 9, ("GapFilled", 7, 9), 10,
     ]  # fmt: skip
-    assert state._hold_budget.held == 0
+    assert state.machine.holds.budget.held == 0
 
 
 async def test_a_page_that_would_pass_the_bound_releases_the_hold_and_reports_the_rest(
@@ -168,7 +169,7 @@ async def test_a_page_that_would_pass_the_bound_releases_the_hold_and_reports_th
 ) -> None:
     publisher = Publisher()
     state = _state(publisher, budget=5)
-    state.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
+    state.machine.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
     with publisher.subscribe(kinds=[Trade, StopTriggered, *_GAPS]) as sub:
         for i in (1, 5, 6, 10):  # 3 live trades held behind 2..4 and 7..9
             state.handle(_trade(i))
@@ -183,9 +184,9 @@ async def test_a_page_that_would_pass_the_bound_releases_the_hold_and_reports_th
         ("GapUnfilled", 7, 9), 10, "fired",
     ]  # fmt: skip
     assert "5 events held by all symbols" in events[3].reason
-    assert state.stops.fired == 1  # the rows that could not be held still reached the stop
-    assert state._hold_budget is not None and state._hold_budget.held == 0
-    assert state._abandoned == set() and state._parts == {}
+    assert state.machine.stops.fired == 1  # the rows that could not be held still reached the stop
+    assert state.machine.holds.budget is not None and state.machine.holds.budget.held == 0
+    assert state.machine.holds.abandoned == set() and state.machine.holds.parts == {}
 
 
 async def test_a_part_a_full_mailbox_refuses_ends_its_gap_from_there_and_the_rest_is_ignored(
@@ -202,12 +203,12 @@ async def test_a_part_a_full_mailbox_refuses_ends_its_gap_from_there_and_the_res
         state.post_result(_part(2, 9, range(5, 8)))  # refused
         state.mailbox.receive_nowait()
         state.post_result(_part(2, 9, range(8, 10), final=True))
-        _handle_item(state, state.mailbox.receive_nowait())
+        state.feed(state.mailbox.receive_nowait())
         events = sub.drain_nowait(100)
     assert [_label(e) for e in events] == [
         1, ("GapDetected", 2, 9), 2, 3, 4, ("GapUnfilled", 5, 9), 10]  # fmt: skip
     assert "mailbox was full" in events[5].reason
-    assert state._abandoned == set() and state._parts == {}
+    assert state.machine.holds.abandoned == set() and state.machine.holds.parts == {}
 
 
 async def test_a_crash_while_applying_a_part_ends_its_gap_once_after_the_rows_out(
@@ -215,25 +216,25 @@ async def test_a_crash_while_applying_a_part_ends_its_gap_once_after_the_rows_ou
 ) -> None:
     publisher = Publisher()
     state = _state(publisher)
-    state.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
+    state.machine.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
 
     with publisher.subscribe(kinds=[Trade, StopTriggered, *_GAPS]) as sub:
         for i in (1, 10):
             state.handle(_trade(i))
-        _handle_item(state, _part(2, 9, range(2, 5)))
+        state.feed(_part(2, 9, range(2, 5)))
         crash_after_triggers(state)  # the next part's crossing price fires, then it raises
         crossing = BackfillResult(BackfillRequest("BTCUSDT", "trade", 2, 9),
                                   (_trade(5, 90.0, True), _trade(6, backfilled=True)),
                                   final=False)  # fmt: skip
         with pytest.raises(RuntimeError, match="injected"):
-            _handle_item(state, crossing)
-        _handle_item(state, _part(2, 9, range(7, 10), final=True))  # after the restart
+            state.feed(crossing)
+        state.feed(_part(2, 9, range(7, 10), final=True))  # after the restart
         events = sub.drain_nowait(100)
     assert [_label(e) for e in events] == [
         1, ("GapDetected", 2, 9), 2, 3, 4, "fired", ("GapUnfilled", 5, 9), 10]  # fmt: skip
     assert "raised while applying" in events[6].reason
-    assert state.stops.fired == 1 and state.hold_deadline() is None
-    assert state._abandoned == set() and state._parts == {}
+    assert state.machine.stops.fired == 1 and state.machine.holds.deadline() is None
+    assert state.machine.holds.abandoned == set() and state.machine.holds.parts == {}
 
 
 @pytest.mark.parametrize("why", ["quarantine", "deadline"])
@@ -251,12 +252,12 @@ async def test_a_gap_ended_halfway_reports_only_the_rows_not_published(
             state.quarantine()
         else:
             await trio.sleep(6)
-            state.release_overdue()
+            state.on_timer()
         state.post_result(_part(2, 9, range(5, 8)))
         state.post_result(_part(2, 9, range(8, 10), final=True))
         while len(state.mailbox):
-            _handle_item(state, state.mailbox.receive_nowait())
+            state.feed(state.mailbox.receive_nowait())
         events = sub.drain_nowait(100)
     assert [_label(e) for e in events] == [
         1, ("GapDetected", 2, 9), 2, 3, 4, ("GapUnfilled", 5, 9), 10]  # fmt: skip
-    assert state._abandoned == set() and state._parts == {}
+    assert state.machine.holds.abandoned == set() and state.machine.holds.parts == {}

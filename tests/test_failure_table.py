@@ -144,7 +144,7 @@ async def test_a_symbol_whose_handler_raises_restarts_alone_with_its_state_and_a
     # Its state survived the restart: the stop fired once and was closed after it.
     assert [f.trigger_price for f in fired] == [crossing]
     assert position.state is StopState.CLOSED
-    assert eth_state.last_price == 97.0 and stats["ETHUSDT"].status == "running"
+    assert eth_state.machine.last_price == 97.0 and stats["ETHUSDT"].status == "running"
     # The other symbol never noticed.
     assert btc_trades_complete(btc_trades, first_btc, sim)
     assert (stats["BTCUSDT"].restarts, stats["BTCUSDT"].crashes) == (0, 0)

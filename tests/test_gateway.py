@@ -121,7 +121,7 @@ async def test_a_trade_the_handler_crashed_on_is_reported_unfilled_and_its_stop_
         assert isinstance(detected, GapDetected) and isinstance(unfilled, GapUnfilled)
         assert (detected.first, detected.last, unfilled.first, unfilled.last) == (poison,) * 4
         assert "dead letter" in unfilled.reason
-        assert state.stops.fired == 1 and gw.positions("BTCUSDT")[0].position.id == pid
+        assert state.machine.stops.fired == 1 and gw.positions("BTCUSDT")[0].position.id == pid
 
 
 async def test_a_killed_symbol_restarts_alone_and_loses_no_trade(
@@ -187,7 +187,7 @@ async def test_stop_fires_once_when_the_actor_crashes_between_trigger_and_hook(
         assert [f.position_id for f in fired] == [pid]
         assert [h.position_id for h in hooked] == [pid]
         assert gw.positions("BTCUSDT")[0].state is StopState.CLOSED
-        assert state.last_price == 88.0  # the trades after the crash were not lost
+        assert state.machine.last_price == 88.0  # the trades after the crash were not lost
 
 
 async def test_close_hook_that_fails_twice_is_retried_until_it_succeeds(

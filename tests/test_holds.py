@@ -19,10 +19,10 @@ from gateway import (
     StopTriggered,
     Trade,
 )
+from gateway.core.backfill_protocol import BackfillRequest, BackfillResult, FallbackPrice
 from gateway.core.positions import Position, Side
-from gateway.runtime.backfill import BackfillRequest, BackfillResult
 from gateway.runtime.publish import Publisher
-from gateway.runtime.symbol import FallbackPrice, SymbolState
+from gateway.runtime.symbol import SymbolRuntime
 from tests._faults import crash_after_triggers
 from tests._loopback import drain, exchange_and_gateway, flow
 
@@ -40,8 +40,8 @@ def _kline(open_time: int, closed: bool, backfilled: bool = False) -> Kline:
                  backfilled)  # fmt: skip
 
 
-def _state(publisher: Publisher, **kw: Any) -> SymbolState:
-    return SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True,
+def _state(publisher: Publisher, **kw: Any) -> SymbolRuntime:
+    return SymbolRuntime("BTCUSDT", publisher, request_backfill=lambda _req: True,
                        hold_max_events=100, **kw)  # fmt: skip
 
 
@@ -70,14 +70,14 @@ async def test_quarantine_publishes_what_is_held_in_order_and_ends_each_pending_
         events = sub.drain_nowait(100)
     assert [_label(e) for e in events] == [1, ("GapDetected", 2), ("GapUnfilled", 2), 5, 6]
     assert "quarantined" in events[2].reason
-    assert state.snapshot().held == 0 and state.hold_deadline() is None
+    assert state.snapshot().held == 0 and state.machine.holds.deadline() is None
 
 
 async def test_a_gap_not_held_ends_unfilled_when_its_answer_reaches_a_quarantined_symbol(
     autojump_clock: MockClock,
 ) -> None:
     publisher = Publisher()
-    state = SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True)  # no holds
+    state = SymbolRuntime("BTCUSDT", publisher, request_backfill=lambda _req: True)  # no holds
     state.mailbox = Mailbox(10, Overflow.DROP_NEWEST)
     with publisher.subscribe(kinds=_GAPS) as sub:
         state.handle(_trade(1))
@@ -99,7 +99,7 @@ async def test_a_result_a_full_mailbox_refuses_still_fires_the_stops_its_rows_cr
     publisher = Publisher()
     state = _state(publisher)
     state.mailbox = Mailbox(1, Overflow.DROP_NEWEST)
-    state.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
+    state.machine.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
     with publisher.subscribe(kinds=[Trade, StopTriggered, *_GAPS]) as sub:
         state.handle(_trade(1))
         state.handle(_trade(5))  # 2..4 missing; 5 held
@@ -109,7 +109,7 @@ async def test_a_result_a_full_mailbox_refuses_still_fires_the_stops_its_rows_cr
         events = sub.drain_nowait(100)
     labels = [_label(e) if not isinstance(e, StopTriggered) else "fired" for e in events]
     assert labels == [1, ("GapDetected", 2), "fired", ("GapUnfilled", 2), 5]
-    assert state.stops.fired == 1
+    assert state.machine.stops.fired == 1
 
 
 async def test_a_rest_fallback_price_polled_before_a_live_trade_is_stale_and_ignored(
@@ -117,14 +117,14 @@ async def test_a_rest_fallback_price_polled_before_a_live_trade_is_stale_and_ign
 ) -> None:
     publisher = Publisher()
     state = _state(publisher)
-    state.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
+    state.machine.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
     state.handle(_trade(1, 99.0))
-    asked = state.live_trades()
+    asked = state.machine.live_trades()
     state.handle(_trade(2, 99.5))  # the stream speaks again while the poll is on its way
-    state.on_fallback_price(FallbackPrice(90.0, asked))  # a price from before: ignored
-    assert state.stops.fired == 0 and state.snapshot().stale_fallbacks == 1
-    state.on_fallback_price(FallbackPrice(90.0, state.live_trades()))  # current: it counts
-    assert state.stops.fired == 1
+    state.feed(FallbackPrice(90.0, asked))  # a price from before: ignored
+    assert state.machine.stops.fired == 0 and state.snapshot().stale_fallbacks == 1
+    state.feed(FallbackPrice(90.0, state.machine.live_trades()))  # current: it counts
+    assert state.machine.stops.fired == 1
 
 
 async def test_klines_after_a_candle_gap_are_held_until_the_backfill_then_in_open_time_order(
@@ -132,8 +132,9 @@ async def test_klines_after_a_candle_gap_are_held_until_the_backfill_then_in_ope
 ) -> None:
     publisher = Publisher()
     requests: list[BackfillRequest] = []
-    state = SymbolState("BTCUSDT", publisher, request_backfill=lambda r: requests.append(r) or True,
-                        hold_max_events=100)  # fmt: skip
+    state = SymbolRuntime("BTCUSDT", publisher,
+                          request_backfill=lambda r: requests.append(r) or True,
+                          hold_max_events=100)  # fmt: skip
     with publisher.subscribe(kinds=[Kline, CandleClosed, *_GAPS]) as sub:
         state.handle(_kline(0, False))
         state.handle(_kline(0, True))
@@ -153,9 +154,9 @@ async def test_klines_after_a_candle_gap_are_held_until_the_backfill_then_in_ope
         ("C", 1), ("K", 1, True, True), ("C", 2), ("K", 2, True, True), ("GapFilled", _MIN),
         ("K", 3, False, False), ("C", 3), ("K", 3, True, False), ("K", 4, False, False),
     ]  # fmt: skip
-    assert [k.open_time // _MIN for k in state.candles.buffer("1m")] == [0, 1, 2, 3]
+    assert [k.open_time // _MIN for k in state.machine.candles.buffer("1m")] == [0, 1, 2, 3]
     # The gap was reported once: not again when candle 3 closed.
-    assert state.gaps == 1
+    assert state.machine.gaps == 1
 
 
 async def test_against_the_exchange_a_kline_subscriber_sees_open_times_never_go_back(
@@ -188,10 +189,10 @@ async def test_a_gap_ended_at_its_holds_bound_never_ends_again_whatever_its_answ
     autojump_clock: MockClock,
 ) -> None:
     publisher = Publisher()
-    state = SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True,
+    state = SymbolRuntime("BTCUSDT", publisher, request_backfill=lambda _req: True,
                         hold_max_events=2)  # fmt: skip
     state.mailbox = Mailbox(1, Overflow.DROP_NEWEST)
-    state.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
+    state.machine.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
     with publisher.subscribe(kinds=[Trade, StopTriggered, *_GAPS]) as sub:
         for i in (1, 5, 6):  # 2..4 missing; the second held trade reaches the bound
             state.handle(_trade(i))
@@ -208,11 +209,10 @@ async def test_a_gap_ended_at_its_holds_bound_never_ends_again_whatever_its_answ
 async def test_a_crash_while_applying_a_rest_answer_still_ends_its_gap_once(
     autojump_clock: MockClock,
 ) -> None:
-    from gateway.runtime.symbol import _handle_item
 
     publisher = Publisher()
     state = _state(publisher)
-    state.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
+    state.machine.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
 
     with publisher.subscribe(kinds=[Trade, StopTriggered, *_GAPS]) as sub:
         state.handle(_trade(1))
@@ -220,9 +220,9 @@ async def test_a_crash_while_applying_a_rest_answer_still_ends_its_gap_once(
         crash_after_triggers(state)  # the rows' crossing price fires the stop, then it raises
         rows = (_trade(2, backfilled=True), _trade(3, 90.0, True), _trade(4, backfilled=True))
         with pytest.raises(RuntimeError, match="injected"):
-            _handle_item(state, BackfillResult(BackfillRequest("BTCUSDT", "trade", 2, 4), rows))
+            state.feed(BackfillResult(BackfillRequest("BTCUSDT", "trade", 2, 4), rows))
         events = sub.drain_nowait(100)
     labels = [_label(e) if not isinstance(e, StopTriggered) else "fired" for e in events]
     assert labels == [1, ("GapDetected", 2), "fired", ("GapUnfilled", 2), 5]
     assert "raised while applying" in events[3].reason
-    assert state.hold_deadline() is None and state.stops.fired == 1
+    assert state.machine.holds.deadline() is None and state.machine.stops.fired == 1

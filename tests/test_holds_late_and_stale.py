@@ -7,9 +7,9 @@ from typing import Any
 from trio.testing import MockClock
 
 from gateway import GapDetected, GapFilled, GapUnfilled, Trade
-from gateway.runtime.backfill import BackfillRequest, BackfillResult
+from gateway.core.backfill_protocol import BackfillRequest, BackfillResult
 from gateway.runtime.publish import Publisher
-from gateway.runtime.symbol import SymbolState
+from gateway.runtime.symbol import SymbolRuntime
 
 _GAPS = [GapDetected, GapFilled, GapUnfilled]
 
@@ -26,7 +26,7 @@ async def test_a_late_answer_meeting_a_newer_hold_publishes_its_rows_before_its_
     autojump_clock: MockClock,
 ) -> None:
     publisher = Publisher()
-    state = SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True,
+    state = SymbolRuntime("BTCUSDT", publisher, request_backfill=lambda _req: True,
                         hold_max_events=2, hold_overflow="late")  # fmt: skip
     with publisher.subscribe(kinds=[Trade, *_GAPS]) as sub:
         for i in (1, 5, 6):  # 2..4 missing; the hold overflows at 6 ("late": gap pending)
@@ -52,7 +52,7 @@ async def test_a_stale_kline_of_an_overlap_never_reaches_subscribers_behind_a_ne
     from gateway import CandleClosed, Kline
 
     publisher = Publisher()
-    state = SymbolState("BTCUSDT", publisher, request_backfill=lambda _req: True,
+    state = SymbolRuntime("BTCUSDT", publisher, request_backfill=lambda _req: True,
                         hold_max_events=100)  # fmt: skip
     with publisher.subscribe(kinds=[Kline, CandleClosed]) as sub:
         state.handle(_kline(0, False))

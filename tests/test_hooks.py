@@ -12,10 +12,10 @@ import trio
 from trio.testing import MockClock
 
 from gateway import GatewayErrorEvent, Side, StopTriggered
+from gateway.core.hook_protocol import CloseRequest, CloseResult
 from gateway.core.positions import Position, StopTrigger
 from gateway.runtime.hooks import HookRunner
 from gateway.runtime.publish import Publisher
-from gateway.runtime.symbol import CloseRequest, CloseResult
 
 
 def request(pid: str = "BTCUSDT-1") -> CloseRequest:

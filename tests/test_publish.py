@@ -94,14 +94,14 @@ async def test_raising_callback_is_counted_and_reported_never_fatal() -> None:
 
 async def test_symbol_overflow_is_counted_once_and_keeps_trade_extremes() -> None:
     from actors import Mailbox, Overflow
-    from gateway.runtime.symbol import SymbolState
+    from gateway.runtime.symbol import SymbolRuntime
 
-    state = SymbolState("BTCUSDT", Publisher())
+    state = SymbolRuntime("BTCUSDT", Publisher())
     state.mailbox = Mailbox(2, Overflow.DROP_NEWEST)  # the actor is down: events queue
     for i, price in enumerate((100.0, 101.0, 90.0, 120.0, 95.0)):
         state.deliver(Trade("BTCUSDT", i, price, 1.0, i, False, i, 0))
     assert state.snapshot().dropped == 3
-    assert (state.overflow_low, state.overflow_high) == (90.0, 120.0)
+    assert (state.machine.unchecked_low, state.machine.unchecked_high) == (90.0, 120.0)
 
 
 async def test_a_subscription_is_the_receive_side_only() -> None:

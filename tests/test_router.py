@@ -11,7 +11,7 @@ from gateway import StopTriggered, Trade
 from gateway.core.stop_loss import Position, Side
 from gateway.runtime.publish import Publisher
 from gateway.runtime.router import Router
-from gateway.runtime.symbol import SymbolState
+from gateway.runtime.symbol import SymbolRuntime
 from tests._loopback import drain, exchange_and_gateway
 
 # Prices a stop-loss fired on before the codec checked them (issue 11): below a long
@@ -40,10 +40,10 @@ def test_router_counts_unknown_kinds_without_growing_without_bound() -> None:
 
 async def test_a_bad_trade_price_is_malformed_and_no_stop_is_checked_against_it() -> None:
     publisher = Publisher()
-    state = SymbolState("BTCUSDT", publisher)
+    state = SymbolRuntime("BTCUSDT", publisher)
     state.live = True  # the actor is up: the router calls its handler directly
-    state.stops.open(Position("long", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
-    state.stops.open(Position("short", "BTCUSDT", Side.SHORT, 100.0, 1.0, stop_price=105.0))
+    state.machine.stops.open(Position("long", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
+    state.machine.stops.open(Position("short", "BTCUSDT", Side.SHORT, 100.0, 1.0, stop_price=105.0))
     router = Router()
     router.attach(state)
     with publisher.subscribe(kinds=[StopTriggered]) as fired:
@@ -53,12 +53,13 @@ async def test_a_bad_trade_price_is_malformed_and_no_stop_is_checked_against_it(
                 router.route(trade_frame(kind, next_id, price), 1)
                 next_id += 1
         assert router.malformed == 2 * len(BAD_PRICES)
-        assert (state.handled, state.last_price, state.stops.fired) == (0, None, 0)
+        m = state.machine
+        assert (m.handled, m.last_price, m.stops.fired) == (0, None, 0)
         router.route(trade_frame("trade", next_id, '"100.00000000"'), 1)
         router.route(trade_frame("aggTrade", next_id, '"94.00000000"'), 1)
-        assert (state.handled, state.last_price) == (2, 94.0)  # real prices still go through
+        assert (m.handled, m.last_price) == (2, 94.0)  # real prices still go through
         assert [ev.position_id for ev in fired.drain_nowait(10)] == ["long"]
-    assert router.malformed == 2 * len(BAD_PRICES) and state.stops.armed_count == 1
+    assert router.malformed == 2 * len(BAD_PRICES) and state.machine.stops.armed_count == 1
 
 
 async def test_the_gateway_keeps_streaming_past_bad_prices_from_the_exchange(
@@ -92,7 +93,7 @@ async def test_market_events_reach_their_symbol_and_the_rest_goes_back_to_the_co
     from gateway.runtime.router import NOT_MARKET
 
     publisher = Publisher()
-    btc, eth = SymbolState("BTCUSDT", publisher), SymbolState("ETHUSDT", publisher)
+    btc, eth = SymbolRuntime("BTCUSDT", publisher), SymbolRuntime("ETHUSDT", publisher)
     btc.live = True  # its actor is up: handled in the call
     eth.mailbox = Mailbox(10, Overflow.DROP_NEWEST)  # down: queued for its actor
     router = Router()

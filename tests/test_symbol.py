@@ -1,5 +1,5 @@
 """One symbol's state (gateway/runtime/symbol.py), as a specification, with plain calls:
-what `SymbolState.handle` publishes and asks for, for each kind of event. The loopback
+what `SymbolRuntime.handle` publishes and asks for, for each kind of event. The loopback
 tests (test_gateway.py, test_backfill.py, ...) show the same through a real exchange."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from typing import Any
 from trio.testing import MockClock
 
 from gateway import CandleClosed, GapDetected, GapFilled, Kline, StopTriggered, Trade
+from gateway.core.backfill_protocol import BackfillRequest, BackfillResult
+from gateway.core.hook_protocol import CloseRequest
 from gateway.core.positions import Position, Side
-from gateway.runtime.backfill import BackfillRequest, BackfillResult
 from gateway.runtime.publish import Publisher
-from gateway.runtime.symbol import CloseRequest, SymbolState
+from gateway.runtime.symbol import SymbolRuntime
 
 _MIN = 60_000
 
@@ -39,9 +40,9 @@ class Asked:
         return True
 
 
-def symbol(**kw: Any) -> tuple[SymbolState, Publisher, Asked]:
+def symbol(**kw: Any) -> tuple[SymbolRuntime, Publisher, Asked]:
     publisher, asked = Publisher(), Asked()
-    state = SymbolState("BTCUSDT", publisher, request_backfill=asked.backfill,
+    state = SymbolRuntime("BTCUSDT", publisher, request_backfill=asked.backfill,
                         request_close=asked.closes.append, **kw)  # fmt: skip
     return state, publisher, asked
 
@@ -55,7 +56,8 @@ async def test_trades_are_published_in_order_and_set_the_last_price(
             state.handle(trade(i, price))
         got = sub.drain_nowait(10)
     assert [t.trade_id for t in got] == [1, 2, 3]
-    assert state.last_price == 99.25 and state.counts == {"Trade": 3} and state.handled == 3
+    m = state.machine
+    assert m.last_price == 99.25 and m.counts == {"Trade": 3} and m.handled == 3
 
 
 async def test_a_repeated_trade_is_dropped_and_counted(autojump_clock: MockClock) -> None:
@@ -65,7 +67,7 @@ async def test_a_repeated_trade_is_dropped_and_counted(autojump_clock: MockClock
             state.handle(trade(i))
         got = sub.drain_nowait(10)
     assert [t.trade_id for t in got] == [1, 2, 3]
-    assert state.duplicates == 2 and asked.backfills == []
+    assert state.machine.duplicates == 2 and asked.backfills == []
 
 
 async def test_a_gap_asks_for_its_exact_range_holds_the_live_and_ends_once(
@@ -86,21 +88,21 @@ async def test_a_gap_asks_for_its_exact_range_holds_the_live_and_ends_once(
     assert [(e.trade_id, e.backfilled) for e in after if isinstance(e, Trade)] == [
         (2, True), (3, True), (4, True), (5, False), (6, False)]  # fmt: skip
     # the gap ends right after its rows, before the live trades it held
-    assert after[3] == GapFilled("BTCUSDT", "trade", 2, 4, 3) and state.gaps == 1
+    assert after[3] == GapFilled("BTCUSDT", "trade", 2, 4, 3) and state.machine.gaps == 1
 
 
 async def test_a_crossed_stop_fires_once_and_asks_for_its_close(
     autojump_clock: MockClock,
 ) -> None:
     state, publisher, asked = symbol()
-    state.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
+    state.machine.open_position(Position("p1", "BTCUSDT", Side.LONG, 100.0, 1.0, stop_price=95.0))
     with publisher.subscribe(kinds=[StopTriggered]) as sub:
         for i, price in ((1, 96.0), (2, 94.0), (3, 93.0), (4, 99.0)):
             state.handle(trade(i, price))
         fired = sub.drain_nowait(10)
     assert [(f.position_id, f.trigger_price) for f in fired] == [("p1", 94.0)]
     assert [c.trigger.position.id for c in asked.closes] == ["p1"]
-    assert state.stops.fired == 1
+    assert state.machine.stops.fired == 1
 
 
 async def test_a_candle_closes_once_into_its_buffer(autojump_clock: MockClock) -> None:
@@ -112,7 +114,7 @@ async def test_a_candle_closes_once_into_its_buffer(autojump_clock: MockClock) -
         state.handle(kline(_MIN, False))
         closed = sub.drain_nowait(10)
     assert [(c.candle.open_time, c.candle.close) for c in closed] == [(0, 1.5)]
-    assert [k.open_time for k in state.candles.buffer("1m").closed] == [0]
+    assert [k.open_time for k in state.machine.candles.buffer("1m").closed] == [0]
 
 
 async def test_the_gateway_shows_the_open_candle_else_the_last_closed(

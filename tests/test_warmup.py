@@ -47,7 +47,7 @@ async def test_warm_up_fills_each_kline_buffer_with_the_last_n_closed_rest_candl
             streams=("trade", "kline_1m", "kline_5m"), warmup_candles=5,
         ) as gw:  # fmt: skip
             for sym in ("BTCUSDT", "ETHUSDT"):
-                assert "Kline" not in gw._state(sym).counts  # no live kline came yet
+                assert "Kline" not in gw._state(sym).machine.counts  # no live kline came yet
                 got = gw.candles(sym, "1m")
                 assert len(got) == 5 and all(k.is_closed for k in got)
                 assert [_fields(k) for k in got] == [_fields(k) for k in expected[sym]]

@@ -161,7 +161,7 @@ async def test_a_forgotten_stream_is_resubscribed_alone(autojump_clock: MockCloc
         conn = gw._connections[0]
         snap = conn.snapshot()
         stats = sim.control.stats()
-        gaps = {s: gw._state(s).gaps for s in SYMBOLS}
+        gaps = {s: gw._state(s).machine.gaps for s in SYMBOLS}
     assert 10.0 <= elapsed <= REPLACED_WITHIN
     assert snap.stream_resubscribes == 1 and snap.stream_checks == 1
     assert snap.zombie_replacements == 0 and snap.reconnects == 0

@@ -32,7 +32,6 @@ never as part of a URL, so no log line (ours or httpx's) and no error text holds
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import random
@@ -46,6 +45,12 @@ import orjson
 import trio
 
 from actors import Mailbox, Overflow
+from gateway.core.backfill_protocol import (
+    BackfillRequest,
+    BackfillResult,
+    DepthSnapshot,
+    Need,
+)
 from gateway.core.backoff import ReconnectPolicy, UniformSource
 from gateway.core.candles import kline_from_rest
 from gateway.core.events import AggTrade, Kline, Trade
@@ -76,14 +81,6 @@ def depth_weight(limit: int) -> int:
     return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
 
 
-class Need(enum.Enum):
-    """What a symbol still wants from a trade or aggTrade backfill request."""
-
-    ROWS = "rows"  # its gap is pending: publish the rows
-    PRICES = "prices"  # its gap already ended unfilled: only armed stops want its prices
-    NOTHING = "nothing"  # its gap ended unfilled and no stop is armed: skip it
-
-
 class RestUnavailable(Exception):
     """A REST request failed for good: retries used up, or an answer that no retry mends."""
 
@@ -93,65 +90,6 @@ _FAILED: tuple[type[Exception], ...] = (RestUnavailable, *_BAD_ANSWER)
 
 class _Shed(Exception):
     """The rest of a request is no longer wanted (its gap ended unfilled meanwhile)."""
-
-
-@attrs.frozen(slots=True)
-class DepthSnapshot:
-    """``GET /api/v3/depth``: the order book at ``last_update_id``."""
-
-    symbol: str
-    last_update_id: int
-    bids: tuple[tuple[float, float], ...]
-    asks: tuple[tuple[float, float], ...]
-
-
-@attrs.frozen(slots=True)
-class BackfillRequest:
-    """Fetch ``first..last`` (ids for trade and aggTrade; open times in ms for a kline
-    interval; ignored for a ``depth`` snapshot)."""
-
-    symbol: str
-    kind: str  # "trade", "aggTrade", "kline" or "depth"
-    first: int
-    last: int
-    interval: str | None = None
-    #: Exchange trade times (ms) of the last trade before and the first after a trade
-    #: gap: the window ``aggTrades`` is asked for when ``historicalTrades`` fails.
-    after_time: int | None = None
-    before_time: int | None = None
-    #: Asked again after REST failed for good: its gap already ended unfilled, and only
-    #: the prices matter, to an armed stop (the rows are never published).
-    prices_only: bool = False
-    round: int = 0  #: how often it was asked again so far
-
-
-@attrs.frozen(slots=True)
-class BackfillResult:
-    """What REST returned for a request (``events`` oldest first, from ``request.first``).
-
-    ``missing_from`` is None when all of ``first..last`` was served; otherwise the first
-    id (or open time) not served, and ``missing_from..last`` is the part not served, for
-    the reason in ``error``.
-
-    ``stop_prices`` (plain-trade requests only): the (lowest, highest) price of the
-    ``stop_rows`` aggregate trades whose ``f..l`` overlap ``missing_from..last``, for the
-    stop-loss book; None when there is no unserved part, no time window, or ``aggTrades``
-    failed too (then ``error`` says so).
-
-    ``final`` False: one part of a long trade or aggTrade request, its rows in order
-    (the parts together start at ``request.first``); the request's last result, final,
-    holds the rest and how it ended. ``rest_failed``: the unserved part is REST's
-    failure (retries used up, a bad answer), not the budget's or the history's.
-    """
-
-    request: BackfillRequest
-    events: tuple[Trade | AggTrade | Kline | DepthSnapshot, ...]
-    error: str | None = None
-    missing_from: int | None = None
-    stop_prices: tuple[float, float] | None = None
-    stop_rows: int = 0
-    final: bool = True
-    rest_failed: bool = False
 
 
 class WeightBudget:

@@ -671,8 +671,8 @@ class Connection:
         if state is None or not state.live or state.quarantined:
             return None
         if interval is not None:
-            return state.candles.updates(interval)
-        return state.counts.get(kind, 0)
+            return state.machine.candles.updates(interval)
+        return state.machine.counts.get(kind, 0)
 
     async def _verify_streams(self, ws: WebSocketConnection, overdue: tuple[Group, ...]) -> None:
         """Ask the exchange whether it still lists the silent streams; subscribe again

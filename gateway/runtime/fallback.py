@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 import trio
 
 from gateway.runtime.backfill import Backfiller, RestUnavailable
-from gateway.runtime.symbol import SymbolState
+from gateway.runtime.symbol import SymbolRuntime
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class PriceFallback:
 
     def __init__(
         self,
-        states: Mapping[str, SymbolState],
+        states: Mapping[str, SymbolRuntime],
         rest: Backfiller,
         *,
         after: float,
@@ -76,11 +76,11 @@ class PriceFallback:
         for symbol in [s for s in self._watch if s not in self._states]:
             del self._watch[symbol]  # removed symbols
         for symbol, state in self._states.items():
-            trades = state.live_trades()
+            trades = state.machine.live_trades()
             w = self._watch.get(symbol)
             if w is None:
                 w = self._watch[symbol] = _Watch(trades, now)
-            if not state.stops.armed_count or state.quarantined:
+            if not state.machine.stops.armed_count or state.quarantined:
                 # Unarmed: no polls; its quiet time counts from when a stop is armed.
                 if w.active:
                     self._end(symbol, w, "no armed stops")
@@ -97,7 +97,7 @@ class PriceFallback:
                 w.active = True
                 log.warning("%s: no live trade for %.1fs with %d armed stops: checking them "
                             "against the REST price every %.1fs", symbol, now - w.last_seen,
-                            state.stops.armed_count, self.interval)  # fmt: skip
+                            state.machine.stops.armed_count, self.interval)  # fmt: skip
             if not w.in_flight:
                 w.in_flight = True
                 nursery.start_soon(self._poll, symbol, state, w)
@@ -106,9 +106,9 @@ class PriceFallback:
         w.active = w.failed = False
         log.warning("%s: REST price fallback ended (%s) after %d polls", symbol, why, w.polls)
 
-    async def _poll(self, symbol: str, state: SymbolState, w: _Watch) -> None:
+    async def _poll(self, symbol: str, state: SymbolRuntime, w: _Watch) -> None:
         """One REST price, posted to the symbol's actor (its mailbox, never run here)."""
-        asked = state.live_trades()
+        asked = state.machine.live_trades()
         try:
             price = await self._rest.ticker_price(symbol)
         except RestUnavailable as exc:

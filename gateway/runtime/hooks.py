@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from actors import Mailbox, Overflow
+from gateway.core.hook_protocol import CloseRequest, CloseResult
 from gateway.core.notices import StopTriggered
 from gateway.runtime.publish import Publisher, invoke
-from gateway.runtime.symbol import CloseRequest, CloseResult
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Proof of life per stream: which streams of a connection are silent past their cadence.
 
 Checked periodically by each connection's liveness task, never per frame: it reads
-counters the hot path keeps anyway (each `SymbolState`'s events per kind, its candle
+counters the hot path keeps anyway (each `SymbolRuntime`'s events per kind, its candle
 book's updates per kline interval, the connection's frame count). The rules
 (docs/architecture.md, "Proof of life"):
 

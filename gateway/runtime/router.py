@@ -26,7 +26,7 @@ from gateway.core.events import (
 from gateway.errors import DecodeError
 
 if TYPE_CHECKING:
-    from gateway.runtime.symbol import SymbolState
+    from gateway.runtime.symbol import SymbolRuntime
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Router:
         self.frame_tap = frame_tap
         self.on_tap_error: Callable[[Exception], None] | None = None
         self.tap_errors = 0
-        self._symbols: dict[str, SymbolState] = {}
+        self._symbols: dict[str, SymbolRuntime] = {}
         self.frames = 0
         self.malformed = 0
         self.unknown = 0
@@ -76,7 +76,7 @@ class Router:
         self.unknown_kinds: Counter[str] = Counter()
         self._logged: set[str] = set()
 
-    def attach(self, state: SymbolState) -> None:
+    def attach(self, state: SymbolRuntime) -> None:
         """Start routing ``state.symbol``'s events to ``state``."""
         self._symbols[state.symbol] = state
 
@@ -84,7 +84,7 @@ class Router:
         """Stop routing ``symbol`` (its events are then counted as unrouted)."""
         self._symbols.pop(symbol, None)
 
-    def state_of(self, symbol: str) -> SymbolState | None:
+    def state_of(self, symbol: str) -> SymbolRuntime | None:
         """The state ``symbol`` is routed to, if any (for periodic checks, not per frame)."""
         return self._symbols.get(symbol)
 
