@@ -12,14 +12,19 @@ import gateway.core
 CORE = Path(gateway.core.__file__).parent
 FORBIDDEN = {"trio", "trio_websocket", "socket", "ssl", "asyncio", "httpx", "wsproto", "anyio"}
 NEW_MODULES = [
+    "backfill_protocol",
     "backoff",
     "candles",
+    "holds",
+    "hook_protocol",
     "latency",
     "orderbook",
     "positions",
     "ratelimit",
     "sequence",
     "stop_loss",
+    "symbol_machine",
+    "symbol_rest",
 ]
 
 
