@@ -10,22 +10,22 @@ replacing a queued value by key both need to reach into the buffer, and the
 supervisor needs to know which message the actor was handling when it
 crashed. The wakeup mirrors trio's own channel (a parked receiver task is
 rescheduled directly), so a hop costs the same.
+
+The overflow policies are in `actors._overflow`; the state every operation here
+shares, and its read-only views (`Mailbox.stats`, `Mailbox.in_flight`), in
+`actors._mailbox_state`.
 """
 
 from __future__ import annotations
 
-import enum
-from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import Hashable
+from typing import TypeVar
 
-import attrs
 import outcome
 import trio
 from trio.lowlevel import (
     Abort,
     RaiseCancelT,
-    Task,
     cancel_shielded_checkpoint,
     checkpoint,
     checkpoint_if_cancelled,
@@ -35,54 +35,15 @@ from trio.lowlevel import (
     wait_task_rescheduled,
 )
 
+from ._mailbox_state import _NOTHING, MailboxStats, _MailboxState
+from ._overflow import Overflow, _Keyed
+
+__all__ = ["Mailbox", "MailboxStats", "Overflow"]
+
 T = TypeVar("T")
 
 
-class Overflow(enum.Enum):
-    """What a full mailbox does with one more message."""
-
-    #: Refuse it: `put_nowait` raises `trio.WouldBlock`, `send` waits for space.
-    BLOCK = "block"
-    #: Discard the message being offered (counted in ``dropped``).
-    DROP_NEWEST = "drop_newest"
-    #: Discard the oldest queued message to make room (counted in ``dropped``).
-    DROP_OLDEST = "drop_oldest"
-    #: Keep one value per key: a new value replaces the queued one with the
-    #: same key, full or not (counted in ``dropped``). A new key in a full
-    #: mailbox evicts the oldest queued message, as `DROP_OLDEST`. A message
-    #: whose key is None is never replaced (queued as under `DROP_OLDEST`).
-    CONFLATE = "conflate"
-
-
-@attrs.frozen
-class MailboxStats:
-    """A snapshot of a mailbox's counters (see `Mailbox` for their meaning)."""
-
-    depth: int
-    bound: int
-    high_water: int
-    dropped: int
-    received_total: int
-    closed: bool
-
-
-class _Nothing(enum.Enum):
-    NOTHING = enum.auto()
-
-
-_NOTHING: Final = _Nothing.NOTHING
-
-
-class _Keyed:
-    """A conflated message's place in line (its latest value is in a dict by key)."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: Hashable) -> None:
-        self.key = key
-
-
-class Mailbox(trio.abc.ReceiveChannel[T], Generic[T]):
+class Mailbox(_MailboxState[T], trio.abc.ReceiveChannel[T]):
     """A bounded, single-owner mailbox; the receive side is a trio channel.
 
     Receive side (the owning actor): ``async for msg in mailbox``,
@@ -113,117 +74,7 @@ class Mailbox(trio.abc.ReceiveChannel[T], Generic[T]):
     `send`. Closing is final.
     """
 
-    __slots__ = (
-        "_bound",
-        "_buffer",
-        "_closed",
-        "_in_flight",
-        "_key",
-        "_latest",
-        "_overflow",
-        "_receivers",
-        "_senders",
-        "dropped",
-        "high_water",
-        "received_total",
-    )
-
-    def __init__(
-        self,
-        bound: int,
-        overflow: Overflow = Overflow.BLOCK,
-        key: Callable[[T], Hashable] | None = None,
-    ) -> None:
-        """Make an empty, open mailbox holding at most ``bound`` messages.
-
-        Raises `ValueError` if ``bound < 1``, or if ``overflow`` is `CONFLATE`
-        and no ``key`` (a function from message to a hashable key) is given.
-        """
-        if bound < 1:
-            raise ValueError(f"mailbox bound must be >= 1, got {bound!r}")
-        if (overflow is Overflow.CONFLATE) != (key is not None):
-            raise ValueError("a key function is required with Overflow.CONFLATE, and only there")
-        self._bound = bound
-        self._overflow = overflow
-        self._key = key
-        # CONFLATE keeps a `_Keyed` place in line in the deque and the latest
-        # value per key in a dict; replacing a value keeps its place in line.
-        # A message keyed None sits in the deque itself (no dict entry).
-        self._buffer: deque[Any] = deque()
-        self._latest: dict[Hashable, T] | None = {} if key is not None else None
-        self._closed = False
-        self._in_flight: T | list[T] | _Nothing = _NOTHING
-        self._receivers: OrderedDict[Task, None] = OrderedDict()
-        self._senders: OrderedDict[Task, T] = OrderedDict()
-        self.high_water = 0
-        self.dropped = 0
-        self.received_total = 0
-
-    # ------------------------------------------------------------ inspection
-
-    @property
-    def bound(self) -> int:
-        """The most messages this mailbox holds."""
-        return self._bound
-
-    @property
-    def overflow(self) -> Overflow:
-        """The overflow policy."""
-        return self._overflow
-
-    @property
-    def closed(self) -> bool:
-        """Whether `close` has been called."""
-        return self._closed
-
-    @property
-    def depth(self) -> int:
-        """How many messages are queued now."""
-        return len(self._buffer)
-
-    def __len__(self) -> int:
-        return len(self._buffer)
-
-    @property
-    def in_flight(self) -> T | list[T] | None:
-        """The message (or batch) last handed out and not yet known handled."""
-        value = self._in_flight
-        return None if value is _NOTHING else value
-
-    @property
-    def has_in_flight(self) -> bool:
-        """Whether a message is in flight (tells ``in_flight is None`` apart
-        from a message that is ``None``)."""
-        return self._in_flight is not _NOTHING
-
-    def mark_handled(self) -> None:
-        """Declare the in-flight message (or batch) handled: a crash from now
-        on will not dead-letter it."""
-        self._in_flight = _NOTHING
-
-    def take_in_flight(self) -> tuple[bool, T | list[T] | None]:
-        """Return ``(had_one, message)`` and clear it (used by the supervisor)."""
-        value = self._in_flight
-        self._in_flight = _NOTHING
-        return (False, None) if value is _NOTHING else (True, value)
-
-    def stats(self) -> MailboxStats:
-        """A consistent snapshot of the counters."""
-        return MailboxStats(
-            depth=len(self._buffer),
-            bound=self._bound,
-            high_water=self.high_water,
-            dropped=self.dropped,
-            received_total=self.received_total,
-            closed=self._closed,
-        )
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return (
-            f"<Mailbox {len(self._buffer)}/{self._bound} {self._overflow.name} {state}"
-            f" dropped={self.dropped}>"
-        )
+    __slots__ = ()
 
     # ------------------------------------------------------------- send side
 

@@ -84,9 +84,9 @@ class Probe:
     def reset(self) -> None:
         """Forget every latency value so far (the warm-up)."""
         for st in self.states:
-            st.exchange_latency.reset()
-            st.handle_latency.reset()
-            st.stop_latency.reset()
+            st.latency.exchange.reset()
+            st.latency.handled.reset()
+            st.latency.stop.reset()
         for rec in self.sub_latency.values():
             rec.reset()
 
@@ -112,9 +112,9 @@ class Probe:
         """The four recorders of one symbol, by metric name."""
         st = self.states[symbol_index]
         return {
-            "exchange_to_receive": st.exchange_latency,
-            "receive_to_handled": st.handle_latency,
-            "receive_to_stop_decision": st.stop_latency,
+            "exchange_to_receive": st.latency.exchange,
+            "receive_to_handled": st.latency.handled,
+            "receive_to_stop_decision": st.latency.stop,
             "receive_to_subscriber": self.sub_latency[self.symbols[symbol_index]],
         }
 

@@ -172,7 +172,7 @@ async def _soak_body(
                 "loop_lag": lag.take(),
                 "gc": gc_pauses.take(),
                 "receive_to_handled_us": handled_lat.take(
-                    [s.handle_latency for s in probe.states], now - start > args.warmup),
+                    [s.latency.handled for s in probe.states], now - start > args.warmup),
                 "receive_to_subscriber_us": sub_lat.take(
                     list(probe.sub_latency.values()), now - start > args.warmup),
             })  # fmt: skip

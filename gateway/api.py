@@ -1,73 +1,39 @@
-"""The public API for trio code: `open_gateway` and the `Gateway` handle it yields."""
+"""The public API for trio code: `open_gateway` and the `Gateway` handle it yields.
+
+`open_gateway` lives in `gateway._open`; the machinery under `gateway.runtime`.
+"""
 
 from __future__ import annotations
 
 import itertools
-import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Iterable
 
 import attrs
 import trio
 
-from actors import (
-    ChildReport,
-    ChildSpec,
-    ChildStatus,
-    Overflow,
-    Restart,
-    RestartIntensityExceeded,
-    Subtree,
-    Supervisor,
-    supervisor_spec,
-)
-from gateway.config import GatewayConfig, PositionConfig, evolve_config
+from actors import ChildReport
+from gateway.config import GatewayConfig
 from gateway.core.backfill_protocol import BackfillRequest, BackfillResult, Need
-from gateway.core.backoff import ReconnectPolicy
 from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Ticker, Trade
 from gateway.core.holds import HoldBudget
 from gateway.core.hook_protocol import CloseResult
-from gateway.core.notices import (
-    CandleClosed,
-    GatewayErrorEvent,
-    StopTriggered,
-    StreamRefused,
-    SymbolQuarantined,
-)
+from gateway.core.notices import CandleClosed, GatewayErrorEvent, StopTriggered
 from gateway.core.orderbook import OrderBookSync
-from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.stop_loss import Position, PositionStatus, Side
-from gateway.core.streams import StreamKind, canonical_symbol, parse_stream, shard_streams
-from gateway.errors import (
-    ConfigError,
-    ConnectionFailed,
-    GatewayError,
-    PositionError,
-    SubscriptionError,
-    UnknownSymbol,
-)
-from gateway.runtime.backfill import Backfiller, RestUnavailable
-from gateway.runtime.connection import Connection
+from gateway.core.streams import canonical_symbol, parse_stream
+from gateway.errors import ConfigError, GatewayError, PositionError, UnknownSymbol
 from gateway.runtime.connections import Connections
-from gateway.runtime.exception_groups import collapse, leaves
-from gateway.runtime.fallback import PriceFallback
+from gateway.runtime.gateway_stats import collect_stats
 from gateway.runtime.hooks import CloseHook, HookRunner
-from gateway.runtime.listing import check_symbols
-from gateway.runtime.publish import Callback, Publisher, Subscription, invoke
-from gateway.runtime.router import FrameTap, Router
-from gateway.runtime.services import service_spec, services_supervisor
-from gateway.runtime.symbol import SymbolFailed, SymbolRuntime, symbol_actor
-from gateway.stats import (
-    CallbackStats,
-    GatewayStats,
-    RefusedStream,
-    RouterStats,
-    ServiceStats,
-)
-
-log = logging.getLogger(__name__)
+from gateway.runtime.publish import Callback, Publisher, Subscription
+from gateway.runtime.rest_parts import rest_parts
+from gateway.runtime.rotation import Rotation
+from gateway.runtime.router import Router
+from gateway.runtime.services import services_supervisor
+from gateway.runtime.symbol import SymbolRuntime
+from gateway.runtime.symbol_tree import SymbolTree
+from gateway.stats import GatewayStats
 
 
 class Gateway:
@@ -84,16 +50,12 @@ class Gateway:
         self.config = config
         self._router = Router()
         self._publisher = Publisher(config.callback_buffer)
-        self._supervisor = Supervisor(
-            "symbols", max_restarts=config.max_restarts, period=config.restart_period,
-            rng=self._seeded("symbols"),
-        )  # fmt: skip
         #: The dispatcher, hook runner, backfiller and fallback, each restarted alone.
         self._services = services_supervisor(config.max_restarts, config.restart_period,
                                              self._seeded("services"))  # fmt: skip
         #: Every connection, in opening order, and the supervisor that runs them.
         self._links = Connections(config.max_restarts, config.restart_period,
-                                  self._seeded("connections"), self._connection_failed)  # fmt: skip
+                                  self._seeded("connections"), self._fail)  # fmt: skip
         self._connections = self._links.all
         self._hooks = HookRunner(
             close_hook, self._publisher, self._deliver, timeout=config.close_hook_timeout
@@ -102,30 +64,23 @@ class Gateway:
         #: Live events held behind gaps by every symbol together (one memory bound).
         self._holds = HoldBudget(config.hold_max_total)
         self._ids = itertools.count(1)
-        self._unit_ns = 1000 if config.time_unit.upper() == "MICROSECOND" else 1_000_000
-        self._connect_limiter = RollingWindowLimiter(300, 300.0)
-        self._rng = self._seeded("gateway") or random.Random()
         self._nursery: trio.Nursery | None = None
-        self._backfiller = (
-            Backfiller(
-                config.rest_url, self._deliver, timeout=config.rest_timeout,
-                max_ids=config.backfill_max_ids, weight_per_minute=config.rest_weight_per_minute,
-                retry=ReconnectPolicy(0.5, 2.0, 30.0, config.rest_retries),
-                ca_file=config.ca_file, need=self._backfill_need,
-                rng=self._seeded("rest"),
-            )
-            if config.rest_url
-            else None
+        #: The REST backfiller and the price fallback (None without REST, or turned off).
+        self._backfiller, self._fallback = rest_parts(
+            config, self._states, self._publisher, deliver=self._deliver,
+            need=self._backfill_need, rng=self._seeded("rest"),
         )  # fmt: skip
-        self._fallback = (
-            PriceFallback(
-                self._states, self._backfiller, after=config.fallback_after,
-                interval=config.fallback_interval,
-                on_error=lambda sym, exc: self._publisher.report_error("fallback", exc, sym),
-            )
-            if self._backfiller is not None and config.fallback_after > 0
-            else None
+        #: The symbol actors (in ``_states``) and their ``symbols`` supervisor.
+        self._symbols = SymbolTree(
+            config, self._states, publisher=self._publisher, router=self._router,
+            hooks=self._hooks, backfiller=self._backfiller, holds=self._holds,
+            seeded=self._seeded, end=self._fail,
         )  # fmt: skip
+        self._supervisor = self._symbols.supervisor
+        #: Opens connections, places streams on them, rotates them make-before-break.
+        self._rotation = Rotation(config, self._router, self._publisher, self._links,
+                                  self._seeded("gateway") or random.Random(),
+                                  self._running)  # fmt: skip
 
     # Subscriptions and callbacks ---------------------------------------------------
 
@@ -288,42 +243,10 @@ class Gateway:
         Nothing in it carries a credential: connections report endpoints as host:port
         and their errors already masked.
         """
-        symbols = {}
-        for sym, state in self._states.items():
-            snap = state.snapshot()
-            child = self.actor_report(sym)
-            if child is not None:
-                snap = attrs.evolve(snap, restarts=child.restarts,
-                                    status=child.status.value,  # "failed" once quarantined
-                                    dead_letters=len(child.dead_letters))  # fmt: skip
-            if self._fallback is not None:
-                polls, active = self._fallback.snapshot(sym)
-                snap = attrs.evolve(snap, fallback_polls=polls, fallback_active=active)
-            symbols[sym] = snap
-        return GatewayStats(
-            symbols=symbols,
-            connections=tuple(c.snapshot(self._links.restarts(c)) for c in self._connections),
-            router=RouterStats(
-                frames=self._router.frames, malformed=self._router.malformed,
-                unknown=self._router.unknown, unrouted=self._router.unrouted,
-                tap_errors=self._router.tap_errors,
-            ),
-            refused={
-                name: RefusedStream(code=code, message=msg, connection=c.conn_id)
-                for c in self._connections
-                for name, (code, msg) in c.refused.items()
-            },
-            rest=self._backfiller.snapshot() if self._backfiller is not None else None,
-            holds=self._holds.snapshot(),
-            callbacks=CallbackStats(
-                calls=self._publisher.callback_calls, errors=self._publisher.callback_errors,
-                dropped=self._publisher.callback_queue.dropped,
-            ),
-            services={
-                name: ServiceStats(status=r.status.value, restarts=r.restarts,
-                                   last_error=r.last_error)
-                for name, r in self._services.report().items()
-            },
+        return collect_stats(
+            symbols=self._symbols, fallback=self._fallback, links=self._links,
+            router=self._router, backfiller=self._backfiller, holds=self._holds,
+            publisher=self._publisher, services=self._services,
         )  # fmt: skip
 
     def actor_report(self, symbol: str) -> ChildReport | None:
@@ -334,20 +257,7 @@ class Gateway:
         with ``"quarantined": True`` under ``on_symbol_failure = "quarantine"``);
         ``restarts`` counts the restarts before that.
         """
-        name = f"symbol:{canonical_symbol(symbol)}"
-        outer = self._supervisor.report().get(name)
-        try:
-            subtree = self._supervisor.child_state(name)
-        except KeyError:
-            return outer
-        inner: ChildReport | None = None
-        if isinstance(subtree, Subtree) and subtree.supervisor is not None:
-            inner = subtree.supervisor.report().get(name)
-        if inner is None:
-            return outer
-        if outer is not None and outer.status is ChildStatus.FAILED:
-            return attrs.evolve(inner, status=ChildStatus.FAILED)
-        return inner
+        return self._symbols.report(canonical_symbol(symbol))
 
     def _seeded(self, name: str) -> random.Random | None:
         """A random source for ``name``'s jitter: seeded from ``jitter_seed`` if set."""
@@ -363,15 +273,10 @@ class Gateway:
         Returns False when the actor has no run to kill (restarting, failed, stopped).
         Raises `UnknownSymbol`.
         """
-        name = f"symbol:{self._state(symbol).symbol}"
-        try:  # NoSuchChild (a KeyError): removed meanwhile
-            subtree = self._supervisor.child_state(name)
-            inner = subtree.supervisor if isinstance(subtree, Subtree) else None
-            return inner is not None and inner.kill(name, reason)
-        except KeyError:
-            return False
+        return self._symbols.kill(self._state(symbol).symbol, reason)
 
     def _state(self, symbol: str) -> SymbolRuntime:
+        """``symbol``'s runtime, in any spelling; raises `UnknownSymbol` if not running."""
         try:
             return self._states[canonical_symbol(symbol)]
         except KeyError:
@@ -409,12 +314,12 @@ class Gateway:
         """
         parsed = [parse_stream(_canonical_stream(n)) for n in names]
         new = [s.symbol for s in parsed if s.symbol is not None and s.symbol not in self._states]
-        await self._check_listed(list(dict.fromkeys(new)), "add_symbols")
+        await self._symbols.check_listed(list(dict.fromkeys(new)), "add_symbols")
         for stream in parsed:
             if stream.symbol is not None:
-                await self._start_symbol(stream.symbol)
-        await self._warm_up(s.name for s in parsed)
-        await self._subscribe([s.name for s in parsed])
+                await self._symbols.start(stream.symbol)
+        await self._symbols.warm_up(s.name for s in parsed)
+        await self._rotation.subscribe([s.name for s in parsed])
 
     async def remove_symbols(self, symbols: Iterable[str]) -> None:
         """Unsubscribe symbols' streams and stop their actors (their positions go with
@@ -428,123 +333,10 @@ class Gateway:
             if sym not in self._states:
                 raise UnknownSymbol(sym, tuple(self._states))
         for sym in wanted:
-            for conn in self._connections:
-                # Refused streams too: they are no longer asked for again.
-                mine = [n for n in (*conn.streams, *conn.refused)
-                        if parse_stream(n).symbol == sym]  # fmt: skip
-                if mine:
-                    await conn.unsubscribe(mine)
-            self._router.detach(sym)
-            await self._supervisor.stop_child(f"symbol:{sym}")
-            self._states.pop(sym, None)
-
-    async def _subscribe(self, names: list[str]) -> None:
-        limit = self.config.max_streams_per_connection
-        for conn in self._connections:
-            room = limit - len(conn.streams)
-            if room > 0 and names:
-                await conn.subscribe(names[:room])
-                names = names[room:]
-        for group in shard_streams(names, limit) if names else []:
-            await self._links.start(self._new_connection(group))
+            await self._rotation.unsubscribe_symbol(sym)
+            await self._symbols.stop(sym)
 
     # Lifecycle --------------------------------------------------------------------------
-
-    async def _check_listed(self, symbols: list[str], key: str) -> None:
-        """`check_symbols` against this gateway's REST endpoint, bounded by ``rest_timeout``
-        (nothing with ``check_symbols = False``)."""
-        if not self.config.check_symbols:
-            return
-        budget = self._backfiller.budget if self._backfiller is not None else None
-        await check_symbols(
-            self.config.rest_url, symbols, limit=self.config.rest_timeout, key=key,
-            observe_weight=budget.observe if budget is not None else None,
-            ca_file=self.config.ca_file,
-        )  # fmt: skip
-
-    async def _start_symbol(self, symbol: str) -> None:
-        if symbol in self._states:
-            return
-        state = SymbolRuntime(
-            symbol, self._publisher, candle_buffer=self.config.candle_buffer,
-            event_time_unit_ns=self._unit_ns, request_close=self._hooks.request,
-            request_backfill=self._backfiller.request if self._backfiller else None,
-            hold_max_events=self.config.hold_max_events,
-            hold_max_seconds=self.config.hold_max_seconds,
-            hold_overflow=self.config.hold_overflow, hold_budget=self._holds,
-        )  # fmt: skip
-        self._states[symbol] = state
-        actor = ChildSpec(
-            name=f"symbol:{symbol}", actor=symbol_actor, state_factory=lambda: state,
-            mailbox_bound=self.config.mailbox_size, overflow=Overflow.DROP_NEWEST,
-            restart=Restart.PERMANENT,
-        )  # fmt: skip
-        # One supervisor per symbol, temporary under "symbols": a symbol that exceeds its
-        # restart intensity fails alone, and _symbol_failed applies on_symbol_failure.
-        subtree = supervisor_spec(
-            f"symbol:{symbol}", [actor], max_restarts=self.config.max_restarts,
-            period=self.config.restart_period, restart=Restart.TEMPORARY,
-            on_failed=lambda _report, error: self._symbol_failed(symbol, error),
-            rng=self._seeded(f"symbol:{symbol}"),
-        )  # fmt: skip
-        await self._supervisor.start_child(subtree)
-        self._router.attach(state)
-
-    async def _warm_up(self, names: Iterable[str]) -> None:
-        """Fill the kline buffers of the streams ``names`` with the last ``warmup_candles``
-        closed REST candles, concurrently; a failure goes to the error callbacks."""
-        count, rest = self.config.warmup_candles, self._backfiller
-        if not count or rest is None:
-            return
-        wanted: dict[tuple[str, str], None] = {}
-        for name in names:
-            stream = parse_stream(name)
-            kline = stream.kind is StreamKind.KLINE and not stream.tz_offset  # UTC on REST
-            if kline and stream.symbol and stream.interval:
-                wanted[(stream.symbol, stream.interval)] = None
-
-        async def one(symbol: str, interval: str) -> None:
-            try:
-                klines = await rest.recent_klines(symbol, interval, count)
-            except RestUnavailable as exc:
-                log.warning("%s: warm-up of kline_%s failed, its buffer starts empty: %s",
-                            symbol, interval, exc)  # fmt: skip
-                self._publisher.report_error("warmup", exc, symbol)
-                return
-            kept = self._states[symbol].machine.warm_up(interval, klines)
-            log.info("%s: warm-up: %d closed kline_%s candles", symbol, kept, interval)
-
-        # Bounded: armed stops have neither live prices nor the fallback until it ends.
-        limit = 2 * self.config.rest_timeout
-        with trio.move_on_after(limit) as bound:
-            async with trio.open_nursery() as nursery:
-                for symbol, interval in wanted:
-                    nursery.start_soon(one, symbol, interval)
-        if bound.cancelled_caught:
-            late = RestUnavailable(f"warm-up from {rest.rest_url} took longer than {limit:g} s; "
-                                   "the buffers not filled by then start empty")  # fmt: skip
-            log.warning("%s", late)
-            self._publisher.report_error("warmup", late)
-
-    def _symbol_failed(self, symbol: str, error: Exception) -> None:
-        """``symbol``'s supervisor gave up: quarantine it alone, or end the gateway."""
-        state = self._states.get(symbol)
-        report = self.actor_report(symbol)
-        restarts = report.restarts if report is not None else 0
-        if self.config.on_symbol_failure == "raise":
-            failure = SymbolFailed(symbol, restarts)
-            failure.__cause__ = error
-            assert self._nursery is not None
-            self._nursery.start_soon(_raise, failure)  # ends open_gateway with it
-            return
-        dropped = state.quarantine() if state is not None else 0
-        armed = state.machine.stops.armed_count if state is not None else 0
-        log.error(
-            "%s: quarantined after %d restarts (%d queued events dropped; %d armed stops no "
-            "longer checked): %s", symbol, restarts, dropped, armed, error,
-        )  # fmt: skip
-        self._publisher.publish(SymbolQuarantined(symbol, restarts, error))
-        self._publisher.report_error("symbol", error, symbol)
 
     def _backfill_need(self, request: BackfillRequest) -> Need:
         """What ``request``'s symbol still wants of it (nothing once the symbol is gone)."""
@@ -557,149 +349,15 @@ class Gateway:
         if state is not None:
             state.post_result(item)
 
-    def _new_connection(self, streams: list[str], conn_id: str | None = None) -> Connection:
-        c = self.config
-        conn_id = conn_id or f"conn-{len(self._connections) + 1}"
-        conn = Connection(
-            conn_id, c.url, streams, self._router,
-            policy=ReconnectPolicy(
-                c.reconnect.initial, c.reconnect.factor, c.reconnect.cap, c.reconnect.max_attempts
-            ),
-            connect_limiter=self._connect_limiter, control_rate=c.control_rate,
-            silence_timeout=c.silence_timeout, connect_timeout=c.connect_timeout,
-            max_age=c.max_connection_age, time_unit=c.time_unit, rng=self._rng,
-            on_error=lambda exc: self._publisher.report_error("connection", exc),
-            on_rotate=self._rotate,
-            on_refused=lambda name, code, msg: self._stream_refused(conn_id, name, code, msg),
-            stream_silence_factor=c.stream_silence_factor,
-            trade_silence_floor=c.trade_silence_floor, ca_file=c.ca_file,
-        )  # fmt: skip
-        self._connections.append(conn)
-        return conn
-
-    def _connection_failed(self, error: ConnectionFailed) -> None:
-        """A connection that had been live gave up on the exchange: the gateway ends."""
+    def _running(self) -> trio.Nursery:
+        """`open_gateway`'s nursery, where the gateway starts tasks of its own."""
         assert self._nursery is not None
-        self._nursery.start_soon(_raise, error)
+        return self._nursery
 
-    def _stream_refused(self, conn_id: str, name: str, code: int | None, message: str) -> None:
-        """The exchange refused one stream: tell subscribers and error callbacks."""
-        symbol = parse_stream(name).symbol
-        self._publisher.publish(StreamRefused(symbol, name, code, message, conn_id))
-        error = SubscriptionError(code, f"stream {name} refused: {message}")
-        self._publisher.report_error("stream", error, symbol)
-
-    def _rotate(self, old: Connection) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._rotate_to_new, old)
-
-    async def _rotate_to_new(self, old: Connection) -> None:
-        """Make-before-break: a new connection is live and subscribed before the old one
-        closes; the overlap's duplicate trades are dropped by id in the symbol actors."""
-        assert self._nursery is not None
-        new = self._new_connection(list(old.streams), old.conn_id)
-        new.inherit(old)
-        try:
-            await self._links.start(new)
-        except ConnectionFailed as exc:  # the old connection still streams: keep it
-            self._connections.remove(new)  # its attempts reached on_error as ConnectionLost
-            old.rotating = False
-            log.warning("[%s] rotation failed, keeping the old connection: %s", old.conn_id, exc)
-            return
-        late = [n for n in old.streams if n not in new.streams]  # added during the overlap
-        if late:
-            await new.subscribe(late)
-        await self._links.stop(old)
-        log.info("[%s] rotated: new connection live, old one closed", new.conn_id)
-
-
-@asynccontextmanager
-async def open_gateway(
-    config: GatewayConfig | None = None,
-    *,
-    close_hook: CloseHook | None = None,
-    on_error: Callback | None = None,
-    frame_tap: FrameTap | None = None,
-    on_start: Callable[[Gateway], None] | None = None,
-    **overrides: Any,
-) -> AsyncIterator[Gateway]:
-    """Open a gateway: start symbol actors, connect, subscribe; yield the `Gateway`.
-
-    Waits until every connection is live and subscribed; with ``warmup_candles = N``
-    each subscribed kline buffer first holds the last N closed REST candles (a REST
-    failure goes to the error callbacks and that buffer starts empty). Leaving the block stops
-    everything. A connection that exhausts its reconnect attempts raises
-    `ConnectionFailed` here (after the error callbacks saw it). A symbol actor that
-    crashes more than ``max_restarts`` times within ``restart_period`` seconds is, per
-    ``on_symbol_failure``: ``"quarantine"`` (the default) stopped alone, with a
-    `SymbolQuarantined` event and its `RestartIntensityExceeded` to the error
-    callbacks, while the other symbols run on; ``"raise"``: the gateway ends with
-    `SymbolFailed` (a `GatewayError`; ``__cause__`` is the `RestartIntensityExceeded`)
-    after the error callbacks saw it.
-    ``close_hook(StopTriggered)`` closes a position whose stop fired (sync or async,
-    retried until it succeeds: make it idempotent); ``on_error`` is registered before
-    anything connects. ``frame_tap(frame, receive_ns)`` sees every raw frame before it
-    is decoded (for recording; see `Router`). ``on_start(gateway)`` is called once,
-    before anything connects: a supervisor or a CLI can watch ``gateway.stats().connections``
-    (state, attempts, last error) while it is still connecting, before the block is
-    entered. ``overrides`` replace config fields
-    (e.g. ``symbols=["BTCUSDT"]``).
-    """
-    if config is None:
-        config = GatewayConfig()
-    if overrides:  # converted and checked exactly like TOML: "A,B", dicts, ConfigError
-        config = evolve_config(config, **overrides)
-    if not config.all_symbols():
-        raise ConfigError("symbols: at least one symbol is required")
-    if not config.stream_names():
-        raise ConfigError(f"streams: no stream to open for {', '.join(config.all_symbols())}; "
-                          f"got streams={config.streams!r}")  # fmt: skip
-    gw = Gateway(config, close_hook)
-    gw._router.frame_tap = frame_tap
-    gw._router.on_tap_error = lambda exc: gw._publisher.report_error("frame_tap", exc)
-    if on_error is not None:
-        gw.on_error(on_error)
-    if on_start is not None:
-        on_start(gw)
-    await gw._check_listed(list(config.all_symbols()), "symbols")  # bounded: rest_timeout
-    try:
-        async with trio.open_nursery() as nursery:
-            gw._nursery = nursery
-            services = gw._services
-            await nursery.start(services.run)
-            await services.start_child(service_spec("callbacks", gw._publisher))
-            await services.start_child(service_spec("hooks", gw._hooks))
-            if gw._backfiller is not None:
-                await services.start_child(service_spec("backfill", gw._backfiller))
-            await nursery.start(gw._supervisor.run)
-            await nursery.start(gw._links.supervisor.run)
-            symbols = config.all_symbols()
-            for pos in config.positions:
-                if pos.symbol.upper() not in symbols:
-                    raise ConfigError(f"positions: symbol {pos.symbol!r} is not in symbols")
-            for sym in symbols:
-                await gw._start_symbol(sym)
-            for pos in config.positions:
-                _open_configured(gw, pos)
-            await gw._warm_up(config.stream_names())
-            if gw._fallback is not None:
-                await services.start_child(service_spec("fallback", gw._fallback))
-            for group in shard_streams(config.stream_names(), config.max_streams_per_connection):
-                await gw._links.start(gw._new_connection(group))
-            try:
-                yield gw
-            finally:
-                # Close every socket gracefully while the readers still run, then stop.
-                with trio.CancelScope(shield=True), trio.move_on_after(2):
-                    async with trio.open_nursery() as closing:
-                        for conn in gw._connections:
-                            closing.start_soon(conn.stop)
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        error = _ending_error(group)
-        if isinstance(error, GatewayError | RestartIntensityExceeded):
-            await _final_error(gw, error)
-        raise error from error.__cause__  # keep the cause; hide the group around it
+    def _fail(self, error: GatewayError) -> None:
+        """End `open_gateway` with ``error``: a connection that had been live gave up on
+        the exchange, or a symbol failed under ``on_symbol_failure = "raise"``."""
+        self._running().start_soon(_raise, error)
 
 
 def _canonical_stream(name: str) -> str:
@@ -711,41 +369,12 @@ def _canonical_stream(name: str) -> str:
     return f"{canonical_symbol(symbol).lower()}{at}{rest}" if at else name
 
 
-def _ending_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """What leaves `open_gateway`: a lone error as itself; several gateway errors (two
-    connections failing together) as the first, the others noted; a mix with the
-    caller's own errors, or any cancellation, as the group."""
-    found = leaves(group)
-    if len(found) == 1 or any(isinstance(e, trio.Cancelled) for e in found):
-        return collapse(group)
-    if all(isinstance(e, GatewayError) for e in found):
-        first = found[0]
-        for other in found[1:]:
-            first.add_note(f"also: {type(other).__name__}: {other}")
-        return first
-    return group
-
-
 async def _raise(error: GatewayError) -> None:
     """Raise ``error`` in the gateway's nursery, which ends `open_gateway` with it."""
     raise error
 
 
-async def _final_error(gw: Gateway, error: Exception) -> None:
-    """Give the error callbacks the error that ends the gateway, before it reaches the caller."""
-    for cb in gw._publisher.error_callbacks:
-        try:
-            with trio.move_on_after(5):
-                await invoke(cb, error)
-        except Exception:
-            log.exception("error callback raised while reporting %r", error)
-
-
-def _open_configured(gw: Gateway, pos: PositionConfig) -> None:
-    gw.open_position(
-        pos.symbol, pos.side.name, pos.entry_price, quantity=pos.quantity,
-        stop_pct=pos.stop_pct, stop_price=pos.stop_price, id=pos.id,
-    )  # fmt: skip
-
+# Last: `gateway._open` builds on `Gateway` above (``from gateway.api import open_gateway``).
+from gateway._open import open_gateway  # noqa: E402
 
 __all__ = ["CloseHook", "Gateway", "GatewayErrorEvent", "open_gateway"]

@@ -427,7 +427,7 @@ async def test_a_flooded_symbol_does_not_delay_the_quiet_ones(autojump_clock: Mo
         order = [(e.symbol, e.receive_ns) for e in events]
         # Handled in arrival order: no quiet event waits behind later flood events.
         assert [r for _, r in order] == sorted(r for _, r in order)
-        quiet = [gw._state(s).handle_latency for s in ("ETHUSDT", "BNBUSDT")]
+        quiet = [gw._state(s).latency.handled for s in ("ETHUSDT", "BNBUSDT")]
         assert all(rec.count >= 100 for rec in quiet)
         # A generous sanity bound (peers deliver quiet symbols seconds late); the real
         # figures are in benchmarks/, not asserted here.

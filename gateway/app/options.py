@@ -4,7 +4,7 @@ Resolution order for each setting: the flag if given, else the config file's key
 present, else the application's default (the demo symbols and streams). The target
 is the embedded exchange unless ``--url``, ``--exchange``/``--testnet`` or the config
 file's ``url``/``testnet`` name a real endpoint. The REST endpoint follows the stream
-endpoint (`gateway.config.rest_url_for`) unless ``--rest-url`` or the file's
+endpoint (`gateway.endpoints.rest_url_for`) unless ``--rest-url`` or the file's
 ``rest_url`` names one.
 """
 

@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 import sys
 import time
@@ -40,16 +39,18 @@ import trio.testing
 
 from gateway import (
     GatewayError,
-    StopTriggered,
     Trade,
 )
 from gateway.app.chaos_exchange import LocalExchange, exchange_config, open_chaos_exchange
-from gateway.app.chaos_faults import EXTRA_KINDS, KINDS, Fault, Step, build_schedule
+from gateway.app.chaos_faults import EXTRA_KINDS, KINDS, Fault, build_schedule
 from gateway.app.soak_exchange import (
     Exchange,
     history_of,
     open_process_exchange,
 )
+from gateway.app.soak_faults import GatewayFaults, play_schedule
+from gateway.app.soak_options import SoakParams, add_soak_arguments, params_of
+from gateway.app.soak_sampling import sample_at_end, sample_every_interval
 from gateway.app.soak_verdict import STREAMS, Recorder, render, summarize
 
 __all__ = ["SoakParams", "add_soak_arguments", "main_soak", "render", "run_soak"]
@@ -60,116 +61,14 @@ _TICK = 0.01  # the exchange's tick size (SimulatorConfig default)
 _SETTLE_POLL = 0.25
 
 
-@attrs.frozen(slots=True, kw_only=True)
-class SoakParams:
-    """One run's options (see ``gateway soak --help``)."""
-
-    duration: float = 300.0  #: seconds in all: warm-up + faulted phase + drain
-    seed: int = 1
-    symbols: int = 10
-    rate: float = 1000.0  #: trades per second, all symbols together
-    chaos: bool = False
-    faults: int = 0  #: 0: one every 8 s of the faulted phase (at least every kind once)
-    quiet: float = 10.0  #: seconds before the first fault
-    #: RSS growth is measured from this time on: faults run during the warm-up, so that
-    #: what the worst backlogs need (held trades, a subscriber's burst) is already
-    #: allocated, and growth after it means a leak
-    warmup: float = 60.0
-    drain: float = 30.0
-    settle: float = 120.0
-    interval: float = 5.0  #: seconds between samples
-    crossers: int = 3  #: crossed stops per side and symbol
-    big_gap: int = 25_000  #: the most ids a large gap drops
-    clock: str = "real"  #: "real" (exchange in its own process) or "mock" (one process)
-    max_rss_growth: float = 5.0  #: percent after warm-up (judged on runs of 5 min or more)
-    #: "tuned": glibc returns large freed buffers to the OS (`gateway.app.memory`), as
-    #: ``gateway run`` does; "default": the allocator as the process found it
-    malloc: str = "tuned"
-    kinds: tuple[str, ...] = KINDS  #: the fault kinds drawn (each at least once)
-    #: the gateway's ``hold_max_seconds`` (None: its default): how long live trades after
-    #: a gap wait, in order, for the backfill before the gap ends unfilled
-    hold_seconds: float | None = None
-    summary: str | None = None
-
-    @property
-    def fault_count(self) -> int:
-        """The faults to inject (0 without ``--chaos``)."""
-        if not self.chaos:
-            return 0
-        span = self.duration - self.quiet - self.drain
-        return max(len(self.kinds), self.faults or int(span / 8))
-
-
-# --- gateway-side faults ---------------------------------------------------------------------
-
-
-class GatewayFaults:
-    """The faults injected inside the gateway through its public seams: a trade callback
-    that raises, a close hook that raises or hangs (on chosen positions, once each), and
-    a symbol actor crashed on purpose (`Gateway.kill_symbol`: the supervisor restarts it
-    with its state), now or from the close hook of its next stop."""
-
-    def __init__(self) -> None:
-        self.raise_next = 0
-        self.callback_raised_at: list[tuple[int, float]] = []
-        self.callback_recovery: dict[int, float] = {}
-        self.callback_calls = 0
-        self.bad_hooks: dict[str, tuple[str, int]] = {}  # position id -> (how, fault index)
-        self.hook_failed_at: dict[str, float] = {}
-        self.hook_recovery: dict[int, float] = {}
-        self.hook_calls = 0
-        self.crashes = 0
-        self.kill_on_close: set[str] = set()  # symbols armed by crash_after_trigger
-        self._gw: Any = None
-
-    def on_trade(self, ev: Any) -> None:
-        """The user callback: raises when a fault asked for it, else counts."""
-        self.callback_calls += 1
-        if self.raise_next:
-            self.raise_next -= 1
-            raise RuntimeError("chaos: the user's trade callback raises")
-        if self.callback_raised_at:
-            now = trio.current_time()
-            for idx, at in self.callback_raised_at:
-                self.callback_recovery[idx] = now - at
-            self.callback_raised_at.clear()
-
-    async def close_hook(self, ev: StopTriggered) -> None:
-        """The user close hook: a chosen position's first call raises or hangs; an armed
-        symbol's actor is killed first (crash_after_trigger)."""
-        self.hook_calls += 1
-        if ev.symbol in self.kill_on_close:
-            self.kill_on_close.discard(ev.symbol)
-            if self._gw.kill_symbol(ev.symbol, "chaos: crash after a trigger"):
-                self.crashes += 1
-        bad = self.bad_hooks.get(ev.position_id)
-        pid = ev.position_id
-        if bad is not None and pid not in self.hook_failed_at:
-            self.hook_failed_at[pid] = trio.current_time()
-            if bad[0] == "hook_raise":
-                raise RuntimeError(f"chaos: close hook raises for {pid}")
-            await trio.sleep_forever()  # the gateway's close_hook_timeout ends it
-        if bad is not None and bad[1] not in self.hook_recovery:
-            self.hook_recovery[bad[1]] = trio.current_time() - self.hook_failed_at[pid]
-
-    def crash(self, gw: Any, symbol: str) -> None:
-        """Crash ``symbol``'s actor now, through the public lever (`Gateway.kill_symbol`):
-        restarted by its supervisor, what arrives meanwhile queued, nothing lost."""
-        if gw.kill_symbol(symbol, "chaos: actor_crash"):
-            self.crashes += 1
-
-    def crash_after_trigger(self, gw: Any, symbol: str) -> None:
-        """Crash ``symbol``'s actor from the close hook of its next stop to fire: the
-        trigger is kept, its close is in flight while the actor restarts (once)."""
-        self._gw = gw
-        self.kill_on_close.add(symbol)
-
-
 # --- the run ---------------------------------------------------------------------------------
 
 
 @attrs.define
 class _Run:
+    """One run's plan and everything it measured: filled by the driver, the faults
+    (`soak_faults`) and the samples (`soak_sampling`), read by the verdict."""
+
     params: SoakParams
     names: list[str]
     schedule: list[Fault]
@@ -199,24 +98,6 @@ def seed_trio(seed: str) -> None:
         source.seed(f"{seed}:trio")
 
 
-def _rss_mb(pid: int | None = None) -> float:
-    try:
-        with open(f"/proc/{pid or 'self'}/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return math.nan
-
-
-def _cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system) of process ``pid`` so far."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
-
-
 def _arm(run: _Run, gw: Any, mids: dict[str, int]) -> list[dict[str, Any]]:
     """The positions of every symbol (module docstring); returns the exchange commands."""
     cmds = []
@@ -241,88 +122,6 @@ def _arm(run: _Run, gw: Any, mids: dict[str, int]) -> list[dict[str, Any]]:
             cmds.append({"op": "arm", "symbol": sym, "id": pid, "side": side, "stop": stop})
             run.positions.append((pid, sym, side, stop))
     return cmds
-
-
-async def _do(run: _Run, ex: Exchange, gw: Any, fault: Fault, step: Step) -> dict[str, int]:
-    """Play one step; returns the exchange's next trade ids (the recovery marks)."""
-    what = step.what
-    reply: dict[str, Any]
-    if what[0] == "control":
-        reply = await ex.call({"op": "control", "method": what[1], "args": list(what[2]),
-                               "kwargs": what[3]})  # fmt: skip
-    elif what[0] == "cross":
-        sym = what[1]
-        order = run.crossers.get(sym)
-        if not order:
-            reply = await ex.call({"op": "mark"})
-            run.crossings.append({"fault": fault.index, "symbol": sym, "skipped": True})
-        else:
-            pid, ticks = order.popleft()
-            reply = await ex.call({"op": "cross", "symbol": sym, "ticks": ticks})
-            run.crossings.append({"fault": fault.index, "kind": fault.kind, "symbol": sym,
-                                  "position": pid, "ids": reply.get("result"),
-                                  "at": round(trio.current_time() - run.t0, 3)})  # fmt: skip
-    else:
-        action, sym = what[1], what[2]
-        reply = await ex.call({"op": "mark"})
-        if action == "crash":
-            run.gf.crash(gw, sym)
-        elif action == "crash_after_trigger":
-            run.gf.crash_after_trigger(gw, sym)
-        elif action == "callback_raise":
-            run.gf.raise_next += 1
-            run.gf.callback_raised_at.append((fault.index, trio.current_time()))
-        elif action in ("hook_raise", "hook_hang"):
-            order = run.crossers.get(sym)
-            if order:
-                run.gf.bad_hooks[order[0][0]] = (action, fault.index)
-    run.applied.append({"fault": fault.index, "at": round(trio.current_time() - run.t0, 3),
-                        "step": step.label, "ok": reply.get("ok"),
-                        "error": reply.get("error")})  # fmt: skip
-    marks: dict[str, int] = reply.get("next", {})
-    return marks
-
-
-async def _faults(run: _Run, ex: Exchange, gw: Any) -> None:
-    """Play the schedule: every step at its time (from the run's start)."""
-    steps = sorted(((s.at, f.index, n, f, s) for f in run.schedule
-                    for n, s in enumerate(f.steps)), key=lambda x: (x[0], x[1], x[2]))  # fmt: skip
-    for _, _, n, fault, step in steps:
-        await trio.sleep_until(run.t0 + step.at)
-        marks = await _do(run, ex, gw, fault, step)
-        if n == 0:
-            run.injected[fault.kind] += 1
-            if fault.kind == "callback_raise" or fault.kind.startswith("hook_"):
-                continue  # measured by the callback / the hook themselves
-            wanted = [fault.symbol] if fault.symbol else run.names
-            run.rec.expect(fault.index, {s: marks[s] for s in wanted if s in marks},
-                           trio.current_time())  # fmt: skip
-
-
-async def _sample(run: _Run, gw: Any, sub: Any) -> None:
-    """A sample every ``interval`` s until cancelled; what memory is held where, too."""
-    p = run.params
-    for k in range(1, 10**9):  # bounded by the run's cancellation
-        await trio.sleep_until(run.t0 + k * p.interval)
-        stats = gw.stats()
-        symbols = stats.symbols.values()
-        run.samples.append({
-            "t_s": round(trio.current_time() - run.t0, 3),
-            "rss_mb": _rss_mb(),
-            # live Python memory blocks: back to a level after a burst while RSS stays up
-            # is CPython keeping its arenas (a high-water mark), not a leak
-            "py_blocks": sys.getallocatedblocks(),
-            "exchange_rss_mb": _rss_mb(run.exchange_pid) if run.exchange_pid else None,
-            "events": run.rec.events,
-            "reconnects": sum(c.reconnects for c in stats.connections),
-            "faults": sum(run.injected.values()),
-            "cpu_s": round(time.process_time(), 2),
-            "exchange_cpu_s": _cpu_s(run.exchange_pid) if run.exchange_pid else None,
-            "rest_throttled": stats.rest.throttled if stats.rest is not None else None,
-            "held": sum(v.held for v in symbols),
-            "subscriber_queued": len(sub),
-            "backfill_queued": stats.rest.queued if stats.rest is not None else 0,
-        })  # fmt: skip
 
 
 def _settled(run: _Run) -> bool:
@@ -382,7 +181,7 @@ async def _drive(run: _Run, ex: Exchange) -> None:
         nursery.start_soon(consume)
         gw.on(Trade, gf.on_trade)
         run.t0 = trio.current_time()
-        nursery.start_soon(_sample, run, gw, sub)
+        nursery.start_soon(sample_every_interval, run, gw, sub)
         start = await ex.call({"op": "start"})
         for cmd in _arm(run, gw, start["result"]):
             reply = await ex.call(cmd)
@@ -392,7 +191,7 @@ async def _drive(run: _Run, ex: Exchange) -> None:
                              round(start["result"][cmd["symbol"]] * _TICK, 8),
                              stop_price=round(cmd["stop"] * _TICK, 8), id=cmd["id"])  # fmt: skip
         async with trio.open_nursery() as inner:
-            inner.start_soon(_faults, run, ex, gw)
+            inner.start_soon(play_schedule, run, ex, gw)
             await trio.sleep_until(run.t0 + p.duration - p.drain)
             inner.cancel_scope.cancel()
         await ex.call({"op": "control", "method": "clear_faults"})
@@ -403,12 +202,7 @@ async def _drive(run: _Run, ex: Exchange) -> None:
             run.ends[(sym, "trade")] = book["trade"][1]
             run.ends[(sym, "aggTrade")] = book["agg"][1]
         run.settled = await _settle(run)
-        run.samples.append({"t_s": round(trio.current_time() - run.t0, 3), "rss_mb": _rss_mb(),
-                            "py_blocks": sys.getallocatedblocks(),
-                            "exchange_rss_mb": _rss_mb(run.exchange_pid)
-                            if run.exchange_pid else None, "events": rec.events,
-                            "reconnects": sum(c.reconnects for c in gw.stats().connections),
-                            "faults": sum(run.injected.values()), "end": True})  # fmt: skip
+        sample_at_end(run, gw)
         run.subscriber_dropped = sub.dropped
         stats = gw.stats().to_dict()  # the summary JSON's part
         run.gateway = {
@@ -452,54 +246,6 @@ async def run_soak(params: SoakParams, log_path: Path | None = None) -> dict[str
 
 
 # --- command line ------------------------------------------------------------------------------
-
-
-def add_soak_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``soak`` options (shared by ``gateway soak`` and ``python -m benchmarks soak``)."""
-    d = SoakParams()
-    add = parser.add_argument
-    add("--chaos", action="store_true", help="inject every fault kind on a seeded schedule")
-    add("--duration", type=float, default=d.duration, help="seconds in all")
-    add("--seed", type=int, default=d.seed, help="seed of the market, the faults and the stops")
-    add("--symbols", type=int, default=d.symbols, help="how many symbols")
-    add("--rate", type=float, default=d.rate, help="trades per second, all symbols")
-    add("--faults", type=int, default=d.faults,
-        help=f"faults to inject (0: one per 8 s; at least {len(KINDS)})")  # fmt: skip
-    add("--quiet", type=float, default=d.quiet, help="seconds before the first fault")
-    add("--warmup", type=float, default=d.warmup,
-        help="seconds (faults included) before RSS growth is measured")  # fmt: skip
-    add("--drain", type=float, default=d.drain, help="seconds without faults at the end")
-    add("--settle", type=float, default=d.settle, help="at most this long for the last ids")
-    add("--interval", type=float, default=d.interval, help="seconds between samples")
-    add("--crossers", type=int, default=d.crossers, help="crossed stops per side and symbol")
-    add("--big-gap", type=int, default=d.big_gap, help="the most ids one large gap drops")
-    add("--clock", choices=("real", "mock"), default=d.clock,
-        help="real: exchange in its own process; mock: one process under MockClock")  # fmt: skip
-    add("--max-rss-growth", type=float, default=d.max_rss_growth,
-        help="percent RSS growth allowed after warm-up (runs of 5 min or more)")  # fmt: skip
-    add("--malloc", choices=("tuned", "default"), default=d.malloc,
-        help="tuned: large freed buffers go back to the OS, as in gateway run; default: the "
-             "C library's own settings (default %(default)s)")  # fmt: skip
-    add("--hold-seconds", type=float, default=None,
-        help="the gateway's hold_max_seconds (default: the gateway's own, 10 s)")  # fmt: skip
-    add("--kinds", default=",".join(d.kinds), metavar="KIND,...",
-        help=f"the fault kinds to draw from (default: every kind, {', '.join(d.kinds)}; "
-             f"also: {', '.join(EXTRA_KINDS)})")  # fmt: skip
-    add("--summary", metavar="FILE", default=None, help="write the summary JSON here")
-
-
-def params_of(args: argparse.Namespace) -> SoakParams:
-    """`SoakParams` from parsed options."""
-    return SoakParams(
-        duration=args.duration, seed=args.seed, symbols=args.symbols, rate=args.rate,
-        chaos=args.chaos, faults=args.faults, quiet=args.quiet, warmup=args.warmup,
-        drain=args.drain,
-        settle=args.settle, interval=args.interval, crossers=args.crossers,
-        big_gap=args.big_gap, clock=args.clock, max_rss_growth=args.max_rss_growth,
-        malloc=args.malloc, kinds=tuple(k for k in args.kinds.replace(" ", "").split(",") if k),
-        hold_seconds=args.hold_seconds,
-        summary=args.summary,
-    )  # fmt: skip
 
 
 def run_params(params: SoakParams) -> dict[str, Any]:

@@ -91,6 +91,7 @@ class SymbolMachine(RestAnswers):
         self.holds = Holds(symbol, self.out, max_events=hold_max_events,
                            max_seconds=hold_max_seconds, overflow=hold_overflow,
                            budget=hold_budget)  # fmt: skip
+        self._holding = self.holds.by_stream  # the same dict: empty while nothing is held
         self.can_backfill = can_backfill
         self.close_hook = close_hook
         self.last_price: float | None = None
@@ -120,43 +121,48 @@ class SymbolMachine(RestAnswers):
         """Apply one market event: candles, last price, stops, order book; publish it
         (or hold it behind a gap being backfilled)."""
         kind = type(event)
-        if kind is AggTrade or kind is Trade:
-            seen = (self.agg_trade_ids.observe(event.agg_trade_id) if kind is AggTrade
-                    else self.trade_ids.observe(event.trade_id))  # fmt: skip
+        counts = self.counts
+        if kind is Trade or kind is AggTrade:
+            seen = (self.trade_ids.observe(event.trade_id) if kind is Trade
+                    else self.agg_trade_ids.observe(event.agg_trade_id))  # fmt: skip
             if seen is not NEW:
                 if seen is DUPLICATE:  # e.g. the overlap of a reconnect: drop it
                     self.duplicates += 1
                     return
                 self._trade_gap(kind, seen, event.trade_time, now)
-        name = kind.__name__
-        self.counts[name] = self.counts.get(name, 0) + 1
-        if kind is AggTrade or kind is Trade:
+            name = kind.__name__
+            counts[name] = counts.get(name, 0) + 1
             price = event.price
             self.last_price = price
             self.last_trade_time = event.trade_time
             if self.stops.crosses(price):
                 self._fire(self.stops.check(price, now, event.trade_time), event.receive_ns,
                            now, now_ns)  # fmt: skip
-            stream = "aggTrade" if kind is AggTrade else "trade"
-        elif kind is Kline:
+            self.handled += 1
+            if not self._holding or not self.holds.take(
+                "trade" if kind is Trade else "aggTrade", event
+            ):
+                self.out.append(event)
+            return
+        name = kind.__name__
+        counts[name] = counts.get(name, 0) + 1
+        self.handled += 1
+        if kind is Kline:
             buf = self.candles.buffer(event.interval)
             ignored = buf.ignored
             closed = buf.apply(event)
             if buf.ignored != ignored:  # stale (an overlap's, older than what was shown)
-                self.handled += 1
                 return
             for gap in buf.take_gaps():  # found on the first update after the gap
                 self._candle_gap(gap, now)
             stream = f"kline_{event.interval}"
             if closed is not None:
                 self.holds.emit(stream, CandleClosed(self.symbol, closed, event.receive_ns))
-        else:
-            stream = ""
-            if kind is DepthUpdate:
-                self._on_depth(event, now)
-        if not self.holds.by_stream or not stream or not self.holds.take(stream, event):
-            self.out.append(event)
-        self.handled += 1
+            if self._holding and self.holds.take(stream, event):
+                return
+        elif kind is DepthUpdate:
+            self._on_depth(event, now)
+        self.out.append(event)
 
     def dead_letter(self, event: Any, why: str) -> None:
         """The caller's handling of ``event`` raised: a trade's price is still checked

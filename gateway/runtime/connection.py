@@ -1,107 +1,64 @@
 """The connection actor: one combined-stream WebSocket, kept alive, fed to the router.
 
-It opens ``/stream`` with trio-websocket (TLS verified for ``wss://``), subscribes its
-shard of streams with paced SUBSCRIBE frames (replies matched by id), hands every
-frame to the router with its receive time in ns, watches for silence (ping, then
-reconnect), and reconnects with exponential backoff and full jitter, resubscribing
-everything, until its attempts are exhausted (`ConnectionFailed`).
+It opens ``/stream`` with trio-websocket (TLS verified for ``wss://``; `dial`), subscribes
+its shard of streams with paced SUBSCRIBE frames (replies matched by id; `ControlChannel`),
+hands every frame to the router with its receive time in ns, watches for silence (ping,
+then reconnect) and per-stream proof of life (`SessionWatchdog`), and reconnects with
+exponential backoff and full jitter, resubscribing everything, until its attempts are
+exhausted (`ConnectionFailed`). Those parts act on the `Connection`'s state.
 
 Whatever ends a session is classified in one place (`gateway.runtime.endings`): the
 exchange and the network can only ever cause a reconnect; a stream the exchange
 refuses is dropped alone (`on_refused`); a 1008 close slows the control pace.
 """
-
 from __future__ import annotations
 
-import base64
 import logging
-import math
 import random
 import time
-import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import trio
 from trio_websocket import WebSocketConnection
 
 from gateway.core.backoff import ReconnectPolicy
-from gateway.core.codec import ControlEncoder
 from gateway.core.events import ControlError, ControlReply, ServerShutdown
 from gateway.core.ratelimit import RollingWindowLimiter
-from gateway.core.redact import redact_url, split_credentials
-from gateway.core.streams import chunk_for_control
-from gateway.errors import (
-    ConfigError,
-    ConnectionFailed,
-    ConnectionLost,
-    InternalError,
-    SubscriptionError,
-)
+from gateway.errors import ConnectionFailed, ConnectionLost, InternalError
+from gateway.runtime.control_channel import REFUSED_RETRY, ControlChannel, RefusedHook, acquire
+from gateway.runtime.dial import close_socket, open_socket, split_base_url, url_parts
 from gateway.runtime.endings import NETWORK_ERRORS, EndKind, SessionEnded, classify
-from gateway.runtime.liveness import Group, StreamWatch, names_of
 from gateway.runtime.router import NOT_MARKET, Notice, Router
-from gateway.runtime.tls import client_ssl_context
-from gateway.runtime.websocket import open_websocket
+from gateway.runtime.watchdog import SessionWatchdog
 from gateway.stats import ConnectionStats
-from gateway.validators import url_problem
+
+__all__ = ["REFUSED_RETRY", "Connection", "RefusedHook"]
 
 log = logging.getLogger(__name__)
-
-_MAX_PACE_WINDOW = 8.0  # seconds: the slowest control pace after repeated 1008 closes
-_REFUSED_ALL = 4  # "Too many subscriptions": the whole chunk is refused, no bisecting
-_LIVENESS_PERIOD = 1.0  # seconds between proof-of-life checks (gateway.runtime.liveness)
-#: A refused stream is asked for again after 5 s, 10 s, 20 s ... at most every 5 minutes:
-#: a refusal can be passing (the exchange's own trouble), and once it is accepted again
-#: its gap is detected and backfilled like any other.
-REFUSED_RETRY = ReconnectPolicy(initial=5.0, factor=2.0, cap=300.0, max_attempts=None)
-
-#: ``on_refused(stream, code, message)``: the exchange refused ``stream``.
-RefusedHook = Callable[[str, "int | None", str], None]
 
 
 class Connection:
     """One connection actor; `run` loops connect / subscribe / receive / reconnect."""
 
     def __init__(
-        self,
-        conn_id: str,
-        base_url: str,
-        streams: Iterable[str],
-        router: Router,
-        *,
-        policy: ReconnectPolicy,
-        connect_limiter: RollingWindowLimiter,
-        control_rate: int = 4,
-        silence_timeout: float = 30.0,
-        connect_timeout: float = 10.0,
-        max_age: float = 23 * 3600.0,
-        time_unit: str = "MILLISECOND",
+        self, conn_id: str, base_url: str, streams: Iterable[str], router: Router, *,
+        policy: ReconnectPolicy, connect_limiter: RollingWindowLimiter, control_rate: int = 4,
+        silence_timeout: float = 30.0, connect_timeout: float = 10.0,
+        max_age: float = 23 * 3600.0, time_unit: str = "MILLISECOND",
         rng: random.Random | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         on_rotate: Callable[[Connection], None] | None = None,
-        on_refused: RefusedHook | None = None,
-        reply_timeout: float = 10.0,
-        stream_silence_factor: float = 5.0,
-        trade_silence_floor: float = 10.0,
+        on_refused: RefusedHook | None = None, reply_timeout: float = 10.0,
+        stream_silence_factor: float = 5.0, trade_silence_floor: float = 10.0,
         ca_file: str = "",
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.conn_id = conn_id
         self.ca_file = ca_file  #: extra CAs trusted for wss:// (GatewayConfig.ca_file)
-        problem = url_problem(base_url, ("ws", "wss"))
-        if problem is not None:  # never guess a host or speak plaintext for https://
-            raise ConfigError(f"url must be a ws:// or wss:// URL with a host; got "
-                              f"{redact_url(base_url)!r} ({problem})")  # fmt: skip
-        #: The URL as it may be shown: logs, errors, stats (credentials masked).
-        self.display_url = redact_url(base_url.rstrip("/"))
-        bare, user, password = split_credentials(base_url)
-        self.base_url = bare.rstrip("/")
-        # Credentials in the URL go in the handshake's Authorization header, not the URL.
-        self._headers: list[tuple[bytes, bytes]] | None = None
-        if user is not None:
-            token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
-            self._headers = [(b"Authorization", f"Basic {token}".encode())]
+        #: ``display_url``: the URL as it may be shown: logs, errors, stats (credentials
+        #: masked). Credentials go in the handshake's Authorization header (``_headers``).
+        self.base_url, self.display_url, self._headers = split_base_url(base_url)
         self.streams: dict[str, None] = dict.fromkeys(streams)
         self.router = router
         self.policy = policy
@@ -122,9 +79,10 @@ class Connection:
         self._stopped = trio.Event()
         self._run_scope = trio.CancelScope()
         self.reply_timeout = reply_timeout
-        self.encoder = ControlEncoder()
+        self._control = ControlChannel(self)  #: SUBSCRIBE and the like, replies by id
+        #: The watchdog tasks of each session, and its proof of life per stream.
+        self._watchdog = SessionWatchdog(self, stream_silence_factor, trade_silence_floor)
         self._ws: WebSocketConnection | None = None
-        self._pending: dict[int | str | None, trio.MemorySendChannel[Any]] = {}
         self._session_scope: trio.CancelScope | None = None
         self._connected = trio.Event()
         self._live = trio.Event()
@@ -147,8 +105,6 @@ class Connection:
         #: When each recent control frame was sent (trio time), for diagnostics and tests.
         self.control_sent_at: deque[float] = deque(maxlen=1000)
         self.last_error: str | None = None
-        #: Proof of life per stream (see `gateway.runtime.liveness`), checked every second.
-        self._watch = StreamWatch(stream_silence_factor, trade_silence_floor)
         #: Frames that carried no market data (control replies, unknown, malformed,
         #: unrouted): not proof of life for the streams.
         self.control_replies = 0
@@ -184,11 +140,7 @@ class Connection:
     def on_control(self, reply: ControlReply | ControlError) -> None:
         """Match a reply to its pending request by id."""
         self.control_replies += 1
-        chan = self._pending.pop(reply.id, None)
-        if chan is not None:
-            chan.send_nowait(reply)
-        elif isinstance(reply, ControlError):
-            log.warning("[%s] unsolicited error from exchange: %s", self.conn_id, reply)
+        self._control.on_reply(reply)
 
     def on_not_market(self) -> None:
         """A frame with no market event: counted apart, so a zombie that still sends
@@ -231,160 +183,22 @@ class Connection:
                 await self._stopped.wait()
         self._run_scope.cancel()
 
-    # Control requests ---------------------------------------------------------
-
-    async def _request(self, ws: WebSocketConnection | None, rid: int, text: str) -> ControlReply:
-        """One control request on session ``ws``, paced, and its reply.
-
-        Raises `SubscriptionError`: with the exchange's code for an error reply; with
-        code None when ``ws`` is not (or no longer) the live session, or no reply came.
-        """
-        if ws is None or ws is not self._ws:
-            raise SubscriptionError(None, "not connected", rid)
-        await self._acquire(lambda: self.control_limiter)
-        if ws is not self._ws:
-            raise SubscriptionError(None, "the session ended before the request went out", rid)
-        send, recv = trio.open_memory_channel[Any](1)
-        self._pending[rid] = send  # no checkpoint since the check: it belongs to ``ws``
-        try:
-            await ws.send_message(text)
-            self.control_frames += 1
-            self.control_sent_at.append(trio.current_time())
-            with trio.fail_after(self.reply_timeout):
-                reply = await recv.receive()
-        except trio.TooSlowError:
-            raise SubscriptionError(None, "no reply from exchange", rid) from None
-        except trio.EndOfChannel:
-            raise SubscriptionError(None, "connection closed before the reply", rid) from None
-        except NETWORK_ERRORS:  # the socket closed under the send
-            raise SubscriptionError(None, "the session ended before the request went out",
-                                    rid) from None  # fmt: skip
-        finally:
-            self._pending.pop(rid, None)
-        if isinstance(reply, ControlError):
-            raise SubscriptionError(reply.code, reply.message, rid)
-        assert isinstance(reply, ControlReply)
-        return reply
-
-    @staticmethod
-    async def _acquire(limiter: Callable[[], RollingWindowLimiter]) -> None:
-        """Wait until ``limiter()`` (read again each time: it may be replaced) has a free
-        slot, and take it."""
-        while True:
-            now = trio.current_time()
-            if limiter().try_acquire(now):
-                return
-            await trio.sleep_until(limiter().next_free_time(now))
+    # Control requests (`ControlChannel`) ---------------------------------------
 
     async def subscribe(self, names: Iterable[str]) -> None:
-        """Add streams; sent now if connected (chunked, paced), else on connect.
-
-        A stream the exchange refuses is reported through ``on_refused`` and dropped;
-        if the session ends first (or never answers), the next one subscribes everything.
-        """
-        new = [n for n in names if n not in self.streams]
-        self.streams.update(dict.fromkeys(new))
-        for n in new:
-            self.refused.pop(n, None)
-            self._refused_retry.pop(n, None)
-        ws = self._ws
-        if ws is not None and new:
-            try:
-                await self._send_subscribe(ws, new)
-            except SubscriptionError as exc:
-                if self._ws is ws:  # no reply on a live session: replace it
-                    self._end_session(f"SUBSCRIBE failed: {exc.message}")
+        """Add streams; sent now if connected (chunked, paced), else on connect; a stream
+        refused is reported (``on_refused``) and dropped (`ControlChannel.subscribe`)."""
+        await self._control.subscribe(names)
 
     async def unsubscribe(self, names: Iterable[str]) -> None:
-        """Remove streams; sent now if connected (a later session never has them).
-
-        An error reply is logged: the streams are gone from this connection either way
-        (frames that still come for them are counted as unrouted).
-        """
-        names = list(names)
-        for n in names:  # a refused stream is no longer asked for either
-            self.refused.pop(n, None)
-            self._refused_retry.pop(n, None)
-        gone = [n for n in names if n in self.streams]
-        for n in gone:
-            del self.streams[n]
-        ws = self._ws
-        if ws is None:
-            return
-        try:
-            for chunk in chunk_for_control(gone):
-                await self._request(ws, *self.encoder.unsubscribe(chunk))
-        except SubscriptionError as exc:
-            log.info("[%s] UNSUBSCRIBE not confirmed: %s", self.conn_id, exc)
+        """Remove streams; sent now if connected (a later session never has them), an
+        error reply only logged (`ControlChannel.unsubscribe`)."""
+        await self._control.unsubscribe(names)
 
     async def list_subscriptions(self) -> list[str]:
         """Ask the exchange which streams this connection carries (`SubscriptionError`
         when it is not connected or does not answer)."""
-        reply = await self._request(self._ws, *self.encoder.list_subscriptions())
-        return list(reply.result or [])
-
-    async def _send_subscribe(self, ws: WebSocketConnection, names: list[str]) -> None:
-        for chunk in chunk_for_control(names):
-            await self._subscribe_chunk(ws, chunk)
-
-    async def _subscribe_chunk(self, ws: WebSocketConnection, chunk: list[str]) -> None:
-        """SUBSCRIBE ``chunk`` on session ``ws``; an error reply names no stream, so
-        halve and ask again until the refused names are alone, and drop just those."""
-        chunk = [n for n in chunk if n in self.streams]  # unsubscribed meanwhile
-        if not chunk:
-            return
-        try:
-            await self._request(ws, *self.encoder.subscribe(chunk))
-        except SubscriptionError as exc:
-            if exc.code is None:
-                raise  # no reply: the session's ending, not the streams' fault
-            if len(chunk) > 1 and exc.code != _REFUSED_ALL:
-                mid = len(chunk) // 2
-                await self._subscribe_chunk(ws, chunk[:mid])
-                await self._subscribe_chunk(ws, chunk[mid:])
-                return
-            for name in chunk:
-                self._refuse(name, exc.code, exc.message)
-
-    def _refuse(self, name: str, code: int | None, message: str) -> None:
-        """Drop ``name`` from this connection and ask for it again later (`REFUSED_RETRY`);
-        only its first refusal is reported (a retry refused again is logged at info)."""
-        if self.streams.pop(name, False) is False:
-            return  # unsubscribed meanwhile: nothing to report
-        self.refused[name] = (code, message)
-        count = self._refused_retry.get(name, (0, 0.0))[0] + 1
-        wait = REFUSED_RETRY.ceiling(count - 1)
-        self._refused_retry[name] = (count, trio.current_time() + wait)
-        if count > 1:
-            log.info("[%s] exchange refused stream %s again (%d times): code %s: %s; next "
-                     "try in %.0f s", self.conn_id, name, count, code, message, wait)  # fmt: skip
-            return
-        log.warning("[%s] exchange refused stream %s: code %s: %s; asking again in %.0f s",
-                    self.conn_id, name, code, message, wait)  # fmt: skip
-        if self.on_refused is not None:
-            self.on_refused(name, code, message)
-
-    async def _retry_refused(self, ws: WebSocketConnection) -> None:
-        """SUBSCRIBE again the refused streams whose wait is over; those accepted stream
-        again (their gap is detected and backfilled by the symbols)."""
-        now = trio.current_time()
-        due = [n for n, (_, at) in self._refused_retry.items() if at <= now and n in self.refused]
-        if not due:
-            return
-        self.refusal_retries += len(due)
-        self.streams.update(dict.fromkeys(due))
-        try:
-            await self._send_subscribe(ws, due)
-        except SubscriptionError as exc:
-            if self._ws is ws:  # no reply on a live session: replace it
-                self._end_session(f"SUBSCRIBE failed: {exc.message}")
-            return  # they are in self.streams: the next session asks for them
-        for name in due:
-            if name in self.streams:  # accepted this time
-                self.refused.pop(name, None)
-                count, _ = self._refused_retry.pop(name, (0, 0.0))
-                log.warning("[%s] exchange accepted stream %s again after %d refusals",
-                            self.conn_id, name, count)  # fmt: skip
+        return await self._control.list_subscriptions(self._ws)
 
     # The actor ----------------------------------------------------------------
 
@@ -416,8 +230,10 @@ class Connection:
             self._stopped.set()
 
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
+        """`run`'s loop: a session, then (unless stopped) a reconnect after its backoff
+        delay, or `ConnectionFailed` once the attempts are used up."""
         attempt = 0
-        _, host, port, _ = self._url_parts()
+        _, host, port, _ = url_parts(self.base_url, self.time_unit)
         endpoint = f"{host}:{port}"
         while True:
             self._opened = False
@@ -441,7 +257,7 @@ class Connection:
                 attempt = 0
             self.state = "reconnecting"
             if ending.kind is EndKind.RATE_LIMITED:
-                self._slow_down(ending.reason)
+                self._control.slow_down(ending.reason)
             attempt += 1
             exhausted = self.policy.exhausted(attempt)
             delay = None if exhausted else self.policy.delay(attempt - 1, self.rng)
@@ -463,53 +279,18 @@ class Connection:
             self.reconnects += 1
             await trio.sleep(delay)
 
-    def _slow_down(self, reason: str) -> None:
-        """The exchange's rate penalty: halve the control pace (down to one frame per
-        ``_MAX_PACE_WINDOW`` s) for the rest of this connection's life."""
-        self.rate_penalties += 1
-        limit, window = self.control_limiter.limit, self.control_limiter.window
-        if limit > 1:
-            limit //= 2
-        else:
-            window = min(window * 2, _MAX_PACE_WINDOW)
-        self.control_limiter = RollingWindowLimiter(limit, window)
-        log.warning("[%s] %s: control pace now %d frame(s) per %.1f s",
-                    self.conn_id, reason, limit, window)  # fmt: skip
-
-    def _url_parts(self) -> tuple[str, str, int, str]:
-        parts = urllib.parse.urlsplit(self.base_url)
-        secure = parts.scheme == "wss"
-        port = parts.port or (443 if secure else 80)
-        resource = (parts.path.rstrip("/") or "") + "/stream"
-        if self.time_unit == "MICROSECOND":
-            resource += "?timeUnit=MICROSECOND"
-        assert parts.hostname  # checked when the connection was made
-        return parts.scheme, parts.hostname, port, resource
-
     async def _session(self, task_status: trio.TaskStatus[None] | None) -> NoReturn:
-        scheme, host, port, resource = self._url_parts()
-        await self._acquire(lambda: self.connect_limiter)
+        """One session: connect, subscribe (from a side task) and receive until it ends,
+        which it always does by raising; the socket is closed on the way out."""
+        scheme, host, port, resource = url_parts(self.base_url, self.time_unit)
+        await acquire(lambda: self.connect_limiter)
         self.state = "connecting"
         self._end_reason = "session ended"
         async with trio.open_nursery() as nursery:
             with trio.fail_after(self.connect_timeout):
-                tcp = await trio.open_tcp_stream(host, port)
-                stream: Any = tcp
-                if scheme == "wss":
-                    ctx = client_ssl_context(self.ca_file)
-                    stream = trio.SSLStream(tcp, ctx, server_hostname=host, https_compatible=True)
-                    # Here, not in the WebSocket reader (which would hide why it failed): a
-                    # certificate refused is then reported as such (ca_file, see config).
-                    try:
-                        await stream.do_handshake()
-                    except BaseException:
-                        await trio.aclose_forcefully(stream)
-                        raise
-                try:
-                    ws = await open_websocket(nursery, stream, host, resource, self._headers)
-                except BaseException:
-                    await trio.aclose_forcefully(stream)
-                    raise
+                ws, stream = await open_socket(
+                    nursery, scheme, host, port, resource, self.ca_file, self._headers
+                )
             try:
                 self._ws = ws
                 self._opened = True
@@ -519,8 +300,8 @@ class Connection:
                 )
                 with trio.CancelScope() as scope:
                     self._session_scope = scope
-                    nursery.start_soon(self._watchdog, ws, scope)
-                    nursery.start_soon(self._liveness, ws)
+                    nursery.start_soon(self._watchdog.silence, ws, scope)
+                    nursery.start_soon(self._watchdog.liveness, ws)
                     if self.streams:
                         # Subscribe from a side task: replies arrive through _receive.
                         nursery.start_soon(
@@ -533,17 +314,8 @@ class Connection:
             finally:
                 self._ws = None
                 self._session_scope = None
-                for chan in self._pending.values():
-                    chan.close()
-                self._pending.clear()
-                # Being cancelled, the reader task is gone and no close reply would be
-                # read: close the stream at once rather than wait for the handshake.
-                cancelled = trio.current_effective_deadline() == -math.inf
-                with trio.CancelScope(shield=True):
-                    if not cancelled:
-                        with trio.move_on_after(1):
-                            await ws.aclose()
-                    await trio.aclose_forcefully(stream)
+                self._control.close_pending()
+                await close_socket(ws, stream)
                 # Last, with no checkpoint after it: a Cancelled raised here would be
                 # absorbed by the nursery's own scope and hide the session's error.
                 nursery.cancel_scope.cancel()
@@ -551,10 +323,12 @@ class Connection:
     async def _subscribe_all(
         self, ws: WebSocketConnection, names: list[str], task_status: trio.TaskStatus[None] | None
     ) -> None:
-        await self._send_subscribe(ws, names)
+        """Subscribe ``names`` on the session just opened, then mark it live."""
+        await self._control.send_subscribe(ws, names)
         self._mark_live(task_status)
 
     def _mark_live(self, task_status: trio.TaskStatus[None] | None) -> None:
+        """The session is up and subscribed: `wait_live` returns, `run` has started."""
         self.state = "live"
         self._live.set()
         log.info("[%s] live with %d streams", self.conn_id, len(self.streams))
@@ -563,8 +337,9 @@ class Connection:
         if task_status is not None:
             task_status.started()
 
-
     async def _receive(self, ws: WebSocketConnection) -> None:
+        """The hot path: every frame of ``ws`` to the router, with its receive time in ns
+        (and to the frame tap first, if there is one); what is not market data comes back."""
         route = self.router.route
         clock = time.time_ns
         get = ws.get_message
@@ -587,124 +362,6 @@ class Connection:
                     self.router.tap_failed(exc)
                 if (note := route(frame, now)) is not None:
                     notice(note)
-
-    async def _watchdog(self, ws: WebSocketConnection, scope: trio.CancelScope) -> None:
-        """Ping after half the silence timeout without frames; reconnect if neither a frame
-        nor the pong came within the other half (the wait for a control slot not counted)."""
-        opened = trio.current_time()
-        half = self.silence_timeout / 2
-        while True:
-            seen = self.frames
-            await trio.sleep(half)
-            if trio.current_time() - opened >= self.max_age:
-                log.info("[%s] rotating before the exchange's lifetime limit", self.conn_id)
-                self._rotate()
-                return
-            if self.frames != seen:
-                continue
-            # Waiting for a control slot (a busy pace) is not silence: only ping -> pong is
-            # timed. Not bounded: a slot frees within the pace's window per waiter ahead,
-            # and the session's end cancels the wait.
-            await self._acquire(lambda: self.control_limiter)
-            with trio.move_on_after(half) as ping_scope:
-                await ws.ping()
-            if ping_scope.cancelled_caught and self.frames == seen:
-                log.warning("[%s] silent for %.1fs: reconnecting", self.conn_id, 2 * half)
-                self._end_reason = f"silent for {2 * half:.1f} s"
-                scope.cancel()
-                return
-
-    async def _liveness(self, ws: WebSocketConnection) -> None:
-        """Proof of life per stream, every second once the session is live: replace a
-        zombie (make-before-break), verify and resubscribe a stream silent alone."""
-        live = self._live
-        await live.wait()
-        watch = self._watch
-        now = trio.current_time()
-        watch.sync(self.streams, now)
-        watch.reset(now)
-        while ws is self._ws:
-            await trio.sleep(_LIVENESS_PERIOD)
-            if self.rotating or ws is not self._ws:
-                continue
-            now = trio.current_time()
-            watch.sync(self.streams, now)
-            found = watch.check(now, self._event_count, self.frames - self.control_replies)
-            if found.zombie is not None:
-                silence = found.zombie
-                market = self.frames - self.control_replies
-                answered = await self._answers_ping(ws)
-                if self.frames - self.control_replies != market or ws is not self._ws:
-                    continue  # data came while the ping waited for its turn: not silent
-                if answered:
-                    self.zombie_replacements += 1
-                    log.warning(
-                        "[%s] zombie: no market frame on %d streams for %.1f s while pongs "
-                        "still arrive: replacing the connection", self.conn_id,
-                        len(self.streams), silence,
-                    )  # fmt: skip
-                    self._rotate()
-                else:  # nothing at all: a dead peer, no need to wait longer
-                    log.warning("[%s] no market frame for %.1f s and no pong: reconnecting",
-                                self.conn_id, silence)  # fmt: skip
-                    self._end_session(f"no market frame for {silence:.1f} s and no pong")
-            elif found.overdue:
-                await self._verify_streams(ws, found.overdue)
-            if self._refused_retry and ws is self._ws and not self.rotating:
-                await self._retry_refused(ws)
-
-    async def _answers_ping(self, ws: WebSocketConnection) -> bool:
-        """Ping (paced) and wait a bounded time for the pong: does the peer still answer?
-
-        The wait for a control slot comes first and is not part of that bound: a pace
-        kept busy by SUBSCRIBE traffic is not a dead peer (see `_watchdog`)."""
-        await self._acquire(lambda: self.control_limiter)
-        with trio.move_on_after(min(5.0, self.silence_timeout / 2)):
-            await ws.ping()
-            return True
-        return False
-
-    def _event_count(self, symbol: str, kind: str, interval: str | None) -> int | None:
-        """``symbol``'s count of ``kind`` events (klines: of ``interval``, from its candle
-        book, so that each interval is judged alone), None while its actor is not live."""
-        state = self.router.state_of(symbol)
-        if state is None or not state.live or state.quarantined:
-            return None
-        if interval is not None:
-            return state.machine.candles.updates(interval)
-        return state.machine.counts.get(kind, 0)
-
-    async def _verify_streams(self, ws: WebSocketConnection, overdue: tuple[Group, ...]) -> None:
-        """Ask the exchange whether it still lists the silent streams; subscribe again
-        those it forgot, leave the others (a quiet market)."""
-        self.stream_checks += 1
-        try:
-            reply = await self._request(ws, *self.encoder.list_subscriptions())
-        except SubscriptionError as exc:
-            log.info("[%s] LIST_SUBSCRIPTIONS for silent streams failed: %s", self.conn_id, exc)
-            return
-        listed = set(reply.result or [])
-        now = trio.current_time()
-        missing: list[Group] = []
-        for group in overdue:
-            if any(n not in listed and n in self.streams for n in group.names):
-                missing.append(group)
-                self._watch.resubscribed(group, now)
-            else:
-                self._watch.listed(group, now)
-                log.info("[%s] %s silent past its cadence but still subscribed (a quiet "
-                         "market)", self.conn_id, ", ".join(group.names))  # fmt: skip
-        names = [n for n in names_of(missing) if n not in listed and n in self.streams]
-        if not names:
-            return
-        self.stream_resubscribes += len(names)
-        log.warning("[%s] the exchange no longer lists %s (silent past its cadence): "
-                    "subscribing again", self.conn_id, ", ".join(names))  # fmt: skip
-        try:
-            await self._send_subscribe(ws, names)
-        except SubscriptionError as exc:
-            if self._ws is ws:  # no reply on a live session: replace it
-                self._end_session(f"SUBSCRIBE failed: {exc.message}")
 
     def snapshot(self, restarts: int = 0) -> ConnectionStats:
         """Statistics for summaries (``restarts``: its supervisor's count)."""

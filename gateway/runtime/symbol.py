@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
+from time import time_ns
 from typing import Any
 
 import attrs
@@ -33,7 +33,7 @@ from gateway.core.backfill_protocol import BackfillRequest, BackfillResult, Fall
 from gateway.core.events import AggTrade, Trade
 from gateway.core.holds import HoldBudget
 from gateway.core.hook_protocol import CloseRequest, CloseResult
-from gateway.core.latency import LatencyRecorder
+from gateway.core.latency import HotPathLatency, LatencyRecorder
 from gateway.core.symbol_machine import WAKE, SymbolMachine
 from gateway.errors import GatewayError
 from gateway.runtime.publish import Publisher
@@ -114,9 +114,8 @@ class SymbolRuntime:
         self.dropped = 0
         self.crashes = 0
         self.restarts = 0
-        self.exchange_latency = LatencyRecorder()  # exchange event time -> receive
-        self.handle_latency = LatencyRecorder()  # receive -> handled
-        self.stop_latency = LatencyRecorder()  # receive -> stop-loss decision, every trade
+        #: exchange event time -> receive, receive -> handled, receive -> stop decision
+        self.latency = HotPathLatency()
         self._unit_ns = event_time_unit_ns
         self._clock: Callable[[], float] = trio.current_time
 
@@ -137,24 +136,32 @@ class SymbolRuntime:
         self._queue(event)
 
     def handle(self, event: Any) -> None:
-        """Feed one market event to the machine, carry out its answer, record latency."""
+        """Feed one market event to the machine, carry out its answer, record latency.
+
+        The hot path: everything is inline. The stop-loss decision is timed at the
+        ``now_ns`` the machine is given for it."""
         machine = self.machine
+        now_ns = time_ns()
         try:
-            machine.on_event(event, self._clock(), time.time_ns())
+            machine.on_event(event, self._clock(), now_ns)
+            out = machine.out
+            if machine.requests:
+                self._carry_out()
+            elif out:
+                publish = self.publisher.publish
+                for item in out:
+                    publish(item)
+                out.clear()
         except Exception:
             self._carry_out()  # what it decided before raising still happens
             raise
         rns = event.receive_ns
-        if rns and type(event) in _TRADES:  # the stop-loss decision for this trade is made
-            self.stop_latency.record(time.time_ns() - rns)
-        if machine.out or machine.requests:
-            self._carry_out()
         if rns:
-            self.handle_latency.record(time.time_ns() - rns)
+            kind = type(event)
             et = event.event_time  # None for bookTicker and partial depth
-            if et:
-                # Negative (clock skew between hosts) is counted apart by the recorder.
-                self.exchange_latency.record(rns - et * self._unit_ns)
+            self.latency.record(rns, time_ns(),
+                                now_ns if kind is Trade or kind is AggTrade else 0,
+                                et * self._unit_ns if et else 0)  # fmt: skip
 
     def _carry_out(self) -> None:
         """Publish what the machine decided, in order, and pass on what it asked for."""
@@ -214,7 +221,7 @@ class SymbolRuntime:
             self.on_backfill(item)
             return
         elif kind is FallbackPrice:
-            machine.on_fallback_price(item, self._clock(), time.time_ns())
+            machine.on_fallback_price(item, self._clock(), time_ns())
         else:
             self.handle(item)
             return
@@ -225,7 +232,7 @@ class SymbolRuntime:
         (`SymbolMachine.backfill_crashed`) and the error goes on to restart the actor."""
         machine = self.machine
         try:
-            machine.on_backfill(result, self._clock(), time.time_ns())
+            machine.on_backfill(result, self._clock(), time_ns())
         except Exception:
             machine.backfill_crashed(result)
             self._carry_out()
@@ -252,7 +259,7 @@ class SymbolRuntime:
         if mailbox is None or mailbox.closed:
             return  # the symbol is gone
         if not mailbox.put_nowait(item) and type(item) is BackfillResult:
-            machine.result_lost(item, self._clock(), time.time_ns())
+            machine.result_lost(item, self._clock(), time_ns())
             self._carry_out()
 
     def post_fallback_price(self, price: float, live_trades: int = -1) -> bool:
@@ -317,9 +324,9 @@ class SymbolRuntime:
             candles_closed={i: len(m.candles.buffer(i)) for i in m.candles.intervals},
             stops_fired=m.stops.fired,
             latency_us=LatencyStats(
-                exchange_to_receive=_pcts(self.exchange_latency),
-                receive_to_handled=_pcts(self.handle_latency),
-                receive_to_stop_decision=_pcts(self.stop_latency),
+                exchange_to_receive=_pcts(self.latency.exchange),
+                receive_to_handled=_pcts(self.latency.handled),
+                receive_to_stop_decision=_pcts(self.latency.stop),
             ),
         )  # fmt: skip
 
@@ -342,7 +349,7 @@ async def symbol_actor(mailbox: Mailbox[Any], state: SymbolRuntime, ctx: ActorCo
     state.mailbox = mailbox
     state._clock = trio.lowlevel.current_clock().current_time  # one lookup, not per event
     machine = state.machine
-    machine.recover(state._clock(), time.time_ns())
+    machine.recover(state._clock(), time_ns())
     state._carry_out()
     while True:  # events queued during the restart, through the same handler
         try:
