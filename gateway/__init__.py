@@ -18,28 +18,25 @@ from gateway.core.events import (
     AvgPrice,
     BlockTrade,
     BookTicker,
+    CandleClosed,
     DepthUpdate,
-    Event,
+    GapDetected,
+    GapFilled,
+    GapUnfilled,
+    GatewayErrorEvent,
     Kline,
     MarketEvent,
     MiniTicker,
     PartialDepth,
     ReferencePrice,
     RollingTicker,
-    ServerShutdown,
-    Ticker,
-    Trade,
-)
-from gateway.core.notices import (
-    CandleClosed,
-    GapDetected,
-    GapFilled,
-    GapUnfilled,
-    GatewayErrorEvent,
     StopTriggered,
     StreamRefused,
     SymbolQuarantined,
+    Ticker,
+    Trade,
 )
+from gateway.core.frames import Event, ServerShutdown
 from gateway.core.orderbook import OrderBookSync, SyncState
 from gateway.core.stop_loss import PositionStatus, Side, StopState
 from gateway.core.streams import Stream, StreamKind, parse_stream

@@ -15,10 +15,19 @@ import trio
 from actors import ChildReport
 from gateway.config import GatewayConfig
 from gateway.core.backfill_protocol import BackfillRequest, BackfillResult, Need
-from gateway.core.events import AggTrade, Kline, MiniTicker, RollingTicker, Ticker, Trade
+from gateway.core.events import (
+    AggTrade,
+    CandleClosed,
+    GatewayErrorEvent,
+    Kline,
+    MiniTicker,
+    RollingTicker,
+    StopTriggered,
+    Ticker,
+    Trade,
+)
 from gateway.core.holds import HoldBudget
 from gateway.core.hook_protocol import CloseResult
-from gateway.core.notices import CandleClosed, GatewayErrorEvent, StopTriggered
 from gateway.core.orderbook import OrderBookSync
 from gateway.core.stop_loss import Position, PositionStatus, Side
 from gateway.core.streams import canonical_symbol, parse_stream
@@ -113,29 +122,31 @@ class Gateway:
         self._publisher.add_callback(kind, callback)
 
     def on_trade(self, callback: Callback) -> None:
-        """Callback for every trade and aggregate trade."""
+        """Callback for every trade and aggregate trade (see `on`). Raises nothing."""
         self.on(Trade, callback)
         self.on(AggTrade, callback)
 
     def on_kline(self, callback: Callback) -> None:
-        """Callback for every kline update (check ``is_closed`` for final candles)."""
+        """Callback for every kline update (check ``is_closed`` for final candles). Raises
+        nothing."""
         self.on(Kline, callback)
 
     def on_candle_closed(self, callback: Callback) -> None:
-        """Callback once per closed candle (a `CandleClosed` with ``.candle``)."""
+        """Callback once per closed candle (a `CandleClosed` with ``.candle``). Raises nothing."""
         self.on(CandleClosed, callback)
 
     def on_ticker(self, callback: Callback) -> None:
-        """Callback for every 24h, rolling-window and mini ticker."""
+        """Callback for every 24h, rolling-window and mini ticker. Raises nothing."""
         for kind in (Ticker, RollingTicker, MiniTicker):
             self.on(kind, callback)
 
     def on_stop_loss(self, callback: Callback) -> None:
-        """Callback once per fired stop-loss (`StopTriggered`)."""
+        """Callback once per fired stop-loss (`StopTriggered`). Raises nothing."""
         self.on(StopTriggered, callback)
 
     def on_error(self, callback: Callback) -> None:
-        """Callback with each error the gateway survives, and the final one if it does not."""
+        """Callback with each error the gateway survives, and the final one if it does not.
+        Raises nothing."""
         self._publisher.error_callbacks.append(callback)
 
     # Positions ---------------------------------------------------------------------------
@@ -233,7 +244,7 @@ class Gateway:
         return self._state(symbol).machine.book
 
     def last_prices(self) -> dict[str, float | None]:
-        """The last trade price per symbol (None before its first trade)."""
+        """The last trade price per symbol (None before its first trade). Raises nothing."""
         return {s: st.machine.last_price for s, st in self._states.items()}
 
     def stats(self) -> GatewayStats:
@@ -241,7 +252,7 @@ class Gateway:
         callback counters, as frozen values (``to_dict()``: the JSON form).
 
         Nothing in it carries a credential: connections report endpoints as host:port
-        and their errors already masked.
+        and their errors already masked. Raises nothing.
         """
         return collect_stats(
             symbols=self._symbols, fallback=self._fallback, links=self._links,
@@ -255,7 +266,7 @@ class Gateway:
         None for a symbol this gateway does not run. A symbol whose actor exceeded its
         restart intensity reports `ChildStatus.FAILED` (and ``stats()`` says ``"failed"``,
         with ``"quarantined": True`` under ``on_symbol_failure = "quarantine"``);
-        ``restarts`` counts the restarts before that.
+        ``restarts`` counts the restarts before that. Raises nothing.
         """
         return self._symbols.report(canonical_symbol(symbol))
 

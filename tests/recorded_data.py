@@ -11,7 +11,7 @@ import attrs
 import orjson
 
 from gateway.core.codec import decode_frame
-from gateway.core.events import Event
+from gateway.core.frames import Event
 
 _HERE = Path(__file__).resolve()
 _CANDIDATES = (_HERE.parent / "data" / "binance-recorded",)

@@ -31,13 +31,8 @@ from gateway import (
     Trade,
 )
 from gateway.core.codec import ControlEncoder, decode_frame, stream_symbol
-from gateway.core.events import (
-    MARKET_EVENT_TYPES,
-    ControlError,
-    ControlReply,
-    EventArray,
-    UnknownEvent,
-)
+from gateway.core.events import MARKET_EVENT_TYPES
+from gateway.core.frames import ControlError, ControlReply, EventArray, UnknownEvent
 from tests.recorded_data import RECORDINGS, raw_frames
 
 # The example payloads of binance-market-streams.md, section by section.

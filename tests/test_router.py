@@ -89,7 +89,7 @@ async def test_market_events_reach_their_symbol_and_the_rest_goes_back_to_the_co
     """What `Router.route` delivers (to the live symbol, or its mailbox while it is down),
     and what it hands back to the connection that read the frame."""
     from actors import Mailbox, Overflow
-    from gateway.core.events import ControlError, ControlReply, ServerShutdown
+    from gateway.core.frames import ControlError, ControlReply, ServerShutdown
     from gateway.runtime.router import NOT_MARKET
 
     publisher = Publisher()

@@ -22,7 +22,7 @@ from trio.testing import MockClock
 from gateway import AggTrade, ConnectionFailed, Gateway, WebSocketLayer, open_gateway
 from gateway.config import GatewayConfig, config_from_dict
 from gateway.core.backfill_protocol import BackfillRequest, BackfillResult
-from gateway.core.notices import GapDetected
+from gateway.core.events import GapDetected
 from gateway.runtime.backfill import Backfiller
 from gateway.simulator import open_simulator
 from tests._loopback import dead_port, drain, queued, read_request_head

@@ -9,7 +9,8 @@ import trio
 from trio_websocket import ConnectionClosed
 
 from gateway.core.codec import decode_frame
-from gateway.core.events import ServerShutdown, Trade
+from gateway.core.events import Trade
+from gateway.core.frames import ServerShutdown
 from gateway.errors import DecodeError
 from gateway.simulator import SimulatorConfig, open_simulator
 from tests._simclient import bounded, ws_client

@@ -9,7 +9,8 @@ import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
 from gateway.core.codec import decode_frame
-from gateway.core.events import AggTrade, Trade, UnknownEvent
+from gateway.core.events import AggTrade, Trade
+from gateway.core.frames import UnknownEvent
 from gateway.errors import DecodeError
 from gateway.simulator import SimulatorConfig, open_simulator
 from tests._simclient import bounded, raw_client, ws_client

@@ -9,7 +9,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected
 from wsproto.events import CloseConnection, Ping, TextMessage
 
 from gateway.core.codec import decode_frame
-from gateway.core.events import ControlError, ServerShutdown
+from gateway.core.frames import ControlError, ServerShutdown
 from gateway.simulator import SimulatorConfig, open_simulator
 from tests._simclient import bounded, raw_client, ws_client
 

@@ -15,10 +15,7 @@ from gateway.core.events import (
     AggTrade,
     AvgPrice,
     BookTicker,
-    ControlError,
-    ControlReply,
     DepthUpdate,
-    EventArray,
     Kline,
     MiniTicker,
     PartialDepth,
@@ -26,7 +23,8 @@ from gateway.core.events import (
     RollingTicker,
     Ticker,
     Trade,
-)  # fmt: skip
+)
+from gateway.core.frames import ControlError, ControlReply, EventArray
 from gateway.simulator import SimulatorConfig, open_simulator
 from tests._simclient import bounded, ws_client
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from gateway.app.tracker import RunTracker
 from gateway.config import GatewayConfig
-from gateway.core.notices import GatewayErrorEvent
+from gateway.core.events import GatewayErrorEvent
 from gateway.core.streams import shard_streams
 from gateway.errors import ConnectionFailed, ConnectionLost
 from gateway.stats import ConnectionStats, GatewayStats, RouterStats

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gateway.app.tracker import RunTracker
-from gateway.core.notices import StopTriggered
+from gateway.core.events import StopTriggered
 from gateway.core.redact import redact_text, redact_url
 from gateway.core.streams import parse_stream
 from gateway.stats import GatewayStats

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import trio
 
 from gateway.api import Gateway
-from gateway.core.notices import CandleClosed, GatewayErrorEvent, StopTriggered
+from gateway.core.events import CandleClosed, GatewayErrorEvent, StopTriggered
 from gateway.runtime.publish import Subscription
 
 __all__ = ["RunTracker", "describe_candle", "describe_error", "describe_stop"]

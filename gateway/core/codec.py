@@ -70,15 +70,8 @@ from gateway.core.codec_checks import (
 from gateway.core.codec_control import ControlEncoder, _decode_control
 from gateway.core.codec_streams import _depth_stream_info as _depth_stream_info
 from gateway.core.codec_streams import _symbol_of, stream_symbol
-from gateway.core.events import (
-    AggTrade,
-    Event,
-    EventArray,
-    MiniTicker,
-    RollingTicker,
-    Trade,
-    UnknownEvent,
-)
+from gateway.core.events import AggTrade, MiniTicker, RollingTicker, Trade
+from gateway.core.frames import Event, EventArray, UnknownEvent
 from gateway.errors import DecodeError
 
 __all__ = ["ControlEncoder", "DecodeError", "decode_frame", "stream_symbol"]

@@ -39,9 +39,9 @@ from gateway.core.events import (
     PartialDepth,
     ReferencePrice,
     RollingTicker,
-    ServerShutdown,
     Ticker,
 )
+from gateway.core.frames import ServerShutdown
 from gateway.core.streams import INTERVALS
 
 _INTERVALS = frozenset(INTERVALS)

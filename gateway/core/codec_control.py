@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from gateway.core.codec_checks import _Invalid
-from gateway.core.events import ControlError, ControlReply
+from gateway.core.frames import ControlError, ControlReply
 
 
 def _decode_control(obj: dict[str, Any], rns: int) -> ControlReply | ControlError:

@@ -1,55 +1,28 @@
-"""Typed market events: frozen, slotted attrs classes with readable field names.
+"""Every event a subscriber can receive, in one module: the exchange's market events and
+the gateway's own (stops fired, candles closed, gaps and how they ended, streams refused,
+symbols quarantined, errors survived). Frozen, slotted attrs values; no I/O.
 
-Every event carries ``event_time`` (the exchange's, in the connection's time unit:
-milliseconds unless the connection asked for microseconds) and ``receive_ns``
-(local ``time.time_ns()`` when the frame arrived). Prices and quantities are floats.
-Trades, aggregate trades and candles fetched over REST to fill a gap carry
-``backfilled=True`` (last field, default False, so the codec's positional calls stand).
-Trade, kline and ticker events also answer to the older layer's field names
-(``timestamp``, ``timeframe``, ``is_final``, ``ts_close``, ``price_change_pct`` ...).
+Market events carry ``event_time`` (the exchange's, in the connection's time unit:
+milliseconds unless the connection asked for microseconds) and ``receive_ns`` (local
+``time.time_ns()`` when the frame arrived); prices and quantities are floats. Trades,
+aggregate trades and candles fetched over REST to fill a gap carry ``backfilled=True``
+(last field, default False). Trade, kline and ticker events also answer to the older
+layer's field names (`gateway.core.old_names`). What the codec decodes that is no
+symbol's event (control replies, ``serverShutdown``, arrays) is in `gateway.core.frames`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
+
+from gateway.core.old_names import TickerOldNames, TradeOldNames
+from gateway.core.positions import StopTrigger
 
 Level = tuple[float, float]
 
 
-class _TradeOldNames:
-    """The older layer's name for a trade's time."""
-
-    __slots__ = ()
-    trade_time: int
-
-    @property
-    def timestamp(self) -> int:
-        """Trade time (older layer's name)."""
-        return self.trade_time
-
-
-class _TickerOldNames:
-    """The older layer's names for a ticker's last price and change percent."""
-
-    __slots__ = ()
-    last_price: float
-    price_change_percent: float
-
-    @property
-    def price(self) -> float:
-        """Last price (older layer's name)."""
-        return self.last_price
-
-    @property
-    def price_change_pct(self) -> float:
-        """Price change percent (older layer's name)."""
-        return self.price_change_percent
-
-
 @attrs.frozen(slots=True)
-class Trade(_TradeOldNames):
+class Trade(TradeOldNames):
     """One trade (``<symbol>@trade``)."""
 
     symbol: str
@@ -65,7 +38,7 @@ class Trade(_TradeOldNames):
 
 
 @attrs.frozen(slots=True)
-class AggTrade(_TradeOldNames):
+class AggTrade(TradeOldNames):
     """An aggregate trade (``<symbol>@aggTrade``): one taker fill at one price."""
 
     symbol: str
@@ -138,7 +111,7 @@ class Kline:
 
 
 @attrs.frozen(slots=True)
-class Ticker(_TickerOldNames):
+class Ticker(TickerOldNames):
     """24h rolling-window statistics (``<symbol>@ticker``)."""
 
     symbol: str
@@ -167,7 +140,7 @@ class Ticker(_TickerOldNames):
 
 
 @attrs.frozen(slots=True)
-class RollingTicker(_TickerOldNames):
+class RollingTicker(TickerOldNames):
     """Rolling-window statistics (``<symbol>@ticker_<window>``, window 1h, 4h or 1d)."""
 
     symbol: str
@@ -283,66 +256,152 @@ class DepthUpdate:
     receive_ns: int = 0
 
 
-@attrs.frozen(slots=True)
-class ServerShutdown:
-    """The exchange is about to close this connection; reconnect now."""
-
-    event_time: int
-    receive_ns: int = 0
-    symbol: None = None
-
-
-@attrs.frozen(slots=True)
-class EventArray:
-    """A market-wide array frame (``!miniTicker@arr``, ``!ticker_<w>@arr``), decoded."""
-
-    stream: str | None
-    events: tuple[MiniTicker | RollingTicker, ...]
-    receive_ns: int = 0
-    symbol: None = None
-
-
-@attrs.frozen(slots=True)
-class UnknownEvent:
-    """A well-formed frame the codec does not know; ``raw`` is the parsed JSON."""
-
-    stream: str | None
-    raw: Any
-    receive_ns: int = 0
-    symbol: str | None = None
-
-
-@attrs.frozen(slots=True)
-class ControlReply:
-    """The exchange's successful answer to a control request (``result`` is None for SUBSCRIBE)."""
-
-    id: int | str | None
-    result: Any
-    receive_ns: int = 0
-    symbol: None = None
-
-
-@attrs.frozen(slots=True)
-class ControlError:
-    """The exchange's error answer to a control request."""
-
-    id: int | str | None
-    code: int | None
-    message: str
-    receive_ns: int = 0
-    symbol: None = None
-
-
 MarketEvent = (
     Trade | AggTrade | BlockTrade | Kline | Ticker | RollingTicker | MiniTicker | BookTicker
     | AvgPrice | ReferencePrice | PartialDepth | DepthUpdate
 )  # fmt: skip
 """Per-symbol market data events."""
 
-Event = MarketEvent | ServerShutdown | EventArray | UnknownEvent | ControlReply | ControlError
-"""Anything `decode_frame` returns."""
-
 MARKET_EVENT_TYPES: tuple[type, ...] = (
     Trade, AggTrade, BlockTrade, Kline, Ticker, RollingTicker, MiniTicker, BookTicker,
     AvgPrice, ReferencePrice, PartialDepth, DepthUpdate,
 )  # fmt: skip
+
+
+# The gateway's own events -------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class StopTriggered:
+    """A position's stop-loss fired (exactly once per position).
+
+    Times are epoch: ``trade_time`` the crossing trade's exchange time in ms (None when
+    not from a trade), ``receive_ns`` / ``handled_ns`` when its frame arrived and when the
+    stop was decided, in ns (0 when rebuilt after a restart), ``triggered_at_epoch`` when
+    the book fired it, in seconds.
+    """
+
+    symbol: str
+    position_id: str
+    side: str
+    stop_price: float
+    trigger_price: float
+    trade_time: int | None
+    receive_ns: int
+    handled_ns: int
+    triggered_at_epoch: float = 0.0
+
+    @classmethod
+    def from_trigger(
+        cls, trigger: StopTrigger, receive_ns: int = 0, handled_ns: int = 0
+    ) -> StopTriggered:
+        """The event for a fired stop (times are 0 when rebuilt after a restart)."""
+        pos = trigger.position
+        return cls(
+            pos.symbol, pos.id, pos.side.name, pos.stop_level, trigger.price,
+            trigger.trade_time, receive_ns, handled_ns, trigger.triggered_at_epoch,
+        )  # fmt: skip
+
+
+@attrs.frozen(slots=True)
+class CandleClosed:
+    """A candle closed and entered its buffer (published once per candle).
+
+    ``symbol``: the symbol, upper case. ``candle``: the closed `Kline` as buffered
+    (``is_closed`` true; ``interval``, ``open_time``/``close_time`` in epoch ms,
+    open/high/low/close, volumes, ``trade_count``; ``backfilled`` when it came over REST
+    to fill a gap). ``receive_ns``: epoch ns (``time.time_ns()``) at which the frame that
+    closed it arrived; 0 for a backfilled candle.
+    """
+
+    symbol: str
+    candle: Kline
+    receive_ns: int
+
+
+@attrs.frozen(slots=True)
+class GapDetected:
+    """Ids or candles of a stream were skipped (usually around a reconnect).
+
+    ``first``/``last`` are ids (trade, aggTrade) or open times (``kline_<i>``),
+    inclusive; ``backfilling`` says whether REST backfill was requested. Exactly one
+    `GapFilled` or `GapUnfilled` for the same range follows, whichever it was.
+    """
+
+    symbol: str
+    stream: str
+    first: int
+    last: int
+    backfilling: bool
+
+
+@attrs.frozen(slots=True)
+class GapFilled:
+    """A gap was filled completely over REST: its ``count`` events were published first.
+
+    Follows the gap's `GapDetected` (same ``symbol``, ``stream``, ``first``, ``last``);
+    a gap ends in exactly one `GapFilled` or one `GapUnfilled`.
+    """
+
+    symbol: str
+    stream: str
+    first: int
+    last: int
+    count: int
+
+
+@attrs.frozen(slots=True)
+class GapUnfilled:
+    """Part of a gap, ``first..last`` inclusive, was not served, and why (``reason``).
+
+    Follows the gap's `GapDetected`. If REST served the start of the gap, those events
+    were published before this and ``first`` is the first id (or open time) not served;
+    otherwise ``first..last`` is the whole gap (no REST, a plain-trade stream, a full
+    queue, the ``backfill_max_ids`` budget, retries used up, history too short).
+    """
+
+    symbol: str
+    stream: str
+    first: int
+    last: int
+    reason: str
+
+
+@attrs.frozen(slots=True)
+class StreamRefused:
+    """The exchange refused one stream (an error reply to SUBSCRIBE).
+
+    The stream is removed from its connection's set; the connection and its other
+    streams keep streaming. ``code``/``message`` are the exchange's.
+    """
+
+    symbol: str | None
+    stream: str
+    code: int | None
+    message: str
+    connection: str
+
+
+@attrs.frozen(slots=True)
+class SymbolQuarantined:
+    """A symbol's actor exceeded its restart intensity and was stopped, alone.
+
+    Published once, when ``on_symbol_failure = "quarantine"``; the other symbols keep
+    running. ``error`` is the supervisor's `RestartIntensityExceeded` (its cause: the
+    last crash); ``restarts``: how often the actor was restarted before. The symbol's
+    streams stay subscribed; its events are counted as dropped and its stops are no
+    longer checked (``remove_symbols`` then ``add_symbols`` starts it afresh).
+    """
+
+    symbol: str
+    restarts: int
+    error: BaseException
+
+
+@attrs.frozen(slots=True)
+class GatewayErrorEvent:
+    """Something went wrong that the gateway survived (or a final error), for error callbacks."""
+
+    source: str
+    error: BaseException
+    symbol: str | None = None

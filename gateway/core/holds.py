@@ -16,8 +16,7 @@ from typing import Any
 import attrs
 
 from gateway.core.backfill_protocol import BackfillRequest
-from gateway.core.events import AggTrade, Kline, Trade
-from gateway.core.notices import CandleClosed, GapUnfilled
+from gateway.core.events import AggTrade, CandleClosed, GapUnfilled, Kline, Trade
 from gateway.stats import HoldStats
 
 __all__ = ["Gap", "Hold", "HoldBudget", "Holds", "key_of"]

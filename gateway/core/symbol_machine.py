@@ -29,10 +29,17 @@ from gateway.core.backfill_protocol import (
 )
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.candles import CandleBook, CandleGap
-from gateway.core.events import AggTrade, DepthUpdate, Kline, Trade
+from gateway.core.events import (
+    AggTrade,
+    CandleClosed,
+    DepthUpdate,
+    GapDetected,
+    Kline,
+    StopTriggered,
+    Trade,
+)
 from gateway.core.holds import HoldBudget, Holds
 from gateway.core.hook_protocol import CloseRequest, CloseResult
-from gateway.core.notices import CandleClosed, GapDetected, StopTriggered
 from gateway.core.orderbook import OrderBookSync, SyncState
 from gateway.core.sequence import DUPLICATE, NEW, Observation, SequenceTracker
 from gateway.core.stop_loss import Position, StopLossBook, StopTrigger

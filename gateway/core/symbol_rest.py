@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.backfill_protocol import BackfillResult, stream_of
-from gateway.core.events import AggTrade, Kline, Trade
+from gateway.core.events import AggTrade, CandleClosed, GapFilled, Kline, Trade
 from gateway.core.holds import Gap, Holds, key_of
-from gateway.core.notices import CandleClosed, GapFilled
 
 if TYPE_CHECKING:
     from gateway.core.candles import CandleBook

@@ -24,7 +24,7 @@ import trio
 from trio_websocket import WebSocketConnection
 
 from gateway.core.backoff import ReconnectPolicy
-from gateway.core.events import ControlError, ControlReply, ServerShutdown
+from gateway.core.frames import ControlError, ControlReply, ServerShutdown
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.errors import ConnectionFailed, ConnectionLost, InternalError
 from gateway.runtime.control_channel import REFUSED_RETRY, ControlChannel, RefusedHook, acquire

@@ -24,7 +24,7 @@ from trio_websocket import WebSocketConnection
 
 from gateway.core.backoff import ReconnectPolicy
 from gateway.core.codec import ControlEncoder
-from gateway.core.events import ControlError, ControlReply
+from gateway.core.frames import ControlError, ControlReply
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.streams import chunk_for_control
 from gateway.errors import SubscriptionError

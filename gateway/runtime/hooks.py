@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from actors import Mailbox, Overflow
+from gateway.core.events import StopTriggered
 from gateway.core.hook_protocol import CloseRequest, CloseResult
-from gateway.core.notices import StopTriggered
 from gateway.runtime.publish import Publisher, invoke
 
 log = logging.getLogger(__name__)

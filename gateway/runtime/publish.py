@@ -20,13 +20,13 @@ from actors import Mailbox, Overflow
 from gateway.core.events import (
     AvgPrice,
     BookTicker,
+    GatewayErrorEvent,
     MiniTicker,
     PartialDepth,
     ReferencePrice,
     RollingTicker,
     Ticker,
 )
-from gateway.core.notices import GatewayErrorEvent
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import trio
 
 from gateway.config import GatewayConfig
 from gateway.core.backoff import ReconnectPolicy
-from gateway.core.notices import StreamRefused
+from gateway.core.events import StreamRefused
 from gateway.core.ratelimit import RollingWindowLimiter
 from gateway.core.streams import parse_stream, shard_streams
 from gateway.errors import ConnectionFailed, SubscriptionError

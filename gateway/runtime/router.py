@@ -16,13 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from gateway.core.codec import decode_frame
-from gateway.core.events import (
-    ControlError,
-    ControlReply,
-    EventArray,
-    ServerShutdown,
-    UnknownEvent,
-)
+from gateway.core.frames import ControlError, ControlReply, EventArray, ServerShutdown, UnknownEvent
 from gateway.errors import DecodeError
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from actors import (
     supervisor_spec,
 )
 from gateway.config import GatewayConfig
+from gateway.core.events import SymbolQuarantined
 from gateway.core.holds import HoldBudget
-from gateway.core.notices import SymbolQuarantined
 from gateway.core.streams import StreamKind, parse_stream
 from gateway.errors import GatewayError
 from gateway.runtime.backfill import Backfiller, RestUnavailable
