@@ -36,10 +36,9 @@ from gateway.runtime.connections import Connections
 from gateway.runtime.gateway_stats import collect_stats
 from gateway.runtime.hooks import CloseHook, HookRunner
 from gateway.runtime.publish import Callback, Publisher, Subscription
-from gateway.runtime.rest_parts import rest_parts
 from gateway.runtime.rotation import Rotation
 from gateway.runtime.router import Router
-from gateway.runtime.services import services_supervisor
+from gateway.runtime.services import rest_parts, services_supervisor
 from gateway.runtime.symbol import SymbolRuntime
 from gateway.runtime.symbol_tree import SymbolTree
 from gateway.stats import GatewayStats
@@ -71,7 +70,7 @@ class Gateway:
         )
         self._states: dict[str, SymbolRuntime] = {}
         #: Live events held behind gaps by every symbol together (one memory bound).
-        self._holds = HoldBudget(config.hold_max_total)
+        self._hold_budget = HoldBudget(config.hold_max_total)
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
         #: The REST backfiller and the price fallback (None without REST, or turned off).
@@ -82,7 +81,7 @@ class Gateway:
         #: The symbol actors (in ``_states``) and their ``symbols`` supervisor.
         self._symbols = SymbolTree(
             config, self._states, publisher=self._publisher, router=self._router,
-            hooks=self._hooks, backfiller=self._backfiller, holds=self._holds,
+            hooks=self._hooks, backfiller=self._backfiller, hold_budget=self._hold_budget,
             seeded=self._seeded, end=self._fail,
         )  # fmt: skip
         self._supervisor = self._symbols.supervisor
@@ -256,7 +255,7 @@ class Gateway:
         """
         return collect_stats(
             symbols=self._symbols, fallback=self._fallback, links=self._links,
-            router=self._router, backfiller=self._backfiller, holds=self._holds,
+            router=self._router, backfiller=self._backfiller, hold_budget=self._hold_budget,
             publisher=self._publisher, services=self._services,
         )  # fmt: skip
 

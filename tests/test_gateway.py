@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import trio
 import trio.testing
 from trio.testing import MockClock
 
 from gateway import (
-    ConnectionFailed,
-    ConnectionLost,
     Kline,
     StopState,
     StopTriggered,
     Ticker,
     Trade,
-    open_gateway,
 )
 from tests._faults import crash_after_triggers
-from tests._loopback import SYMBOLS, dead_port, drain, exchange_and_gateway, queued
+from tests._loopback import SYMBOLS, drain, exchange_and_gateway, queued
 
 
 async def test_three_symbols_three_streams_every_event_to_its_symbol_in_order(
@@ -124,35 +119,6 @@ async def test_a_trade_the_handler_crashed_on_is_reported_unfilled_and_its_stop_
         assert state.machine.stops.fired == 1 and gw.positions("BTCUSDT")[0].position.id == pid
 
 
-async def test_a_killed_symbol_restarts_alone_and_loses_no_trade(
-    autojump_clock: MockClock,
-) -> None:
-    from gateway import UnknownSymbol
-
-    async with exchange_and_gateway(streams=("trade",)) as (sim, gw):
-        subs = {s: gw.subscribe(s, Trade, buffer=10_000) for s in SYMBOLS}
-        firsts = {s: sim.market.symbol(s).next_trade_id for s in SYMBOLS}
-        victim, *others = SYMBOLS
-        for i in range(12):
-            sim.control.generate(trades=20)
-            if i in (3, 7):
-                assert gw.kill_symbol(victim, "drill")
-                assert not gw.kill_symbol(victim)  # already going down: nothing to kill
-            await trio.sleep(0.5)
-        made = {s: sim.market.symbol(s).next_trade_id - firsts[s] for s in SYMBOLS}
-        got = {s: await drain(sub, made[s]) for s, sub in subs.items()}
-        with pytest.raises(UnknownSymbol):
-            gw.kill_symbol("NOPEUSDT")
-        stats = gw.stats().symbols
-    for s in SYMBOLS:  # every trade, once, in order: the killed one caught up on its queue
-        assert [t.trade_id for t in got[s]] == list(range(firsts[s], firsts[s] + made[s]))
-    assert stats[victim].restarts == 2
-    assert stats[victim].dead_letters == 0  # killed between events: nothing in hand
-    assert all(stats[s].restarts == 0 for s in others)
-    report = gw.actor_report(victim)
-    assert report is not None and "drill" in (report.last_error or "")
-
-
 async def test_stop_fires_once_when_the_actor_crashes_between_trigger_and_hook(
     autojump_clock: MockClock,
 ) -> None:
@@ -220,122 +186,6 @@ async def test_close_hook_that_fails_twice_is_retried_until_it_succeeds(
         assert sum(isinstance(e, ConnectionError) for e in errors) == 2
 
 
-async def test_a_symbol_that_always_crashes_leaves_the_others_complete(
-    autojump_clock: MockClock,
-) -> None:
-    async with exchange_and_gateway(
-        {"symbols": ("BTCUSDT", "ETHUSDT")}, max_restarts=1000, restart_period=1.0
-    ) as (sim, gw):
-        bad = gw._state("ETHUSDT")
-
-        def always_fail(event: Any) -> None:
-            raise ValueError(f"broken handler for {event.symbol}")
-
-        bad.handle = always_fail  # type: ignore[method-assign]
-        raising: list[int] = []
-
-        def raising_callback(ev: Trade) -> None:
-            raising.append(ev.trade_id)
-            raise RuntimeError("user callback bug")
-
-        gw.on(Trade, raising_callback)
-        first = sim.market.symbol("BTCUSDT").next_trade_id
-        with gw.subscribe("BTCUSDT", Trade, buffer=10_000) as sub:
-            for _ in range(10):
-                sim.control.generate(trades=20)
-                await trio.sleep(0.2)
-            made = sim.market.symbol("BTCUSDT").next_trade_id - first
-            trades = await drain(sub, made)
-        assert [t.trade_id for t in trades] == list(range(first, first + made))
-        report = gw.actor_report("ETHUSDT")
-        assert report is not None and report.restarts >= 2 and report.dead_letters
-        assert gw.stats().symbols["BTCUSDT"].crashes == 0
-        assert gw.stats().callbacks.errors == len(raising) > 0
-
-
-async def test_reconnects_and_resubscribes_after_an_abrupt_close(autojump_clock: MockClock) -> None:
-    async with exchange_and_gateway({"symbols": ("BTCUSDT",)}) as (sim, gw):
-        with gw.subscribe("BTCUSDT", Trade, buffer=1000) as sub:
-            sim.control.inject_trade("BTCUSDT", 100.0, 1.0)
-            assert (await drain(sub, 1))[0].price == 100.0
-            sim.control.close_connections(abrupt=True)
-            with trio.fail_after(30):
-                await sim.control.wait_for(
-                    lambda st: st.connections_total >= 2 and st.connections_open == 1
-                )
-                await gw._connections[0].wait_live()
-            sim.control.inject_trade("BTCUSDT", 101.0, 1.0)
-            assert (await drain(sub, 1))[0].price == 101.0
-        assert gw._connections[0].reconnects >= 1
-
-
-async def test_dead_port_exhausts_attempts_then_error_reaches_callback_and_caller(
-    autojump_clock: MockClock,
-) -> None:
-    errors: list[BaseException] = []
-    port = dead_port()
-    from gateway.config import GatewayConfig, ReconnectConfig
-
-    config = GatewayConfig(
-        symbols=("BTCUSDT",), url=f"ws://127.0.0.1:{port}",
-        reconnect=ReconnectConfig(initial=0.1, cap=1.0, max_attempts=3),
-    )  # fmt: skip
-    with pytest.raises(ConnectionFailed, match="gave up after 3 attempts") as failed:
-        async with open_gateway(config, on_error=errors.append):
-            pytest.fail("the gateway must not open against a dead port")  # pragma: no cover
-    assert isinstance(failed.value.__cause__, OSError)  # the last attempt's cause, chained
-    assert f"could not connect to 127.0.0.1:{port} (" in str(failed.value)  # never opened
-    lost = [e for e in errors if isinstance(e, ConnectionLost)]
-    assert [e.attempt for e in lost] == [1, 2, 3]  # each failed attempt, with its cause
-    assert all(isinstance(e.__cause__, OSError) and not e.opened for e in lost)
-    assert str(lost[0]).startswith(f"[conn-1] could not connect to 127.0.0.1:{port} (")
-    assert "attempt 1 of 3" in str(lost[0])
-    assert isinstance(errors[-1], ConnectionFailed)  # and the final error
-
-
-async def test_a_jitter_seed_repeats_the_reconnect_delays(autojump_clock: MockClock) -> None:
-    from gateway.config import GatewayConfig, ReconnectConfig
-
-    async def delays(seed: int | None) -> list[float]:
-        errors: list[BaseException] = []
-        config = GatewayConfig(
-            symbols=("BTCUSDT",), url=f"ws://127.0.0.1:{dead_port()}", jitter_seed=seed,
-            reconnect=ReconnectConfig(initial=0.1, cap=1.0, max_attempts=4),
-        )  # fmt: skip
-        with pytest.raises(ConnectionFailed):
-            async with open_gateway(config, on_error=errors.append):
-                pytest.fail("the gateway must not open against a dead port")  # pragma: no cover
-        return [e.retry_in for e in errors if isinstance(e, ConnectionLost) and e.retry_in]
-
-    first, again, other = await delays(7), await delays(7), await delays(8)
-    assert len(first) == 3 and first == again  # jittered, and the same from the same seed
-    assert first != other
-
-
-async def test_sharding_opens_a_second_connection_and_every_stream_flows(
-    autojump_clock: MockClock,
-) -> None:
-    async with exchange_and_gateway(
-        {"max_streams_per_connection": 4}, streams=("trade", "ticker"),
-        max_streams_per_connection=4,
-    ) as (sim, gw):  # fmt: skip
-        assert len(gw._connections) == 2
-        assert sorted(len(c.streams) for c in gw._connections) == [2, 4]
-        subs = {s: gw.subscribe(s, Trade) for s in SYMBOLS}
-        for s in SYMBOLS:
-            sim.control.inject_trade(s, 100.0, 1.0)
-        for s, sub in subs.items():
-            assert (await drain(sub, 1))[0].symbol == s
-        with gw.subscribe(kinds=[Ticker]) as tickers:
-            await trio.sleep(2.5)  # market time: tickers are due once a second
-            sim.control.tick()
-            seen: set[str] = set()
-            with trio.fail_after(30):
-                while seen != set(SYMBOLS):  # ends when every symbol's ticker came
-                    seen.add((await tickers.receive()).symbol)
-        assert seen == set(SYMBOLS)  # through both connections
-
-
 async def test_malformed_and_unknown_frames_are_counted_and_skipped(
     autojump_clock: MockClock,
 ) -> None:
@@ -387,30 +237,6 @@ async def test_live_add_and_remove_symbols(autojump_clock: MockClock) -> None:
         await gw.remove_symbols(["ETHUSDT"])
         assert await gw._connections[0].list_subscriptions() == ["btcusdt@trade"]
         assert "ETHUSDT" not in gw.last_prices()
-
-
-async def test_cold_start_with_1000_streams_never_earns_a_too_many_requests_close(
-    autojump_clock: MockClock,
-) -> None:
-    symbols = tuple(f"S{i:03d}USDT" for i in range(250))
-    streams = ("trade", "aggTrade", "ticker", "bookTicker")
-    async with exchange_and_gateway(
-        {"symbols": symbols[:2]}, symbols=symbols, streams=streams, check_symbols=False
-    ) as (
-        sim,
-        gw,
-    ):
-        stats = sim.control.stats()
-        assert sum(len(s) for s in stats.subscriptions.values()) == 1000
-        assert 1008 not in stats.closes_by_code and stats.connections_total == 1
-        conn = gw._connections[0]
-        sent = list(conn.control_sent_at)
-        assert len(sent) == conn.control_frames >= 7  # chunked under the 4 KB frame limit
-        # The limiter: never more than 4 control frames in any 1-second window...
-        for i, t in enumerate(sent):
-            assert sum(1 for u in sent[i:] if u - t < 1.0) <= 4
-        # ...and no slower than it has to be: the 5th frame goes exactly 1 s after the 1st.
-        assert sent[4] - sent[0] == pytest.approx(1.0, abs=1e-6)
 
 
 async def test_a_flooded_symbol_does_not_delay_the_quiet_ones(autojump_clock: MockClock) -> None:
@@ -474,36 +300,6 @@ async def test_duplicated_frames_are_dropped_by_trade_id(autojump_clock: MockClo
             trades = await drain(sub, 4)
         assert [t.price for t in trades] == [100.0, 100.1, 100.2, 100.3]
         assert gw.stats().symbols["BTCUSDT"].duplicates == 3
-
-
-@pytest.mark.parametrize(
-    ("sim_options", "gateway_options"),
-    [
-        ({}, {"max_connection_age": 4.0, "silence_timeout": 2.0}),  # our own 24 h rule
-        ({"connection_lifetime": 5.0, "shutdown_notice": True, "shutdown_lead": 1.0}, {}),
-    ],
-    ids=["max-age", "server-shutdown"],
-)
-async def test_rotation_is_make_before_break_and_loses_no_trade(
-    autojump_clock: MockClock, sim_options: dict[str, Any], gateway_options: dict[str, Any]
-) -> None:
-    options = {"symbols": ("BTCUSDT",), "pacing": "rate", "rate": 50.0, **sim_options}
-    async with exchange_and_gateway(options, **gateway_options) as (sim, gw):
-        with gw.subscribe("BTCUSDT", Trade, buffer=100_000) as sub:
-            await trio.sleep(0.5)
-            first = (await drain(sub, 1))[0].trade_id
-            await trio.sleep(14)
-            trades = sub.drain_nowait(100_000)
-        ids = [first] + [t.trade_id for t in trades]
-        assert ids == list(range(first, first + len(ids)))  # in order, none lost, no repeat
-        assert len(ids) > 500
-        (conn,) = gw._connections
-        assert conn.rotations >= 2 and conn.reconnects == 0
-        stats = sim.control.stats()
-        assert stats.connections_total >= 3 and stats.connections_open == 1
-        assert 1006 not in stats.closes_by_code  # every old connection closed cleanly
-        symbol = gw.stats().symbols["BTCUSDT"]
-        assert symbol.gaps == 0
 
 
 async def test_order_book_syncs_from_snapshot_and_diffs_and_matches_the_exchange(

@@ -1,6 +1,6 @@
 """Proof of life per stream, as plain calls (`gateway.runtime.liveness.StreamWatch`): which
 streams of a connection are overdue, when a silent connection is a zombie, and how a
-quiet market backs off. The same rules end to end are in tests/test_zombie.py."""
+quiet market backs off. The same rules end to end are in tests/test_watchdog.py."""
 
 from __future__ import annotations
 

@@ -1,17 +1,27 @@
-"""The gateway's services (callback dispatcher, close-hook runner, REST backfiller,
-price fallback) are supervised children: a crash of one (a bug, injected here by
-patching it in the test) restarts it alone, with its queue, while the symbols stream
-on; `stats().services` counts it."""
+"""The specification of gateway/runtime/services.py: the gateway's services (callback
+dispatcher, close-hook runner, REST backfiller, price fallback) are supervised children:
+a crash of one (a bug, injected here by patching it in the test) restarts it alone, with
+its queue, while the symbols stream on; `stats().services` counts it. The two REST
+services are built from the config (`rest_parts`): the backfiller only with a
+``rest_url``, the price fallback only over a backfiller and with ``fallback_after`` > 0."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 import trio
 from trio.testing import MockClock
 
 from gateway import AggTrade, GapDetected, GapFilled, GapUnfilled, StopState, StopTriggered
+from gateway.config import GatewayConfig
+from gateway.core.backfill_protocol import Need
 from gateway.runtime.backfill import Backfiller
+from gateway.runtime.fallback import PriceFallback
 from gateway.runtime.hooks import HookRunner
+from gateway.runtime.publish import Publisher
+from gateway.runtime.services import rest_parts
+from gateway.runtime.symbol import SymbolRuntime
 from tests._loopback import drain, exchange_and_gateway
 from tests._simclient import bounded
 
@@ -86,3 +96,25 @@ async def test_a_backfill_that_raises_ends_its_gap_unfilled_and_the_next_gap_fil
     assert isinstance(ends[0], GapUnfilled) and "the backfiller raised" in ends[0].reason
     assert isinstance(ends[1], GapFilled) and ends[1].count == 3
     assert services["backfill"].restarts == 0  # isolated per request, not a crash
+
+
+def _rest_parts(**options: Any) -> tuple[Backfiller | None, PriceFallback | None]:
+    config = GatewayConfig(symbols=("BTCUSDT",), url="ws://127.0.0.1:9", **options)
+    states: dict[str, SymbolRuntime] = {}
+    return rest_parts(config, states, Publisher(), deliver=lambda _symbol, _result: None,
+                      need=lambda _request: Need.ROWS, rng=None)  # fmt: skip
+
+
+def test_the_rest_services_are_a_backfiller_for_the_rest_url_and_a_fallback_through_it() -> None:
+    backfiller, fallback = _rest_parts(rest_url="http://user:S3cret@127.0.0.1:9",
+                                       rest_weight_per_minute=600, fallback_after=3.0)  # fmt: skip
+    assert isinstance(backfiller, Backfiller) and isinstance(fallback, PriceFallback)
+    assert backfiller.rest_url == "http://127.0.0.1:9"  # its credentials travel apart
+    assert backfiller.budget.limit == 600
+    assert (fallback.after, fallback.interval) == (3.0, 1.0)
+
+
+def test_no_rest_url_means_no_rest_service_and_fallback_after_zero_no_fallback() -> None:
+    assert _rest_parts(rest_url="") == (None, None)
+    backfiller, fallback = _rest_parts(rest_url="http://127.0.0.1:9", fallback_after=0.0)
+    assert isinstance(backfiller, Backfiller) and fallback is None

@@ -131,3 +131,28 @@ async def test_the_gateway_shows_the_open_candle_else_the_last_closed(
         state.handle(kline(0, True, close=1.5))
         last = gw.candle("BTCUSDT", "1m")
         assert last is not None and last.is_closed and last.close == 1.5  # then the closed
+
+
+async def test_only_events_the_machine_applied_are_timed(autojump_clock: MockClock) -> None:
+    """A duplicate (a reconnect's overlap) is dropped untimed: latency counts equal the
+    events handled, so overlaps do not skew the percentiles."""
+    state, _, _ = symbol()
+    for i in (1, 2, 2, 1, 3):
+        state.handle(trade(i))
+    assert state.machine.handled == 3 and state.machine.duplicates == 2
+    latency = state.latency
+    assert latency.handled.count == latency.stop.count == 3  # (these carry no exchange time)
+
+
+async def test_a_refused_backfill_ends_its_gap_before_the_event_that_revealed_it_is_published(
+    autojump_clock: MockClock,
+) -> None:
+    publisher = Publisher()
+    state = SymbolRuntime("BTCUSDT", publisher, request_backfill=lambda _req: False)
+    with publisher.subscribe() as sub:
+        for i in (1, 5):
+            state.handle(trade(i))
+        got = sub.drain_nowait(10)
+    assert [getattr(e, "trade_id", type(e).__name__) for e in got] == [
+        1, "GapDetected", "GapUnfilled", 5]  # fmt: skip
+    assert got[2].reason == "the backfill queue is full"

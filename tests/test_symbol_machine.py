@@ -345,12 +345,15 @@ def test_every_id_is_published_once_in_order_or_reported_whatever_rest_answers(
 
 @settings(max_examples=150, deadline=None)
 @given(steps=st.lists(_STEP, min_size=1, max_size=40), bound=st.integers(1, 6),
-       budget=st.integers(0, 8), late_after=st.integers(0, 40))  # fmt: skip
+       budget=st.integers(0, 8), late_after=st.integers(0, 40),
+       refused=st.lists(st.booleans()))  # fmt: skip
 def test_holds_past_their_bounds_still_end_every_gap_once_in_order(
     steps: list[tuple[str, int]], bound: int, budget: int, late_after: int,
+    refused: list[bool],
 ) -> None:
-    """Small hold bounds (per stream and gateway-wide) and answers that come after the
-    hold gave up: ``hold_overflow`` "unfilled" keeps the order and ends each gap once."""
+    """Small hold bounds (per stream and gateway-wide), answers that come after the hold
+    gave up, and a backfiller that refuses some requests (its queue full) in the same
+    step: ``hold_overflow`` "unfilled" keeps the order and ends each gap once."""
     m = machine(hold_max_events=bound, hold_max_seconds=1e9, hold_budget=HoldBudget(budget))
     published: list[Any] = []
     asked: list[BackfillRequest] = []
@@ -360,6 +363,10 @@ def test_holds_past_their_bounds_still_end_every_gap_once_in_order(
         tid = top + 1 if kind == "next" else top + 1 + k if kind == "skip" else top - k
         top = max(top, tid)
         m.on_event(trade(tid), 0.0, NS)
+        for request in [r for r in m.requests if isinstance(r, BackfillRequest)]:
+            if refused and refused.pop():
+                m.requests.remove(request)
+                m.backfill_refused(request, 0.0)  # as the runtime does, before publishing
         out, requests = take(m)
         published += out
         asked += [r for r in requests if isinstance(r, BackfillRequest)]
@@ -397,3 +404,35 @@ def test_a_crash_while_applying_an_answer_still_ends_its_gap_once(crash_at: int)
         m.on_backfill(part, 0.0, NS)
     assert not [e for e in take(m)[0] if isinstance(e, GapFilled | GapUnfilled)]
     assert m.holds.held() == 0
+
+
+def test_a_refused_gap_ends_once_even_when_its_hold_overflowed_first() -> None:
+    """A full gateway-wide hold bound and a full backfill queue on the same trade: the
+    hold's overflow ends the gap, and the refusal does not end it again."""
+    m = machine(hold_max_events=100, hold_budget=HoldBudget(1))
+    m.on_event(trade(1), 0.0, NS)
+    m.holds.budget.take()  # another symbol holds the only slot
+    m.on_event(trade(5), 0.0, NS)
+    request = next(r for r in m.requests if isinstance(r, BackfillRequest))
+    m.backfill_refused(request, 0.0)
+    out, _ = take(m)
+    assert [type(e).__name__ for e in out] == ["Trade", "GapDetected", "GapUnfilled", "Trade"]
+    assert m.holds.abandoned == set()
+
+
+def test_a_refused_gap_ends_right_after_its_detection_before_the_live_event() -> None:
+    m = machine()  # holds off: the live event is published at once
+    m.on_event(trade(1), 0.0, NS)
+    m.on_event(trade(5), 0.0, NS)
+    m.backfill_refused(next(r for r in m.requests if isinstance(r, BackfillRequest)), 0.0)
+    out, _ = take(m)
+    assert [getattr(e, "trade_id", type(e).__name__) for e in out] == [
+        1, "GapDetected", "GapUnfilled", 5]  # fmt: skip
+
+
+def test_a_dropped_event_says_so() -> None:
+    m = machine()
+    assert m.on_event(trade(1), 0.0, NS) is True
+    assert m.on_event(trade(1), 0.0, NS) is False  # a duplicate
+    m.on_event(kline(0, True), 0.0, NS)
+    assert m.on_event(kline(0, False), 0.0, NS) is False  # older than what was shown

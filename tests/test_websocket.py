@@ -1,7 +1,7 @@
 """The gateway's WebSocket opener (`gateway.runtime.websocket.open_websocket`): a server
 ping that arrives during our close handshake (trio-websocket #184) is skipped, as RFC 6455
 allows, where plain trio-websocket fails. The gateway end to end under the same fault is
-in tests/test_connection_faults.py (section 2)."""
+in tests/test_connection.py (section 2)."""
 
 from __future__ import annotations
 

@@ -324,7 +324,8 @@ class GapDetected:
     """Ids or candles of a stream were skipped (usually around a reconnect).
 
     ``first``/``last`` are ids (trade, aggTrade) or open times (``kline_<i>``),
-    inclusive; ``backfilling`` says whether REST backfill was requested. Exactly one
+    inclusive; ``backfilling`` says whether REST backfill was asked for (when the
+    backfiller's queue refused it, the `GapUnfilled` follows at once). Exactly one
     `GapFilled` or `GapUnfilled` for the same range follows, whichever it was.
     """
 

@@ -97,15 +97,15 @@ class StopLossBook:
     __slots__ = (
         "_armed",
         "_entries",
-        "_long_max",
-        "_short_min",
-        "cancelled",
+                "cancelled",
         "close_failures",
         "close_timeout",
         "closed",
         "fired",
+        "long_max",
         "retry_cap",
         "retry_initial",
+        "short_min",
         "symbol",
         "wall_clock",
     )
@@ -126,8 +126,10 @@ class StopLossBook:
         self.close_timeout = close_timeout
         self._entries: dict[str, _Entry] = {}
         self._armed: dict[str, _Entry] = {}
-        self._long_max = -_INF  # highest armed LONG level: a price at or below it crosses
-        self._short_min = _INF  # lowest armed SHORT level: a price at or above it crosses
+        #: Highest armed LONG level (a price at or below it crosses) and lowest armed SHORT
+        #: level (at or above it crosses): read by the hot path, written here only.
+        self.long_max = -_INF
+        self.short_min = _INF
         self.fired = 0
         self.closed = 0
         self.close_failures = 0
@@ -137,7 +139,7 @@ class StopLossBook:
 
     def crosses(self, price: float) -> bool:
         """True if ``price`` would fire at least one armed stop (two comparisons)."""
-        return not self._long_max < price < self._short_min
+        return not self.long_max < price < self.short_min
 
     def check(self, price: float, now: float, trade_time: int | None = None) -> list[StopTrigger]:
         """Fire every ARMED stop that ``price`` crosses; return their triggers.
@@ -145,7 +147,7 @@ class StopLossBook:
         The positions are TRIGGERED before this returns (the exactly-once rule).
         O(1) when nothing crosses; O(armed positions) when something does.
         """
-        if self._long_max < price < self._short_min:
+        if self.long_max < price < self.short_min:
             return []
         return self._fire(price, price, now, trade_time)
 
@@ -156,7 +158,7 @@ class StopLossBook:
         at ``low``, SHORT stops at ``high``, so a slow consumer never hides a crossing."""
         if low > high:
             raise ValueError(f"low {low!r} is above high {high!r}")
-        if self._long_max < low and high < self._short_min:
+        if self.long_max < low and high < self.short_min:
             return []
         return self._fire(low, high, now, trade_time)
 
@@ -196,7 +198,7 @@ class StopLossBook:
                 long_max = max(long_max, pos.stop_level)
             else:
                 short_min = min(short_min, pos.stop_level)
-        self._long_max, self._short_min = long_max, short_min
+        self.long_max, self.short_min = long_max, short_min
 
     # -- positions --------------------------------------------------------------------
 
@@ -213,9 +215,9 @@ class StopLossBook:
         self._entries[position.id] = entry
         self._armed[position.id] = entry
         if position.side is Side.LONG:
-            self._long_max = max(self._long_max, position.stop_level)
+            self.long_max = max(self.long_max, position.stop_level)
         else:
-            self._short_min = min(self._short_min, position.stop_level)
+            self.short_min = min(self.short_min, position.stop_level)
 
     def adjust_stop(
         self, id: str, stop_pct: float | None = None, stop_price: float | None = None

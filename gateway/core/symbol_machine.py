@@ -21,13 +21,10 @@ from typing import Any
 
 from gateway.core.backfill_protocol import (
     BackfillRequest,
-    BackfillResult,
-    DepthSnapshot,
     FallbackPrice,
     Need,
     stream_of,
 )
-from gateway.core.backoff import ReconnectPolicy
 from gateway.core.candles import CandleBook, CandleGap
 from gateway.core.events import (
     AggTrade,
@@ -43,16 +40,11 @@ from gateway.core.hook_protocol import CloseRequest, CloseResult
 from gateway.core.orderbook import OrderBookSync, SyncState
 from gateway.core.sequence import DUPLICATE, NEW, Observation, SequenceTracker
 from gateway.core.stop_loss import Position, StopLossBook, StopTrigger
-from gateway.core.symbol_rest import RestAnswers
+from gateway.core.symbol_rest import SNAPSHOT_RETRY, RestAnswers
 
 __all__ = ["SNAPSHOT_RETRY", "WAKE", "SymbolMachine", "Wake"]
 
 log = logging.getLogger(__name__)
-
-#: Wait between depth snapshot requests that failed for good (the backfiller already
-#: retried each with jittered backoff): 1 s, 2 s, 4 s ... at most a minute, never giving up.
-SNAPSHOT_RETRY = ReconnectPolicy(initial=1.0, factor=2.0, cap=60.0, max_attempts=None)
-
 
 class Wake:
     """A request: the machine's `deadline` moved earlier (a hold began, a close is due):
@@ -98,12 +90,17 @@ class SymbolMachine(RestAnswers):
         self.holds = Holds(symbol, self.out, max_events=hold_max_events,
                            max_seconds=hold_max_seconds, overflow=hold_overflow,
                            budget=hold_budget)  # fmt: skip
-        self._holding = self.holds.by_stream  # the same dict: empty while nothing is held
+        #: The same dict as ``holds.by_stream`` (never rebound), read on the hot path: empty
+        #: while nothing is held. ``out`` is shared with `Holds` likewise: clear it, never
+        #: rebind it.
+        self._held_streams = self.holds.by_stream
         self.can_backfill = can_backfill
         self.close_hook = close_hook
         self.last_price: float | None = None
         self.last_trade_time: int | None = None
-        self.counts: dict[str, int] = {}
+        self.trades = 0  # live trades handled (counted apart: the hot path's own counter)
+        self.agg_trades = 0  # live aggregate trades handled
+        self._counts: dict[str, int] = {}  # events of every other kind handled, by name
         self.handled = 0
         self.trade_ids = SequenceTracker()
         self.agg_trade_ids = SequenceTracker()
@@ -124,33 +121,37 @@ class SymbolMachine(RestAnswers):
 
     # The hot path ---------------------------------------------------------------
 
-    def on_event(self, event: Any, now: float, now_ns: int) -> None:
+    def on_event(self, event: Any, now: float, now_ns: int) -> bool:
         """Apply one market event: candles, last price, stops, order book; publish it
-        (or hold it behind a gap being backfilled)."""
+        (or hold it behind a gap being backfilled). False if it was dropped instead (a
+        duplicate id, a kline older than what was shown)."""
         kind = type(event)
-        counts = self.counts
         if kind is Trade or kind is AggTrade:
             seen = (self.trade_ids.observe(event.trade_id) if kind is Trade
                     else self.agg_trade_ids.observe(event.agg_trade_id))  # fmt: skip
             if seen is not NEW:
                 if seen is DUPLICATE:  # e.g. the overlap of a reconnect: drop it
                     self.duplicates += 1
-                    return
+                    return False
                 self._trade_gap(kind, seen, event.trade_time, now)
-            name = kind.__name__
-            counts[name] = counts.get(name, 0) + 1
+            if kind is Trade:
+                self.trades += 1
+            else:
+                self.agg_trades += 1
             price = event.price
             self.last_price = price
             self.last_trade_time = event.trade_time
-            if self.stops.crosses(price):
-                self._fire(self.stops.check(price, now, event.trade_time), event.receive_ns,
+            stops = self.stops
+            if not stops.long_max < price < stops.short_min:  # `crosses`, inline
+                self._fire(stops.check(price, now, event.trade_time), event.receive_ns,
                            now, now_ns)  # fmt: skip
             self.handled += 1
-            if not self._holding or not self.holds.take(
+            if not self._held_streams or not self.holds.take(
                 "trade" if kind is Trade else "aggTrade", event
             ):
                 self.out.append(event)
-            return
+            return True
+        counts = self._counts
         name = kind.__name__
         counts[name] = counts.get(name, 0) + 1
         self.handled += 1
@@ -159,17 +160,18 @@ class SymbolMachine(RestAnswers):
             ignored = buf.ignored
             closed = buf.apply(event)
             if buf.ignored != ignored:  # stale (an overlap's, older than what was shown)
-                return
+                return False
             for gap in buf.take_gaps():  # found on the first update after the gap
                 self._candle_gap(gap, now)
             stream = f"kline_{event.interval}"
             if closed is not None:
                 self.holds.emit(stream, CandleClosed(self.symbol, closed, event.receive_ns))
-            if self._holding and self.holds.take(stream, event):
-                return
+            if self._held_streams and self.holds.take(stream, event):
+                return True
         elif kind is DepthUpdate:
             self._on_depth(event, now)
         self.out.append(event)
+        return True
 
     def dead_letter(self, event: Any, why: str) -> None:
         """The caller's handling of ``event`` raised: a trade's price is still checked
@@ -238,7 +240,8 @@ class SymbolMachine(RestAnswers):
              now: float, why: str | None = None) -> None:  # fmt: skip
         """Report a gap: ask for its rows (holding what follows it) or end it unfilled."""
         filling = request is not None
-        log.warning("%s: %s %d..%d missing%s", self.symbol, stream, first, last,
+        log.warning("%s: %s %s %d..%d missing%s", self.symbol, stream,
+                    "candles" if stream.startswith("kline_") else "ids", first, last,
                     "; backfilling" if filling else "")  # fmt: skip
         if request is not None:
             self.requests.append(request)
@@ -250,13 +253,24 @@ class SymbolMachine(RestAnswers):
 
     def backfill_refused(self, request: BackfillRequest, now: float) -> None:
         """The backfiller could not take ``request`` (its queue is full): its gap ends
-        unfilled, or the snapshot is asked for again after a backoff."""
+        unfilled right after its `GapDetected` (still in ``out``), unless it ended
+        already (a hold past its bound); a snapshot is asked for again after a backoff."""
         if request.kind == "depth":
             self.snapshot_pending = False
             self._snapshot_failed("the backfill queue is full", now)
             return
-        self.holds.unfilled(stream_of(request), request.first, request.last,
-                            "the backfill queue is full")  # fmt: skip
+        stream, holds, out = stream_of(request), self.holds, self.out
+        gap = (stream, request.first, request.last)
+        if gap in holds.abandoned:  # ended when its hold overflowed: no result will come
+            holds.abandoned.discard(gap)
+            return
+        mark = len(out)
+        holds.unfilled(stream, request.first, request.last, "the backfill queue is full")
+        ended = out[mark:]
+        del out[mark:]
+        at = next((i + 1 for i, e in enumerate(out) if type(e) is GapDetected
+                   and e.stream == stream and e.first == request.first), mark)  # fmt: skip
+        out[at:at] = ended
 
     # The order book ---------------------------------------------------------------
 
@@ -275,14 +289,6 @@ class SymbolMachine(RestAnswers):
             self.snapshot_pending = True
             self.book.snapshot_requested()
             self.requests.append(BackfillRequest(self.symbol, "depth", 0, 0))
-
-    def _snapshot_failed(self, why: str, now: float) -> None:
-        """No usable snapshot: ask again only after `SNAPSHOT_RETRY`'s growing wait."""
-        self.snapshot_failures += 1
-        wait = SNAPSHOT_RETRY.ceiling(self.snapshot_failures - 1)
-        self.snapshot_retry_at = now + wait
-        log.warning("%s: depth snapshot failed (%s); next try in %.0fs at the earliest",
-                    self.symbol, why, wait)  # fmt: skip
 
     # Stops, closes and timers -----------------------------------------------------
 
@@ -343,8 +349,25 @@ class SymbolMachine(RestAnswers):
 
     def live_trades(self) -> int:
         """Trades the hot path handled so far (backfilled rows are not counted there)."""
-        counts = self.counts
-        return counts.get("Trade", 0) + counts.get("AggTrade", 0)
+        return self.trades + self.agg_trades
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Live events handled so far, by kind name (a fresh dict)."""
+        counts = dict(self._counts)
+        if self.trades:
+            counts["Trade"] = self.trades
+        if self.agg_trades:
+            counts["AggTrade"] = self.agg_trades
+        return counts
+
+    def count(self, kind: str) -> int:
+        """Live events of ``kind`` (a class name) handled so far."""
+        if kind == "Trade":
+            return self.trades
+        if kind == "AggTrade":
+            return self.agg_trades
+        return self._counts.get(kind, 0)
 
     def on_fallback_price(self, item: FallbackPrice, now: float, now_ns: int) -> None:
         """Check the armed stops against a REST price (fired positions never fire again),
@@ -374,25 +397,3 @@ class SymbolMachine(RestAnswers):
         ):
             return Need.ROWS
         return Need.PRICES if self.stops.armed_count else Need.NOTHING
-
-    def on_backfill(self, result: BackfillResult, now: float, now_ns: int) -> None:
-        """Apply what REST returned: publish the rows in order, let them fire crossed
-        stops, end the gap; a depth snapshot syncs the order book."""
-        if result.request.kind == "depth":
-            self._on_snapshot(result, now)
-        else:
-            self._on_rows(result, now, now_ns)
-
-    def _on_snapshot(self, result: BackfillResult, now: float) -> None:
-        self.snapshot_pending = False
-        snap = result.events[0] if result.events else None
-        if not isinstance(snap, DepthSnapshot) or self.book is None:
-            self._snapshot_failed(result.error or "no snapshot", now)
-            return
-        state = self.book.on_snapshot(snap.last_update_id, snap.bids, snap.asks)
-        if state is SyncState.NEEDS_SNAPSHOT:  # older than the buffered diffs
-            self._snapshot_failed(f"snapshot {snap.last_update_id} older than the diffs", now)
-            return
-        self.snapshot_failures = 0
-        if state is SyncState.SYNCED:
-            log.info("%s: order book synced at %d", self.symbol, snap.last_update_id)

@@ -4,24 +4,34 @@
 `BackfillResult` for a trade, aggTrade or kline gap: rows go out behind the stream's
 hold (or at once when nothing newer waits), fire the stops their prices cross, and the
 gap ends in `GapFilled` or `GapUnfilled`. A result that comes too late (its gap ended),
-is lost (a full mailbox) or crashes its machine still ends its gap exactly once.
+is lost (a full mailbox) or crashes its machine still ends its gap exactly once. A depth
+snapshot syncs the order book, or is asked for again after a growing wait.
 Pure, like the machine: outputs go to ``out`` and ``requests``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gateway.core.backfill_protocol import BackfillResult, stream_of
+from gateway.core.backfill_protocol import BackfillResult, DepthSnapshot, stream_of
+from gateway.core.backoff import ReconnectPolicy
 from gateway.core.events import AggTrade, CandleClosed, GapFilled, Kline, Trade
 from gateway.core.holds import Gap, Holds, key_of
+from gateway.core.orderbook import OrderBookSync, SyncState
 
 if TYPE_CHECKING:
     from gateway.core.candles import CandleBook
     from gateway.core.stop_loss import StopLossBook, StopTrigger
 
-__all__ = ["RestAnswers"]
+__all__ = ["SNAPSHOT_RETRY", "RestAnswers"]
+
+log = logging.getLogger("gateway.core.symbol_machine")  # one logger for the machine
+
+#: Wait between depth snapshot requests that failed for good (the backfiller already
+#: retried each with jittered backoff): 1 s, 2 s, 4 s ... at most a minute, never giving up.
+SNAPSHOT_RETRY = ReconnectPolicy(initial=1.0, factor=2.0, cap=60.0, max_attempts=None)
 
 _TRADES = (Trade, AggTrade)
 
@@ -35,12 +45,43 @@ class RestAnswers:
     stops: StopLossBook
     candles: CandleBook
     backfilled: int
+    book: OrderBookSync | None
     snapshot_pending: bool
+    snapshot_failures: int
+    snapshot_retry_at: float
 
     def _fire(self, triggers: list[StopTrigger], receive_ns: int, now: float,
               now_ns: int) -> None: ...  # fmt: skip
 
-    def _snapshot_failed(self, why: str, now: float) -> None: ...
+    def on_backfill(self, result: BackfillResult, now: float, now_ns: int) -> None:
+        """Apply what REST returned: publish the rows in order, let them fire crossed
+        stops, end the gap; a depth snapshot syncs the order book."""
+        if result.request.kind == "depth":
+            self._on_snapshot(result, now)
+        else:
+            self._on_rows(result, now, now_ns)
+
+    def _on_snapshot(self, result: BackfillResult, now: float) -> None:
+        self.snapshot_pending = False
+        snap = result.events[0] if result.events else None
+        if not isinstance(snap, DepthSnapshot) or self.book is None:
+            self._snapshot_failed(result.error or "no snapshot", now)
+            return
+        state = self.book.on_snapshot(snap.last_update_id, snap.bids, snap.asks)
+        if state is SyncState.NEEDS_SNAPSHOT:  # older than the buffered diffs
+            self._snapshot_failed(f"snapshot {snap.last_update_id} older than the diffs", now)
+            return
+        self.snapshot_failures = 0
+        if state is SyncState.SYNCED:
+            log.info("%s: order book synced at %d", self.symbol, snap.last_update_id)
+
+    def _snapshot_failed(self, why: str, now: float) -> None:
+        """No usable snapshot: ask again only after `SNAPSHOT_RETRY`'s growing wait."""
+        self.snapshot_failures += 1
+        wait = SNAPSHOT_RETRY.ceiling(self.snapshot_failures - 1)
+        self.snapshot_retry_at = now + wait
+        log.warning("%s: depth snapshot failed (%s); next try in %.0fs at the earliest",
+                    self.symbol, why, wait)  # fmt: skip
 
     def _on_rows(self, result: BackfillResult, now: float, now_ns: int) -> None:
         req = result.request

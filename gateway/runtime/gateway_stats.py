@@ -26,7 +26,7 @@ __all__ = ["collect_stats"]
 
 def collect_stats(
     *, symbols: SymbolTree, fallback: PriceFallback | None, links: Connections,
-    router: Router, backfiller: Backfiller | None, holds: HoldBudget,
+    router: Router, backfiller: Backfiller | None, hold_budget: HoldBudget,
     publisher: Publisher, services: Supervisor,
 ) -> GatewayStats:  # fmt: skip
     """One `GatewayStats` of the gateway's parts now: per-symbol counters with their
@@ -57,7 +57,7 @@ def collect_stats(
             for name, (code, msg) in c.refused.items()
         },
         rest=backfiller.snapshot() if backfiller is not None else None,
-        holds=holds.snapshot(),
+        holds=hold_budget.snapshot(),
         callbacks=CallbackStats(
             calls=publisher.callback_calls, errors=publisher.callback_errors,
             dropped=publisher.callback_queue.dropped,

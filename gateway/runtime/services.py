@@ -6,18 +6,30 @@ until cancelled. Its state (the queue, counters) lives in the object, so a crash
 ``run`` (a bug: user code and REST failures are caught inside) restarts it with nothing
 queued lost, while the symbols and connections stream on. A service that keeps
 crashing past the restart intensity ends the gateway with `RestartIntensityExceeded`.
+
+`rest_parts` builds the two REST services from the config: the backfiller (gap
+backfills, kline warm-up, the listing check's weight) and the price fallback that
+polls through it.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import trio
 
 from actors import ActorContext, ChildSpec, Mailbox, Restart, Supervisor
+from gateway.config import GatewayConfig
+from gateway.core.backfill_protocol import BackfillRequest, BackfillResult, Need
+from gateway.core.backoff import ReconnectPolicy
+from gateway.runtime.backfill import Backfiller
+from gateway.runtime.fallback import PriceFallback
+from gateway.runtime.publish import Publisher
+from gateway.runtime.symbol import SymbolRuntime
 
-__all__ = ["Service", "service_spec", "services_supervisor"]
+__all__ = ["Service", "rest_parts", "service_spec", "services_supervisor"]
 
 
 class Service(Protocol):
@@ -46,3 +58,33 @@ def services_supervisor(
 ) -> Supervisor:
     """The supervisor of the gateway's services (its own restart intensity)."""
     return Supervisor("services", max_restarts=max_restarts, period=period, rng=rng)
+
+
+def rest_parts(
+    config: GatewayConfig, states: Mapping[str, SymbolRuntime], publisher: Publisher, *,
+    deliver: Callable[[str, BackfillResult], None], need: Callable[[BackfillRequest], Need],
+    rng: random.Random | None,
+) -> tuple[Backfiller | None, PriceFallback | None]:  # fmt: skip
+    """The backfiller (None without ``rest_url``) and the price fallback over ``states``
+    (None without a backfiller or with ``fallback_after = 0``); neither started yet."""
+    backfiller = (
+        Backfiller(
+            config.rest_url, deliver, timeout=config.rest_timeout,
+            max_ids=config.backfill_max_ids, weight_per_minute=config.rest_weight_per_minute,
+            retry=ReconnectPolicy(0.5, 2.0, 30.0, config.rest_retries),
+            ca_file=config.ca_file, need=need,
+            rng=rng,
+        )
+        if config.rest_url
+        else None
+    )  # fmt: skip
+    fallback = (
+        PriceFallback(
+            states, backfiller, after=config.fallback_after,
+            interval=config.fallback_interval,
+            on_error=lambda sym, exc: publisher.report_error("fallback", exc, sym),
+        )
+        if backfiller is not None and config.fallback_after > 0
+        else None
+    )  # fmt: skip
+    return backfiller, fallback

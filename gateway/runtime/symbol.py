@@ -117,7 +117,9 @@ class SymbolRuntime:
         #: exchange event time -> receive, receive -> handled, receive -> stop decision
         self.latency = HotPathLatency()
         self._unit_ns = event_time_unit_ns
-        self._clock: Callable[[], float] = trio.current_time
+        #: The monotonic clock the machine's times come from (trio's; the actor looks its
+        #: clock object up once when it starts, rather than per event).
+        self.clock: Callable[[], float] = trio.current_time
 
     # The hot path -------------------------------------------------------------
 
@@ -138,42 +140,43 @@ class SymbolRuntime:
     def handle(self, event: Any) -> None:
         """Feed one market event to the machine, carry out its answer, record latency.
 
-        The hot path: everything is inline. The stop-loss decision is timed at the
-        ``now_ns`` the machine is given for it."""
+        The hot path, inline. A trade's stop-loss decision is timed when the machine
+        returns; an event the machine drops (a duplicate, a stale kline) is not timed."""
         machine = self.machine
         now_ns = time_ns()
         try:
-            machine.on_event(event, self._clock(), now_ns)
+            applied = machine.on_event(event, self.clock(), now_ns)
+            kind = type(event)
+            decided = time_ns() if applied and (kind is Trade or kind is AggTrade) else 0
             out = machine.out
             if machine.requests:
                 self._carry_out()
             elif out:
                 publish = self.publisher.publish
-                for item in out:
-                    publish(item)
-                out.clear()
+                if len(out) == 1:
+                    publish(out.pop())
+                else:
+                    items = out[:]
+                    out.clear()
+                    for item in items:
+                        publish(item)
         except Exception:
             self._carry_out()  # what it decided before raising still happens
             raise
         rns = event.receive_ns
-        if rns:
-            kind = type(event)
+        if rns and applied:
             et = event.event_time  # None for bookTicker and partial depth
-            self.latency.record(rns, time_ns(),
-                                now_ns if kind is Trade or kind is AggTrade else 0,
-                                et * self._unit_ns if et else 0)  # fmt: skip
+            self.latency.record(rns, time_ns(), decided, et * self._unit_ns if et else 0)
 
     def _carry_out(self) -> None:
-        """Publish what the machine decided, in order, and pass on what it asked for."""
+        """Pass on what the machine asked for, then publish what it decided, in order.
+
+        Requests first: a backfill the backfiller refuses ends its gap at once, and the
+        machine puts that ending right after the gap's detection, before anything the
+        same input decided after it."""
         machine = self.machine
         out, requests, publish = machine.out, machine.requests, self.publisher.publish
-        for _ in range(3):  # a refused backfill ends its gap: one more round publishes it
-            if out:
-                for item in out:
-                    publish(item)
-                out.clear()
-            if not requests:
-                return
+        while requests or out:
             asked = requests[:]
             requests.clear()
             for request in asked:
@@ -185,7 +188,11 @@ class SymbolRuntime:
                 elif type(request) is BackfillRequest and not (
                     self._request_backfill is not None and self._request_backfill(request)
                 ):
-                    machine.backfill_refused(request, self._clock())
+                    machine.backfill_refused(request, self.clock())
+            items = out[:]
+            out.clear()
+            for item in items:
+                publish(item)
 
     def _wake(self) -> None:
         """The machine's deadline moved earlier: end the actor's wait so it sees it."""
@@ -216,12 +223,12 @@ class SymbolRuntime:
                 f"{self.symbol}: handler raised {item.error!r} on {type(item.event).__name__}"
             ) from item.error
         if kind is CloseResult:
-            machine.on_close_result(item, self._clock())
+            machine.on_close_result(item, self.clock())
         elif kind is BackfillResult:
             self.on_backfill(item)
             return
         elif kind is FallbackPrice:
-            machine.on_fallback_price(item, self._clock(), time_ns())
+            machine.on_fallback_price(item, self.clock(), time_ns())
         else:
             self.handle(item)
             return
@@ -232,7 +239,7 @@ class SymbolRuntime:
         (`SymbolMachine.backfill_crashed`) and the error goes on to restart the actor."""
         machine = self.machine
         try:
-            machine.on_backfill(result, self._clock(), time_ns())
+            machine.on_backfill(result, self.clock(), time_ns())
         except Exception:
             machine.backfill_crashed(result)
             self._carry_out()
@@ -241,7 +248,7 @@ class SymbolRuntime:
 
     def on_timer(self) -> None:
         """The machine's deadline passed: due close retries, overdue holds."""
-        self.machine.on_timer(self._clock())
+        self.machine.on_timer(self.clock())
         self._carry_out()
 
     def post_result(self, item: BackfillResult | CloseResult) -> None:
@@ -250,7 +257,7 @@ class SymbolRuntime:
         machine = self.machine
         if self.quarantined:
             if type(item) is CloseResult:
-                machine.on_close_result(item, self._clock())
+                machine.on_close_result(item, self.clock())
             elif type(item) is BackfillResult:
                 machine.on_quarantined_result(item)
             self._carry_out()
@@ -259,7 +266,7 @@ class SymbolRuntime:
         if mailbox is None or mailbox.closed:
             return  # the symbol is gone
         if not mailbox.put_nowait(item) and type(item) is BackfillResult:
-            machine.result_lost(item, self._clock(), time_ns())
+            machine.result_lost(item, self.clock(), time_ns())
             self._carry_out()
 
     def post_fallback_price(self, price: float, live_trades: int = -1) -> bool:
@@ -293,7 +300,7 @@ class SymbolRuntime:
         items = mailbox.drain_nowait(len(mailbox)) if len(mailbox) else []
         mailbox.mark_handled()
         dropped = 0
-        now = self._clock()
+        now = self.clock()
         for item in items:
             kind = type(item)
             if kind is CloseResult:
@@ -347,9 +354,9 @@ async def symbol_actor(mailbox: Mailbox[Any], state: SymbolRuntime, ctx: ActorCo
     """
     state.restarts = ctx.restarts
     state.mailbox = mailbox
-    state._clock = trio.lowlevel.current_clock().current_time  # one lookup, not per event
+    state.clock = trio.lowlevel.current_clock().current_time  # one lookup, not per event
     machine = state.machine
-    machine.recover(state._clock(), time_ns())
+    machine.recover(state.clock(), time_ns())
     state._carry_out()
     while True:  # events queued during the restart, through the same handler
         try:

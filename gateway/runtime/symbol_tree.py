@@ -46,7 +46,7 @@ class SymbolTree:
     def __init__(
         self, config: GatewayConfig, states: dict[str, SymbolRuntime], *,
         publisher: Publisher, router: Router, hooks: HookRunner,
-        backfiller: Backfiller | None, holds: HoldBudget,
+        backfiller: Backfiller | None, hold_budget: HoldBudget,
         seeded: Callable[[str], random.Random | None],
         end: Callable[[GatewayError], None],
     ) -> None:  # fmt: skip
@@ -60,7 +60,7 @@ class SymbolTree:
         self._router = router
         self._hooks = hooks
         self._backfiller = backfiller
-        self._holds = holds
+        self._hold_budget = hold_budget
         self._seeded = seeded
         #: Ends `open_gateway` with an error (``on_symbol_failure = "raise"``).
         self._end = end
@@ -89,7 +89,7 @@ class SymbolTree:
             request_backfill=self._backfiller.request if self._backfiller else None,
             hold_max_events=self.config.hold_max_events,
             hold_max_seconds=self.config.hold_max_seconds,
-            hold_overflow=self.config.hold_overflow, hold_budget=self._holds,
+            hold_overflow=self.config.hold_overflow, hold_budget=self._hold_budget,
         )  # fmt: skip
         self.states[symbol] = state
         actor = ChildSpec(

@@ -133,7 +133,7 @@ class SessionWatchdog:
             return None
         if interval is not None:
             return state.machine.candles.updates(interval)
-        return state.machine.counts.get(kind, 0)
+        return state.machine.count(kind)
 
     async def _verify_streams(self, ws: WebSocketConnection, overdue: tuple[Group, ...]) -> None:
         """Ask the exchange whether it still lists the silent streams; subscribe again

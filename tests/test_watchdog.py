@@ -1,8 +1,14 @@
-"""Zombie streams (issue 12, item 4): proof of life per stream, against the embedded exchange.
+"""The specification of gateway/runtime/watchdog.py: a live session checked from the
+side, never per frame: silence (ping after half ``silence_timeout``, reconnect if neither
+a frame nor the pong came; the wait for a control slot is not silence) and proof of life
+per stream (a zombie replaced make-before-break, a stream silent alone asked about with
+LIST_SUBSCRIPTIONS and subscribed again only if the exchange forgot it).
 
-Real sockets on loopback, MockClock; the market is driven by a task that trades (or only
-ticks) every 0.1 virtual seconds, the only sleeps here. Defaults: ``stream_silence_factor``
-5 (klines push every 2 s: silent after 10 s), ``trade_silence_floor`` 10 s.
+Real sockets on loopback, MockClock. In the proof-of-life tests the market is driven by
+a task that trades (or only ticks) every 0.1 virtual seconds, the only sleeps there.
+Defaults: ``stream_silence_factor`` 5 (klines push every 2 s: silent after 10 s),
+``trade_silence_floor`` 10 s. The rotation before ``max_age`` is in test_rotation.py, the
+refused streams it asks for again in test_control_channel.py.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from gateway import (
     open_gateway,
 )
 from gateway.simulator import Simulator, open_simulator
+from tests._sessions import exchange, gateway, streams_again
+from tests._simclient import bounded
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 SIM = {"symbols": SYMBOLS, "seed": 12, "clock": "virtual", "pacing": "manual"}
@@ -62,6 +70,53 @@ async def running(
         ) as gw:  # fmt: skip
             yield sim, gw
         nursery.cancel_scope.cancel()
+
+
+# --- silence: ping, then reconnect ------------------------------------------------
+
+
+async def test_a_silent_peer_that_answers_no_ping_is_replaced_after_the_silence_timeout(
+    autojump_clock: MockClock,
+) -> None:
+    errors: list[BaseException] = []
+    async with exchange() as sim, gateway(sim, errors, silence_timeout=6.0) as gw:
+        sim.control.deafen()  # no market frames flow (manual pacing) and no pong comes
+        went_deaf = trio.current_time()
+        with trio.fail_after(60):
+            await sim.control.wait_for(lambda st: st.connections_total >= 2)
+        # silent for a whole timeout (checked every half): then the close, bounded at 1 s
+        # against a deaf peer, and the first backoff (at most 0.5 s)
+        assert 6.0 <= trio.current_time() - went_deaf <= 1.5 * 6.0 + 1.0 + 0.5
+        await streams_again(sim, gw)
+    [lost] = errors
+    assert isinstance(lost, ConnectionLost) and lost.reason == "silent for 6.0 s"
+
+
+async def test_a_ping_waiting_for_a_slowed_control_pace_is_not_silence(
+    autojump_clock: MockClock,
+) -> None:
+    # Three 1008 penalties: one control frame per 8 s. A quiet market (trades only, none
+    # traded) sends no frame, so the watchdog pings every 3 s (silence_timeout 6): each
+    # ping waits up to 8 s for its slot, longer than the 3 s a pong is waited for.
+    errors: list[BaseException] = []
+    async with exchange() as sim:
+        sim.control.close_on_subscribe(1008, "Too many requests", count=3)
+        async with gateway(
+            sim, errors, streams=("trade",), control_rate=1, silence_timeout=6.0
+        ) as gw:
+            conn = gw._connections[0]
+            assert conn.snapshot().control_pace == "1/8s" and conn.reconnects == 3
+            await trio.sleep(60)  # about 7 pings, every one answered after its turn
+            snap = conn.snapshot()
+            await streams_again(sim, gw)
+        stats = sim.control.stats()
+    lost = [e for e in errors if isinstance(e, ConnectionLost)]
+    assert [e.reason for e in lost] == ["closed by the exchange: 1008 Too many requests"] * 3
+    assert snap.reconnects == 3 and snap.state == "live"  # no "silent for 6.0 s"
+    assert stats.connections_total == 4
+
+
+# --- a zombie: no market frame while pings are answered ---------------------------
 
 
 async def test_a_zombie_connection_is_replaced_make_before_break(
@@ -144,6 +199,55 @@ async def test_silence_without_pongs_is_a_dead_peer_reconnected_at_once(
     assert snap.zombie_replacements == 0 and snap.reconnects == 1
     lost = [e for e in errors if isinstance(e, ConnectionLost)]
     assert len(lost) == 1 and "no pong" in lost[0].reason
+
+
+# --- a zombie that still forwards a trickle of non-market frames (the chaos soak) -
+
+
+@asynccontextmanager
+async def zombie_after_armed() -> AsyncIterator[tuple[Simulator, Gateway]]:
+    """A flowing exchange and gateway; after 10 s of market time (both trade streams
+    armed) the exchange goes zombie on the gateway's connection."""
+    async with open_simulator(symbols=("BTCUSDT", "ETHUSDT"), clock="virtual",
+                              rate=200.0) as sim, open_gateway(
+        url=sim.ws_url, rest_url=sim.rest_url, symbols=["BTCUSDT", "ETHUSDT"],
+        streams=("trade", "aggTrade"), silence_timeout=5.0, trade_silence_floor=5.0,
+    ) as gw:  # fmt: skip
+        await trio.sleep(10)  # market time passing, under the MockClock
+        sim.control.zombie()
+        yield sim, gw
+
+
+@bounded(200)
+async def test_a_zombie_with_a_trickle_of_unknown_events_is_replaced(
+    autojump_clock: object,
+) -> None:
+    async with zombie_after_armed() as (sim, gw):
+        with gw.subscribe("BTCUSDT", Trade, buffer=100) as sub:
+            with trio.move_on_after(60) as scope:
+                for _ in range(20):  # the trickle: one unknown event every 3 s
+                    sim.control.send_unknown_event("BTCUSDT")
+                    with trio.move_on_after(3):
+                        await sub.receive()
+                        break
+        assert not scope.cancelled_caught, "no live trade within 60 s of the zombie"
+        assert gw._connections[0].snapshot().zombie_replacements == 1
+
+
+@bounded(200)
+async def test_a_zombie_without_a_trickle_is_replaced_within_seconds(
+    autojump_clock: object,
+) -> None:
+    """The control case of the finding above: the same zombie, no trickle."""
+    async with zombie_after_armed() as (_sim, gw):
+        t0 = trio.current_time()
+        with gw.subscribe("BTCUSDT", Trade, buffer=100) as sub, trio.fail_after(30):
+            await sub.receive()
+        assert trio.current_time() - t0 < 30
+        assert gw._connections[0].snapshot().zombie_replacements == 1
+
+
+# --- one stream silent while the others flow --------------------------------------
 
 
 async def test_a_forgotten_stream_is_resubscribed_alone(autojump_clock: MockClock) -> None:
