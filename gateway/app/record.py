@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 from gateway.app.recording import FrameRecorder
 from gateway.app.run import add_run_arguments, run_plan_command
+from gateway.app.session import FrameTap
 from gateway.config import GatewayConfig
 from gateway.core.redact import redact_url
 from gateway.core.streams import combined_url
 from gateway.errors import ConfigError
-from gateway.runtime.router import FrameTap
 
 __all__ = ["add_record_arguments", "main_record"]
 

@@ -33,7 +33,6 @@ from gateway.app.tracker import RunTracker
 from gateway.config import GatewayConfig
 from gateway.core.redact import redact_url
 from gateway.errors import ConfigError, GatewayError
-from gateway.runtime.router import FrameTap
 from gateway.simulator import Simulator, open_simulator
 from gateway.stats import GatewayStats
 
@@ -41,6 +40,9 @@ __all__ = ["STOP_SIGNALS", "RunResult", "Stopper", "exit_status", "run_session",
 
 #: The signals that stop a run, and the ``ended_by`` word for each.
 STOP_SIGNALS: dict[int, str] = {signal.SIGINT: "interrupt", signal.SIGTERM: "terminate"}
+
+#: ``tap(frame, receive_ns)``: what ``open_gateway(frame_tap=...)`` takes (the recorder's).
+FrameTap = Callable[[str | bytes, int], None]
 
 
 def exit_status(ended_by: str, went_live: bool) -> int:

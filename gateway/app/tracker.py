@@ -8,9 +8,7 @@ from collections.abc import Callable
 
 import trio
 
-from gateway.api import Gateway
-from gateway.core.events import CandleClosed, GatewayErrorEvent, StopTriggered
-from gateway.runtime.publish import Subscription
+from gateway import CandleClosed, Gateway, GatewayErrorEvent, StopTriggered, Subscription
 
 __all__ = ["RunTracker", "describe_candle", "describe_error", "describe_stop"]
 
