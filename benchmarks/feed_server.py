@@ -10,7 +10,9 @@ faster than 15-20k trades/s, below what a trio-websocket client can take (~57k/s
 This server renders ``--frames`` trade frames with the simulator's own `Market` and
 encoders before it listens, then loops over them: in ``max`` pacing it writes batches
 of 256 frames back to back, in ``rate`` pacing it writes the frames due every
-``--tick`` seconds. The event and trade times of each batch are patched to the send
+``--tick`` seconds, in ``backlog`` pacing it writes every rendered frame in one go (a
+blob of megabytes per pass, the way a socket's buffer fills after a network hiccup).
+The event and trade times of each batch are patched to the send
 time (a fixed-width placeholder replaced with one ``bytes.replace``), in the
 connection's time unit (``?timeUnit=MICROSECOND`` or milliseconds), so exchange-to-
 receive latency stays meaningful, and the trade ids are rewritten on every pass so that
@@ -153,6 +155,14 @@ class Feed:
         token = str(_TOKEN_US if micros else _TOKEN_US // 1000).encode()
         div = 1000 if micros else 1_000_000
         n = len(frames)
+        if self.args.pacing == "backlog":
+            # The whole rendered backlog in one write per pass, as a socket fills after a
+            # network hiccup: the client finds thousands of frames waiting at once.
+            for loop in itertools.count():
+                now = str(time.time_ns() // div).encode()
+                await _send_bytes(ws, frames.span(0, n, loop).replace(token, now))
+                self.sent += n
+            return
         if self.args.pacing == "max":
             for loop in itertools.count():
                 for start in range(0, n, _BATCH):
@@ -205,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--symbols", type=int, default=100)
-    parser.add_argument("--pacing", choices=["max", "rate"], default="max")
+    parser.add_argument("--pacing", choices=["max", "rate", "backlog"], default="max")
     parser.add_argument("--rate", type=float, default=20_000.0, help="frames/s (rate pacing)")
     parser.add_argument("--tick", type=float, default=0.005, help="seconds between bursts")
     parser.add_argument("--frames", type=int, default=50_000, help="distinct frames rendered")

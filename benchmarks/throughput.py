@@ -12,10 +12,15 @@ gateway, bare, ...), each on a fresh connection: a warm-up, then frames counted 
 fixed window. Medians are reported with their spread, and the gateway as a ratio of
 the bare loop measured in the same run.
 
+Feed shapes (``--feed``, default both): ``paced``, batches of 256 frames written back to
+back; ``backlog``, every rendered frame (``--frames``) in one write per pass, the way a
+socket's buffer fills after a network hiccup. Each figure is reported per feed.
+
 The bare loop is our ceiling: ``await ws.get_message()`` + ``orjson.loads``, nothing
 else, with the gateway's own trio-websocket options. The gateway is ``open_gateway``
-with one ``@trade`` stream per symbol: decode to a typed event, route, symbol state
-(last price, stop-loss check, latency record), publish (no subscriber by default;
+with one ``@trade`` stream per symbol and an armed stop-loss per symbol that never fires:
+decode to a typed event, route, symbol state (last price, stop-loss check, latency
+record), publish (no subscriber by default;
 ``--subscriber`` adds one draining catch-all subscriber).
 
 Peers: python-binance, when installed, consumes the same feed in its own process
@@ -57,6 +62,10 @@ class _Counter:
 
     def __init__(self) -> None:
         self.frames = 0
+
+
+#: The feed server's pacing for each feed shape.
+_PACING = {"paced": "max", "backlog": "backlog"}
 
 
 async def _window(read: Callable[[], int], warmup: float, duration: float) -> float:
@@ -102,6 +111,8 @@ async def gateway_round(
             symbols=tuple(symbols), url=url, time_unit="MICROSECOND", streams=("trade",),
             **harness.STREAM_ONLY,
         ) as gw, trio.open_nursery() as nursery:  # fmt: skip
+            for symbol in symbols:  # an armed stop per symbol, far below: it never fires
+                gw.open_position(symbol, "LONG", 100.0, quantity=1.0, stop_price=0.0001)
             if subscriber:
                 sub = gw.subscribe()
 
@@ -162,13 +173,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every symbol count; returns the JSON-ready results."""
     machine = harness.machine_info()
     results: list[dict[str, Any]] = []
-    for n in args.symbols:
+    feeds = args.feed or list(_PACING)
+    if unknown := [f for f in feeds if f not in _PACING]:
+        raise SystemExit(f"--feed: unknown feed shape(s) {unknown}; choose from {list(_PACING)}")
+    cases_run = [(feed, n) for feed in (["simulator"] if args.source == "simulator" else feeds)
+                 for n in args.symbols]  # fmt: skip
+    for feed, n in cases_run:
         names = harness.symbol_names(n)
         streams = [f"{s.lower()}@trade" for s in names]
-        if args.source == "simulator":
+        if feed == "simulator":
             argv = harness.simulator_argv(names, rate=1000, seed=args.seed, pacing="max")
         else:
-            argv = harness.feed_argv(n, pacing="max", rate=0, seed=args.seed, frames=args.frames)
+            argv = harness.feed_argv(n, pacing=_PACING[feed], rate=0, seed=args.seed,
+                                     frames=args.frames)  # fmt: skip
         rates: dict[str, list[float]] = {"bare": [], "gateway": []}
         source_cpu: list[float] = []
         with harness.ServerProcess(argv) as server:
@@ -187,12 +204,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     c0, t0 = server.cpu_seconds(), time.perf_counter()
                     rates[name].append(trio.run(fn))
                     source_cpu.append((server.cpu_seconds() - c0) / (time.perf_counter() - t0))
-                    print(f"  {n:>5} symbols  round {round_no + 1}  {name:<8}"
+                    print(f"  {feed:<8} {n:>5} symbols  round {round_no + 1}  {name:<8}"
                           f" {rates[name][-1]:>10,.0f} frames/s", flush=True)  # fmt: skip
         bare, gw = harness.spread(rates["bare"]), harness.spread(rates["gateway"])
         ratios = [g / b for g, b in zip(rates["gateway"], rates["bare"], strict=False) if b]
         results.append({
-            "symbols": n, "bare": {**bare, "values": rates["bare"]},
+            "feed": feed, "symbols": n, "bare": {**bare, "values": rates["bare"]},
             "gateway": {**gw, "values": rates["gateway"]},
             "ratio_of_medians": gw["median"] / bare["median"] if bare["median"] else 0.0,
             "ratio_per_round": ratios,
@@ -217,7 +234,7 @@ def report(data: dict[str, Any]) -> str:
     rows = []
     for r in data["results"]:
         rows.append([
-            r["symbols"], r["bare"]["median"], r["gateway"]["median"],
+            r.get("feed", "paced"), r["symbols"], r["bare"]["median"], r["gateway"]["median"],
             f"{r['ratio_of_medians']:.2f}",
             f"{r['bare']['spread_pct']:.0f}% / {r['gateway']['spread_pct']:.0f}%",
             f"{100 * r['source_cpu_share_median']:.0f}%",
@@ -226,12 +243,13 @@ def report(data: dict[str, Any]) -> str:
         f"throughput, frames/s (median of {data['params']['rounds']} interleaved rounds; "
         f"source: {data['params']['source']})",
         harness.table(
-            ["symbols", "bare loop", "gateway", "gateway/bare", "spread bare/gw", "sender CPU"],
+            ["feed", "symbols", "bare loop", "gateway", "gateway/bare", "spread bare/gw",
+             "sender CPU"],
             rows,
         ),
     ]
     res = data["results"]
-    by_n = {r["symbols"]: r["gateway"]["median"] for r in res}
+    by_n = {r["symbols"]: r["gateway"]["median"] for r in res if r.get("feed") != "backlog"}
     if 10 in by_n and 1000 in by_n and by_n[10]:
         out.append(f"gateway 1000 vs 10 symbols: {by_n[1000] / by_n[10]:.2f}")
     for p in data["peers"]:
@@ -239,7 +257,8 @@ def report(data: dict[str, Any]) -> str:
         for r in res:
             peer = r.get("peers", {}).get(p["name"])
             if peer:
-                out.append(f"  {r['symbols']:>5} symbols: {peer['median']:,.0f} frames/s, "
+                out.append(f"  {r.get('feed', 'paced'):<8} {r['symbols']:>5} symbols: "
+                           f"{peer['median']:,.0f} frames/s, "
                            f"{peer['ratio_of_medians']:.2f} of the bare loop, gateway/peer "
                            f"{r['gateway']['median'] / peer['median']:.2f}")  # fmt: skip
     out.append(harness.machine_line(data["machine"]))
@@ -247,24 +266,28 @@ def report(data: dict[str, Any]) -> str:
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
-    """Throughput versus symbol count, bare and gateway, with min-max bars."""
+    """Throughput versus symbol count per feed shape, bare and gateway, min-max bars."""
     plt = harness.pyplot()
-    res = data["results"]
-    xs = [r["symbols"] for r in res]
+    all_res = data["results"]
+    xs = sorted({r["symbols"] for r in all_res})
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, label in (("bare", "bare trio-websocket + orjson"), ("gateway", "gateway")):
-        med = [r[key]["median"] for r in res]
-        lo = [m - r[key]["min"] for m, r in zip(med, res, strict=False)]
-        hi = [r[key]["max"] - m for m, r in zip(med, res, strict=False)]
-        ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=4, label=label)
-    peers = sorted({name for r in res for name in r.get("peers", {})})
-    for name in peers:
-        pts = [(r["symbols"], r["peers"][name]["median"]) for r in res if name in r["peers"]]
-        ax.plot([x for x, _ in pts], [y for _, y in pts], marker="s", linestyle="--",
-                label=f"peer: {name}")  # fmt: skip
-    for r in res:
-        ax.annotate(f"{r['ratio_of_medians']:.0%}", (r["symbols"], r["gateway"]["median"]),
-                    textcoords="offset points", xytext=(0, -16), ha="center")  # fmt: skip
+    for feed in dict.fromkeys(r.get("feed", "paced") for r in all_res):
+        res = [r for r in all_res if r.get("feed", "paced") == feed]
+        fx = [r["symbols"] for r in res]
+        for key, label in (("bare", "bare trio-websocket + orjson"), ("gateway", "gateway")):
+            med = [r[key]["median"] for r in res]
+            lo = [m - r[key]["min"] for m, r in zip(med, res, strict=False)]
+            hi = [r[key]["max"] - m for m, r in zip(med, res, strict=False)]
+            ax.errorbar(fx, med, yerr=[lo, hi], marker="o", capsize=4,
+                        label=f"{label} ({feed})")  # fmt: skip
+        peers = sorted({name for r in res for name in r.get("peers", {})})
+        for name in peers:
+            pts = [(r["symbols"], r["peers"][name]["median"]) for r in res if name in r["peers"]]
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="s", linestyle="--",
+                    label=f"peer: {name} ({feed})")  # fmt: skip
+        for r in res:
+            ax.annotate(f"{r['ratio_of_medians']:.0%}", (r["symbols"], r["gateway"]["median"]),
+                        textcoords="offset points", xytext=(0, -16), ha="center")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xticks(xs, [str(x) for x in xs])
     ax.set_ylim(bottom=0)
@@ -287,6 +310,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--warmup", type=float, default=1.0, help="seconds before counting, per round")
     add("--duration", type=float, default=3.0, help="seconds counted per round")
     add("--source", choices=["feed", "simulator"], default="feed")
+    add("--feed", type=lambda s: [x for x in s.split(",") if x], default=None,
+        help="feed shapes, comma-separated: paced (batches of 256 frames back to back) and "
+             "backlog (every rendered frame in one write per pass); default both")  # fmt: skip
     add("--frames", type=int, default=50_000, help="distinct frames the feed renders")
     add("--subscriber", action="store_true", help="add a draining catch-all subscriber")
     add("--seed", type=int, default=1)
@@ -295,6 +321,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def quick(args: argparse.Namespace) -> None:
     """Shrink ``args`` to the --quick run (well under 30 s)."""
     args.symbols, args.rounds, args.warmup, args.duration = [1, 10], 1, 0.3, 1.0
+    if args.feed is None:
+        args.feed = ["paced"]
     args.frames = 5000
 
 

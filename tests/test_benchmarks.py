@@ -13,9 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(command: str, out: Path) -> dict:  # type: ignore[type-arg]
+def _run(command: str, out: Path, *extra: str) -> dict:  # type: ignore[type-arg]
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", command, "--quick", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks", command, "--quick", "--out", str(out), *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -56,3 +56,11 @@ def test_quick_run_writes_expected_json(command: str, tmp_path: Path) -> None:
             assert s["rss_mb"] > 0 and s["handled_per_s"] > 0
             assert s["loop_lag"]["n"] > 0
         assert "rss_growth_pct_after_warmup" in data["summary"]
+
+
+def test_the_throughput_backlog_feed_is_measured_and_reported_as_such(tmp_path: Path) -> None:
+    """The backlog feed shape (every rendered frame in one write) runs end to end."""
+    data = _run("throughput", tmp_path, "--feed", "backlog")
+    assert [(r["feed"], r["symbols"]) for r in data["results"]] == [("backlog", 1), ("backlog", 10)]
+    for r in data["results"]:
+        assert r["bare"]["median"] > 0 and r["gateway"]["median"] > 0
