@@ -32,6 +32,7 @@ from gateway import (
 )
 from gateway.core.codec import ControlEncoder, decode_frame, stream_symbol
 from gateway.core.events import MARKET_EVENT_TYPES
+from gateway.core.fast_events import new_agg_trade, new_trade
 from gateway.core.frames import ControlError, ControlReply, EventArray, UnknownEvent
 from tests.recorded_data import RECORDINGS, raw_frames
 
@@ -545,3 +546,22 @@ def _float_or_nan(text: str) -> float:
         return float(text)
     except ValueError:
         return math.nan
+
+
+@given(symbol=st.text(min_size=1, max_size=12), ids=st.integers(0, 2**62),
+       price=st.floats(1e-8, 1e9), qty=st.floats(1e-8, 1e9), times=st.integers(0, 2**50),
+       maker=st.booleans(), rns=st.integers(0, 2**62))  # fmt: skip
+def test_the_fast_trade_constructors_build_what_the_classes_build(
+    symbol: str, ids: int, price: float, qty: float, times: int, maker: bool, rns: int,
+) -> None:
+    """`gateway.core.fast_events` builds equal, frozen, hashable events, live (not
+    backfilled), field for field what ``Trade(...)`` and ``AggTrade(...)`` build."""
+    trade = new_trade(symbol, ids, price, qty, times, maker, times, rns)
+    assert trade == Trade(symbol, ids, price, qty, times, maker, times, rns)
+    assert hash(trade) == hash(Trade(symbol, ids, price, qty, times, maker, times, rns))
+    agg = new_agg_trade(symbol, ids, price, qty, ids, ids, times, maker, times, rns)
+    assert agg == AggTrade(symbol, ids, price, qty, ids, ids, times, maker, times, rns)
+    assert attrs.asdict(agg) == attrs.asdict(
+        AggTrade(symbol, ids, price, qty, ids, ids, times, maker, times, rns))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        trade.price = 1.0  # type: ignore[misc]

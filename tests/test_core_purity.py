@@ -16,6 +16,7 @@ NEW_MODULES = [
     "backoff",
     "candles",
     "events",
+    "fast_events",
     "frames",
     "holds",
     "hook_protocol",

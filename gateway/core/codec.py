@@ -71,6 +71,7 @@ from gateway.core.codec_control import ControlEncoder, _decode_control
 from gateway.core.codec_streams import _depth_stream_info as _depth_stream_info
 from gateway.core.codec_streams import _symbol_of, stream_symbol
 from gateway.core.events import AggTrade, MiniTicker, RollingTicker, Trade
+from gateway.core.fast_events import new_agg_trade, new_trade
 from gateway.core.frames import Event, EventArray, UnknownEvent
 from gateway.errors import DecodeError
 
@@ -82,7 +83,7 @@ _Builder = Callable[[dict[str, Any], int, "str | None"], Event]
 
 
 def _trade(d: dict[str, Any], rns: int, stream: str | None) -> Trade:
-    t, tt, et, m, p, q = d["t"], d["T"], d["E"], d["m"], d["p"], d["q"]
+    t, tt, et, m, p, q, s = d["t"], d["T"], d["E"], d["m"], d["p"], d["q"], d["s"]
     if type(t) is not int or type(tt) is not int or type(et) is not int or type(m) is not bool:
         raise _Invalid("trade ids, times and flag must be integers and a boolean")
     try:
@@ -91,7 +92,9 @@ def _trade(d: dict[str, Any], rns: int, stream: str | None) -> Trade:
             raise _bad(d, _TRADE_FIELDS)
     except _NUMBER_ERRORS:
         raise _bad(d, _TRADE_FIELDS) from None
-    return Trade(_str(d["s"]), t, price, qty, tt, m, et, rns)
+    if type(s) is not str:
+        raise _Invalid(f"expected a string, got {s!r}")
+    return new_trade(s, t, price, qty, tt, m, et, rns)
 
 
 def _agg_trade(d: dict[str, Any], rns: int, stream: str | None) -> AggTrade:
@@ -103,7 +106,7 @@ def _agg_trade(d: dict[str, Any], rns: int, stream: str | None) -> AggTrade:
             raise _bad(d, _TRADE_FIELDS)
     except _NUMBER_ERRORS:
         raise _bad(d, _TRADE_FIELDS) from None
-    return AggTrade(_str(d["s"]), a, price, qty, f, last, tt, _bool(m), et, rns)
+    return new_agg_trade(_str(d["s"]), a, price, qty, f, last, tt, _bool(m), et, rns)
 
 
 _BY_EVENT: dict[object, _Builder] = {
