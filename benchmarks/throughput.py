@@ -102,7 +102,8 @@ async def bare_round(url: str, streams: list[str], warmup: float, duration: floa
 
 
 async def gateway_round(
-    url: str, symbols: list[str], warmup: float, duration: float, subscriber: bool
+    url: str, symbols: list[str], warmup: float, duration: float, subscriber: bool,
+    batch: int = 0,
 ) -> float:
     """Frames per second through ``open_gateway`` (counted at the router)."""
     rate = 0.0
@@ -117,6 +118,9 @@ async def gateway_round(
                 sub = gw.subscribe()
 
                 async def drain() -> None:
+                    if batch:  # many events per wake-up
+                        while True:
+                            await sub.receive_batch(batch)
                     async for _ in sub:
                         pass
 
@@ -192,7 +196,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cases: list[tuple[str, Callable[[], Awaitable[float]]]] = [
                 ("bare", partial(bare_round, server.url, streams, args.warmup, args.duration)),
                 ("gateway", partial(gateway_round, server.url, names, args.warmup,
-                                    args.duration, args.subscriber)),
+                                    args.duration, args.subscriber or bool(args.subscriber_batch),
+                                    args.subscriber_batch)),
             ]  # fmt: skip
             if _python_binance_available():
                 rates["python-binance"] = []
@@ -315,6 +320,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "backlog (every rendered frame in one write per pass); default both")  # fmt: skip
     add("--frames", type=int, default=50_000, help="distinct frames the feed renders")
     add("--subscriber", action="store_true", help="add a draining catch-all subscriber")
+    add("--subscriber-batch", type=int, default=0, metavar="N",
+        help="the subscriber takes up to N events per wake-up (receive_batch); 0: one at a "
+             "time (async for)")  # fmt: skip
     add("--seed", type=int, default=1)
 
 

@@ -334,3 +334,37 @@ def _take_one(mailbox: Mailbox[tuple[int, int]]) -> list[tuple[int, int]]:
         return [mailbox.receive_nowait()]
     except trio.WouldBlock:
         return []
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["plain", "keyed", "drain"]), st.integers(0, 3)),
+                    max_size=60),
+       bound=st.integers(1, 6),
+       overflow=st.sampled_from([Overflow.DROP_OLDEST, Overflow.DROP_NEWEST, Overflow.CONFLATE]))
+def test_put_in_line_is_put_nowait_for_a_message_never_conflated(
+    ops: list[tuple[str, int]], bound: int, overflow: Overflow,
+) -> None:
+    """`Mailbox.put_in_line` (the publisher's fast path) leaves a mailbox exactly as
+    `put_nowait` would for a message whose key is None, whatever came before."""
+    def key(msg: tuple[str, int]) -> object:
+        return msg[1] if msg[0] == "keyed" else None
+
+    conflate = overflow is Overflow.CONFLATE
+    a: Mailbox[tuple[str, int]] = Mailbox(bound, overflow, key=key if conflate else None)
+    b: Mailbox[tuple[str, int]] = Mailbox(bound, overflow, key=key if conflate else None)
+    for n, (op, k) in enumerate(ops):
+        if op == "drain":
+            assert len(a) == len(b)
+            if len(a):
+                assert a.drain_nowait(k + 1) == b.drain_nowait(k + 1)
+            continue
+        msg = ("keyed" if op == "keyed" and conflate else "plain", n)
+        if msg[0] == "keyed":
+            msg = ("keyed", k)
+            assert a.put_nowait(msg) == b.put_nowait(msg)
+        else:
+            assert a.put_nowait(msg) == b.put_in_line(msg)
+        assert (len(a), a.dropped, a.high_water) == (len(b), b.dropped, b.high_water)
+    assert len(a) == len(b)
+    if len(a):
+        assert a.drain_nowait(bound) == b.drain_nowait(bound)

@@ -201,10 +201,11 @@ class Publisher:
         """Offer ``event`` to every matching subscriber and callback; never blocks."""
         kind = type(event)
         subs = self._by_type.get(kind)
+        in_line = kind not in _LATEST_VALUE  # never conflated: no key to compute
         if subs:
-            self._offer(subs, event)
+            self._offer(subs, event, in_line)
         if self._catch_all:
-            self._offer(self._catch_all, event)
+            self._offer(self._catch_all, event, in_line)
         cbs = self._callbacks.get(kind)
         if cbs:
             queue = self.callback_queue
@@ -212,11 +213,14 @@ class Publisher:
                 queue.put_nowait((cb, event))
 
     @staticmethod
-    def _offer(inboxes: list[_Inbox], event: Any) -> None:
+    def _offer(inboxes: list[_Inbox], event: Any, in_line: bool) -> None:
         symbol = event.symbol
         for box in inboxes:
             if box.symbols is None or symbol in box.symbols:
-                box.put_nowait(event)
+                if in_line:
+                    box.put_in_line(event)
+                else:
+                    box.put_nowait(event)
 
     def report_error(self, source: str, error: BaseException, symbol: str | None = None) -> None:
         """Queue an error event for the error callbacks (and error subscribers)."""
