@@ -90,27 +90,10 @@ class Mailbox(_MailboxState[T], trio.abc.ReceiveChannel[T]):
         counted as dropped: the caller still has it), and
         `trio.ClosedResourceError` once the mailbox is closed.
         """
-        if self._closed:
-            raise trio.ClosedResourceError("mailbox is closed")
-        buffer = self._buffer
         latest = self._latest
-        if latest is not None:
+        if latest is not None and not self._closed:
             return self._put_conflating(msg, latest)
-        if len(buffer) >= self._bound:
-            overflow = self._overflow
-            if overflow is Overflow.BLOCK:
-                raise trio.WouldBlock
-            self.dropped += 1
-            if overflow is Overflow.DROP_NEWEST:
-                return False
-            buffer.popleft()  # DROP_OLDEST
-        buffer.append(msg)
-        depth = len(buffer)
-        if depth > self.high_water:
-            self.high_water = depth
-        if self._receivers:
-            reschedule(self._receivers.popitem(last=False)[0])
-        return True
+        return self.put_in_line(msg)
 
     def put_in_line(self, msg: T) -> bool:
         """`put_nowait` for a message that is never conflated (its key is None, or the
