@@ -64,3 +64,13 @@ def test_the_throughput_backlog_feed_is_measured_and_reported_as_such(tmp_path: 
     assert [(r["feed"], r["symbols"]) for r in data["results"]] == [("backlog", 1), ("backlog", 10)]
     for r in data["results"]:
         assert r["bare"]["median"] > 0 and r["gateway"]["median"] > 0
+
+
+def test_the_route_profile_lists_the_hot_path_functions() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.profile_route", "--frames", "2000", "--symbols", "10"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("decode_frame", "on_event", "handle", "publish"):
+        assert f"({name})" in proc.stdout
