@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.core.latency import BUCKET_COUNT, LatencyRecorder, bucket_bounds, bucket_index
+from gateway.core.latency import (
+    BUCKET_COUNT,
+    HotPathLatency,
+    LatencyRecorder,
+    bucket_bounds,
+    bucket_index,
+)
 
 
 def exact_percentile(values: list[int], q: float) -> int:
@@ -122,3 +128,19 @@ def test_percentile_brackets_the_exact_value(values: list[int], q: float) -> Non
     rec.record_many(values)
     true = exact_percentile(values, q)
     assert true <= rec.percentile(q) <= true + true // 32 + 1
+
+
+def test_the_hot_path_recorder_keeps_counting_after_a_reset() -> None:
+    """`HotPathLatency` holds its recorders' counts arrays; a reset (as benchmarks do
+    after a warm-up) zeroes them in place, so the hot path's records still land."""
+    hot = HotPathLatency()
+    hot.record(1_000, 3_000, 2_000, 500)
+    assert (hot.handled.count, hot.stop.count, hot.exchange.count) == (1, 1, 1)
+    for recorder in (hot.handled, hot.stop, hot.exchange):
+        recorder.reset()
+    assert (hot.handled.count, hot.stop.count, hot.exchange.count) == (0, 0, 0)
+    hot.record(1_000, 1_010, 0, 0)  # no stop decision, no exchange time
+    assert (hot.handled.count, hot.stop.count, hot.exchange.count) == (1, 0, 0)
+    assert hot.handled.percentile(50) == 10
+    hot.record(1_000, 900, 0, 2_000)  # clock skew: counted apart, in no statistic
+    assert (hot.handled.negative, hot.exchange.negative) == (1, 1)
