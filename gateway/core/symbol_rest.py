@@ -12,7 +12,7 @@ Pure, like the machine: outputs go to ``out`` and ``requests``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.core.backfill_protocol import BackfillResult, DepthSnapshot, stream_of
@@ -50,8 +50,9 @@ class RestAnswers:
     snapshot_failures: int
     snapshot_retry_at: float
 
-    def _fire(self, triggers: list[StopTrigger], receive_ns: int, now: float,
-              now_ns: int) -> None: ...  # fmt: skip
+    #: The machine's own (publishes `StopTriggered` and asks for the closes): declared
+    #: here for the type checker only, never a do-nothing default.
+    _fire: Callable[[list[StopTrigger], int, float, int], None]
 
     def on_backfill(self, result: BackfillResult, now: float, now_ns: int) -> None:
         """Apply what REST returned: publish the rows in order, let them fire crossed
