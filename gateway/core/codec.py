@@ -31,7 +31,8 @@ validation (docs/benchmarks.md, "Decode"), so what float() also reads further on
 passes, as float() reads it ("5_0" is 50, "5e2" 500, "5 " 5, Unicode digits and
 spaces). Ordering (low <= high, bid < ask) is not checked.
 
-Here: the hot path (`decode_frame`, trade and aggTrade). The field checks are in
+Here: the hot path (`decode_frame`, trade and aggTrade; their text frames are parsed by
+`codec_wire` first, the rest here). The field checks are in
 `codec_checks`, the other kinds' builders in `codec_builders`, control frames in
 `codec_control`, stream-name helpers in `codec_streams`.
 """
@@ -70,6 +71,7 @@ from gateway.core.codec_checks import (
 from gateway.core.codec_control import ControlEncoder, _decode_control
 from gateway.core.codec_streams import _depth_stream_info as _depth_stream_info
 from gateway.core.codec_streams import _symbol_of, stream_symbol
+from gateway.core.codec_wire import fast_trade as _fast_trade
 from gateway.core.events import AggTrade, MiniTicker, RollingTicker, Trade
 from gateway.core.fast_events import new_agg_trade, new_trade
 from gateway.core.frames import Event, EventArray, UnknownEvent
@@ -135,6 +137,9 @@ def decode_frame(frame: str | bytes, receive_ns: int = 0) -> Event:
     for a well-formed frame of a kind this codec does not know. Raises `DecodeError`
     (carrying an excerpt of the frame) for anything malformed, and nothing else.
     """
+    fast = _fast_trade(frame, receive_ns)  # trade and aggTrade text frames (`codec_wire`)
+    if fast is not None:
+        return fast
     try:
         obj = _loads(frame)
     except _JSONDecodeError:

@@ -121,6 +121,29 @@ class SymbolMachine(RestAnswers):
 
     # The hot path ---------------------------------------------------------------
 
+    def take_trade(self, event: Trade | AggTrade, kind: type) -> bool:
+        """`on_event` for the usual live trade (``kind`` its type), in fewer steps: the
+        next id, no stop crossed, nothing held. Applied (the caller publishes ``event``
+        itself: nothing goes to ``out``) and True; else False with nothing changed, and
+        the caller calls `on_event`. It needs no time: nothing it does is timed."""
+        if kind is Trade:
+            tracker, tid = self.trade_ids, event.trade_id  # type: ignore[union-attr]
+        else:
+            tracker, tid = self.agg_trade_ids, event.agg_trade_id  # type: ignore[union-attr]
+        last, price, stops = tracker.last, event.price, self.stops
+        if (last is None or tid != last + 1 or self._held_streams
+                or not stops.long_max < price < stops.short_min):  # fmt: skip
+            return False
+        tracker.last = tid  # `SequenceTracker.observe` of the next id, inline
+        if kind is Trade:
+            self.trades += 1
+        else:
+            self.agg_trades += 1
+        self.last_price = price
+        self.last_trade_time = event.trade_time
+        self.handled += 1
+        return True
+
     def on_event(self, event: Any, now: float, now_ns: int) -> bool:
         """Apply one market event: candles, last price, stops, order book; publish it
         (or hold it behind a gap being backfilled). False if it was dropped instead (a

@@ -127,6 +127,16 @@ class SymbolRuntime:
         """Router entry point: handle now if the actor is live, else queue; never raises."""
         if self.live:
             try:
+                kind = type(event)
+                if (kind is Trade or kind is AggTrade) and self.machine.take_trade(event, kind):
+                    # The usual live trade (`SymbolMachine.take_trade`): `handle`, shortened.
+                    decided = time_ns()
+                    self.publisher.publish(event)
+                    if rns := event.receive_ns:
+                        et = event.event_time
+                        self.latency.record(rns, time_ns(), decided,
+                                            et * self._unit_ns if et else 0)  # fmt: skip
+                    return
                 self.handle(event)
             except Exception as exc:  # noqa: BLE001 - isolate this symbol; actor restarts
                 self.live = False
