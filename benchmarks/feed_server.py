@@ -17,8 +17,10 @@ time (a fixed-width placeholder replaced with one ``bytes.replace``), in the
 connection's time unit (``?timeUnit=MICROSECOND`` or milliseconds), so exchange-to-
 receive latency stays meaningful, and the trade ids are rewritten on every pass so that
 each symbol's ids keep increasing by one (the gateway drops a repeated id as a
-duplicate). SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS get their normal replies;
-every client gets every frame, whatever it subscribed to.
+duplicate). SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS get their normal replies, and each
+client gets the frames of the streams it subscribed to (or named in ``?streams=``)
+and nothing else, so that a gateway spreading its streams over several connections
+gets each frame once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import itertools
 import signal
 import sys
 import time
+import urllib.parse
 from functools import partial
 
 import orjson
@@ -35,6 +38,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
 from benchmarks.harness import symbol_names
+from benchmarks.recorded_feed import Recorded
 from gateway.simulator.connection import _send_bytes
 from gateway.simulator.encode import Frame, ws_frame
 from gateway.simulator.market import Market
@@ -46,6 +50,27 @@ _BATCH = 256
 
 #: Trade ids are sent as 13 digits (fixed width, so the frame lengths hold).
 _ID_BASE = 10**12
+
+
+class Wanted:
+    """The symbols (indices) one client subscribed to; frames are sent once it has any."""
+
+    def __init__(self, index: dict[str, int]) -> None:
+        self._index = index
+        self.symbols: set[int] = set()
+        self.any = trio.Event()
+
+    def __contains__(self, sym: int) -> bool:
+        return sym in self.symbols
+
+    def change(self, streams: object, add: bool) -> None:
+        """Apply SUBSCRIBE (``add``) or UNSUBSCRIBE of ``streams`` (by symbol)."""
+        for stream in streams if isinstance(streams, list) else ():
+            sym = self._index.get(str(stream).partition("@")[0])
+            if sym is not None:
+                (self.symbols.add if add else self.symbols.discard)(sym)
+        if self.symbols:
+            self.any.set()
 
 
 class Rendered:
@@ -66,13 +91,15 @@ class Rendered:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def span(self, start: int, end: int, loop: int) -> bytes:
-        """Frames ``start:end`` of pass ``loop``, joined."""
+    def span(self, start: int, end: int, loop: int, wanted: Wanted) -> bytes:
+        """Frames ``start:end`` of pass ``loop`` of the symbols in ``wanted``, joined."""
         frames, offsets, syms, local, counts = (
             self.frames, self.offsets, self.syms, self.local, self.counts,
         )  # fmt: skip
         parts = []
         for i in range(start, end):
+            if syms[i] not in wanted:
+                continue
             f, off = frames[i], offsets[i]
             tid = _ID_BASE + loop * counts[syms[i]] + local[i]
             parts.append(b"%s%013d%s" % (f[:off], tid, f[off + 13 :]))
@@ -119,28 +146,37 @@ class Feed:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self._frames: dict[bool, Rendered] = {}
+        self._frames: dict[bool, Rendered | Recorded] = {}
         self.sent = 0
 
-    def frames(self, micros: bool) -> Rendered:
+    def frames(self, micros: bool) -> Rendered | Recorded:
         """The rendered frames for a time unit (rendered on first use)."""
         if micros not in self._frames:
             a = self.args
-            self._frames[micros] = render(a.symbols, a.frames, a.seed, micros)
+            if a.frames_from == "recorded":
+                names = [s.lower() for s in symbol_names(a.symbols)]
+                token = _TOKEN_US if micros else _TOKEN_US // 1000
+                self._frames[micros] = Recorded(names, a.frames, token, micros)
+            else:
+                self._frames[micros] = render(a.symbols, a.frames, a.seed, micros)
         return self._frames[micros]
 
     async def handler(self, request: WebSocketRequest) -> None:
         """Serve one client until it goes away."""
         micros = "timeunit=microsecond" in request.path.lower()
+        wanted = Wanted({s.lower(): i for i, s in enumerate(symbol_names(self.args.symbols))})
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
+        wanted.change([s for v in query.get("streams", []) for s in v.split("/")], True)
         ws = await request.accept()
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._replies, ws)
-                await self._write(ws, self.frames(micros), micros)
+                nursery.start_soon(self._replies, ws, wanted)
+                await wanted.any.wait()
+                await self._write(ws, self.frames(micros), micros, wanted)
         except* (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away: this connection is done, the server goes on
 
-    async def _replies(self, ws: WebSocketConnection) -> None:
+    async def _replies(self, ws: WebSocketConnection, wanted: Wanted) -> None:
         while True:
             message = await ws.get_message()
             try:
@@ -148,10 +184,14 @@ class Feed:
                 rid, method = request["id"], request["method"]
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 continue
+            if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+                wanted.change(request.get("params"), method == "SUBSCRIBE")
             result = [] if method == "LIST_SUBSCRIPTIONS" else None
             await ws.send_message(orjson.dumps({"result": result, "id": rid}).decode())
 
-    async def _write(self, ws: WebSocketConnection, frames: Rendered, micros: bool) -> None:
+    async def _write(
+        self, ws: WebSocketConnection, frames: Rendered | Recorded, micros: bool, wanted: Wanted
+    ) -> None:
         token = str(_TOKEN_US if micros else _TOKEN_US // 1000).encode()
         div = 1000 if micros else 1_000_000
         n = len(frames)
@@ -160,13 +200,13 @@ class Feed:
             # network hiccup: the client finds thousands of frames waiting at once.
             for loop in itertools.count():
                 now = str(time.time_ns() // div).encode()
-                await _send_bytes(ws, frames.span(0, n, loop).replace(token, now))
+                await _send_bytes(ws, frames.span(0, n, loop, wanted).replace(token, now))
                 self.sent += n
             return
         if self.args.pacing == "max":
             for loop in itertools.count():
                 for start in range(0, n, _BATCH):
-                    batch = frames.span(start, min(start + _BATCH, n), loop)
+                    batch = frames.span(start, min(start + _BATCH, n), loop, wanted)
                     now = str(time.time_ns() // div).encode()
                     await _send_bytes(ws, batch.replace(token, now))
                     self.sent += _BATCH
@@ -185,7 +225,7 @@ class Feed:
                 parts = []
                 while k:  # the chunk may wrap around into the next pass
                     end = min(cursor + k, n)
-                    parts.append(frames.span(cursor, end, loop))
+                    parts.append(frames.span(cursor, end, loop, wanted))
                     k -= end - cursor
                     self.sent += end - cursor
                     cursor = end
@@ -220,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tick", type=float, default=0.005, help="seconds between bursts")
     parser.add_argument("--frames", type=int, default=50_000, help="distinct frames rendered")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--frames-from", choices=["simulator", "recorded"], default="simulator",
+        help="trade frames of the simulator's market, or the real recordings looped "
+             "(benchmarks.recorded_feed: depth, book tickers, klines, aggregate trades)",
+    )  # fmt: skip
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
         "--millis-first", dest="micros_first", action="store_false",

@@ -2,26 +2,38 @@
 receive-and-parse loop, on the same loopback feed, for 1, 10, 100 and 1000 symbols.
 
 Run: ``python -m benchmarks throughput [--symbols 1,10,100,1000] [--rounds 5]
-[--source feed|simulator] [--quick]``.
+[--feed paced,backlog,recorded] [--connections 1,2,4] [--source feed|simulator]
+[--quick]``.
 
-The feed runs in its own process (`benchmarks.feed_server`, the simulator's market
-pre-rendered, so the sender is not the bottleneck; ``--source simulator`` uses
-``gateway simulate --pacing max`` itself, which on a 2-core machine is sender-bound and
-shown for reference). For each symbol count the rounds are interleaved (bare, gateway,
-gateway, bare, ...), each on a fresh connection: a warm-up, then frames counted over a
-fixed window. Medians are reported with their spread, and the gateway as a ratio of
-the bare loop measured in the same run.
+The feed runs in its own process (`benchmarks.feed_server`, frames pre-rendered, so the
+sender is not the bottleneck; ``--source simulator`` uses ``gateway simulate --pacing
+max`` itself, which on a 2-core machine is sender-bound and shown for reference). For
+each case the rounds are interleaved (bare, gateway, gateway with a subscriber,
+python-binance, then the reverse order), each on a fresh connection: a warm-up, then
+frames counted over a fixed window. Medians are reported with their spread, and every
+contender as a ratio of the bare loop measured in the same run.
 
-Feed shapes (``--feed``, default both): ``paced``, batches of 256 frames written back to
-back; ``backlog``, every rendered frame (``--frames``) in one write per pass, the way a
-socket's buffer fills after a network hiccup. Each figure is reported per feed.
+Feed shapes (``--feed``, default all three), each reported on its own: ``paced``,
+batches of 256 trade frames written back to back; ``backlog``, every rendered frame
+(``--frames``) in one write per pass, the way a socket's buffer fills after a network
+hiccup; ``recorded``, the real Binance recordings (depth diffs, book tickers, klines,
+aggregate trades) looped over the symbols with their ids rewritten
+(`benchmarks.recorded_feed`). The feed serves each connection only the streams it
+subscribed to, so at 100 symbols and more the same frames are also measured over 2 and
+4 connections (``--connections``) in one process: the bare loop then runs one task per
+connection, the gateway shards its streams as it does for any connection limit.
 
 The bare loop is our ceiling: ``await ws.get_message()`` + ``orjson.loads``, nothing
 else, with the gateway's own trio-websocket options. The gateway is ``open_gateway``
-with one ``@trade`` stream per symbol and an armed stop-loss per symbol that never fires:
-decode to a typed event, route, symbol state (last price, stop-loss check, latency
-record), publish (no subscriber by default;
-``--subscriber`` adds one draining catch-all subscriber).
+with the feed's streams for each symbol and an armed stop-loss per symbol that never
+fires: decode to a typed event, route, symbol state (sequence, last price, stop-loss
+check, latency record), publish to nobody, or (the ``with subscriber`` rounds) to one
+draining catch-all subscriber.
+
+After the throughput cases: the decode ratio (`decode_frame` of a trade frame against
+``orjson.loads`` of it, CPU time, interleaved rounds) and the latency run of
+`benchmarks.latency` at 20,000 trades/s over 100 symbols; then every target of issue 16
+with its same-run baseline and whether it is met.
 
 Peers: python-binance, when installed, consumes the same feed in its own process
 (`benchmarks.peer_python_binance`; its socket manager's ``STREAM_URL`` instance attribute
@@ -48,7 +60,9 @@ import trio
 from trio_websocket import open_websocket_url
 
 from benchmarks import harness
+from benchmarks.recorded_feed import KINDS
 from gateway.api import open_gateway
+from gateway.core.codec import decode_frame
 from gateway.core.streams import chunk_for_control
 
 _WS_OPTIONS: dict[str, Any] = {
@@ -64,8 +78,10 @@ class _Counter:
         self.frames = 0
 
 
-#: The feed server's pacing for each feed shape.
-_PACING = {"paced": "max", "backlog": "backlog"}
+#: The feed server's pacing for each feed shape (``recorded``: the real recordings).
+_PACING = {"paced": "max", "backlog": "backlog", "recorded": "max"}
+#: The streams each symbol subscribes to, per feed shape (default: trade).
+_STREAMS = {"recorded": KINDS}
 
 
 async def _window(read: Callable[[], int], warmup: float, duration: float) -> float:
@@ -76,40 +92,48 @@ async def _window(read: Callable[[], int], warmup: float, duration: float) -> fl
     return (read() - f0) / (time.perf_counter() - t0)
 
 
-async def bare_round(url: str, streams: list[str], warmup: float, duration: float) -> float:
-    """The ceiling: trio-websocket ``get_message`` + ``orjson.loads``, nothing else."""
+async def bare_round(
+    url: str, streams: list[str], warmup: float, duration: float, connections: int = 1
+) -> float:
+    """The ceiling: trio-websocket ``get_message`` + ``orjson.loads``, nothing else; over
+    ``connections`` sockets, each with its share of the streams (as the gateway shards)."""
     counter = _Counter()
     rate = 0.0
-    with trio.fail_after(warmup + duration + 60):
+    share = -(-len(streams) // connections)
+    shards = [streams[i:i + share] for i in range(0, len(streams), share)]
+
+    async def receive(shard: list[str], task_status: trio.TaskStatus[None]) -> None:
         async with open_websocket_url(f"{url}/stream?timeUnit=MICROSECOND", **_WS_OPTIONS) as ws:
-            for rid, chunk in enumerate(chunk_for_control(streams), start=1):
+            for rid, chunk in enumerate(chunk_for_control(shard), start=1):
                 req = {"method": "SUBSCRIBE", "params": chunk, "id": rid}
                 await ws.send_message(orjson.dumps(req).decode())
                 await trio.sleep(_SUBSCRIBE_PAUSE)
+            task_status.started()
+            get, loads = ws.get_message, orjson.loads
+            while True:
+                loads(await get())
+                counter.frames += 1
 
-            async with trio.open_nursery() as nursery:
-
-                async def receive() -> None:
-                    get, loads = ws.get_message, orjson.loads
-                    while True:
-                        loads(await get())
-                        counter.frames += 1
-
-                nursery.start_soon(receive)
-                rate = await _window(lambda: counter.frames, warmup, duration)
-                nursery.cancel_scope.cancel()
+    with trio.fail_after(warmup + duration + 60):
+        async with trio.open_nursery() as nursery:
+            for shard in shards:
+                await nursery.start(receive, shard)
+            rate = await _window(lambda: counter.frames, warmup, duration)
+            nursery.cancel_scope.cancel()
     return rate
 
 
 async def gateway_round(
     url: str, symbols: list[str], warmup: float, duration: float, subscriber: bool,
-    batch: int = 0,
+    batch: int = 0, *, streams: tuple[str, ...] = ("trade",), connections: int = 1,
 ) -> float:
-    """Frames per second through ``open_gateway`` (counted at the router)."""
+    """Frames per second through ``open_gateway`` (counted at the router), its streams
+    spread over ``connections`` connections."""
     rate = 0.0
     with trio.fail_after(warmup + duration + 120):
         async with open_gateway(
-            symbols=tuple(symbols), url=url, time_unit="MICROSECOND", streams=("trade",),
+            symbols=tuple(symbols), url=url, time_unit="MICROSECOND", streams=streams,
+            max_streams_per_connection=-(-len(symbols) * len(streams) // connections),
             **harness.STREAM_ONLY,
         ) as gw, trio.open_nursery() as nursery:  # fmt: skip
             for symbol in symbols:  # an armed stop per symbol, far below: it never fires
@@ -173,74 +197,175 @@ def _peers() -> list[dict[str, Any]]:
     return [cryptofeed, binance]
 
 
+def _feed_argv(feed: str, n: int, names: list[str], args: argparse.Namespace) -> list[str]:
+    if feed == "simulator":
+        return harness.simulator_argv(names, rate=1000, seed=args.seed, pacing="max")
+    argv = harness.feed_argv(n, pacing=_PACING[feed], rate=0, seed=args.seed,
+                             frames=args.frames)  # fmt: skip
+    return [*argv, "--frames-from", "recorded"] if feed == "recorded" else argv
+
+
+def _measure_case(feed: str, n: int, conns: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Interleaved rounds of every contender on one feed shape, symbol count and number
+    of connections; the JSON-ready result."""
+    names = harness.symbol_names(n)
+    suffixes = _STREAMS.get(feed, ("trade",))
+    streams = [f"{s.lower()}@{suffix}" for s in names for suffix in suffixes]
+    rates: dict[str, list[float]] = {"bare": [], "gateway": []}
+    source_cpu: list[float] = []
+    with harness.ServerProcess(_feed_argv(feed, n, names, args)) as server:
+        gateway = partial(gateway_round, server.url, names, args.warmup, args.duration,
+                          streams=suffixes, connections=conns)  # fmt: skip
+        cases: list[tuple[str, Callable[[], Awaitable[float]]]] = [
+            ("bare", partial(bare_round, server.url, streams, args.warmup, args.duration,
+                             conns)),
+            ("gateway", partial(gateway, False)),
+        ]  # fmt: skip
+        if args.subscriber:
+            rates["gateway+subscriber"] = []
+            cases.append(("gateway+subscriber", partial(gateway, True, args.subscriber_batch)))
+        if _python_binance_available() and conns == 1 and args.peers:
+            rates["python-binance"] = []
+            cases.append(("python-binance", partial(
+                python_binance_round, server.url, streams, args.warmup, args.duration,
+            )))  # fmt: skip
+        for round_no in range(args.rounds):
+            for name, fn in cases if round_no % 2 == 0 else cases[::-1]:
+                c0, t0 = server.cpu_seconds(), time.perf_counter()
+                rates[name].append(trio.run(fn))
+                source_cpu.append((server.cpu_seconds() - c0) / (time.perf_counter() - t0))
+                print(f"  {feed:<8} {n:>5} symbols {conns} conn  round {round_no + 1}  "
+                      f"{name:<18} {rates[name][-1]:>10,.0f} frames/s", flush=True)  # fmt: skip
+    bare, gw = harness.spread(rates["bare"]), harness.spread(rates["gateway"])
+    ratios = [g / b for g, b in zip(rates["gateway"], rates["bare"], strict=False) if b]
+    return {
+        "feed": feed, "symbols": n, "connections": conns,
+        "bare": {**bare, "values": rates["bare"]}, "gateway": {**gw, "values": rates["gateway"]},
+        "ratio_of_medians": gw["median"] / bare["median"] if bare["median"] else 0.0,
+        "ratio_per_round": ratios,
+        "source_cpu_share_median": statistics.median(source_cpu),
+        "peers": {
+            name: {**harness.spread(vals), "values": vals,
+                   "ratio_of_medians": statistics.median(vals) / bare["median"]}
+            for name, vals in rates.items() if name not in ("bare", "gateway") and vals
+        },
+    }  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Measure every symbol count; returns the JSON-ready results."""
+    """Measure every feed shape, symbol count and connection count; then the decode and
+    latency targets. Returns the JSON-ready results."""
     machine = harness.machine_info()
-    results: list[dict[str, Any]] = []
     feeds = args.feed or list(_PACING)
     if unknown := [f for f in feeds if f not in _PACING]:
         raise SystemExit(f"--feed: unknown feed shape(s) {unknown}; choose from {list(_PACING)}")
-    cases_run = [(feed, n) for feed in (["simulator"] if args.source == "simulator" else feeds)
-                 for n in args.symbols]  # fmt: skip
-    for feed, n in cases_run:
-        names = harness.symbol_names(n)
-        streams = [f"{s.lower()}@trade" for s in names]
-        if feed == "simulator":
-            argv = harness.simulator_argv(names, rate=1000, seed=args.seed, pacing="max")
-        else:
-            argv = harness.feed_argv(n, pacing=_PACING[feed], rate=0, seed=args.seed,
-                                     frames=args.frames)  # fmt: skip
-        rates: dict[str, list[float]] = {"bare": [], "gateway": []}
-        source_cpu: list[float] = []
-        with harness.ServerProcess(argv) as server:
-            cases: list[tuple[str, Callable[[], Awaitable[float]]]] = [
-                ("bare", partial(bare_round, server.url, streams, args.warmup, args.duration)),
-                ("gateway", partial(gateway_round, server.url, names, args.warmup,
-                                    args.duration, args.subscriber or bool(args.subscriber_batch),
-                                    args.subscriber_batch)),
-            ]  # fmt: skip
-            if _python_binance_available():
-                rates["python-binance"] = []
-                cases.append(("python-binance", partial(
-                    python_binance_round, server.url, streams, args.warmup, args.duration,
-                )))  # fmt: skip
-            for round_no in range(args.rounds):
-                for name, fn in cases if round_no % 2 == 0 else cases[::-1]:
-                    c0, t0 = server.cpu_seconds(), time.perf_counter()
-                    rates[name].append(trio.run(fn))
-                    source_cpu.append((server.cpu_seconds() - c0) / (time.perf_counter() - t0))
-                    print(f"  {feed:<8} {n:>5} symbols  round {round_no + 1}  {name:<8}"
-                          f" {rates[name][-1]:>10,.0f} frames/s", flush=True)  # fmt: skip
-        bare, gw = harness.spread(rates["bare"]), harness.spread(rates["gateway"])
-        ratios = [g / b for g, b in zip(rates["gateway"], rates["bare"], strict=False) if b]
-        results.append({
-            "feed": feed, "symbols": n, "bare": {**bare, "values": rates["bare"]},
-            "gateway": {**gw, "values": rates["gateway"]},
-            "ratio_of_medians": gw["median"] / bare["median"] if bare["median"] else 0.0,
-            "ratio_per_round": ratios,
-            "source_cpu_share_median": statistics.median(source_cpu),
-            "peers": {
-                name: {**harness.spread(vals), "values": vals,
-                       "ratio_of_medians": statistics.median(vals) / bare["median"]}
-                for name, vals in rates.items() if name not in ("bare", "gateway") and vals
-            },
-        })  # fmt: skip
-    return {
+    results = [
+        _measure_case(feed, n, conns, args)
+        for feed in (["simulator"] if args.source == "simulator" else feeds)
+        for n in args.symbols
+        for conns in ([1] + [c for c in args.connections if c > 1 and n >= 100])
+    ]  # fmt: skip
+    data: dict[str, Any] = {
         "benchmark": "throughput",
         "params": {k: v for k, v in vars(args).items() if k != "func"},
-        "machine": harness.finish_machine_info(machine),
         "results": results,
+        "decode": _decode_ratio(args.decode_rounds) if args.decode_rounds else None,
+        "latency": _latency(args) if args.latency_duration else None,
         "peers": _peers(),
     }
+    data["targets"] = targets(data)
+    data["machine"] = harness.finish_machine_info(machine)
+    return data
+
+
+def _decode_ratio(rounds: int, number: int = 20_000) -> dict[str, Any]:
+    """Decode of a trade frame against ``orjson.loads`` of the same frame, CPU time per
+    call, rounds interleaved (each first in turn); the median ratio and its range."""
+    frame = orjson.dumps({"stream": "btcusdt@trade", "data": {
+        "e": "trade", "E": 1_767_225_600_000_123, "s": "BTCUSDT", "t": 4_123_456_789,
+        "p": "94231.17000000", "q": "0.00125000", "T": 1_767_225_600_000_101, "m": True,
+        "M": True}}).decode()  # fmt: skip
+    ratios, bare, ours = [], [], []
+    for i in range(rounds):
+        pair = [("bare", orjson.loads), ("decode", lambda f: decode_frame(f, 1))]
+        timed = {}
+        for name, fn in pair if i % 2 == 0 else pair[::-1]:
+            start = time.process_time_ns()
+            for _ in range(number):
+                fn(frame)
+            timed[name] = (time.process_time_ns() - start) / number
+        bare.append(timed["bare"])
+        ours.append(timed["decode"])
+        ratios.append(timed["decode"] / timed["bare"])
+    return {"frame_bytes": len(frame), "orjson_loads_ns": statistics.median(bare),
+            "decode_ns": statistics.median(ours), "ratio": statistics.median(ratios),
+            "ratio_range": [min(ratios), max(ratios)], "rounds": rounds}  # fmt: skip
+
+
+def _latency(args: argparse.Namespace) -> dict[str, Any]:
+    """The latency benchmark's measurement at 20,000 trades/s over 100 symbols on the
+    pre-rendered feed: receive -> handled percentiles (`benchmarks.latency`)."""
+    from benchmarks import latency
+
+    ns = argparse.Namespace(symbols=100, rate=20_000.0, duration=args.latency_duration,
+                            warmup=2.0, streams="trade", seed=args.seed, source="feed",
+                            subscriber_buffer=10_000)  # fmt: skip
+    data = latency.run(ns)
+    overall = data["latency_us"]["overall"]
+    return {"rate": ns.rate, "symbols": ns.symbols, "achieved": data["achieved"],
+            "drops": data["drops"], "receive_to_handled_us": overall["receive_to_handled"],
+            "receive_to_subscriber_us": overall["receive_to_subscriber"]}  # fmt: skip
+
+
+def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 16's targets, each with what was measured, its same-run baseline and whether
+    it is met."""
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, measured: float, baseline: str, goal: str, met: bool) -> None:
+        out.append({"target": name, "measured": measured, "baseline": baseline,
+                    "goal": goal, "met": met})  # fmt: skip
+
+    for r in data["results"]:
+        if r["connections"] != 1:
+            continue
+        feed, n, bare = r["feed"], r["symbols"], r["bare"]["median"]
+        base = f"bare loop {bare:,.0f}/s"
+        goal = {100: 0.80, 1000: 0.75}.get(n)
+        if goal is not None:
+            add(f"{feed} {n} symbols: gateway / bare", r["ratio_of_medians"], base,
+                f">= {goal:.2f}", r["ratio_of_medians"] >= goal)  # fmt: skip
+        sub = r["peers"].get("gateway+subscriber")
+        if sub and n == 100:
+            add(f"{feed} {n} symbols: gateway with a subscriber / bare",
+                sub["ratio_of_medians"], base, ">= 0.70", sub["ratio_of_medians"] >= 0.70)
+        peer = r["peers"].get("python-binance")
+        if peer:
+            lead = r["gateway"]["median"] / peer["median"] if peer["median"] else 0.0
+            add(f"{feed} {n} symbols: gateway / python-binance", lead,
+                f"python-binance {peer['median']:,.0f}/s", ">= 1.30", lead >= 1.30)
+    if dec := data.get("decode"):
+        add("decode of a trade / orjson.loads", dec["ratio"],
+            f"orjson.loads {dec['orjson_loads_ns']:.0f} ns", "<= 2.00", dec["ratio"] <= 2.0)
+    if lat := data.get("latency"):
+        handled = lat["receive_to_handled_us"]
+        rate = f"at {lat['achieved']['frames_per_s']:,.0f} frames/s"
+        add("receive -> handled p99 (us)", handled.get("p99", 0.0), rate, "< 1000",
+            0 < handled.get("p99", 0.0) < 1000)
+        add("receive -> handled p99.9 (us)", handled.get("p99.9", 0.0), rate, "< 5000",
+            0 < handled.get("p99.9", 0.0) < 5000)
+    return out
 
 
 def report(data: dict[str, Any]) -> str:
-    """The terminal table."""
+    """The terminal table, then the targets."""
     rows = []
     for r in data["results"]:
+        sub = r["peers"].get("gateway+subscriber")
         rows.append([
-            r.get("feed", "paced"), r["symbols"], r["bare"]["median"], r["gateway"]["median"],
-            f"{r['ratio_of_medians']:.2f}",
+            r.get("feed", "paced"), r["symbols"], r.get("connections", 1), r["bare"]["median"],
+            r["gateway"]["median"], f"{r['ratio_of_medians']:.2f}",
+            f"{sub['ratio_of_medians']:.2f}" if sub else "-",
             f"{r['bare']['spread_pct']:.0f}% / {r['gateway']['spread_pct']:.0f}%",
             f"{100 * r['source_cpu_share_median']:.0f}%",
         ])  # fmt: skip
@@ -248,15 +373,12 @@ def report(data: dict[str, Any]) -> str:
         f"throughput, frames/s (median of {data['params']['rounds']} interleaved rounds; "
         f"source: {data['params']['source']})",
         harness.table(
-            ["feed", "symbols", "bare loop", "gateway", "gateway/bare", "spread bare/gw",
-             "sender CPU"],
+            ["feed", "symbols", "conns", "bare loop", "gateway", "gateway/bare",
+             "with subscriber/bare", "spread bare/gw", "sender CPU"],
             rows,
         ),
-    ]
+    ]  # fmt: skip
     res = data["results"]
-    by_n = {r["symbols"]: r["gateway"]["median"] for r in res if r.get("feed") != "backlog"}
-    if 10 in by_n and 1000 in by_n and by_n[10]:
-        out.append(f"gateway 1000 vs 10 symbols: {by_n[1000] / by_n[10]:.2f}")
     for p in data["peers"]:
         out.append(f"peer {p['name']}: {p['status']} ({p['reason']})")
         for r in res:
@@ -266,6 +388,13 @@ def report(data: dict[str, Any]) -> str:
                            f"{peer['median']:,.0f} frames/s, "
                            f"{peer['ratio_of_medians']:.2f} of the bare loop, gateway/peer "
                            f"{r['gateway']['median'] / peer['median']:.2f}")  # fmt: skip
+    if data.get("targets"):
+        out.append("targets (issue 16; same-run baselines):")
+        out.append(harness.table(
+            ["target", "measured", "goal", "baseline", "met"],
+            [[t["target"], f"{t['measured']:.2f}", t["goal"], t["baseline"],
+              "yes" if t["met"] else "NO"] for t in data["targets"]],
+        ))  # fmt: skip
     out.append(harness.machine_line(data["machine"]))
     return "\n".join(out)
 
@@ -316,13 +445,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--duration", type=float, default=3.0, help="seconds counted per round")
     add("--source", choices=["feed", "simulator"], default="feed")
     add("--feed", type=lambda s: [x for x in s.split(",") if x], default=None,
-        help="feed shapes, comma-separated: paced (batches of 256 frames back to back) and "
-             "backlog (every rendered frame in one write per pass); default both")  # fmt: skip
+        help="feed shapes, comma-separated: paced (batches of 256 trade frames back to "
+             "back), backlog (every rendered frame in one write per pass) and recorded "
+             "(the real recordings looped, ids rewritten); default all three")  # fmt: skip
     add("--frames", type=int, default=50_000, help="distinct frames the feed renders")
-    add("--subscriber", action="store_true", help="add a draining catch-all subscriber")
+    add("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4],
+        help="connection counts measured at 100 symbols and more (default 1,2,4)")
+    add("--no-subscriber", dest="subscriber", action="store_false",
+        help="skip the rounds with a draining catch-all subscriber")
     add("--subscriber-batch", type=int, default=0, metavar="N",
         help="the subscriber takes up to N events per wake-up (receive_batch); 0: one at a "
              "time (async for)")  # fmt: skip
+    add("--no-peers", dest="peers", action="store_false", help="skip python-binance")
+    add("--decode-rounds", type=int, default=15, help="rounds of the decode ratio (0: skip)")
+    add("--latency-duration", type=float, default=10.0,
+        help="seconds of the latency target's run at 20,000 trades/s (0: skip)")
     add("--seed", type=int, default=1)
 
 
@@ -331,7 +468,7 @@ def quick(args: argparse.Namespace) -> None:
     args.symbols, args.rounds, args.warmup, args.duration = [1, 10], 1, 0.3, 1.0
     if args.feed is None:
         args.feed = ["paced"]
-    args.frames = 5000
+    args.frames, args.decode_rounds, args.latency_duration, args.peers = 5000, 3, 0.0, False
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.core.latency import (
@@ -144,3 +144,29 @@ def test_the_hot_path_recorder_keeps_counting_after_a_reset() -> None:
     assert hot.handled.percentile(50) == 10
     hot.record(1_000, 900, 0, 2_000)  # clock skew: counted apart, in no statistic
     assert (hot.handled.negative, hot.exchange.negative) == (1, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**40), st.integers(-(2**20), 2**30),
+                          st.sampled_from(["same", "none", "other"]),
+                          st.integers(-(2**20), 2**40) | st.just(0)),
+                min_size=1, max_size=30))  # fmt: skip
+def test_the_hot_path_record_counts_what_three_recorders_count(
+    rows: list[tuple[int, int, str, int]],
+) -> None:
+    """`HotPathLatency.record`, its shortcut for a trade handled when decided included,
+    counts each value as `LatencyRecorder.record` does."""
+    hot = HotPathLatency()
+    handled, stop, exchange = LatencyRecorder(), LatencyRecorder(), LatencyRecorder()
+    for rns, delta, decided_kind, event_ns in rows:
+        done = rns + delta
+        decided = {"same": done, "none": 0, "other": rns + delta // 2}[decided_kind]
+        hot.record(rns, done, decided, event_ns)
+        handled.record(done - rns)
+        if decided:
+            stop.record(decided - rns)
+        if event_ns:
+            exchange.record(rns - event_ns)
+    for ours, theirs in ((hot.handled, handled), (hot.stop, stop), (hot.exchange, exchange)):
+        assert list(ours._counts) == list(theirs._counts)
+        assert ours.negative == theirs.negative

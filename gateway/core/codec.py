@@ -77,7 +77,7 @@ from gateway.core.fast_events import new_agg_trade, new_trade
 from gateway.core.frames import Event, EventArray, UnknownEvent
 from gateway.errors import DecodeError
 
-__all__ = ["ControlEncoder", "DecodeError", "decode_frame", "stream_symbol"]
+__all__ = ["ControlEncoder", "DecodeError", "decode_frame", "decode_generic", "stream_symbol"]
 
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
@@ -140,6 +140,12 @@ def decode_frame(frame: str | bytes, receive_ns: int = 0) -> Event:
     fast = _fast_trade(frame, receive_ns)  # trade and aggTrade text frames (`codec_wire`)
     if fast is not None:
         return fast
+    return decode_generic(frame, receive_ns)
+
+
+def decode_generic(frame: str | bytes, receive_ns: int = 0) -> Event:
+    """`decode_frame` without the msgspec fast path: for a caller that tried
+    `codec_wire.fast_trade` first (the router), so that no frame is tried twice."""
     try:
         obj = _loads(frame)
     except _JSONDecodeError:

@@ -218,6 +218,21 @@ class HotPathLatency:
         """Count one event: ``decided_ns`` 0 when it is no trade, ``event_ns`` 0 when it
         has no exchange time."""
         v = handled_ns - receive_ns
+        if handled_ns == decided_ns and v >= 64:  # a trade nobody took: one value, twice
+            shift = v.bit_length() - 6
+            i = (shift << 5) + (v >> shift)
+            self._handled_counts[i] += 1
+            self._stop_counts[i] += 1
+            if event_ns:
+                v = receive_ns - event_ns
+                if v >= 64:
+                    shift = v.bit_length() - 6
+                    self._exchange_counts[(shift << 5) + (v >> shift)] += 1
+                elif v >= 0:
+                    self._exchange_counts[v] += 1
+                else:  # clock skew between the exchange and us: counted apart
+                    self.exchange.negative += 1
+            return
         if v >= 64:
             shift = v.bit_length() - 6
             self._handled_counts[(shift << 5) + (v >> shift)] += 1

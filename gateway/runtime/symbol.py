@@ -131,10 +131,11 @@ class SymbolRuntime:
                 if (kind is Trade or kind is AggTrade) and self.machine.take_trade(event, kind):
                     # The usual live trade (`SymbolMachine.take_trade`): `handle`, shortened.
                     decided = time_ns()
-                    self.publisher.publish(event)
+                    # Handled when published, or when decided if nobody takes trades.
+                    handled = time_ns() if self.publisher.publish(event) else decided
                     if rns := event.receive_ns:
                         et = event.event_time
-                        self.latency.record(rns, time_ns(), decided,
+                        self.latency.record(rns, handled, decided,
                                             et * self._unit_ns if et else 0)  # fmt: skip
                     return
                 self.handle(event)
