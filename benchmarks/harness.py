@@ -33,7 +33,7 @@ HDR_HIGHEST_NS = 600 * 1_000_000_000
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _PACKAGES = (
-    "trio-market-gateway", "trio", "trio-websocket", "wsproto", "orjson", "attrs",
+    "trio-market-gateway", "trio", "trio-websocket", "wsproto", "orjson", "msgspec", "attrs",
     "cattrs", "hdrhistogram", "matplotlib",
 )  # fmt: skip
 

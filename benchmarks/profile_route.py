@@ -3,7 +3,9 @@
 frames, with no socket in the way, so the shares are the gateway's own work.
 
 Run: ``python -m benchmarks.profile_route [--frames 200000] [--symbols 100]
-[--no-subscriber] [--top 14]``. Every symbol has an armed stop that never fires; by
+[--no-subscriber] [--recorded] [--top 14]``. ``--recorded``: the real recordings looped
+over the symbols (`benchmarks.recorded_feed`: depth diffs, book tickers, klines,
+aggregate trades) instead of trade frames. Every symbol has an armed stop that never fires; by
 default one catch-all subscriber takes every event (drained between batches). cProfile
 adds a cost per call, so read the shares, not the absolute times (docs/benchmarks.md).
 """
@@ -21,6 +23,7 @@ import orjson
 import trio
 
 from benchmarks.harness import symbol_names
+from benchmarks.recorded_feed import Recorded
 from gateway.core.positions import Position, Side
 from gateway.runtime.publish import Publisher
 from gateway.runtime.router import Router
@@ -41,7 +44,14 @@ def _frames(symbols: list[str], count: int) -> list[str]:
     return out
 
 
-async def profile(frames: int, symbols: int, subscriber: bool, top: int) -> str:
+def _recorded(symbols: list[str], count: int) -> list[str]:
+    """``count`` frames of the recordings over ``symbols``, as `recorded_feed` serves them."""
+    feed = Recorded([s.lower() for s in symbols], count, 1_767_225_600_000_000, micros=True)
+    return [feed.text(i, 0).decode() for i in range(len(feed))]
+
+
+async def profile(frames: int, symbols: int, subscriber: bool, top: int,
+                  recorded: bool = False) -> str:  # fmt: skip
     """Route ``frames`` frames under cProfile; the stats table, by own time."""
     publisher, router = Publisher(), Router()
     sub = publisher.subscribe(bound=2 * _DRAIN_EVERY) if subscriber else None
@@ -52,9 +62,9 @@ async def profile(frames: int, symbols: int, subscriber: bool, top: int) -> str:
         state.live = True
         state.clock = trio.lowlevel.current_clock().current_time
         state.machine.open_position(Position("p", name, Side.LONG, 100.0, 1.0,
-                                             stop_price=0.0001))  # fmt: skip
+                                             stop_price=1e-12))  # fmt: skip
         router.attach(state)
-    rendered = _frames(names, frames)
+    rendered = _recorded(names, frames) if recorded else _frames(names, frames)
     route, now = router.route, time.time_ns()
     prof = cProfile.Profile()
     for start in range(0, len(rendered), _DRAIN_EVERY):
@@ -76,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--no-subscriber", dest="subscriber", action="store_false")
     parser.add_argument("--top", type=int, default=14, help="functions listed")
+    parser.add_argument("--recorded", action="store_true", help="the real recordings looped")
     args = parser.parse_args(argv)
-    print(trio.run(profile, args.frames, args.symbols, args.subscriber, args.top))
+    print(trio.run(profile, args.frames, args.symbols, args.subscriber, args.top,
+                   args.recorded))  # fmt: skip
     return 0
 
 

@@ -122,6 +122,10 @@ class Recorded:
         return [("u", take("book", 0), (sym, "book"))]  # bookTicker
 
     def _frame(self, i: int, loop: int) -> bytes:
+        return ws_frame(self.text(i, loop))
+
+    def text(self, i: int, loop: int) -> bytes:
+        """Frame ``i`` of pass ``loop``: the combined-stream JSON, as the exchange sends it."""
         data = copy.deepcopy(self._templates[i]) if "k" in self._templates[i] else dict(
             self._templates[i])  # fmt: skip
         name = self.names[self.syms[i]]
@@ -139,7 +143,7 @@ class Recorded:
             data["E"] = self.token
         kind = {"aggTrade": "aggTrade", "kline": "kline_1m", "depthUpdate": "depth@100ms"}.get(
             data.get("e", ""), "bookTicker")  # fmt: skip
-        return ws_frame(orjson.dumps({"stream": f"{name}@{kind}", "data": data}))
+        return orjson.dumps({"stream": f"{name}@{kind}", "data": data})
 
     def span(self, start: int, end: int, loop: int, wanted: Contains) -> bytes:
         """Frames ``start:end`` of pass ``loop`` of the symbols in ``wanted``, joined."""

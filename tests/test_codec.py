@@ -32,7 +32,12 @@ from gateway import (
 )
 from gateway.core.codec import ControlEncoder, decode_frame, stream_symbol
 from gateway.core.events import MARKET_EVENT_TYPES
-from gateway.core.fast_events import new_agg_trade, new_trade
+from gateway.core.fast_events import (
+    new_agg_trade,
+    new_book_ticker,
+    new_depth_update,
+    new_trade,
+)
 from gateway.core.frames import ControlError, ControlReply, EventArray, UnknownEvent
 from tests.recorded_data import RECORDINGS, raw_frames
 
@@ -565,3 +570,27 @@ def test_the_fast_trade_constructors_build_what_the_classes_build(
         AggTrade(symbol, ids, price, qty, ids, ids, times, maker, times, rns))
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         trade.price = 1.0  # type: ignore[misc]
+
+
+_LEVELS = st.lists(st.tuples(st.floats(1e-8, 1e9), st.floats(0, 1e9)), max_size=5).map(tuple)
+
+
+@given(symbol=st.text(min_size=1, max_size=12), ids=st.integers(0, 2**62),
+       prices=st.tuples(*[st.floats(0, 1e9)] * 4), bids=_LEVELS, asks=_LEVELS,
+       times=st.integers(0, 2**50) | st.none(), rns=st.integers(0, 2**62))  # fmt: skip
+def test_the_fast_book_and_depth_constructors_build_what_the_classes_build(
+    symbol: str, ids: int, prices: tuple[float, float, float, float],
+    bids: tuple[tuple[float, float], ...], asks: tuple[tuple[float, float], ...],
+    times: int | None, rns: int,
+) -> None:
+    """`fast_events.new_book_ticker` and `new_depth_update` build equal, frozen, hashable
+    events, field for field what ``BookTicker(...)`` and ``DepthUpdate(...)`` build."""
+    book = new_book_ticker(symbol, ids, *prices, times, rns)
+    assert book == BookTicker(symbol, ids, *prices, times, rns)
+    assert hash(book) == hash(BookTicker(symbol, ids, *prices, times, rns))
+    depth = new_depth_update(symbol, ids, ids + 3, bids, asks, times or 0, rns)
+    assert depth == DepthUpdate(symbol, ids, ids + 3, bids, asks, times or 0, rns)
+    assert attrs.asdict(depth) == attrs.asdict(
+        DepthUpdate(symbol, ids, ids + 3, bids, asks, times or 0, rns))
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        book.bid_price = 1.0  # type: ignore[misc]

@@ -41,6 +41,7 @@ from gateway.core.events import (
     RollingTicker,
     Ticker,
 )
+from gateway.core.fast_events import new_book_ticker, new_depth_update
 from gateway.core.frames import ServerShutdown
 from gateway.core.streams import INTERVALS
 
@@ -207,7 +208,7 @@ def _reference_price(d: dict[str, Any], rns: int, stream: str | None) -> Referen
 def _depth_update(d: dict[str, Any], rns: int, stream: str | None) -> DepthUpdate:
     first, final, et = d["U"], d["u"], d["E"]
     _ints(first, final, et)
-    return DepthUpdate(
+    return new_depth_update(
         _str(d["s"]), first, final, _levels(d["b"], "b"), _levels(d["a"], "a"), et, rns
     )
 
@@ -232,7 +233,7 @@ def _book_ticker(d: dict[str, Any], rns: int, stream: str | None) -> BookTicker:
             raise _bad(d, _BOOK_FIELDS)
     except _NUMBER_ERRORS:
         raise _bad(d, _BOOK_FIELDS) from None
-    return BookTicker(_str(d["s"]), u, bid, bid_qty, ask, ask_qty, et, rns)
+    return new_book_ticker(_str(d["s"]), u, bid, bid_qty, ask, ask_qty, et, rns)
 
 
 def _partial_depth(d: dict[str, Any], rns: int, stream: str | None) -> PartialDepth:
