@@ -143,14 +143,14 @@ def unchecked() -> Iterator[None]:
     """Within this block `decode_frame` runs the builders without number validation (and
     without the msgspec path for trades, `codec_wire`: the baseline is the dict path of
     before the checks)."""
-    saved = codec._BY_EVENT, codec._book_ticker, codec._partial_depth, codec._fast_trade
+    saved = codec._BY_EVENT, codec._book_ticker, codec._partial_depth, codec._fast_event
     codec._BY_EVENT = _UNCHECKED_BY_EVENT
     codec._book_ticker, codec._partial_depth = _book_ticker, _partial_depth
-    codec._fast_trade = lambda frame, receive_ns: None
+    codec._fast_event = lambda frame, receive_ns: None
     try:
         yield
     finally:
-        codec._BY_EVENT, codec._book_ticker, codec._partial_depth, codec._fast_trade = saved
+        codec._BY_EVENT, codec._book_ticker, codec._partial_depth, codec._fast_event = saved
 
 
 def _wrap(stream: str, payload: str) -> str:

@@ -72,5 +72,5 @@ def test_the_route_profile_lists_the_hot_path_functions() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("route", "fast_trade", "take_trade", "deliver", "publish"):
+    for name in ("route", "fast_event", "take_trade", "deliver", "publish"):
         assert f"({name})" in proc.stdout

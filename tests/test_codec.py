@@ -556,7 +556,7 @@ def _float_or_nan(text: str) -> float:
 @given(symbol=st.text(min_size=1, max_size=12), ids=st.integers(0, 2**62),
        price=st.floats(1e-8, 1e9), qty=st.floats(1e-8, 1e9), times=st.integers(0, 2**50),
        maker=st.booleans(), rns=st.integers(0, 2**62))  # fmt: skip
-def test_the_fast_trade_constructors_build_what_the_classes_build(
+def test_the_fast_event_constructors_build_what_the_classes_build(
     symbol: str, ids: int, price: float, qty: float, times: int, maker: bool, rns: int,
 ) -> None:
     """`gateway.core.fast_events` builds equal, frozen, hashable events, live (not

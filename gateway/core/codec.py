@@ -71,7 +71,7 @@ from gateway.core.codec_checks import (
 from gateway.core.codec_control import ControlEncoder, _decode_control
 from gateway.core.codec_streams import _depth_stream_info as _depth_stream_info
 from gateway.core.codec_streams import _symbol_of, stream_symbol
-from gateway.core.codec_wire import fast_trade as _fast_trade
+from gateway.core.codec_wire import fast_event as _fast_event
 from gateway.core.events import AggTrade, MiniTicker, RollingTicker, Trade
 from gateway.core.fast_events import new_agg_trade, new_trade
 from gateway.core.frames import Event, EventArray, UnknownEvent
@@ -137,7 +137,7 @@ def decode_frame(frame: str | bytes, receive_ns: int = 0) -> Event:
     for a well-formed frame of a kind this codec does not know. Raises `DecodeError`
     (carrying an excerpt of the frame) for anything malformed, and nothing else.
     """
-    fast = _fast_trade(frame, receive_ns)  # trade and aggTrade text frames (`codec_wire`)
+    fast = _fast_event(frame, receive_ns)  # trade, aggTrade, bookTicker (`codec_wire`)
     if fast is not None:
         return fast
     return decode_generic(frame, receive_ns)
@@ -145,7 +145,7 @@ def decode_frame(frame: str | bytes, receive_ns: int = 0) -> Event:
 
 def decode_generic(frame: str | bytes, receive_ns: int = 0) -> Event:
     """`decode_frame` without the msgspec fast path: for a caller that tried
-    `codec_wire.fast_trade` first (the router), so that no frame is tried twice."""
+    `codec_wire.fast_event` first (the router), so that no frame is tried twice."""
     try:
         obj = _loads(frame)
     except _JSONDecodeError:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from gateway.core.codec import decode_generic
-from gateway.core.codec_wire import fast_trade
+from gateway.core.codec_wire import fast_event
 from gateway.core.frames import ControlError, ControlReply, EventArray, ServerShutdown, UnknownEvent
 from gateway.errors import DecodeError
 
@@ -88,7 +88,7 @@ class Router:
         back to the calling connection (`Notice`). Never raises for bad input, never
         blocks."""
         self.frames += 1
-        event: Any = fast_trade(frame, receive_ns)  # `decode_frame`, split in its two paths
+        event: Any = fast_event(frame, receive_ns)  # `decode_frame`, split in its two paths
         if event is None:
             try:
                 event = decode_generic(frame, receive_ns)
