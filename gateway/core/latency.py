@@ -223,32 +223,23 @@ class HotPathLatency:
             i = (shift << 5) + (v >> shift)
             self._handled_counts[i] += 1
             self._stop_counts[i] += 1
-            if event_ns:
-                v = receive_ns - event_ns
-                if v >= 64:
-                    shift = v.bit_length() - 6
-                    self._exchange_counts[(shift << 5) + (v >> shift)] += 1
-                elif v >= 0:
-                    self._exchange_counts[v] += 1
-                else:  # clock skew between the exchange and us: counted apart
-                    self.exchange.negative += 1
-            return
-        if v >= 64:
-            shift = v.bit_length() - 6
-            self._handled_counts[(shift << 5) + (v >> shift)] += 1
-        elif v >= 0:
-            self._handled_counts[v] += 1
         else:
-            self.handled.negative += 1
-        if decided_ns:
-            v = decided_ns - receive_ns
             if v >= 64:
                 shift = v.bit_length() - 6
-                self._stop_counts[(shift << 5) + (v >> shift)] += 1
+                self._handled_counts[(shift << 5) + (v >> shift)] += 1
             elif v >= 0:
-                self._stop_counts[v] += 1
+                self._handled_counts[v] += 1
             else:
-                self.stop.negative += 1
+                self.handled.negative += 1
+            if decided_ns:
+                v = decided_ns - receive_ns
+                if v >= 64:
+                    shift = v.bit_length() - 6
+                    self._stop_counts[(shift << 5) + (v >> shift)] += 1
+                elif v >= 0:
+                    self._stop_counts[v] += 1
+                else:
+                    self.stop.negative += 1
         if event_ns:
             v = receive_ns - event_ns
             if v >= 64:
