@@ -8,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
+import trio
+from trio_websocket import open_websocket_url
+
+from benchmarks.harness import ServerProcess, feed_argv, symbol_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +55,10 @@ def test_quick_run_writes_expected_json(command: str, tmp_path: Path) -> None:
             assert r["bare"]["median"] > 0 and r["gateway"]["median"] > 0
             assert r["ratio_of_medians"] > 0
         assert {p["name"] for p in data["peers"]} == {"cryptofeed", "python-binance"}
+        for r in data["results"]:  # the subscriber rounds run by default
+            assert r["connections"] == 1 and r["peers"]["gateway+subscriber"]["median"] > 0
+        decode = [t for t in data["targets"] if t["target"].startswith("decode")]
+        assert len(decode) == 1 and decode[0]["measured"] > 0 and decode[0]["goal"] == "<= 2.00"
     else:
         assert len(data["samples"]) >= 3
         for s in data["samples"]:
@@ -74,3 +83,31 @@ def test_the_route_profile_lists_the_hot_path_functions() -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("route", "fast_event", "take_trade", "deliver", "publish"):
         assert f"({name})" in proc.stdout
+
+
+def test_the_feed_serves_each_connection_only_its_streams() -> None:
+    """The throughput feed (`benchmarks.feed_server`) sends a connection the frames of the
+    streams it subscribed to (or named in ``?streams=``), and nothing else, so that the
+    gateway spread over several connections gets each frame once."""
+    names = [s.lower() for s in symbol_names(4)]
+
+    async def symbols_seen(url: str, path: str, subscribe: list[str]) -> set[str]:
+        seen: set[str] = set()
+        with trio.fail_after(30):
+            async with open_websocket_url(url + path) as ws:
+                if subscribe:
+                    await ws.send_message(orjson.dumps(
+                        {"method": "SUBSCRIBE", "params": subscribe, "id": 1}).decode())
+                for _ in range(200):  # bounded: frames of the wanted symbols arrive first
+                    message = orjson.loads(await ws.get_message())
+                    if "stream" in message:
+                        seen.add(message["stream"].partition("@")[0])
+        return seen
+
+    for pacing in ("max", "backlog"):
+        argv = feed_argv(4, pacing=pacing, rate=0, seed=1, frames=400)
+        with ServerProcess(argv) as server:
+            assert trio.run(symbols_seen, server.url, "/stream",
+                            [f"{n}@trade" for n in names[:2]]) == set(names[:2])  # fmt: skip
+            assert trio.run(symbols_seen, server.url, f"/stream?streams={names[3]}@trade",
+                            []) == {names[3]}  # fmt: skip
