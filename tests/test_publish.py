@@ -119,3 +119,24 @@ async def test_a_subscription_is_the_receive_side_only() -> None:
     publisher.publish(Trade("BTCUSDT", 3, 1.0, 1.0, 0, False, 0))  # after close: not queued
     with pytest.raises(trio.EndOfChannel):
         await sub.receive()
+
+
+async def test_who_takes_a_kind_follows_every_subscription_and_callback_change() -> None:
+    """`Publisher.publish` keeps, per event type, who takes it: each subscribe,
+    unsubscribe and callback change is seen by the very next publish of that type."""
+    pub = Publisher()
+    assert pub.publish(trade("BTCUSDT", 0)) is False  # nobody: nothing done
+    sub = pub.subscribe(kinds=[Trade])
+    assert pub.publish(trade("BTCUSDT", 1)) is True
+    assert pub.publish(book("BTCUSDT", 1)) is False  # books: still nobody
+    seen: list[object] = []
+    pub.add_callback(BookTicker, seen.append)
+    assert pub.publish(book("BTCUSDT", 2)) is True and len(pub.callback_queue) == 1
+    pub.remove_callback(BookTicker, seen.append)
+    assert pub.publish(book("BTCUSDT", 3)) is False
+    sub.close()
+    assert pub.publish(trade("BTCUSDT", 2)) is False
+    assert [e.trade_id for e in sub.drain_nowait(10)] == [1]
+    everything = pub.subscribe()
+    assert pub.publish(book("BTCUSDT", 4)) is True
+    assert everything.drain_nowait(10) == [book("BTCUSDT", 4)]
