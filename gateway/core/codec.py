@@ -31,8 +31,9 @@ validation (docs/benchmarks.md, "Decode"), so what float() also reads further on
 passes, as float() reads it ("5_0" is 50, "5e2" 500, "5 " 5, Unicode digits and
 spaces). Ordering (low <= high, bid < ask) is not checked.
 
-Here: the hot path (`decode_frame`, trade and aggTrade; their text frames are parsed by
-`codec_wire` first, the rest here). The field checks are in
+Here: `decode_frame` and the generic path (`decode_generic`: orjson, then a builder per
+kind). Trade, aggTrade and combined bookTicker frames are parsed by msgspec in
+`codec_wire` first, to the same events and by the same rules. The field checks are in
 `codec_checks`, the other kinds' builders in `codec_builders`, control frames in
 `codec_control`, stream-name helpers in `codec_streams`.
 """

@@ -8,7 +8,7 @@ by hand come for free (docs/benchmarks.md, "Decode"). `fast_event` answers None 
 anything it does not take whole (another kind, a wrong type, a value out of range), and
 the generic path then decodes that frame or raises its precise
 `DecodeError`: what the fast path accepts is exactly what the generic path accepts, to
-the same event (tests/test_codec.py checks it, with hypothesis).
+the same event (tests/test_codec_wire.py checks it, with hypothesis).
 """
 
 from __future__ import annotations

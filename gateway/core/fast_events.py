@@ -6,7 +6,7 @@ bound ``object.__setattr__`` per field (decode of a trade frame spends most of i
 there). The codec uses these; everything else keeps calling the classes.
 
 The field order is checked against ``attrs.fields`` when this module is imported, so a
-field added to either class cannot be silently left unset.
+field added to any of these classes cannot be silently left unset.
 """
 
 from __future__ import annotations
@@ -19,21 +19,30 @@ from gateway.core.events import AggTrade, BookTicker, DepthUpdate, Level, Trade
 
 __all__ = ["new_agg_trade", "new_book_ticker", "new_depth_update", "new_trade"]
 
-_TRADE_FIELDS = ("symbol", "trade_id", "price", "quantity", "trade_time", "is_buyer_maker",
-                 "event_time", "receive_ns", "backfilled")  # fmt: skip
-_AGG_FIELDS = ("symbol", "agg_trade_id", "price", "quantity", "first_trade_id",
-               "last_trade_id", "trade_time", "is_buyer_maker", "event_time", "receive_ns",
-               "backfilled")  # fmt: skip
-if tuple(f.name for f in attrs.fields(Trade)) != _TRADE_FIELDS:  # pragma: no cover
-    raise ImportError("gateway.core.fast_events: Trade's fields changed; update it")
-if tuple(f.name for f in attrs.fields(AggTrade)) != _AGG_FIELDS:  # pragma: no cover
-    raise ImportError("gateway.core.fast_events: AggTrade's fields changed; update it")
-
 _new = object.__new__
+
+
+def _setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
+    """Each slot's setter of ``cls``, in field order (checked against ``attrs.fields``)."""
+    if tuple(f.name for f in attrs.fields(cls)) != names:  # pragma: no cover
+        raise ImportError(f"gateway.core.fast_events: {cls.__name__}'s fields changed")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
 (_t_symbol, _t_id, _t_price, _t_qty, _t_time, _t_maker, _t_event, _t_rns,
- _t_backfilled) = (Trade.__dict__[name].__set__ for name in _TRADE_FIELDS)  # fmt: skip
+ _t_backfilled) = _setters(Trade, (
+    "symbol", "trade_id", "price", "quantity", "trade_time", "is_buyer_maker", "event_time",
+    "receive_ns", "backfilled"))  # fmt: skip
 (_a_symbol, _a_id, _a_price, _a_qty, _a_first, _a_last, _a_time, _a_maker, _a_event, _a_rns,
- _a_backfilled) = (AggTrade.__dict__[name].__set__ for name in _AGG_FIELDS)  # fmt: skip
+ _a_backfilled) = _setters(AggTrade, (
+    "symbol", "agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id",
+    "trade_time", "is_buyer_maker", "event_time", "receive_ns", "backfilled"))  # fmt: skip
+(_b_symbol, _b_id, _b_bid, _b_bid_qty, _b_ask, _b_ask_qty, _b_event, _b_rns) = _setters(
+    BookTicker, ("symbol", "update_id", "bid_price", "bid_quantity", "ask_price",
+                 "ask_quantity", "event_time", "receive_ns"))  # fmt: skip
+(_d_symbol, _d_first, _d_final, _d_bids, _d_asks, _d_event, _d_rns) = _setters(
+    DepthUpdate, ("symbol", "first_update_id", "final_update_id", "bids", "asks",
+                  "event_time", "receive_ns"))  # fmt: skip
 
 
 def new_trade(symbol: str, trade_id: int, price: float, quantity: float, trade_time: int,
@@ -70,20 +79,6 @@ def new_agg_trade(symbol: str, agg_trade_id: int, price: float, quantity: float,
     _a_backfilled(a, False)
     return a  # type: ignore[no-any-return]
 
-
-def _setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
-    """Each slot's setter of ``cls``, in field order (checked against ``attrs.fields``)."""
-    if tuple(f.name for f in attrs.fields(cls)) != names:  # pragma: no cover
-        raise ImportError(f"gateway.core.fast_events: {cls.__name__}'s fields changed")
-    return tuple(cls.__dict__[name].__set__ for name in names)
-
-
-(_b_symbol, _b_id, _b_bid, _b_bid_qty, _b_ask, _b_ask_qty, _b_event, _b_rns) = _setters(
-    BookTicker, ("symbol", "update_id", "bid_price", "bid_quantity", "ask_price",
-                 "ask_quantity", "event_time", "receive_ns"))  # fmt: skip
-(_d_symbol, _d_first, _d_final, _d_bids, _d_asks, _d_event, _d_rns) = _setters(
-    DepthUpdate, ("symbol", "first_update_id", "final_update_id", "bids", "asks",
-                  "event_time", "receive_ns"))  # fmt: skip
 
 
 def new_book_ticker(symbol: str, update_id: int, bid_price: float, bid_quantity: float,

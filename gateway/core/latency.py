@@ -217,29 +217,24 @@ class HotPathLatency:
     def record(self, receive_ns: int, handled_ns: int, decided_ns: int, event_ns: int) -> None:
         """Count one event: ``decided_ns`` 0 when it is no trade, ``event_ns`` 0 when it
         has no exchange time."""
-        v = handled_ns - receive_ns
-        if handled_ns == decided_ns and v >= 64:  # a trade nobody took: one value, twice
+        v = i = handled_ns - receive_ns
+        if v >= 64:
             shift = v.bit_length() - 6
             i = (shift << 5) + (v >> shift)
+        if i >= 0:
             self._handled_counts[i] += 1
-            self._stop_counts[i] += 1
         else:
-            if v >= 64:
-                shift = v.bit_length() - 6
-                self._handled_counts[(shift << 5) + (v >> shift)] += 1
-            elif v >= 0:
-                self._handled_counts[v] += 1
-            else:
-                self.handled.negative += 1
-            if decided_ns:
-                v = decided_ns - receive_ns
+            self.handled.negative += 1
+        if decided_ns:
+            if decided_ns != handled_ns:  # else (a trade nobody took): the same bucket
+                v = i = decided_ns - receive_ns
                 if v >= 64:
                     shift = v.bit_length() - 6
-                    self._stop_counts[(shift << 5) + (v >> shift)] += 1
-                elif v >= 0:
-                    self._stop_counts[v] += 1
-                else:
-                    self.stop.negative += 1
+                    i = (shift << 5) + (v >> shift)
+            if i >= 0:
+                self._stop_counts[i] += 1
+            else:
+                self.stop.negative += 1
         if event_ns:
             v = receive_ns - event_ns
             if v >= 64:
