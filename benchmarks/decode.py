@@ -19,12 +19,12 @@ import contextlib
 import json
 import platform
 import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
+from benchmarks.harness import per_call_ns
 from gateway.core import codec
 from gateway.core.codec import decode_frame
 from gateway.core.events import (
@@ -178,22 +178,13 @@ def _frames() -> dict[str, str]:
     }
 
 
-def _per_call_ns(fn: Callable[[], object], number: int) -> float:
-    # CPU time of this process: time spent waiting while the shared machine's other
-    # processes run is not counted (wall time swung by +-30% between rounds here).
-    start = time.process_time_ns()
-    for _ in range(number):
-        fn()
-    return (time.process_time_ns() - start) / number
-
-
 def _time(name: str, data: bytes, number: int) -> float:
     if name == "bare":
-        return _per_call_ns(lambda: orjson.loads(data), number)
+        return per_call_ns(lambda: orjson.loads(data), number)
     if name == "old":
         with unchecked():
-            return _per_call_ns(lambda: decode_frame(data, 1), number)
-    return _per_call_ns(lambda: decode_frame(data, 1), number)
+            return per_call_ns(lambda: decode_frame(data, 1), number)
+    return per_call_ns(lambda: decode_frame(data, 1), number)
 
 
 def _quartiles(values: list[float]) -> tuple[float, float]:

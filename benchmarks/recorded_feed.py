@@ -63,7 +63,6 @@ class Recorded:
         self.names, self.token, self.unit = names, token, 1000 if micros else 1
         self.syms: list[int] = []
         self._templates: list[dict[str, Any]] = []
-        self._streams: list[str] = []
         counters: dict[tuple[int, str], int] = {}
         last_open: dict[int, int] = {}
         self._fields: list[list[tuple[str, int, tuple[int, str]]]] = []
@@ -87,10 +86,6 @@ class Recorded:
 
     def __len__(self) -> int:
         return len(self.syms)
-
-    def streams(self) -> list[str]:
-        """Every stream the feed carries: each kind for each symbol."""
-        return [f"{name}@{kind}" for name in self.names for kind in KINDS]
 
     @staticmethod
     def _ids(sym: int, data: dict[str, Any], counters: dict[tuple[int, str], int],
@@ -117,7 +112,7 @@ class Recorded:
             opened = data["k"]["t"]
             if last_open.get(sym) != opened:  # a new candle: the next minute
                 last_open[sym] = opened
-                counters[(sym, "minute")] = counters.get((sym, "minute"), -1) + 1
+                counters[(sym, "minute")] = counters.get((sym, "minute"), 0) + 1
             return [("k.t", counters[(sym, "minute")], (sym, "minute"))]
         return [("u", take("book", 0), (sym, "book"))]  # bookTicker
 
@@ -131,7 +126,7 @@ class Recorded:
         name = self.names[self.syms[i]]
         data["s"] = name.upper()
         for field, value, key in self._fields[i]:
-            value += loop * (self._per_pass[key] + (1 if key[1] == "minute" else 0))
+            value += loop * self._per_pass[key]
             if field == "k.t":
                 opened = (self._base_open + value * _MINUTE_MS) * self.unit
                 k = data["k"]

@@ -59,7 +59,7 @@ import orjson
 import trio
 from trio_websocket import open_websocket_url
 
-from benchmarks import harness
+from benchmarks import harness, latency
 from benchmarks.recorded_feed import KINDS
 from gateway.api import open_gateway
 from gateway.core.codec import decode_frame
@@ -304,14 +304,11 @@ def _decode_ratio(rounds: int, number: int = 20_000) -> dict[str, Any]:
         "p": "94231.17000000", "q": "0.00125000", "T": 1_767_225_600_000_101, "m": True,
         "M": True}}).decode()  # fmt: skip
     ratios, bare, ours = [], [], []
+    pair: list[tuple[str, Callable[[], object]]] = [
+        ("bare", lambda: orjson.loads(frame)), ("decode", lambda: decode_frame(frame, 1))]
     for i in range(rounds):
-        pair = [("bare", orjson.loads), ("decode", lambda f: decode_frame(f, 1))]
-        timed = {}
-        for name, fn in pair if i % 2 == 0 else pair[::-1]:
-            start = time.process_time_ns()
-            for _ in range(number):
-                fn(frame)
-            timed[name] = (time.process_time_ns() - start) / number
+        timed = {name: harness.per_call_ns(fn, number)
+                 for name, fn in (pair if i % 2 == 0 else pair[::-1])}  # fmt: skip
         bare.append(timed["bare"])
         ours.append(timed["decode"])
         ratios.append(timed["decode"] / timed["bare"])
@@ -323,8 +320,6 @@ def _decode_ratio(rounds: int, number: int = 20_000) -> dict[str, Any]:
 def _latency(args: argparse.Namespace) -> dict[str, Any]:
     """The latency benchmark's measurement at 20,000 trades/s over 100 symbols on the
     pre-rendered feed: receive -> handled percentiles (`benchmarks.latency`)."""
-    from benchmarks import latency
-
     ns = argparse.Namespace(symbols=100, rate=20_000.0, duration=args.latency_duration,
                             warmup=2.0, streams="trade", seed=args.seed, source="feed",
                             subscriber_buffer=10_000)  # fmt: skip
@@ -397,6 +392,14 @@ def report(data: dict[str, Any]) -> str:
         ),
     ]  # fmt: skip
     res = data["results"]
+    for feed in dict.fromkeys(r.get("feed", "paced") for r in res):
+        by_n = {r["symbols"]: r["gateway"]["median"] for r in res
+                if r.get("feed", "paced") == feed and r.get("connections", 1) == 1}  # fmt: skip
+        if 10 in by_n and 1000 in by_n and by_n[10]:
+            out.append(f"{feed}: gateway 1000 vs 10 symbols {by_n[1000] / by_n[10]:.2f}")
+    for r in res:
+        for failure in r.get("failures", ()):
+            out.append(f"{r['feed']} {r['symbols']} symbols: a peer failed: {failure}")
     for p in data["peers"]:
         out.append(f"peer {p['name']}: {p['status']} ({p['reason']})")
         for r in res:

@@ -74,7 +74,7 @@ def _frames(draw: st.DrawFn) -> str:
 
 @settings(max_examples=900, deadline=None)
 @given(_frames(), st.integers(0, 2**62))
-def test_the_fast_path_decodes_every_text_frame_as_the_generic_path_does(
+def test_the_fast_path_decodes_every_frame_as_the_generic_path_does(
     frame: str, rns: int
 ) -> None:
     generic = _generic(frame, rns)
