@@ -147,7 +147,7 @@ class Feed:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self._frames: dict[bool, Rendered | Recorded] = {}
-        self.sent = 0
+        self._index = {s.lower(): i for i, s in enumerate(symbol_names(args.symbols))}
 
     def frames(self, micros: bool) -> Rendered | Recorded:
         """The rendered frames for a time unit (rendered on first use)."""
@@ -164,7 +164,7 @@ class Feed:
     async def handler(self, request: WebSocketRequest) -> None:
         """Serve one client until it goes away."""
         micros = "timeunit=microsecond" in request.path.lower()
-        wanted = Wanted({s.lower(): i for i, s in enumerate(symbol_names(self.args.symbols))})
+        wanted = Wanted(self._index)
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
         wanted.change([s for v in query.get("streams", []) for s in v.split("/")], True)
         ws = await request.accept()
@@ -201,7 +201,6 @@ class Feed:
             for loop in itertools.count():
                 now = str(time.time_ns() // div).encode()
                 await _send_bytes(ws, frames.span(0, n, loop, wanted).replace(token, now))
-                self.sent += n
             return
         if self.args.pacing == "max":
             for loop in itertools.count():
@@ -209,7 +208,6 @@ class Feed:
                     batch = frames.span(start, min(start + _BATCH, n), loop, wanted)
                     now = str(time.time_ns() // div).encode()
                     await _send_bytes(ws, batch.replace(token, now))
-                    self.sent += _BATCH
             return
         tick, rate = self.args.tick, self.args.rate
         due = 0.0
@@ -227,7 +225,6 @@ class Feed:
                     end = min(cursor + k, n)
                     parts.append(frames.span(cursor, end, loop, wanted))
                     k -= end - cursor
-                    self.sent += end - cursor
                     cursor = end
                     if cursor == n:
                         cursor, loop = 0, loop + 1

@@ -98,7 +98,7 @@ def test_the_feed_serves_each_connection_only_its_streams() -> None:
                 if subscribe:
                     await ws.send_message(orjson.dumps(
                         {"method": "SUBSCRIBE", "params": subscribe, "id": 1}).decode())
-                for _ in range(200):  # bounded: frames of the wanted symbols arrive first
+                for _ in range(200):  # bounded: the reply, then frames
                     message = orjson.loads(await ws.get_message())
                     if "stream" in message:
                         seen.add(message["stream"].partition("@")[0])
