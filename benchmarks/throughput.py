@@ -23,12 +23,15 @@ subscribed to, so at 100 symbols and more the same frames are also measured over
 4 connections (``--connections``) in one process: the bare loop then runs one task per
 connection, the gateway shards its streams as it does for any connection limit.
 
-The bare loop is our ceiling: ``await ws.get_message()`` + ``orjson.loads``, nothing
-else, with the gateway's own trio-websocket options. The gateway is ``open_gateway``
-with the feed's streams for each symbol and an armed stop-loss per symbol that never
-fires: decode to a typed event, route, symbol state (sequence, last price, stop-loss
-check, latency record), publish to nobody, or (the ``with subscriber`` rounds) to one
-draining catch-all subscriber.
+The bare loop is the issue's baseline: ``await ws.get_message()`` + ``orjson.loads``,
+nothing else, with the gateway's own trio-websocket options. A second bare loop, ``bare,
+own conn``, does the same over the gateway's connection class (whose reader queues whole
+frames without a scheduler pass each, taken ``RECEIVE_BURST`` at a time): the ceiling of
+the gateway's own transport, so ``gateway/own`` is what the gateway's work leaves of it.
+The gateway is ``open_gateway`` with the feed's streams for each symbol and an armed
+stop-loss per symbol that never fires: decode to a typed event, route, symbol state
+(sequence, last price, stop-loss check, latency record), publish to nobody, or (the
+``with subscriber`` rounds) to one draining catch-all subscriber.
 
 After the throughput cases: the decode ratio (`decode_frame` of a trade frame against
 ``orjson.loads`` of it, CPU time, interleaved rounds) and the latency run of
@@ -50,20 +53,24 @@ import logging
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import orjson
 import trio
-from trio_websocket import open_websocket_url
+from trio_websocket import WebSocketConnection, open_websocket_url
 
 from benchmarks import harness, latency
 from benchmarks.recorded_feed import KINDS
 from gateway.api import open_gateway
 from gateway.core.codec import decode_frame
 from gateway.core.streams import chunk_for_control
+from gateway.runtime.connection import RECEIVE_BURST
+from gateway.runtime.websocket import open_websocket
 
 _WS_OPTIONS: dict[str, Any] = {
     "message_queue_size": 256, "max_message_size": 8 * 2**20, "receive_buffer_size": 65536,
@@ -92,27 +99,62 @@ async def _window(read: Callable[[], int], warmup: float, duration: float) -> fl
     return (read() - f0) / (time.perf_counter() - t0)
 
 
+@asynccontextmanager
+async def _bare_socket(url: str, own: bool) -> AsyncIterator[WebSocketConnection]:
+    """A WebSocket to the feed: trio-websocket's own, or (``own``) the gateway's connection
+    class (`gateway.runtime.websocket.open_websocket`), with the same options."""
+    resource = "/stream?timeUnit=MICROSECOND"
+    if not own:
+        async with open_websocket_url(f"{url}{resource}", **_WS_OPTIONS) as ws:
+            yield ws
+        return
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname and parts.port
+    async with trio.open_nursery() as nursery:
+        stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+        ws = await open_websocket(nursery, stream, parts.hostname, resource, None)
+        try:
+            yield ws
+        finally:
+            nursery.cancel_scope.cancel()
+            await stream.aclose()
+
+
 async def bare_round(
-    url: str, streams: list[str], warmup: float, duration: float, connections: int = 1
-) -> float:
+    url: str, streams: list[str], warmup: float, duration: float, connections: int = 1,
+    own: bool = False,
+) -> float:  # fmt: skip
     """The ceiling: trio-websocket ``get_message`` + ``orjson.loads``, nothing else; over
-    ``connections`` sockets, each with its share of the streams (as the gateway shards)."""
+    ``connections`` sockets, each with its share of the streams (as the gateway shards).
+    ``own``: over the gateway's connection class, taking queued frames as the gateway
+    does (`get_message_nowait`, up to `RECEIVE_BURST` a wake-up)."""
     counter = _Counter()
     rate = 0.0
     share = -(-len(streams) // connections)
     shards = [streams[i:i + share] for i in range(0, len(streams), share)]
 
     async def receive(shard: list[str], task_status: trio.TaskStatus[None]) -> None:
-        async with open_websocket_url(f"{url}/stream?timeUnit=MICROSECOND", **_WS_OPTIONS) as ws:
+        async with _bare_socket(url, own) as ws:
             for rid, chunk in enumerate(chunk_for_control(shard), start=1):
                 req = {"method": "SUBSCRIBE", "params": chunk, "id": rid}
                 await ws.send_message(orjson.dumps(req).decode())
                 await trio.sleep(_SUBSCRIBE_PAUSE)
             task_status.started()
             get, loads = ws.get_message, orjson.loads
+            if not own:
+                while True:
+                    loads(await get())
+                    counter.frames += 1
+            take = ws.get_message_nowait  # type: ignore[attr-defined]
             while True:
                 loads(await get())
                 counter.frames += 1
+                for _ in range(RECEIVE_BURST - 1):
+                    try:
+                        loads(take())
+                    except trio.WouldBlock:
+                        break
+                    counter.frames += 1
 
     with trio.fail_after(warmup + duration + 60):
         async with trio.open_nursery() as nursery:
@@ -218,7 +260,7 @@ def _measure_case(feed: str, n: int, conns: int, args: argparse.Namespace) -> di
     names = harness.symbol_names(n)
     suffixes = _STREAMS.get(feed, ("trade",))
     streams = [f"{s.lower()}@{suffix}" for s in names for suffix in suffixes]
-    rates: dict[str, list[float]] = {"bare": [], "gateway": []}
+    rates: dict[str, list[float]] = {"bare": [], "bare-own": [], "gateway": []}
     source_cpu: list[float] = []
     failures: list[str] = []
     with harness.ServerProcess(_feed_argv(feed, n, names, args)) as server:
@@ -227,6 +269,8 @@ def _measure_case(feed: str, n: int, conns: int, args: argparse.Namespace) -> di
         cases: list[tuple[str, Callable[[], Awaitable[float]]]] = [
             ("bare", partial(bare_round, server.url, streams, args.warmup, args.duration,
                              conns)),
+            ("bare-own", partial(bare_round, server.url, streams, args.warmup, args.duration,
+                                 conns, own=True)),
             ("gateway", partial(gateway, False)),
         ]  # fmt: skip
         if args.subscriber:
@@ -375,10 +419,13 @@ def report(data: dict[str, Any]) -> str:
     rows = []
     for r in data["results"]:
         sub = r["peers"].get("gateway+subscriber")
+        own = r["peers"].get("bare-own")
         rows.append([
             r.get("feed", "paced"), r["symbols"], r.get("connections", 1), r["bare"]["median"],
             r["gateway"]["median"], f"{r['ratio_of_medians']:.2f}",
             f"{sub['ratio_of_medians']:.2f}" if sub else "-",
+            f"{own['median']:,.0f}" if own else "-",
+            f"{r['gateway']['median'] / own['median']:.2f}" if own and own["median"] else "-",
             f"{r['bare']['spread_pct']:.0f}% / {r['gateway']['spread_pct']:.0f}%",
             f"{100 * r['source_cpu_share_median']:.0f}%",
         ])  # fmt: skip
@@ -387,7 +434,8 @@ def report(data: dict[str, Any]) -> str:
         f"source: {data['params']['source']})",
         harness.table(
             ["feed", "symbols", "conns", "bare loop", "gateway", "gateway/bare",
-             "with subscriber/bare", "spread bare/gw", "sender CPU"],
+             "with subscriber/bare", "bare, own conn", "gateway/own", "spread bare/gw",
+             "sender CPU"],
             rows,
         ),
     ]  # fmt: skip
