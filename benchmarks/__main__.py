@@ -10,6 +10,8 @@ End to end (each writes ``<out>/<command>.json`` and ``<out>/<command>.png``):
 - ``lossless``: every fault the embedded exchange can inject, in MockClock time; judges
   that every event arrives once and in order (or in a GapUnfilled) and every crossed stop
   fires once. Exits 1 when an invariant is broken.
+- ``cluster``: events/s to a remote consumer through Redis Streams with 1 and 2 worker
+  processes next to the single-process gateway, and latency to that consumer.
 
 Micro-benchmarks (their own options, passed through): ``decode``, ``mailbox``,
 ``latency-recorder``, ``core-hot-paths`` (also runnable as ``python -m benchmarks.decode``
@@ -26,7 +28,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-_END_TO_END = ("latency", "throughput", "soak", "lossless")
+_END_TO_END = ("latency", "throughput", "soak", "lossless", "cluster")
 _MICRO = {
     "decode": "benchmarks.decode",
     "mailbox": "benchmarks.mailbox",

@@ -1,4 +1,5 @@
-"""Command line entry point: ``gateway run | record | replay | simulate | soak``.
+"""Command line entry point: ``gateway run | record | replay | simulate | soak | cluster |
+tail``.
 
 A small dispatcher: each command's options and behaviour live in its own module
 (`gateway.app.run`, `gateway.app.record`, `gateway.app.replay`,
@@ -84,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
         "prints a table, writes --summary, exits 1 on a broken invariant.",
     )  # fmt: skip
     add_soak_arguments(soak)
+    from gateway.app.cluster_cli import add_cluster_arguments, add_tail_arguments
+
+    cluster = commands.add_parser(
+        "cluster", formatter_class=_Defaults,
+        help="N worker processes, each a gateway for its share, publishing to Redis Streams",
+        description="Run N gateway workers (rendezvous-hashed symbols, restarted when they "
+        "die) publishing every event to Redis Streams, read back by a checking consumer. "
+        "A private redis-server and the embedded exchange unless --redis-url / --url.",
+    )  # fmt: skip
+    add_cluster_arguments(cluster)
+    tail = commands.add_parser(
+        "tail", formatter_class=_Defaults,
+        help="print the live remote feed of a cluster from Redis Streams",
+        description="Read chosen symbols and kinds from a cluster's Redis and print each event.",
+    )  # fmt: skip
+    add_tail_arguments(tail)
     return parser
 
 
@@ -119,5 +136,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from gateway.app.soak import main_soak
 
         return main_soak(args)
+    if args.command in ("cluster", "tail"):
+        from gateway.app import cluster_cli
+
+        return cluster_cli.main_cluster(args) if args.command == "cluster" else (
+            cluster_cli.main_tail(args))
     parser.print_help()
     return 0

@@ -17,6 +17,15 @@ if ! "${PIP[@]}" -e '.[test,clients]'; then
         "${PIP[@]}" "$req" || echo "test.sh: $req could not be installed: its tests skip" >&2
     done
 fi
+# The cluster tests run a real redis-server (tests/conftest.py): Debian's package.
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "test.sh: installing Debian's redis-server for the cluster tests" >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo -n); fi
+    "${SUDO[@]}" apt-get install -y -q redis-server >/dev/null 2>&1 \
+        || { "${SUDO[@]}" apt-get update -q >/dev/null 2>&1 \
+             && "${SUDO[@]}" apt-get install -y -q redis-server >/dev/null; } \
+        || echo "test.sh: redis-server could not be installed: the cluster tests will fail" >&2
+fi
 .venv/bin/ruff check gateway actors tests benchmarks examples
 .venv/bin/mypy gateway actors
 exec .venv/bin/python -m pytest "$@"

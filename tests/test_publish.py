@@ -140,3 +140,26 @@ async def test_who_takes_a_kind_follows_every_subscription_and_callback_change()
     everything = pub.subscribe()
     assert pub.publish(book("BTCUSDT", 4)) is True
     assert everything.drain_nowait(10) == [book("BTCUSDT", 4)]
+
+
+async def test_a_subscriber_takes_queued_events_in_streaks_and_still_sees_cancellation() -> None:
+    # The connection delivers frames in bursts of up to RECEIVE_BURST per wake-up; a
+    # subscriber that took one event per scheduler pass would fall behind and drop. So
+    # `async for` and `receive` take what is queued without a checkpoint, up to STREAK
+    # events, and then checkpoint: cancellation is seen within STREAK events.
+    from gateway.runtime.connection import RECEIVE_BURST
+    from gateway.runtime.publish import STREAK
+
+    assert STREAK >= RECEIVE_BURST
+    pub = Publisher()
+    sub = pub.subscribe(kinds=[Trade], bound=1000)
+    for i in range(3 * STREAK):
+        pub.publish(trade("BTCUSDT", i))
+    got: list[int] = []
+    with trio.CancelScope() as scope:
+        async for event in sub:
+            got.append(event.trade_id)
+            scope.cancel()  # seen at the next checkpoint, not at the next event
+    assert got == list(range(STREAK))
+    got.append((await sub.receive()).trade_id)  # the next one comes with a checkpoint
+    assert got == list(range(STREAK + 1)) and sub.dropped == 0

@@ -66,6 +66,11 @@ class _Inbox(Mailbox[Any]):
         self.kinds = kinds
 
 
+#: Events a subscription hands over per checkpoint when they are queued (`receive`):
+#: the connection's receive loop delivers up to 64 frames a wake-up.
+STREAK = 64
+
+
 class Subscription(trio.abc.ReceiveChannel[Any]):
     """A subscriber's own bounded channel of events: the receive side only.
 
@@ -73,11 +78,12 @@ class Subscription(trio.abc.ReceiveChannel[Any]):
     receiving; `dropped` counts events this subscriber lost by falling behind.
     """
 
-    __slots__ = ("_inbox", "_publisher")
+    __slots__ = ("_inbox", "_publisher", "_streak")
 
     def __init__(self, publisher: Publisher, inbox: _Inbox) -> None:
         self._publisher = publisher
         self._inbox = inbox
+        self._streak = 0  # events `receive` may still take without a checkpoint
 
     @property
     def symbols(self) -> frozenset[str] | None:
@@ -104,14 +110,36 @@ class Subscription(trio.abc.ReceiveChannel[Any]):
         return len(self._inbox)
 
     async def __anext__(self) -> Any:
-        """``async for``: the mailbox's own receive, one coroutine less per event."""
+        """``async for``: `receive`, one coroutine less per event."""
+        if self._streak:
+            self._streak -= 1
+            try:
+                return self._inbox.receive_nowait()
+            except trio.WouldBlock:
+                pass
+            except trio.EndOfChannel:
+                raise StopAsyncIteration from None
+        self._streak = STREAK - 1
         try:
             return await self._inbox.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
 
     async def receive(self) -> Any:
-        """The next event; raises `trio.EndOfChannel` once closed and drained."""
+        """The next event; raises `trio.EndOfChannel` once closed and drained.
+
+        A checkpoint every `STREAK` events, not each: events already queued are taken
+        without one, so that a subscriber keeps up with a connection that delivers its
+        frames in bursts (`RECEIVE_BURST` a wake-up). Cancellation is seen within
+        `STREAK` events, and at once when the queue is empty.
+        """
+        if self._streak:
+            self._streak -= 1
+            try:
+                return self._inbox.receive_nowait()
+            except trio.WouldBlock:
+                pass
+        self._streak = STREAK - 1
         return await self._inbox.receive()
 
     def receive_nowait(self) -> Any:
