@@ -56,8 +56,9 @@ class Mailbox(_MailboxState[T], trio.abc.ReceiveChannel[T]):
 
     Counters, readable at any time: ``depth`` (``len(mailbox)``),
     ``high_water`` (the largest depth seen), ``dropped`` (messages discarded
-    by the overflow policy), ``received_total`` (messages handed to a
-    consumer). Every message offered and not refused is exactly one of:
+    by the overflow policy), ``conflated`` (the part of ``dropped`` that a newer
+    message of the same key replaced in line, under `CONFLATE`), ``received_total``
+    (messages handed to a consumer). Every message offered and not refused is exactly one of:
     received, dropped, or still queued.
 
     In-flight message: each receive records the message it hands out as
@@ -131,6 +132,7 @@ class Mailbox(_MailboxState[T], trio.abc.ReceiveChannel[T]):
         if key is not None and key in latest:
             latest[key] = msg  # replaces the queued value, keeps its place
             self.dropped += 1
+            self.conflated += 1
             return True
         buffer = self._buffer
         if len(buffer) >= self._bound:

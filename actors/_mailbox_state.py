@@ -53,6 +53,7 @@ class _MailboxState(Generic[T]):
         "_overflow",
         "_receivers",
         "_senders",
+        "conflated",
         "dropped",
         "high_water",
         "received_total",
@@ -87,6 +88,7 @@ class _MailboxState(Generic[T]):
         self._senders: OrderedDict[Task, T] = OrderedDict()
         self.high_water = 0
         self.dropped = 0
+        self.conflated = 0
         self.received_total = 0
 
     # ------------------------------------------------------------ inspection

@@ -13,13 +13,14 @@ by every round. Contenders, in interleaved rounds on a fresh feed connection eac
   (no Redis): the in-process ceiling;
 - ``cluster-1``, ``cluster-2``: `gateway.cluster.parent.open_cluster` with 1 or 2 worker
   processes publishing to Redis; the events/s are those the cluster's checking consumer
-  (a remote consumer in this process, decoding every entry) read back, and beside them
-  the entries/s the workers published.
+  (a remote consumer in this process, decoding every entry, one task) read back, and
+  beside them the entries/s the workers published.
 
-Latency: the feed paced at ``--latency-rate`` trades/s, 2 workers, and a remote consumer
-recording, per event, now minus the worker's receive time (``rns``) and minus the
-exchange's event time (``E``, ms). Targets (issue 17): 2 workers >= 1.6x one worker;
-remote p99 < 5 ms. All processes share this machine's cores; the summary says how many.
+Latency: the feed paced at ``--latency-rate`` trades/s, 2 workers, and one remote
+consumer (no checking consumer beside it) recording, per event, now minus the worker's
+receive time (``rns``) and minus the exchange's event time (``E``, ms). Targets (issue
+17): 2 workers >= 1.6x one worker; remote p99 < 5 ms. All processes share this
+machine's cores; the summary says how many.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ async def latency_round(url: str, redis_url: str, names: list[str], warmup: floa
     """2 workers on a paced feed; a remote consumer's latency per event."""
     from_receive, from_event = harness.new_hdr(), harness.new_hdr()
     params = _params(url, redis_url, names, 2, prefix)
-    async with open_cluster(params) as _cluster, open_remote_feed(
+    async with open_cluster(params, consume=False), open_remote_feed(
         redis_url, names, ["trade"], prefix=prefix, start="$",
     ) as feed:  # fmt: skip
         count = 0

@@ -203,14 +203,15 @@ async def gateway_round(
             rate = (f1 - f0) / (t1 - t0)
             if sub is not None and d1 > d0:  # only the frames whose events all arrived count
                 rate *= (k1 - k0) / ((k1 - k0) + (d1 - d0))
-                print(f"  the subscriber dropped {d1 - d0:,} of {(k1 - k0) + (d1 - d0):,} "
+                print(f"  the subscriber missed {d1 - d0:,} of {(k1 - k0) + (d1 - d0):,} "
                       "events: the rate counts the delivered share", flush=True)  # fmt: skip
             nursery.cancel_scope.cancel()
     return rate
 
 
 def _dropped(sub: Any) -> int:
-    return int(sub.dropped) if sub is not None else 0
+    """Events ``sub`` missed (a latest-value event replaced by a newer one is not one)."""
+    return int(sub.dropped - sub.conflated) if sub is not None else 0
 
 
 async def python_binance_round(

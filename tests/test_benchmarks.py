@@ -111,3 +111,12 @@ def test_the_feed_serves_each_connection_only_its_streams() -> None:
                             [f"{n}@trade" for n in names[:2]]) == set(names[:2])  # fmt: skip
             assert trio.run(symbols_seen, server.url, f"/stream?streams={names[3]}@trade",
                             []) == {names[3]}  # fmt: skip
+
+
+def test_the_cluster_benchmark_quick_run_measures_every_contender(tmp_path: Path) -> None:
+    data = _run("cluster", tmp_path)
+    for contender in ("single", "cluster-1", "cluster-2"):
+        assert data["medians"][contender]["received"] > 0
+        assert data["medians"][contender]["published"] > 0
+    assert data["latency"]["receive_to_remote_us"]["count"] > 0
+    assert [t["goal"] for t in data["targets"]] == [">= 1.60", "< 5000"]

@@ -39,7 +39,7 @@ async def test_slow_subscriber_drops_its_own_oldest_and_counts() -> None:
     for i in range(20):
         pub.publish(trade("BTCUSDT", i))
     assert [e.trade_id for e in slow.drain_nowait(100)] == [15, 16, 17, 18, 19]
-    assert slow.dropped == 15
+    assert slow.dropped == 15 and slow.conflated == 0  # trades are never conflated
     assert len(fast.drain_nowait(100)) == 20 and fast.dropped == 0
 
 
@@ -55,7 +55,7 @@ async def test_a_burst_is_taken_in_batches_in_order_with_latest_values_in_their_
     assert (len(first), len(rest), len(sub)) == (2000, 1001, 0)
     assert isinstance(first[0], BookTicker) and first[0].update_id == 1
     assert [e.trade_id for e in first[1:] + rest] == list(range(3000))
-    assert sub.dropped == 1
+    assert sub.dropped == 1 and sub.conflated == 1  # superseded, not missed
 
 
 async def test_closed_subscription_stops_receiving() -> None:

@@ -8,56 +8,123 @@ import logging
 import math
 import signal
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from gateway.cluster.parent import ClusterParams, open_cluster, write_summary
 from gateway.errors import ConfigError, GatewayError
 
-__all__ = ["add_cluster_arguments", "add_tail_arguments", "main_cluster", "main_tail"]
+__all__ = [
+    "add_cluster_arguments", "add_tail_arguments", "cluster_params", "load_cluster_table",
+    "main_cluster", "main_tail",
+]  # fmt: skip
 
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
+#: ``ClusterParams`` fields the command line sets (the rest come from the file or the
+#: defaults), with their option's type.
+_OPTIONS: dict[str, Any] = {
+    "workers": int, "symbols": _names, "streams": _names, "redis_url": str, "url": str,
+    "rest_url": str, "rate": float, "prefix": str, "maxlen": int, "max_restarts": int,
+    "period": float, "handover": float, "log_dir": Path,
+}  # fmt: skip
+
+_HELP = {
+    "workers": "worker processes", "symbols": "comma-separated symbols",
+    "streams": "streams per symbol (trade, aggTrade, kline_<i>, ticker, bookTicker)",
+    "redis_url": "the Redis to publish to (none: a private Redis server, started and "
+                 "stopped with the cluster)",
+    "url": "the exchange's WebSocket base URL (none: the embedded exchange, in its own "
+           "process)",
+    "rest_url": "the exchange's REST base URL (with --url)",
+    "rate": "the embedded exchange's trades per second, all symbols",
+    "prefix": "first part of every stream key", "maxlen": "approximate cap of each stream "
+    "(0: none)", "max_restarts": "restarts of one worker allowed within --period before it "
+    "is given up", "period": "seconds of the restart intensity",
+    "handover": "seconds both owners of a moving symbol run when the cluster is resized",
+    "log_dir": "each worker's log, <name>.log (none: discarded)",
+}  # fmt: skip
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``cluster`` options."""
+    """The ``cluster`` options: each overrides the ``[cluster]`` table of ``--config``."""
     d = ClusterParams()
     add = parser.add_argument
-    add("--workers", type=int, default=d.workers, help="worker processes")
-    # String defaults: argparse passes them through ``type`` too, and --help shows them.
-    add("--symbols", type=_names, default=", ".join(d.symbols), help="comma-separated symbols")
-    add("--streams", type=_names, default=", ".join(d.streams), help="streams per symbol")
-    add("--redis-url", default=None,
-        help="the Redis to publish to (default: a private Redis server, started and "
-             "stopped with the cluster)")  # fmt: skip
-    add("--url", default=None, help="the exchange's WebSocket base URL (default: the "
-        "embedded exchange, in its own process)")
-    add("--rest-url", default=None, help="the exchange's REST base URL (with --url)")
-    add("--rate", type=float, default=d.rate, help="the embedded exchange's trades per second")
-    add("--prefix", default=d.prefix, help="first part of every stream key")
-    add("--maxlen", type=int, default=d.maxlen, help="approximate cap of each stream (0: none)")
-    add("--max-restarts", type=int, default=d.max_restarts,
-        help="restarts of one worker allowed within --period before it is given up")  # fmt: skip
-    add("--period", type=float, default=d.period, help="seconds of the restart intensity")
+    add("--config", type=Path, default=None,
+        help="a TOML file whose [cluster] table sets any option below (options win)")
+    for name, kind in _OPTIONS.items():
+        add(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None,
+            help=f"{_HELP[name]} (default {_shown(getattr(d, name))})")  # fmt: skip
     add("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
     add("--summary", type=Path, default=None, help="write the summary JSON here")
-    add("--log-dir", type=Path, default=None, help="each worker's log, <name>.log")
+
+
+def cluster_params(args: argparse.Namespace) -> ClusterParams:
+    """The `ClusterParams` of the command line over the ``[cluster]`` table of
+    ``--config`` over the defaults; `ConfigError` names a bad key or value."""
+    values: dict[str, Any] = {}
+    if args.config is not None:
+        values.update(load_cluster_table(args.config))
+    values.update({k: getattr(args, k) for k in _OPTIONS if getattr(args, k) is not None})
+    if "symbols" in values:
+        values["symbols"] = tuple(str(s).upper() for s in values["symbols"])
+    try:
+        return ClusterParams(**values)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"[cluster]: {exc}") from None
+
+
+def load_cluster_table(path: Path) -> dict[str, Any]:
+    """The ``[cluster]`` table of the TOML file at ``path``, its values typed."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    table = data.get("cluster", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[cluster] must be a table")
+    allowed = [f.name for f in attrs.fields(ClusterParams)]
+    if unknown := sorted(set(table) - set(allowed)):
+        raise ConfigError(f"unknown key cluster.{', '.join(unknown)}; allowed: "
+                          f"{', '.join(allowed)}")  # fmt: skip
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        want: Any = {int: int, float: (int, float), str: str}.get(_OPTIONS.get(key, object))
+        if key in ("symbols", "streams", "faults"):
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise ConfigError(f"cluster.{key} must be a list of strings, got {value!r}")
+            value = tuple(value)
+        elif key == "log_dir":
+            value = Path(str(value))
+        elif want is not None and (isinstance(value, bool) or not isinstance(value, want)):
+            raise ConfigError(f"cluster.{key} must be {_OPTIONS[key].__name__}, got {value!r}")
+        out[key] = float(value) if _OPTIONS.get(key) is float else value
+    return out
 
 
 def main_cluster(args: argparse.Namespace) -> int:
     """``gateway cluster``: 0 pass, 1 fail (the summary's verdict), 2 bad option."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     try:
-        params = ClusterParams(
-            workers=args.workers, symbols=tuple(s.upper() for s in args.symbols),
-            streams=args.streams, redis_url=args.redis_url, url=args.url,
-            rest_url=args.rest_url, rate=args.rate, prefix=args.prefix, maxlen=args.maxlen,
-            max_restarts=args.max_restarts, period=args.period, log_dir=args.log_dir,
-        )  # fmt: skip
+        params = cluster_params(args)
         summary = trio.run(_until_signal, params, args.duration)
     except (ConfigError, GatewayError) as exc:
         print(f"gateway cluster: {exc}", file=sys.stderr)

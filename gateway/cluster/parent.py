@@ -406,8 +406,9 @@ async def _embedded_exchange(params: ClusterParams) -> AsyncIterator[tuple[str, 
 
 
 @asynccontextmanager
-async def open_cluster(params: ClusterParams) -> AsyncIterator[Cluster]:
-    """A running cluster (Redis, exchange, workers, consumer); all stopped on exit."""
+async def open_cluster(params: ClusterParams, *, consume: bool = True) -> AsyncIterator[Cluster]:
+    """A running cluster (Redis, exchange, workers, and unless not ``consume`` the
+    checking consumer); all stopped on exit."""
     async with AsyncExitStack() as stack:
         private = params.redis_url is None
         if private:
@@ -425,7 +426,8 @@ async def open_cluster(params: ClusterParams) -> AsyncIterator[Cluster]:
             ws_url, rest_url = params.url, params.rest_url or ""
         nursery = await stack.enter_async_context(trio.open_nursery())
         cluster = Cluster(params, redis_url, private, ws_url, rest_url, nursery)
-        await nursery.start(cluster.consume)
+        if consume:
+            await nursery.start(cluster.consume)
         for name, share in assign(params.symbols, worker_names(params.workers)).items():
             await cluster.start_worker(name, share)
         try:

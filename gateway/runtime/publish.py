@@ -101,6 +101,12 @@ class Subscription(trio.abc.ReceiveChannel[Any]):
         return self._inbox.dropped
 
     @property
+    def conflated(self) -> int:
+        """The part of `dropped` that was a latest-value event (ticker, book ticker ...)
+        replaced in line by a newer one of its symbol: superseded, not missed."""
+        return self._inbox.conflated
+
+    @property
     def closed(self) -> bool:
         """True once `close` was called."""
         return self._inbox.closed
