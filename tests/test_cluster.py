@@ -38,6 +38,10 @@ def _params(**overrides: object) -> ClusterParams:
     return ClusterParams(**options)  # type: ignore[arg-type]
 
 
+def _total(cluster: Cluster) -> int:
+    return sum(sum(kinds.values()) for kinds in cluster.received.values())
+
+
 def _trades(cluster: Cluster, symbol: str) -> int:
     return cluster.received.get(symbol, {}).get("trade", 0)
 
@@ -121,7 +125,8 @@ async def test_a_stop_whose_worker_dies_between_trigger_and_close_fires_exactly_
                     lambda r: r.get(symbol, {}).get("stop", 0) >= 2)
                 states = [(await positions.get(i))["state"] for i in ids]
                 while states != ["closed", "closed"]:  # the second close follows its stop
-                    await cluster.wait_received(lambda _: True)
+                    seen = _total(cluster)  # look again after the next event read back
+                    await cluster.wait_received(lambda _, seen=seen: _total(cluster) > seen)
                     states = [(await positions.get(i))["state"] for i in ids]
             stops = await client.xrange(f"{params.prefix}:{symbol}:stop")
         summary = await cluster.summary()

@@ -18,6 +18,7 @@ from typing import Any
 import coredis
 import pytest
 import trio
+from coredis.tokens import PureToken
 
 from gateway import Gateway
 from gateway.cluster.consumer import RemoteFeed, open_remote_feed
@@ -261,3 +262,27 @@ def test_only_published_kinds_have_a_stream() -> None:
     with pytest.raises(TypeError, match="Ticker"):
         stream_kind(object.__new__(type("Ticker", (), {})))
     assert stream_kind(object.__new__(Ticker)) == "ticker"
+
+
+async def test_a_feed_from_now_misses_nothing_added_while_it_was_disconnected(
+    private_redis: PrivateRedis,
+) -> None:
+    # "$" (from now) is resolved to each stream's last id on the first connect: a quiet
+    # stream (ETHUSDT, nothing in it yet) keeps what is added while the feed's connection
+    # is down, and Redis keeps its data (only the connections are killed).
+    publisher = RedisPublisher(private_redis.url, prefix="now")
+    btc = _trades(1, 3)
+    eth = [Trade("ETHUSDT", i, 1.0, 1.0, 1_000 + i, False, 1_000 + i, 5) for i in range(1, 6)]
+    async with coredis.Redis.from_url(private_redis.url, decode_responses=True) as client:
+        script = client.register_script(_publish_script())
+        async with open_remote_feed(private_redis.url, ["BTCUSDT", "ETHUSDT"], ["trade"],
+                                    prefix="now") as feed:  # fmt: skip
+            await publisher._send(script, btc[:1])
+            first = await take(feed, 1)  # connected, and both streams' "$" resolved
+            assert feed.last_ids["now:ETHUSDT:trade"] == "0-0"  # empty when resolved
+            killed = await client.client_kill(type_=PureToken.NORMAL, skipme=True)
+            await publisher._send(script, eth + btc[1:])
+            rest = await take(feed, 7)
+    assert killed == 1  # the feed's connection (coredis may reconnect it within its pool)
+    assert by_symbol(first + rest) == {"BTCUSDT": [1, 2, 3], "ETHUSDT": [1, 2, 3, 4, 5]}
+    assert feed.stats.gaps == feed.stats.duplicates == 0

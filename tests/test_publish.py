@@ -145,8 +145,9 @@ async def test_who_takes_a_kind_follows_every_subscription_and_callback_change()
 async def test_a_subscriber_takes_queued_events_in_streaks_and_still_sees_cancellation() -> None:
     # The connection delivers frames in bursts of up to RECEIVE_BURST per wake-up; a
     # subscriber that took one event per scheduler pass would fall behind and drop. So
-    # `async for` and `receive` take what is queued without a checkpoint, up to STREAK
-    # events, and then checkpoint: cancellation is seen within STREAK events.
+    # `async for` takes what is queued without a checkpoint, up to STREAK events, and
+    # then checkpoints: cancellation is seen within STREAK events. `receive` keeps
+    # trio's rule: a checkpoint every call.
     from gateway.runtime.connection import RECEIVE_BURST
     from gateway.runtime.publish import STREAK
 
@@ -161,5 +162,9 @@ async def test_a_subscriber_takes_queued_events_in_streaks_and_still_sees_cancel
             got.append(event.trade_id)
             scope.cancel()  # seen at the next checkpoint, not at the next event
     assert got == list(range(STREAK))
-    got.append((await sub.receive()).trade_id)  # the next one comes with a checkpoint
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        with pytest.raises(trio.Cancelled):
+            await sub.receive()  # a checkpoint, even with events queued
+    got.append((await sub.receive()).trade_id)
     assert got == list(range(STREAK + 1)) and sub.dropped == 0

@@ -146,10 +146,12 @@ async def _open_feed(reader: _Reader) -> AsyncIterator[RemoteFeed]:
     """Run ``reader`` for the duration of the block; the feed it fills."""
     send, receive = trio.open_memory_channel[list[tuple[str, str, Any]]](2)  # whole reads
     group, stats = reader.group, reader.stats
+    feed = RemoteFeed(receive, reader.acks if group else None, reader.handed, stats)
+    reader.user_ids = feed.last_ids
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reader.run, send)
         try:
-            yield RemoteFeed(receive, reader.acks if group else None, reader.handed, stats)
+            yield feed
         finally:
             nursery.cancel_scope.cancel()
 
@@ -173,6 +175,8 @@ class _Reader:
         self._pending_first = group is not None  # a group: this consumer's own backlog first
         #: (key, id) of entries the user finished, to acknowledge (a group only).
         self.acks: list[tuple[str, str]] = []
+        #: The feed's ``last_ids`` (a "$" there becomes the id it stood for).
+        self.user_ids: dict[str, str] = {}
 
     async def run(self, send: trio.MemorySendChannel[list[tuple[str, str, Any]]],
                   ) -> None:  # fmt: skip
@@ -187,6 +191,8 @@ class _Reader:
                     connected_once = True
                     if self.group is not None:
                         await self._create_group(client)
+                    else:
+                        await self._resolve_now(client)
                     attempt = 0
                     while True:
                         await self._ack(client)
@@ -199,12 +205,24 @@ class _Reader:
             await trio.sleep(self.policy.delay(attempt, self._rng))
             attempt += 1
 
+    async def _resolve_now(self, client: Any) -> None:
+        """Turn each "$" (from now) into the stream's last id, once: a "$" sent again on
+        a later read would skip what was added between two reads, or while away."""
+        for key, last in self.handed.items():
+            if last == "$":
+                top = await client.xrevrange(key, count=1)
+                self.handed[key] = top[0].identifier if top else "0-0"
+                if self.user_ids.get(key) == "$":
+                    self.user_ids[key] = self.handed[key]
+
     async def _create_group(self, client: Any) -> None:
         for key, start in self.handed.items():
             with suppress(coredis.exceptions.StreamDuplicateConsumerGroupError):
                 await client.xgroup_create(key, self.group, identifier=start, mkstream=True)
-        # A group's ids are the group's: this consumer reads its own backlog, then new.
+        # A group's ids are the group's: this consumer reads its own backlog, then new
+        # (again after every reconnect: a reply lost with the connection is in it).
         self._read_ids = dict.fromkeys(self.handed, "0")
+        self._pending_first = True
 
     async def _ack(self, client: Any) -> None:
         """Acknowledge what the user finished (a group). The list is bounded: the user
@@ -227,8 +245,17 @@ class _Reader:
         else:
             backlog = self._pending_first
             ids = self._read_ids if backlog else dict.fromkeys(self.handed, ">")
-            reply = await client.xreadgroup(self.group, self.consumer, ids, count=self.batch,
-                                            block=None if backlog else self.block_ms)  # fmt: skip
+            block = None if backlog else self.block_ms
+            try:
+                reply = await client.xreadgroup(self.group, self.consumer, ids,
+                                                count=self.batch, block=block)  # fmt: skip
+            except TypeError:  # coredis 6.9 on pending entries the stream trimmed away
+                if not backlog:
+                    raise
+                log.warning("remote feed: this consumer's pending entries were trimmed from "
+                            "the streams; going on with new ones")  # fmt: skip
+                self._pending_first = False
+                return
             if self._pending_first and not any(reply.values() if reply else ()):
                 self._pending_first = False  # the backlog is done: now new entries
                 return

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 #: Faults a worker can be started with (the parent passes them to a first life only).
 FAULTS = ("die-before-close",)
+_SWEEP = 5.0  # s between looks for closes whose closer died
 
 
 async def _record_only(position: dict[str, str]) -> None:
@@ -59,17 +60,17 @@ class PositionKeeper:
         if positions is None:
             raise GatewayError("positions: Redis is not reachable; the stop stays in-process")
         won = await positions.trigger(event, self.owner, time.time_ns())
-        if won == 0:
-            self.already_fired += 1
-            return
-        self.fired += 1
-        if won == 1:
-            if "die-before-close" in self.faults:  # the fault the tests inject
+        if won == 0:  # fired already: by another worker, or by this call before a lost
+            self.already_fired += 1  # reply; the close claim below is atomic either way
+        else:
+            self.fired += 1
+        if won != -1:
+            if won == 1 and "die-before-close" in self.faults:  # the fault the tests inject
                 os.kill(os.getpid(), signal.SIGKILL)
             await self._close(positions, event.position_id)
 
     async def _close(self, positions: RedisPositions, position_id: str) -> None:
-        if await positions.claim_close(position_id, self.owner):
+        if await positions.claim_close(position_id, f"{self.owner}:{os.getpid()}"):
             await self.close_action(await positions.get(position_id))
             await positions.mark_closed(position_id, {"by": self.owner})
             self.closed += 1
@@ -97,7 +98,11 @@ class PositionKeeper:
                         started = True
                         task_status.started()
                     attempt = 0
+                    sweep_at = trio.current_time() + _SWEEP
                     while True:
+                        if trio.current_time() >= sweep_at:  # closes left by dead closers
+                            sweep_at = trio.current_time() + _SWEEP
+                            await self._sweep(gw, positions)
                         reply = await client.xread({key: last}, count=100, block=1000)
                         for entries in (reply or {}).values():
                             for entry in entries:
@@ -114,6 +119,13 @@ class PositionKeeper:
                 task_status.started()
             await trio.sleep(policy.delay(attempt, rng))
             attempt += 1
+
+    async def _sweep(self, gw: Any, positions: RedisPositions) -> None:
+        """Close what fired and is not closed (a closer's lease may have run out)."""
+        for symbol in sorted(self.symbols):
+            for p in await positions.of_symbol(symbol):
+                if p.get("state") in ("triggered", "closing"):
+                    await self._take(gw, positions, p)
 
     async def _take(self, gw: Any, positions: RedisPositions, p: dict[str, str]) -> None:
         state = p.get("state")

@@ -244,6 +244,9 @@ class Cluster:
                 slot.started.set()
                 self._note_change()
                 live()
+            else:  # silent, or it said something else: an exit, for the restart rule
+                log.warning("worker %s did not say it was live; killing it", slot.name)
+                proc.kill()
             return await proc.wait()
         finally:
             if proc.returncode is None:  # cancelled: stop it, SIGTERM then SIGKILL
@@ -414,8 +417,8 @@ async def open_cluster(params: ClusterParams, *, consume: bool = True) -> AsyncI
         if private:
             server = PrivateRedis()
             stack.callback(server.cleanup)
+            stack.push_async_callback(server.stop)  # before start: a cancelled start too
             await server.start()
-            stack.push_async_callback(server.stop)
             redis_url = server.url
         else:
             assert params.redis_url is not None

@@ -10,15 +10,17 @@ The one transition that matters, ``armed -> triggered``, is a Lua script that al
 the `StopTriggered` entry to the symbol's ``stop`` stream: atomic, so when two workers
 fire the same stop (both own the symbol for a moment during a handover, or a restarted
 worker sees the crossing again) exactly one wins and one stop event exists. The winner
-then claims the close (``triggered -> closing``, atomic too), runs it and marks the
-position ``closed``; a worker that starts and finds a position ``triggered`` (its owner
+then claims the close (``triggered -> closing`` with a lease, atomic too), runs it and
+marks the position ``closed``; a worker that finds a position ``triggered`` (its owner
 died between trigger and close) claims and runs the close for it, without firing it
-again. A worker that dies while closing runs that close again when it restarts (the
-close action must then be idempotent, as an exchange order with a client id is).
+again. A close whose closer died while closing is claimed again once its lease (30 s)
+has run out, so the close action may run twice: it must be idempotent, as an exchange
+order with a client order id is.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -57,18 +59,25 @@ return 1
 """
 
 
-# KEYS: the position hash. ARGV: the closer. ``triggered -> closing`` (this worker runs the
-# close) returns 1; ``closing`` by this same worker name (it died while closing) 1 again;
-# anything else 0.
+# KEYS: the position hash. ARGV: the closer (worker name and pid), now and the lease (ms).
+# ``triggered -> closing`` (this closer runs the close, for at most the lease) returns 1;
+# ``closing`` whose lease ran out (its closer died while closing) is claimed again, 1;
+# anything else 0 (two processes of one worker name during a handover never both close).
 _CLAIM_CLOSE = """
 local state = redis.call('HGET', KEYS[1], 'state')
+local now = tonumber(ARGV[2])
 if state == 'triggered' or (state == 'closing' and
-                            redis.call('HGET', KEYS[1], 'closer') == ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'state', 'closing', 'closer', ARGV[1])
+    tonumber(redis.call('HGET', KEYS[1], 'closing_until') or '0') < now) then
+  redis.call('HSET', KEYS[1], 'state', 'closing', 'closer', ARGV[1],
+    'closing_until', tostring(now + tonumber(ARGV[3])))
   return 1
 end
 return 0
 """
+
+#: How long a claimed close may run before another worker may claim it again (ms): above
+#: the gateway's close-hook timeout (10 s by default).
+CLOSE_LEASE_MS = 30_000
 
 
 def position_key(prefix: str, position_id: str) -> str:
@@ -90,9 +99,13 @@ class RedisPositions:
         self._trigger = client.register_script(_TRIGGER)
         self._claim = client.register_script(_CLAIM_CLOSE)
 
-    async def claim_close(self, position_id: str, closer: str) -> bool:
-        """True if ``closer`` is to run this fired position's close (one worker does)."""
-        return bool(await self._claim([position_key(self.prefix, position_id)], [closer]))
+    async def claim_close(self, position_id: str, closer: str,
+                          lease_ms: int = CLOSE_LEASE_MS) -> bool:  # fmt: skip
+        """True if ``closer`` is to run this fired position's close (one does at a time;
+        a claim not marked closed within ``lease_ms`` may be claimed again)."""
+        now = str(int(time.time() * 1000))
+        return bool(await self._claim([position_key(self.prefix, position_id)],
+                                      [closer, now, str(lease_ms)]))  # fmt: skip
 
     async def open(self, symbol: str, side: str, entry_price: float, *, stop_price: float,
                    quantity: float = 0.0, position_id: str | None = None) -> str:  # fmt: skip

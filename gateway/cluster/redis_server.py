@@ -79,7 +79,12 @@ class PrivateRedis:
                 self._argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
-            if await self._wait_ready(startup_limit):
+            try:
+                ready = await self._wait_ready(startup_limit)
+            except BaseException:  # cancelled (Ctrl-C) while waiting: never leave it running
+                await self.stop()
+                raise
+            if ready:
                 return
             await self.stop()
         log = self.directory / "redis.log"
@@ -115,16 +120,17 @@ class PrivateRedis:
         return False
 
     async def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 5 s); nothing if not running."""
+        """Stop the server (SIGTERM, then SIGKILL after 5 s) and reap it, even when
+        cancelled (shielded: bounded by those 5 s); nothing if not running."""
         proc, self._process = self._process, None
         if proc is None or proc.returncode is not None:
             return
-        proc.terminate()
-        with trio.move_on_after(5) as waited:
-            await proc.wait()
-        if waited.cancelled_caught:
-            proc.kill()
-            with trio.CancelScope(shield=True):
+        with trio.CancelScope(shield=True):
+            proc.terminate()
+            with trio.move_on_after(5):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
                 await proc.wait()
 
     def cleanup(self) -> None:

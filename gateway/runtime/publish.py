@@ -66,7 +66,7 @@ class _Inbox(Mailbox[Any]):
         self.kinds = kinds
 
 
-#: Events a subscription hands over per checkpoint when they are queued (`receive`):
+#: Events ``async for`` over a subscription takes per checkpoint when they are queued:
 #: the connection's receive loop delivers up to 64 frames a wake-up.
 STREAK = 64
 
@@ -116,7 +116,11 @@ class Subscription(trio.abc.ReceiveChannel[Any]):
         return len(self._inbox)
 
     async def __anext__(self) -> Any:
-        """``async for``: `receive`, one coroutine less per event."""
+        """``async for``: the next event, with a checkpoint every `STREAK` events, not
+        each: events already queued are taken without one, so that a subscriber keeps up
+        with a connection that delivers its frames in bursts (`RECEIVE_BURST` a wake-up).
+        Cancellation is seen within `STREAK` events, and at once when the queue is empty.
+        `receive` keeps trio's rule (a checkpoint every call)."""
         if self._streak:
             self._streak -= 1
             try:
@@ -132,20 +136,9 @@ class Subscription(trio.abc.ReceiveChannel[Any]):
             raise StopAsyncIteration from None
 
     async def receive(self) -> Any:
-        """The next event; raises `trio.EndOfChannel` once closed and drained.
-
-        A checkpoint every `STREAK` events, not each: events already queued are taken
-        without one, so that a subscriber keeps up with a connection that delivers its
-        frames in bursts (`RECEIVE_BURST` a wake-up). Cancellation is seen within
-        `STREAK` events, and at once when the queue is empty.
-        """
-        if self._streak:
-            self._streak -= 1
-            try:
-                return self._inbox.receive_nowait()
-            except trio.WouldBlock:
-                pass
-        self._streak = STREAK - 1
+        """The next event (a checkpoint each call; ``async for`` takes queued events in
+        streaks, `receive_batch` many at once); `trio.EndOfChannel` once closed and
+        drained."""
         return await self._inbox.receive()
 
     def receive_nowait(self) -> Any:
