@@ -155,15 +155,20 @@ def evolve_config(config: GatewayConfig, **overrides: Any) -> GatewayConfig:
     return config_from_dict(data)
 
 
-def load_config(path: str | Path) -> GatewayConfig:
-    """Read a TOML file into a `GatewayConfig`; a ``[gateway]`` table is used if present."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML file at ``path``; `ConfigError` (one line) if unreadable or not TOML."""
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            return tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read a TOML file into a `GatewayConfig`; a ``[gateway]`` table is used if present."""
+    data = read_toml(path)
     table = data.get("gateway", data)
     if not isinstance(table, dict):
         raise ConfigError("[gateway] must be a table")

@@ -8,7 +8,6 @@ import logging
 import math
 import signal
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import attrs
 import trio
 
 from gateway.cluster.parent import ClusterParams, open_cluster, write_summary
+from gateway.config import read_toml
 from gateway.errors import ConfigError, GatewayError
 
 __all__ = [
@@ -91,14 +91,7 @@ def cluster_params(args: argparse.Namespace) -> ClusterParams:
 
 def load_cluster_table(path: Path) -> dict[str, Any]:
     """The ``[cluster]`` table of the TOML file at ``path``, its values typed."""
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    table = data.get("cluster", {})
+    table = read_toml(path).get("cluster", {})
     if not isinstance(table, dict):
         raise ConfigError("[cluster] must be a table")
     allowed = [f.name for f in attrs.fields(ClusterParams)]

@@ -36,7 +36,7 @@ import trio
 from gateway.cluster.consumer import RemoteFeed, open_remote_feed
 from gateway.cluster.hashing import assign, worker_names
 from gateway.cluster.redis_client import REDIS_ERRORS, redis_client
-from gateway.cluster.redis_server import PrivateRedis
+from gateway.cluster.redis_server import PrivateRedis, stop_process
 from gateway.cluster.worker import worker_key
 from gateway.core.backoff import ReconnectPolicy
 from gateway.errors import ConfigError, GatewayError
@@ -249,14 +249,7 @@ class Cluster:
                 proc.kill()
             return await proc.wait()
         finally:
-            if proc.returncode is None:  # cancelled: stop it, SIGTERM then SIGKILL
-                with trio.CancelScope(shield=True):
-                    proc.terminate()
-                    with trio.move_on_after(5):
-                        await proc.wait()
-                    if proc.returncode is None:
-                        proc.kill()
-                        await proc.wait()
+            await stop_process(proc)  # cancelled: stop it, SIGTERM then SIGKILL
             if proc.stdout is not None:
                 with trio.CancelScope(shield=True):
                     await proc.stdout.aclose()
@@ -399,13 +392,7 @@ async def _embedded_exchange(params: ClusterParams) -> AsyncIterator[tuple[str, 
         rest = fields.get("rest_url", "-")
         yield fields["ws_url"], "" if rest == "-" else rest
     finally:
-        with trio.CancelScope(shield=True):
-            proc.terminate()
-            with trio.move_on_after(5):
-                await proc.wait()
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc)
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ import trio
 
 from gateway.errors import GatewayError
 
-__all__ = ["PrivateRedis", "RedisUnavailable", "open_private_redis"]
+__all__ = ["PrivateRedis", "RedisUnavailable", "open_private_redis", "stop_process"]
 
 _INSTALL_HINT = (
     "install Debian's redis-server (apt-get install -y redis-server) or give a Redis URL"
@@ -29,6 +29,21 @@ _INSTALL_HINT = (
 
 class RedisUnavailable(GatewayError):
     """No ``redis-server`` could be found or started; the message says what to do."""
+
+
+async def stop_process(proc: trio.Process, grace: float = 5.0) -> None:
+    """Stop a child process and reap it: SIGTERM, then SIGKILL after ``grace`` s;
+    shielded, so that a cancelled caller never leaves it running (bounded by ``grace``).
+    Nothing if it has exited."""
+    if proc.returncode is not None:
+        return
+    with trio.CancelScope(shield=True):
+        proc.terminate()
+        with trio.move_on_after(grace):
+            await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 def _free_port() -> int:
@@ -123,15 +138,8 @@ class PrivateRedis:
         """Stop the server (SIGTERM, then SIGKILL after 5 s) and reap it, even when
         cancelled (shielded: bounded by those 5 s); nothing if not running."""
         proc, self._process = self._process, None
-        if proc is None or proc.returncode is not None:
-            return
-        with trio.CancelScope(shield=True):
-            proc.terminate()
-            with trio.move_on_after(5):
-                await proc.wait()
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        if proc is not None:
+            await stop_process(proc)
 
     def cleanup(self) -> None:
         """Remove the temporary directory (if this object made it)."""
