@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from gateway.core.backoff import ReconnectPolicy
 from gateway.errors import ConfigError, GatewayError
 
 __all__ = [
-    "Cluster", "ClusterParams", "WorkerSlot", "open_cluster", "run_cluster", "write_summary",
+    "Cluster", "ClusterParams", "WorkerSlot", "open_cluster", "write_summary",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,6 @@ class WorkerSlot:
     restarts: int = 0
     exits: list[int] = attrs.field(factory=list)
     state: str = "starting"  # starting | running | restarting | gave up | stopped | idle
-    started: trio.Event = attrs.field(factory=trio.Event, repr=False)
     _scope: trio.CancelScope | None = attrs.field(default=None, repr=False)
     _history: deque[float] = attrs.field(factory=deque, repr=False)
 
@@ -241,7 +239,6 @@ class Cluster:
         try:
             if await _said_live(proc):
                 slot.state = "running"
-                slot.started.set()
                 self._note_change()
                 live()
             else:  # silent, or it said something else: an exit, for the restart rule
@@ -424,13 +421,6 @@ async def open_cluster(params: ClusterParams, *, consume: bool = True) -> AsyncI
             yield cluster
         finally:
             nursery.cancel_scope.cancel()
-
-
-async def run_cluster(params: ClusterParams, duration: float = math.inf) -> dict[str, Any]:
-    """Run a cluster for ``duration`` s (or until cancelled); its summary."""
-    async with open_cluster(params) as cluster:
-        await trio.sleep(duration)
-        return await cluster.summary()
 
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
